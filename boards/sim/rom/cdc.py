@@ -1,0 +1,55 @@
+# The sim board's USB-CDC serial: stdin/stdout of this process, bridged to a pty by the host.
+#
+# On a Pico the USB stack, below Python, turns a received Ctrl-C into KeyboardInterrupt while the
+# interrupt char is enabled. The unix port does that only through SIGINT, which a pipe never
+# raises, so this layer does it: bytes are taken one at a time and 0x03 raises KeyboardInterrupt,
+# leaving whatever follows (mpremote's Ctrl-A) unread for the REPL.
+import select
+import sys
+
+from micropython import const
+
+_CTRL_C = const(3)
+
+
+class Cdc:
+    def __init__(self, clock):
+        self._clock = clock
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._one = bytearray(1)
+        self.interrupt_enabled = True  # micropython.kbd_intr(3) vs kbd_intr(-1)
+
+    def _ready(self, timeout_ms):
+        for _obj, ev in self._poll.ipoll(timeout_ms):
+            if ev & (select.POLLHUP | select.POLLERR) and not ev & select.POLLIN:
+                raise SystemExit  # host side of the link is gone: the board is unplugged
+            return True
+        return False
+
+    def readchar(self):
+        """Next received byte, or -1 if none is waiting."""
+        if not self._ready(0):
+            return -1
+        if self._in.readinto(self._one) != 1:
+            raise SystemExit  # EOF: bridge closed
+        c = self._one[0]
+        if c == _CTRL_C and self.interrupt_enabled:
+            raise KeyboardInterrupt
+        return c
+
+    def wait(self, timeout_ms):
+        """Block until input is waiting or timeout_ms of virtual time passed."""
+        if timeout_ms <= 0:
+            return
+        if self._clock.skip_to >= 0:
+            # Fast-forward: time jumps, but still let the host in.
+            if not self._ready(0):
+                self._clock.advance(timeout_ms)
+            return
+        self._ready(self._clock.real_ms(timeout_ms))
+
+    def write(self, data):
+        self._out.write(data)

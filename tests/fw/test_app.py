@@ -1,0 +1,81 @@
+# The app's loop over a fake board (CPython and micropython).
+import json
+
+from fakes import TICKS_PERIOD, FakeBoard
+from itpump import VERSION, app
+
+
+def replies(board):
+    return [json.loads(line) for line in board.serial.lines()]
+
+
+def make():
+    b = FakeBoard(cause="WDT")
+    a = app.App(b)
+    return b, a
+
+
+def test_boot_event_names_firmware_board_and_reset_cause():
+    b, a = make()
+    a.boot()
+    ev = replies(b)[0]
+    assert ev == {"event": "boot", "fw": VERSION, "board": "fake", "reset_cause": "WDT"}
+
+
+def test_status_and_ping_over_the_link():
+    b, a = make()
+    b.serial.feed(b'{"id":1,"op":"ping"}\n{"id":2,"op":"status"}\n')
+    a.poll_link()
+    r = replies(b)
+    assert r[0] == {"id": 1, "ok": True, "result": {"pong": True}}
+    st = r[1]["result"]
+    assert r[1]["id"] == 2 and st["fw"] == VERSION and st["board"] == "fake"
+    assert st["reset_cause"] == "WDT" and st["mem_free"] > 0 and "uptime_ms" in st
+
+
+def test_bad_input_gets_errors_and_the_loop_keeps_serving():
+    b, a = make()
+    b.serial.feed(b"{oops\n" + b"x" * 5000 + b"\n" + b'{"id":5,"op":"warp"}\n\r\n' + b'{"id":6,"op":"ping"}\n')
+    a.poll_link()
+    r = replies(b)
+    assert [m["ok"] for m in r] == [False, False, False, True]
+    assert r[0]["error"]["code"] == "JSON"
+    assert r[1]["error"]["code"] == "FRAME" and r[1]["id"] is None
+    assert r[2]["error"]["code"] == "UNKNOWN_OP" and r[2]["id"] == 5
+    assert r[3]["id"] == 6
+
+
+def test_uptime_counts_across_the_tick_wrap():
+    b, a = make()
+    start = b.clock.ticks_ms()
+    nt = b.clock.ticks_add(start, app.TICK_MS)
+    for _ in range(600):  # 60 s of ticks; the fake clock wraps 1 s in
+        nt = a.step(nt)
+        nt = a.step(nt)
+    assert b.clock.ticks_ms() < start  # it wrapped
+    b.serial.feed(b'{"id":1,"op":"status"}\n')
+    a.poll_link()
+    st = replies(b)[0]["result"]
+    assert 59000 <= st["uptime_ms"] <= 61000, st["uptime_ms"]
+    assert st["ticks"] >= 590
+
+
+def test_ticks_do_not_burst_after_a_stall():
+    b, a = make()
+    nt = b.clock.ticks_add(b.clock.ticks_ms(), app.TICK_MS)
+    b.clock.advance(10000)  # the loop was stalled 10 s
+    nt = a.step(nt)
+    assert a.ticks == 1
+    assert 0 < b.clock.ticks_diff(nt, b.clock.ticks_ms()) <= app.TICK_MS
+
+
+def test_ctrl_c_interrupts_main_unless_locked():
+    b, a = make()
+    b.serial.feed(b"\x03")
+    app.main(b)  # returns: KeyboardInterrupt leaves for the REPL
+    b2 = FakeBoard()
+    b2.set_repl_lock(True)
+    b2.serial.feed(b"\x03")
+    a2 = app.App(b2)
+    a2.poll_link()  # plain data while locked: no exception
+    assert TICKS_PERIOD == 1 << 30
