@@ -2,7 +2,8 @@
 #   request  {"id":7,"op":"status","args":{}}            (changes add "role","ctr" and TAB + HMAC hex)
 #   reply    {"id":7,"ok":true,"result":{...}}  or  {"id":7,"ok":false,"error":{"code":..,"message":..}}
 #   event    {"event":"boot",...}                          (unsolicited)
-# Every reject is a well-formed error reply; nothing here changes pump state.
+# Every reject is a well-formed error reply and changes nothing. Changes pass the auth layer (auth.py):
+# dispatch(line, ops, auth) with ops {name: handler} (a read) or {name: (handler, CHANGE)}.
 import json
 
 try:
@@ -12,8 +13,17 @@ except ImportError:  # CPython: host tools and unit tests import this module too
         return x
 
 MAX_LINE = const(2048)  # bytes per request line, newline excluded
+MAX_BODY = const(1983)  # JSON part: the line less TAB and 64 hex digits of MAC
+MAX_DEPTH = const(5)  # JSON nesting: request {args {list [item {...}]}} plus one; json.loads has no limit
 MAX_ID = const(0x3FFFFFFF)  # ids stay small ints on the rp2 (31-bit)
+MAX_CTR = const(0x3FFFFFFF)  # counters too: a billion signed changes outlives the device
+MAX_INT = const(0x3FFFFFFF)  # default bound of int arguments (small ints, no bigint in the tick)
 MAX_OP_LEN = const(32)
+MAX_ROLE_LEN = const(16)
+_ECHO = const(32)  # at most this much of a peer's text is echoed in an error message
+
+READ = const(0)  # op kinds in the ops table
+CHANGE = const(1)
 
 # Error codes (stable: host tools and tests match on them)
 E_FRAME = "FRAME"  # over-long line, not UTF-8, bad MAC field
@@ -22,6 +32,15 @@ E_REQUEST = "REQUEST"  # JSON but not a valid request object
 E_UNKNOWN_OP = "UNKNOWN_OP"
 E_ARGS = "ARGS"  # op known, arguments wrong
 E_INTERNAL = "INTERNAL"  # handler failed; state unchanged
+# Auth layer (auth.py): a change refused before it was applied
+E_AUTH_MISSING = "AUTH_MISSING"  # change without role, ctr or MAC
+E_AUTH_ROLE = "AUTH_ROLE"  # unknown role
+E_AUTH_FORBIDDEN = "AUTH_FORBIDDEN"  # role may not do this op
+E_AUTH_MAC = "AUTH_MAC"  # MAC does not match
+E_AUTH_REPLAY = "AUTH_REPLAY"  # counter not above the last one accepted for the role
+E_AUTH_LOCKED = "AUTH_LOCKED"  # too many failures: changes refused for a while (reads work)
+E_AUTH_NOKEYS = "AUTH_NOKEYS"  # no key provisioned for the role (no default secrets)
+E_AUTH_STATE = "AUTH_STATE"  # counters could not be loaded or saved: changes refused
 
 FEED_NONE = const(0)
 FEED_LINE = const(1)
@@ -89,8 +108,39 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _echo(s):
+    return s if len(s) <= _ECHO else s[:_ECHO] + "..."
+
+
+def check_depth(body, limit=MAX_DEPTH):
+    """Refuse JSON nested deeper than limit before json.loads sees it (no recursion limit there)."""
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return  # fast path: too few brackets to nest that deep
+    depth = 0
+    in_str = False
+    esc = False
+    for c in body:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 92:  # backslash
+                esc = True
+            elif c == 34:  # quote
+                in_str = False
+        elif c == 34:
+            in_str = True
+        elif c == 123 or c == 91:  # { [
+            depth += 1
+            if depth > limit:
+                raise ProtocolError(E_REQUEST, "JSON nested deeper than %d levels" % limit)
+        elif c == 125 or c == 93:  # } ]
+            depth -= 1
+
+
 def parse(line):
-    """bytes -> Request, or ProtocolError. Returns (request, id) where id is known even on error."""
+    """bytes -> Request, or ProtocolError naming what is wrong. Checks sizes before parsing."""
+    if len(line) > MAX_LINE:
+        raise ProtocolError(E_FRAME, "line longer than %d bytes" % MAX_LINE)
     tab = line.find(b"\t")
     if tab >= 0:
         body = line[:tab]
@@ -98,11 +148,16 @@ def parse(line):
     else:
         body = line
         mac = None
+    if len(body) > MAX_BODY:
+        raise ProtocolError(E_FRAME, "JSON part longer than %d bytes" % MAX_BODY)
     try:
         text = str(body, "utf-8")
         mac_s = None if mac is None else str(mac, "utf-8")
     except UnicodeError:
         raise ProtocolError(E_FRAME, "line is not valid UTF-8")
+    if mac_s is not None and (len(mac_s) != 64 or not _is_hex(mac_s)):
+        raise ProtocolError(E_FRAME, "MAC after TAB must be 64 hex digits")
+    check_depth(body)
     try:
         obj = json.loads(text)
     except ValueError:
@@ -111,7 +166,7 @@ def parse(line):
         raise ProtocolError(E_REQUEST, "request must be a JSON object")
     for k in obj:
         if k not in _FIELDS:
-            raise ProtocolError(E_REQUEST, "unknown field '%s'" % k)
+            raise ProtocolError(E_REQUEST, "unknown field '%s'" % _echo(k))
     req_id = obj.get("id")
     if not _is_int(req_id) or req_id < 0 or req_id > MAX_ID:
         raise ProtocolError(E_REQUEST, "'id' must be an integer 0..%d" % MAX_ID)
@@ -121,14 +176,15 @@ def parse(line):
     args = obj.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError(E_REQUEST, "'args' must be an object")
+    for k in args:
+        if not 0 < len(k) <= MAX_OP_LEN:
+            raise ProtocolError(E_REQUEST, "argument names must be 1..%d characters" % MAX_OP_LEN)
     role = obj.get("role")
-    if role is not None and not isinstance(role, str):
-        raise ProtocolError(E_REQUEST, "'role' must be a string")
+    if role is not None and (not isinstance(role, str) or not 0 < len(role) <= MAX_ROLE_LEN):
+        raise ProtocolError(E_REQUEST, "'role' must be a string of 1..%d characters" % MAX_ROLE_LEN)
     ctr = obj.get("ctr")
-    if ctr is not None and (not _is_int(ctr) or ctr < 0):
-        raise ProtocolError(E_REQUEST, "'ctr' must be a non-negative integer")
-    if mac_s is not None and (len(mac_s) != 64 or not _is_hex(mac_s)):
-        raise ProtocolError(E_FRAME, "MAC after TAB must be 64 hex digits")
+    if ctr is not None and (not _is_int(ctr) or ctr < 0 or ctr > MAX_CTR):
+        raise ProtocolError(E_REQUEST, "'ctr' must be an integer 0..%d" % MAX_CTR)
     return Request(req_id, op, args, role, ctr, body, mac_s)
 
 
@@ -142,10 +198,14 @@ def _is_hex(s):
 def request_id(line):
     """Best-effort id of a rejected line, so the host can match the error to its request."""
     try:
-        obj = json.loads(str(line.split(b"\t", 1)[0], "utf-8"))
+        body = line.split(b"\t", 1)[0]
+        if len(line) > MAX_LINE or len(body) > MAX_BODY:
+            return None
+        check_depth(body)
+        obj = json.loads(str(body, "utf-8"))
         rid = obj.get("id") if isinstance(obj, dict) else None
         return rid if _is_int(rid) and 0 <= rid <= MAX_ID else None
-    except (ValueError, UnicodeError):
+    except Exception:  # whatever the line is, the error reply must still go out
         return None
 
 
@@ -164,13 +224,22 @@ def event_line(name, data):
     return (json.dumps(d) + "\n").encode()
 
 
+def _finite(v):
+    return v == v and v - v == 0  # NaN fails the first, +-inf the second
+
+
 def check_args(args, spec):
-    """Validate args against spec {name: (type, required)}; unknown names refused. Returns args."""
+    """Validate args against spec {name: (type, required)} or {name: (type, required, lo, hi)}.
+
+    Unknown names refused; ints bounded to +-MAX_INT unless a range is given; floats must be finite.
+    Returns args unchanged.
+    """
     for k in args:
         if k not in spec:
-            raise ProtocolError(E_ARGS, "unknown argument '%s'" % k)
+            raise ProtocolError(E_ARGS, "unknown argument '%s'" % _echo(k))
     for k in spec:
-        typ, required = spec[k]
+        s = spec[k]
+        typ, required = s[0], s[1]
         if k not in args:
             if required:
                 raise ProtocolError(E_ARGS, "missing argument '%s'" % k)
@@ -179,26 +248,55 @@ def check_args(args, spec):
         if typ is int:
             ok = _is_int(v)
         elif typ is float:
-            ok = (_is_int(v) or isinstance(v, float))
+            ok = _is_int(v) or (isinstance(v, float) and _finite(v))
         else:
             ok = isinstance(v, typ)
         if not ok:
             raise ProtocolError(E_ARGS, "argument '%s' has the wrong type" % k)
+        if typ is int or typ is float:
+            lo, hi = (s[2], s[3]) if len(s) > 2 else (-MAX_INT, MAX_INT)
+            if not lo <= v <= hi:
+                raise ProtocolError(E_ARGS, "argument '%s' must be in %s..%s" % (k, lo, hi))
     return args
 
 
-def dispatch(line, ops):
-    """Handle one request line against {op: handler(args) -> result}; always returns a reply line."""
-    try:
-        req = parse(line)
-    except ProtocolError as e:
-        return error_line(request_id(line), e.code, e.message)
-    handler = ops.get(req.op)
-    if handler is None:
-        return error_line(req.id, E_UNKNOWN_OP, "unknown op '%s'" % req.op)
+def op_entry(ops, name):
+    """(handler, kind) of an op, or (None, READ). A bare handler is a read."""
+    e = ops.get(name)
+    if e is None:
+        return None, READ
+    if isinstance(e, tuple):
+        return e[0], e[1]
+    return e, READ
+
+
+def _apply(req, handler):
     try:
         return ok_line(req.id, handler(req.args))
     except ProtocolError as e:
         return error_line(req.id, e.code, e.message)
     except Exception as e:  # a handler bug must not take the control loop down
         return error_line(req.id, E_INTERNAL, "%s in '%s': %s" % (type(e).__name__, req.op, e))
+
+
+def dispatch(line, ops, auth=None):
+    """Handle one request line; always returns one reply line, never raises.
+
+    ops: {op: handler(args) -> result} for reads, {op: (handler, CHANGE)} for changes. A change (marked
+    so, or named in the auth permission table) runs only through auth.run(); with no auth it is refused.
+    """
+    try:
+        try:
+            req = parse(line)
+        except ProtocolError as e:
+            return error_line(request_id(line), e.code, e.message)
+        handler, kind = op_entry(ops, req.op)
+        if handler is None:
+            return error_line(req.id, E_UNKNOWN_OP, "unknown op '%s'" % req.op)
+        if kind == CHANGE or (auth is not None and auth.guards(req.op)):
+            if auth is None:
+                return error_line(req.id, E_AUTH_NOKEYS, "'%s' changes the pump: no authenticator" % req.op)
+            return auth.run(req, lambda: _apply(req, handler))
+        return _apply(req, handler)
+    except Exception as e:  # a bug here (or MemoryError) must still answer and keep the loop alive
+        return error_line(None, E_INTERNAL, "%s while handling a request" % type(e).__name__)

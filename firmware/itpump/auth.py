@@ -1,0 +1,348 @@
+# Authentication of changes on the link (see DESIGN.md, Link protocol):
+#   body TAB hex(HMAC-SHA256(key[role], body)); body carries "role" and "ctr".
+# A change is applied only if: the link is not locked out, role/ctr/MAC are present, the role is known and
+# has a key, the MAC matches, the role may do the op, and ctr is above the last one accepted for the role
+# (persisted BEFORE the change is applied, so a reboot never reopens an old counter).
+# Reads (status, ping, logs) need no role. No default secrets: without keys every change is refused.
+import binascii
+import hashlib
+import json
+
+from itpump import protocol as P
+
+try:
+    from micropython import const
+except ImportError:  # CPython: host tools and unit tests
+    def const(x):
+        return x
+
+KEY_LEN = const(32)
+_BLOCK = const(64)  # SHA-256 block size (RFC 2104 B)
+
+PATIENT = "patient"
+CLINICIAN = "clinician"
+SERVICE = "service"
+ROLES = (PATIENT, CLINICIAN, SERVICE)
+
+# Which role may do which change. Reads need no role and are not listed. An op listed here is guarded
+# even if the ops table forgot to mark it CHANGE; an op marked CHANGE but listed nowhere is forbidden.
+PERMISSIONS = {
+    PATIENT: ("patient_bolus",),
+    CLINICIAN: ("program", "refill", "bolus", "ack", "calibrate", "time_set"),
+    SERVICE: ("service", "flash", "keys", "factory_reset"),
+}
+
+MAX_FAILURES = const(5)  # failures within WINDOW_MS that lock changes out
+WINDOW_MS = const(60000)
+LOCKOUT_MS = const(300000)
+CACHE_SIZE = const(4)  # replies kept for retries
+
+# Security event kinds passed to on_event(kind, info)
+EV_FAIL = "auth_fail"  # info: code, role, op, id, ctr
+EV_LOCKOUT = "auth_lockout"  # info: failures, lockout_ms
+EV_LOCKOUT_END = "auth_lockout_end"  # info: refused (changes refused while locked)
+EV_STATE = "auth_state"  # info: code, message (counter store failed)
+EV_KEYS = "auth_keys"  # info: roles (keys installed)
+
+
+# -- HMAC-SHA256 (RFC 2104): MicroPython has hashlib.sha256 but no hmac module ---------------------
+
+
+def _pads(key):
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    ipad = bytearray(_BLOCK)
+    opad = bytearray(_BLOCK)
+    for i in range(_BLOCK):
+        b = key[i] if i < len(key) else 0
+        ipad[i] = b ^ 0x36
+        opad[i] = b ^ 0x5C
+    return bytes(ipad), bytes(opad)
+
+
+def _hmac(pads, msg):
+    inner = hashlib.sha256(pads[0])
+    inner.update(msg)
+    outer = hashlib.sha256(pads[1])
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def hmac_sha256(key, msg):
+    """HMAC-SHA256(key, msg) -> 32 bytes, as CPython's hmac.new(key, msg, 'sha256').digest()."""
+    return _hmac(_pads(key), msg)
+
+
+def hmac_hex(key, msg):
+    return str(binascii.hexlify(hmac_sha256(key, msg)), "ascii")
+
+
+def equal(a, b):
+    """Constant-time comparison of two byte strings (time depends on length only)."""
+    if len(a) != len(b):
+        return False
+    r = 0
+    for i in range(len(a)):
+        r |= a[i] ^ b[i]
+    return r == 0
+
+
+# -- keys --------------------------------------------------------------------------------------------
+
+
+def check_key(role, key):
+    if role not in ROLES:
+        raise ValueError("unknown role '%s'" % role)
+    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_LEN:
+        raise ValueError("key for '%s' must be %d bytes" % (role, KEY_LEN))
+    if len(set(key)) < 8:  # a random 32-byte key has ~30 distinct bytes: this one is a placeholder
+        raise ValueError("key for '%s' is not random (placeholder?)" % role)
+    return bytes(key)
+
+
+def keys_from_json(text):
+    """Device key file {"v":1,"keys":{role: 64 hex digits}} -> {role: 32 bytes}. ValueError if bad."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        raise ValueError("key file is not JSON")
+    if not isinstance(obj, dict) or obj.get("v") != 1 or not isinstance(obj.get("keys"), dict):
+        raise ValueError("key file must be {\"v\":1,\"keys\":{role: hex}}")
+    out = {}
+    for role, h in obj["keys"].items():
+        if not isinstance(h, str) or len(h) != 2 * KEY_LEN:
+            raise ValueError("key for '%s' must be %d hex digits" % (role, 2 * KEY_LEN))
+        try:
+            k = binascii.unhexlify(h)
+        except ValueError:
+            raise ValueError("key for '%s' is not hex" % role)
+        out[role] = check_key(role, k)
+    return out
+
+
+# -- counter stores: load() -> {role: last ctr}, save(dict) --------------------------------------------
+
+
+class FileCounters:
+    """Counters in a small JSON file, replaced atomically (write temp, rename: atomic on littlefs).
+
+    Missing file -> no counters yet; an unreadable file raises, and the authenticator refuses changes.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            f = open(self.path)
+        except OSError:
+            return {}
+        with f:
+            return json.loads(f.read())
+
+    def save(self, counters):
+        import os
+
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(counters))
+        os.rename(tmp, self.path)
+
+
+# -- the authenticator ----------------------------------------------------------------------------------
+
+
+class Authenticator:
+    def __init__(self, clock, counters, keys=None, on_event=None, permissions=None,
+                 max_failures=MAX_FAILURES, window_ms=WINDOW_MS, lockout_ms=LOCKOUT_MS,
+                 cache_size=CACHE_SIZE):
+        self._clock = clock
+        self._store = counters
+        self._on_event = on_event
+        self._perm = PERMISSIONS if permissions is None else permissions
+        self._guarded = {}
+        for role in self._perm:
+            for op in self._perm[role]:
+                self._guarded[op] = True
+        self._max_failures = max_failures
+        self._window_ms = window_ms
+        self._lockout_ms = lockout_ms
+        self._fail_ticks = [0] * max_failures  # ring of the last failure times
+        self._fail_n = 0  # entries used in the ring
+        self._fail_i = 0  # next slot
+        self._locked = False
+        self._locked_at = 0
+        self._refused = 0
+        self._cache = [None] * cache_size  # (role, mac bytes, reply line)
+        self._cache_i = 0
+        self._pads = {}
+        self._last = None  # {role: last accepted ctr}; None = unknown, changes refused
+        self._load_counters()
+        if keys:
+            self._install(keys)  # boot: no event, the keys are not new
+
+    # -- public --------------------------------------------------------------------------------------
+    def guards(self, op):
+        """True if op is a change some role may do (so dispatch must run it through auth)."""
+        return op in self._guarded
+
+    def has_keys(self):
+        return bool(self._pads)
+
+    def locked(self):
+        self._expire_lockout()
+        return self._locked
+
+    def last_counters(self):
+        return None if self._last is None else dict(self._last)
+
+    def set_keys(self, keys, reset_counters=True):
+        """Install {role: 32-byte key}. New keys make every old frame fail its MAC, so counters may
+        restart at 0 (reset_counters, persisted); the reply cache is dropped."""
+        pads = self._check(keys)
+        if reset_counters:
+            fresh = {}
+            for role in ROLES:
+                fresh[role] = 0
+            try:
+                self._store.save(fresh)
+            except Exception as e:
+                self._state_failed("counter reset not saved: %s" % type(e).__name__)
+                raise
+            self._last = fresh
+        self._install(keys, pads)
+        self._event(EV_KEYS, {"roles": sorted(pads)})
+
+    def run(self, req, apply):
+        """Authenticate the change req (a protocol.Request); apply() -> reply line only if it passes.
+
+        Returns the reply line: apply()'s, the cached one for a retry, or a well-formed error."""
+        self._expire_lockout()
+        if self._last is None:
+            return self._refuse(req, P.E_AUTH_STATE, "counter state unavailable: changes refused", False)
+        if not self._pads:
+            return self._refuse(req, P.E_AUTH_NOKEYS, "no keys provisioned: changes refused", False)
+        code = msg = mac = None
+        if req.role is None or req.ctr is None or req.mac is None:
+            code, msg = P.E_AUTH_MISSING, "'%s' needs role, ctr and a MAC after TAB" % req.op
+        elif req.role not in ROLES:
+            code, msg = P.E_AUTH_ROLE, "unknown role '%s'" % req.role
+        elif req.role not in self._pads:
+            if not self._locked:
+                return self._refuse(req, P.E_AUTH_NOKEYS, "no key provisioned for role '%s'" % req.role,
+                                    False)
+        else:
+            mac = binascii.unhexlify(req.mac)
+            if not equal(_hmac(self._pads[req.role], req.body), mac):
+                code, msg = P.E_AUTH_MAC, "MAC does not match"
+            else:
+                hit = self._cached(req.role, mac)
+                if hit is not None:
+                    return hit  # a retry of a change already applied: same reply, not applied again
+        if self._locked:
+            self._refused += 1
+            return P.error_line(req.id, P.E_AUTH_LOCKED, "too many failed attempts: changes locked for "
+                                "%d s (reads work)" % (self._lockout_left_ms() // 1000 + 1))
+        if code is None:
+            if req.op not in self._perm.get(req.role, ()):
+                code, msg = P.E_AUTH_FORBIDDEN, "role '%s' may not '%s'" % (req.role, req.op)
+            elif req.ctr <= self._last.get(req.role, 0):
+                code, msg = P.E_AUTH_REPLAY, "ctr %d not above last accepted %d for '%s'" % (
+                    req.ctr, self._last.get(req.role, 0), req.role)
+        if code is not None:
+            return self._refuse(req, code, msg, True)
+        # Persist the counter first: if power fails mid-change, the frame still cannot be replayed.
+        new = dict(self._last)
+        new[req.role] = req.ctr
+        try:
+            self._store.save(new)
+        except Exception as e:
+            self._state_failed("counter not saved: %s" % type(e).__name__)
+            return P.error_line(req.id, P.E_AUTH_STATE, "counter could not be saved: change refused")
+        self._last = new
+        reply = apply()
+        self._cache[self._cache_i] = (req.role, mac, reply)
+        self._cache_i = (self._cache_i + 1) % len(self._cache)
+        return reply
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _check(self, keys):
+        pads = {}
+        for role in keys:
+            pads[role] = _pads(check_key(role, keys[role]))
+        return pads
+
+    def _install(self, keys, pads=None):
+        self._pads = self._check(keys) if pads is None else pads
+        for i in range(len(self._cache)):
+            self._cache[i] = None
+
+    def _event(self, kind, info):
+        if self._on_event is not None:
+            try:
+                self._on_event(kind, info)
+            except Exception:  # the logger failing must not decide whether a request passes
+                pass
+
+    def _load_counters(self):
+        try:
+            d = self._store.load()
+        except Exception as e:
+            self._state_failed("counters not loaded: %s" % type(e).__name__)
+            return
+        ok = isinstance(d, dict)
+        if ok:
+            for role in d:
+                v = d[role]
+                if role not in ROLES or not P._is_int(v) or v < 0 or v > P.MAX_CTR:
+                    ok = False
+        if not ok:
+            self._state_failed("counter file holds invalid data")
+            return
+        self._last = dict(d)
+
+    def _state_failed(self, message):
+        self._last = None  # unknown counters: refuse every change rather than reopen old ones
+        self._event(EV_STATE, {"code": P.E_AUTH_STATE, "message": message})
+
+    def _cached(self, role, mac):
+        for e in self._cache:
+            if e is not None and e[0] == role and equal(e[1], mac):
+                return e[2]
+        return None
+
+    def _refuse(self, req, code, message, counts):
+        self._event(EV_FAIL, {"code": code, "role": req.role, "op": req.op, "id": req.id, "ctr": req.ctr})
+        if counts:
+            self._failure()
+        return P.error_line(req.id, code, message)
+
+    def _failure(self):
+        c = self._clock
+        now = c.ticks_ms()
+        self._fail_ticks[self._fail_i] = now
+        self._fail_i = (self._fail_i + 1) % self._max_failures
+        if self._fail_n < self._max_failures:
+            self._fail_n += 1
+        if self._fail_n < self._max_failures:
+            return
+        # the ring is full: the oldest entry is the K-th most recent failure
+        age = c.ticks_diff(now, self._fail_ticks[self._fail_i])
+        if 0 <= age < self._window_ms:  # a negative age is an entry from beyond the tick half-period
+            self._locked = True
+            self._locked_at = now
+            self._refused = 0
+            self._fail_n = 0
+            self._event(EV_LOCKOUT, {"failures": self._max_failures, "lockout_ms": self._lockout_ms})
+
+    def _lockout_left_ms(self):
+        elapsed = self._clock.ticks_diff(self._clock.ticks_ms(), self._locked_at)
+        if elapsed < 0:  # older than the tick half-period (2**29 ms): long expired
+            return 0
+        return self._lockout_ms - elapsed
+
+    def _expire_lockout(self):
+        if self._locked and self._lockout_left_ms() <= 0:
+            self._locked = False
+            self._event(EV_LOCKOUT_END, {"refused": self._refused})
+            self._refused = 0
