@@ -104,6 +104,20 @@ def cmd_flash(a) -> int:
     return 0
 
 
+def cmd_restart(a) -> int:
+    from .client import Client
+    from .link import Link
+    from .mpr import Device
+
+    port = resolve_port(a.port)
+    with Device(port) as dev:
+        dev.soft_reset()
+    with Link(port) as link:
+        st = Client(link).wait_ready(max(a.timeout, 10.0))
+    print(f"restarted: itpump {st['fw']} on board '{st['board']}' answers")
+    return 0
+
+
 def cmd_vboard(a) -> int:
     from . import vboard
 
@@ -159,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-restart", action="store_true", help="leave the board at the REPL")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_flash)
+
+    sp = with_port(sub.add_parser("restart", help="restart the firmware (e.g. after mpremote left it at "
+                                                 "the REPL)"))
+    sp.set_defaults(func=cmd_restart)
 
     sp = sub.add_parser("vboard", help="the virtual board (real MicroPython + simulated pump)")
     vsub = sp.add_subparsers(dest="vcmd", required=True, metavar="ACTION")

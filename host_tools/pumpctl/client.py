@@ -50,8 +50,8 @@ class Client:
             if "event" in msg:
                 self.events.append(msg)
                 continue
-            if msg.get("id") != req_id:
-                continue  # a late reply to an earlier, timed-out request
+            if msg.get("id") != req_id or "ok" not in msg:
+                continue  # a late reply to an earlier request, or our own line echoed by a REPL
             if msg.get("ok"):
                 return msg.get("result", {})
             err = msg.get("error") or {}

@@ -65,6 +65,12 @@ class State:
         except (OSError, ValueError):
             return None
         try:
+            # A bridge started by this very process lingers as a zombie after it exits: reap it.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None
+        except ChildProcessError:
+            pass
+        try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return None
@@ -256,6 +262,9 @@ class Bridge:
                     self.to_board.clear()
             if self.master in w:
                 self._flush_host()
+        if self.stopping:
+            self._kill()
+            return "PWRON"
         if next_cause is None:
             rc = proc.wait()
             # The unix REPL exits on Ctrl-D: that is the board's soft reset.
