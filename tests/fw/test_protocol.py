@@ -97,3 +97,91 @@ def test_check_args_types_and_unknowns():
 def test_event_line():
     ev = json.loads(P.event_line("boot", {"fw": "1"}))
     assert ev == {"event": "boot", "fw": "1"}
+
+
+# -- hardening -------------------------------------------------------------------------------------
+
+
+def test_depth_cap_checked_before_parsing():
+    ok = b'{"id":1,"op":"x","args":{"a":[{"b":1}]}}'  # depth 4
+    assert P.parse(ok).args == {"a": [{"b": 1}]}
+    deep = b'{"id":1,"op":"x","args":{"a":[[[[1]]]]}}'  # depth 6
+    e = raises(P.ProtocolError, P.parse, deep)
+    assert e.code == P.E_REQUEST and "nested" in e.message
+    bomb = b"[" * 1900
+    assert raises(P.ProtocolError, P.parse, bomb).code == P.E_REQUEST
+    r = json.loads(P.dispatch(bomb, {}))
+    assert r["id"] is None and r["error"]["code"] == P.E_REQUEST
+
+
+def test_depth_scan_ignores_brackets_in_strings():
+    line = b'{"id":1,"op":"x","args":{"s":"[[[[{{{{\\"[[[["}}'
+    assert P.parse(line).args == {"s": '[[[[{{{{"[[[['}
+    P.check_depth(b'"[[[[[[[["', 2)
+    raises(P.ProtocolError, P.check_depth, b'"\\\\"[[[', 2)  # escaped backslash closes the string
+
+
+def test_size_caps():
+    pad = b" " * P.MAX_BODY
+    assert P.parse(b'{"id":1,"op":"x"}' + pad[: P.MAX_BODY - 17]).op == "x"  # exactly MAX_BODY
+    e = raises(P.ProtocolError, P.parse, b'{"id":1,"op":"x"}' + pad[: P.MAX_BODY - 16])
+    assert e.code == P.E_FRAME
+    e = raises(P.ProtocolError, P.parse, b"{}" + b" " * P.MAX_LINE)
+    assert e.code == P.E_FRAME
+    r = json.loads(P.dispatch(b'{"id":5,"op":"x"}' + b" " * P.MAX_LINE, {}))
+    assert r["error"]["code"] == P.E_FRAME
+
+
+def test_field_types_and_bounds():
+    cases = [
+        (b'{"id":1,"op":"x","role":5}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","role":""}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","role":"' + b"r" * 17 + b'"}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":1.0}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":"1"}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":1073741824}', P.E_REQUEST),
+        (b'{"id":1073741824,"op":"x"}', P.E_REQUEST),
+        (b'{"id":1,"op":"' + b"o" * 33 + b'"}', P.E_REQUEST),
+        (b'{"id":1,"op":7}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","args":null}', P.E_REQUEST),
+        (b'{"id":1,"op":"x","args":{"":1}}', P.E_REQUEST),
+        (b'{"id":1,"op":"x"}\t' + b"a" * 63, P.E_FRAME),
+        (b'{"id":1,"op":"x"}\t' + b"a" * 65, P.E_FRAME),
+        (b'{"id":1,"op":"x"}\t' + b"\xff" * 64, P.E_FRAME),
+    ]
+    for line, want in cases:
+        e = raises(P.ProtocolError, P.parse, line)
+        assert e.code == want, (line, e.code)
+    assert P.parse(b'{"id":1,"op":"x","ctr":1073741823}').ctr == P.MAX_CTR
+
+
+def test_echoed_text_is_truncated():
+    e = raises(P.ProtocolError, P.parse, b'{"id":1,"op":"x","' + b"k" * 500 + b'":1}')
+    assert e.code == P.E_REQUEST and len(e.message) < 80
+
+
+def test_check_args_bounds_and_finite_floats():
+    spec = {"n": (int, True), "v": (float, False, 0, 1000)}
+    assert P.check_args({"n": -5, "v": 999.5}, spec)["v"] == 999.5
+    for bad in ({"n": P.MAX_INT + 1}, {"n": -P.MAX_INT - 1}, {"n": 1, "v": 1001}, {"n": 1, "v": -1},
+                {"n": 1, "v": float("inf")}, {"n": 1, "v": float("nan")}, {"n": 1.0}, {"n": False}):
+        assert raises(P.ProtocolError, P.check_args, bad, spec).code == P.E_ARGS, bad
+
+
+def test_dispatch_refuses_change_ops_without_auth():
+    state = []
+    ops = {"bolus": (lambda a: state.append(a), P.CHANGE), "ping": (lambda a: {"pong": 1}, P.READ)}
+    r = json.loads(P.dispatch(b'{"id":2,"op":"bolus","args":{"volume_ul":5}}', ops))
+    assert r["id"] == 2 and r["error"]["code"] == P.E_AUTH_NOKEYS and state == []
+    assert json.loads(P.dispatch(b'{"id":3,"op":"ping"}', ops))["result"] == {"pong": 1}
+
+
+def test_dispatch_never_raises_on_odd_input():
+    ops = {"ping": lambda a: {"pong": True}}
+    for line in (b"", b"\t", b"\t" + b"0" * 64, b"null", b"1e999", b'"\\ud800"', b"{" * 3 + b"}" * 3,
+                 b'{"id":1,"op":"ping","args":{"a":1e999}}', b'{"id":1,"op":"ping"}\t\t',
+                 b'{"id":1,"op":"\\u00e9\\u0000"}', b"\x00" * 10, b"{\"id\":" + b"9" * 1500 + b"}"):
+        r = json.loads(P.dispatch(line, ops))
+        assert set(r) == {"id", "ok", "error"} or r.get("ok") is True, line
+        if not r["ok"]:
+            assert isinstance(r["error"]["code"], str) and isinstance(r["error"]["message"], str)
