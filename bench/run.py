@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, median_time, print_table, tool, virtual_board, vboard, wait_status
+from common import ROOT, median_time, print_table, tool, vboard, virtual_board, wait_status
 
 RUNS = 5
 

@@ -92,8 +92,8 @@ def check_device(board: str, info: dict) -> None:
                                f"'{info['machine']}'")
     ver = tuple(info["version"])
     if ver < MIN_MICROPYTHON:
-        raise PumpctlError("MicroPython %s on the device is too old: need %s or newer"
-                           % (".".join(map(str, ver)), ".".join(map(str, MIN_MICROPYTHON))))
+        have, need = ".".join(map(str, ver)), ".".join(map(str, MIN_MICROPYTHON))
+        raise PumpctlError(f"MicroPython {have} on the device is too old: need {need} or newer")
 
 
 def _stale(dev, files: list[FlashFile]) -> list[str]:

@@ -215,7 +215,7 @@ class Bridge:
 
     def run_once(self, cause: str) -> str:
         """Run the interpreter until it exits or resets; return the next reset cause."""
-        cmd = [micropython_exe(), f"-X", f"heapsize={self.heap}", "-i", str(POWERON),
+        cmd = [micropython_exe(), "-X", f"heapsize={self.heap}", "-i", str(POWERON),
                str(self.st.dir), cause, repr(self.speed)]
         self.log(f"power on ({cause})")
         self.proc = proc = subprocess.Popen(

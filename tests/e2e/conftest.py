@@ -1,6 +1,7 @@
 """Fixtures: virtual boards (real micropython behind a pty) for end-to-end tests."""
 
 import pytest
+
 from vbtools import VBoard, run
 
 

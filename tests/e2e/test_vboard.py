@@ -8,7 +8,6 @@ import serial
 
 from pumpctl.client import Client
 from pumpctl.link import Link
-
 from vbtools import VBoard, run
 
 pytestmark = pytest.mark.e2e
