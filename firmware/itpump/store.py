@@ -1,0 +1,228 @@
+# Power-safe persistent state: a JSON document kept in two slots, each copy framed with a
+# generation number and a CRC32, written as a new generation every time.
+#
+# Write path (power-safe on littlefs, whose rename is atomic under power loss):
+#   1. write header + JSON to "state.tmp", close it (littlefs commits on close);
+#   2. os.rename("state.tmp", slot) over the slot NOT holding the newest valid copy.
+# So the newest valid copy is never touched while a save is in flight: a cut leaves either the
+# old generation or the new one, and the other slot still holds the generation before.
+# On boot the newest valid copy wins; a corrupt or unreadable slot is reported and skipped.
+#
+# Slot file layout (little-endian):
+#   "ITPS" | version u8 | generation u32 | length u32 | crc32 u32 | JSON (length bytes)
+#   crc32 covers magic, version, generation, length and the JSON.
+#
+# What the app keeps in the document (units in names; all small ints):
+#   rx            prescription as validated by therapy (basal program, bolus size/lockout), rx_id
+#   reservoir_nl  reservoir volume at the last checkpoint; fill_nl: volume set at the last refill
+#   delivered_nl  drug delivered since the last refill, from CONFIRMED motor steps only
+#   reserved_nl   delivery high-water mark (see the reserve rule below); always >= delivered_nl
+#   guard         dose-guard windows: delivered per bucket for the rolling 1 h and 24 h limits,
+#                 with the wall/uptime second each bucket starts at (basal and bolus together)
+#   auth          last accepted counter per role, failure count, lockout end
+#   cal           calibration: pl_per_step, pressure_offset_pa, ...
+#   boot_count, wall_s (wall clock at the save, 0 when unset)
+# A bolus in flight is NOT resumed after a reset (its volume is already in reserved_nl, so it
+# counts as delivered): the app logs it as abandoned.
+#
+# Reserve rule: never under-count delivered volume after a power cut.
+#   Before delivering past reserved_nl, the app saves a checkpoint whose reserved_nl covers the
+#   next chunk: reserve_mark(delivered_nl, rate, RESERVE_MS) for basal, + the whole bolus volume
+#   before a bolus starts. The dosing code must not issue steps beyond reserved_nl
+#   (may_deliver()). After a cut, recovered_delivered_nl() takes reserved_nl as delivered: the
+#   accounting errs towards MORE delivered, by at most one reserve horizon of basal plus the
+#   unfinished part of a bolus. Over-counting is the safe side: the reservoir reads emptier and
+#   the dose guard stricter.
+#
+# Checkpoint policy (CheckpointPolicy): save when something clinical changed (therapy, refill,
+# bolus start, alarm ack, auth counter, calibration) at once, else every CHECKPOINT_MS while
+# delivering. RESERVE_MS = 2 x CHECKPOINT_MS so the scheduled checkpoint always extends the mark
+# before delivery reaches it. Writes per day: 86400 / 600 = 144 scheduled + one per change
+# (about 10-20 on a busy day) = about 150-170 saves/day; bench/logfigures.py measures the flash
+# programs and erases these cost on littlefs.
+import binascii
+import json
+import os
+import struct
+
+try:
+    from micropython import const
+except ImportError:  # CPython: host tools and unit tests
+    def const(x):
+        return x
+
+MAGIC = b"ITPS"
+VERSION = const(1)
+_HDR = "<4sBIII"  # magic, version, generation, length, crc32
+HDR_LEN = const(17)
+_CRC_SPAN = const(13)  # header bytes the CRC covers (everything before the crc field)
+MAX_DOC_BYTES = const(4096)  # bounds the RAM a load needs
+
+SLOTS = ("state.0", "state.1")
+TMP = "state.tmp"
+
+CHECKPOINT_MS = const(600000)  # scheduled checkpoint while delivering: 10 min
+RESERVE_MS = const(1200000)  # basal reserve horizon: 2 checkpoints, so the mark never runs out
+
+
+def _join(d, name):
+    return d + "/" + name if d else name
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def encode(state, generation):
+    """Slot file bytes for state (a JSON-able dict) as generation."""
+    body = json.dumps(state).encode()
+    if len(body) > MAX_DOC_BYTES:
+        raise ValueError("state document is %d bytes, over the %d-byte limit" % (len(body), MAX_DOC_BYTES))
+    hdr = bytearray(struct.pack(_HDR, MAGIC, VERSION, generation, len(body), 0))
+    crc = binascii.crc32(body, binascii.crc32(hdr[:_CRC_SPAN])) & 0xFFFFFFFF
+    struct.pack_into("<I", hdr, _CRC_SPAN, crc)
+    return bytes(hdr) + body
+
+
+def decode(raw):
+    """(state, generation) from slot bytes; ValueError saying what is wrong."""
+    if len(raw) < HDR_LEN:
+        raise ValueError("truncated header (%d bytes)" % len(raw))
+    magic, ver, gen, n, crc = struct.unpack_from(_HDR, raw, 0)
+    if magic != MAGIC:
+        raise ValueError("bad magic")
+    if ver != VERSION:
+        raise ValueError("unknown version %d" % ver)
+    if n > MAX_DOC_BYTES:
+        raise ValueError("length %d over the limit" % n)
+    if len(raw) != HDR_LEN + n:
+        raise ValueError("length %d but %d bytes of body" % (n, len(raw) - HDR_LEN))
+    mv = memoryview(raw)
+    if binascii.crc32(mv[HDR_LEN:], binascii.crc32(mv[:_CRC_SPAN])) & 0xFFFFFFFF != crc:
+        raise ValueError("CRC mismatch")
+    try:
+        state = json.loads(bytes(mv[HDR_LEN:]))
+    except ValueError:
+        raise ValueError("CRC good but JSON unreadable")
+    if not isinstance(state, dict):
+        raise ValueError("document is not an object")
+    return state, gen
+
+
+class Store:
+    """Two-slot generational store in dir_path (created if missing)."""
+
+    def __init__(self, dir_path):
+        self.dir = dir_path
+        if dir_path and not _exists(dir_path):
+            os.mkdir(dir_path)
+        self.generation = 0  # newest generation on flash (valid); 0: none yet
+        self._slot = -1  # slot index holding it
+
+    def load(self):
+        """(state or None, generation, problems). problems: strings for the caller to log."""
+        problems = []
+        tmp = _join(self.dir, TMP)
+        if _exists(tmp):
+            # A save was cut before its rename: its target slot was never touched.
+            problems.append("%s: interrupted save discarded" % TMP)
+            try:
+                os.remove(tmp)
+            except OSError as e:
+                problems.append("%s: cannot remove (%s)" % (TMP, e))
+        best = None
+        best_gen = -1
+        best_slot = -1
+        for i in range(len(SLOTS)):
+            path = _join(self.dir, SLOTS[i])
+            if not _exists(path):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    raw = f.read(HDR_LEN + MAX_DOC_BYTES + 1)
+                state, gen = decode(raw)
+            except (OSError, ValueError) as e:
+                problems.append("%s: corrupt, skipped (%s)" % (SLOTS[i], e))
+                continue
+            if gen > best_gen:
+                best, best_gen, best_slot = state, gen, i
+        if best is None:
+            self.generation, self._slot = 0, -1
+            return None, 0, problems
+        self.generation, self._slot = best_gen, best_slot
+        return best, best_gen, problems
+
+    def save(self, state):
+        """Write state as the next generation; returns it. Raises OSError/ValueError, state unchanged."""
+        gen = self.generation + 1
+        raw = encode(state, gen)
+        slot = 1 if self._slot == 0 else 0  # never overwrite the newest valid copy
+        tmp = _join(self.dir, TMP)
+        with open(tmp, "wb") as f:
+            f.write(raw)
+        os.rename(tmp, _join(self.dir, SLOTS[slot]))
+        self.generation, self._slot = gen, slot
+        return gen
+
+
+# -- reserve rule -------------------------------------------------------------------------------
+def reserve_mark(delivered_nl, rate_nl_per_h, horizon_ms=RESERVE_MS, extra_nl=0):
+    """High-water mark to persist before delivering the next horizon_ms of basal (+ a bolus)."""
+    # rate * seconds stays below 2**30 up to 1.49 mL/h over 20 min (integers, rounded up)
+    return delivered_nl + (rate_nl_per_h * (horizon_ms // 1000) + 3599) // 3600 + extra_nl
+
+
+def may_deliver(delivered_nl, chunk_nl, reserved_nl):
+    """True when delivering chunk_nl stays within the persisted mark."""
+    return delivered_nl + chunk_nl <= reserved_nl
+
+
+def recovered_delivered_nl(state):
+    """Delivered volume to resume with after a reset: the persisted mark, never less."""
+    d = state.get("delivered_nl", 0)
+    r = state.get("reserved_nl", 0)
+    return r if r > d else d
+
+
+class CheckpointPolicy:
+    """When to save: at once after a change, else every interval_ms while there is progress."""
+
+    def __init__(self, clock, interval_ms=CHECKPOINT_MS):
+        self._clock = clock
+        self.interval_ms = interval_ms
+        self._last = clock.ticks_ms()
+        self._urgent = False
+        self._dirty = False
+
+    def changed(self):
+        """Therapy, refill, bolus start, alarm ack, auth counter, calibration: save now."""
+        self._urgent = True
+
+    def progress(self):
+        """Delivery moved on (delivered_nl changed): save at the next scheduled point."""
+        self._dirty = True
+
+    def due(self):
+        if self._urgent:
+            return True
+        now = self._clock.ticks_ms()
+        if self._clock.ticks_diff(now, self._last) < self.interval_ms:
+            return False
+        if self._dirty:
+            return True
+        self._last = now  # nothing to save: restart the window (keeps ticks_diff far from a wrap)
+        return False
+
+    def saved(self):
+        self._last = self._clock.ticks_ms()
+        self._urgent = False
+        self._dirty = False
+
+
+def saves_per_day(interval_ms=CHECKPOINT_MS, changes_per_day=0):
+    """Saves a day when delivering all day: scheduled ones plus one per change."""
+    return 86400000 // interval_ms + changes_per_day

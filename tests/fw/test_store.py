@@ -1,0 +1,194 @@
+# Persistent state: generations, CRC, slot choice, corruption, the reserve rule, checkpoint policy.
+import scratch
+
+from fakes import FakeClock, raises
+from itpump import store
+
+
+def _with_dir(fn):
+    d = scratch.make("store")
+    try:
+        fn(d)
+    finally:
+        scratch.clean(d)
+
+
+def test_fresh_store_loads_nothing():
+    def body(d):
+        st, gen, problems = store.Store(d + "/state").load()
+        assert st is None and gen == 0 and problems == []
+
+    _with_dir(body)
+
+
+def test_save_load_round_trip_and_generations():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        assert s.save({"delivered_nl": 10}) == 1
+        assert s.save({"delivered_nl": 20, "rx": {"rate_nl_per_h": 20000}}) == 2
+        assert s.save({"delivered_nl": 30}) == 3
+        st, gen, problems = store.Store(d).load()  # a fresh boot
+        assert st == {"delivered_nl": 30} and gen == 3 and problems == []
+
+    _with_dir(body)
+
+
+def test_save_never_overwrites_newest_valid_slot():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        s.save({"g": 1})
+        s.save({"g": 2})
+        before = {n: scratch.read(d + "/" + n) for n in store.SLOTS}
+        winner = [n for n in store.SLOTS if store.decode(before[n])[1] == 2][0]
+        s2 = store.Store(d)
+        s2.load()
+        s2.save({"g": 3})
+        assert scratch.read(d + "/" + winner) == before[winner]  # gen 2 untouched
+        loser = [n for n in store.SLOTS if n != winner][0]
+        assert store.decode(scratch.read(d + "/" + loser)) == ({"g": 3}, 3)
+
+    _with_dir(body)
+
+
+def _newest_slot(d):
+    for n in store.SLOTS:
+        try:
+            if store.decode(scratch.read(d + "/" + n))[1] == 2:
+                return n
+        except ValueError:
+            pass
+    raise AssertionError("no gen 2")
+
+
+def test_corrupt_newest_copy_falls_back_and_is_reported():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        s.save({"v": 1})
+        s.save({"v": 2})
+        name = _newest_slot(d)
+        raw = bytearray(scratch.read(d + "/" + name))
+        raw[-2] ^= 0x10
+        scratch.write(d + "/" + name, raw)
+        s2 = store.Store(d)
+        st, gen, problems = s2.load()
+        assert st == {"v": 1} and gen == 1
+        assert len(problems) == 1 and name in problems[0] and "CRC" in problems[0]
+        # the next save replaces the corrupt copy, keeping gen 1 as the fallback
+        assert s2.save({"v": 3}) == 2
+        st, gen, problems = store.Store(d).load()
+        assert st == {"v": 3} and gen == 2 and problems == []
+
+    _with_dir(body)
+
+
+def test_truncated_and_garbage_slots_are_reported():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        s.save({"v": 1})
+        s.save({"v": 2})
+        name = _newest_slot(d)
+        scratch.write(d + "/" + name, scratch.read(d + "/" + name)[:store.HDR_LEN + 3])
+        other = [n for n in store.SLOTS if n != name][0]
+        scratch.write(d + "/" + other, b"\xff" * 40)
+        st, gen, problems = store.Store(d).load()
+        assert st is None and gen == 0
+        assert len(problems) == 2
+        assert [p for p in problems if name in p and "length" in p]
+        assert [p for p in problems if other in p and "magic" in p]
+
+    _with_dir(body)
+
+
+def test_interrupted_save_temp_is_discarded():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        s.save({"v": 1})
+        scratch.write(d + "/" + store.TMP, store.encode({"v": 99}, 2)[:20])  # cut before rename
+        s2 = store.Store(d)
+        st, gen, problems = s2.load()
+        assert st == {"v": 1} and gen == 1
+        assert len(problems) == 1 and "interrupted" in problems[0]
+        assert store.TMP not in __import__("os").listdir(d)
+        assert s2.save({"v": 2}) == 2
+
+    _with_dir(body)
+
+
+def test_every_single_byte_flip_is_detected():
+    raw = store.encode({"delivered_nl": 123456, "rx": {"rate_nl_per_h": 20000}}, 7)
+    assert store.decode(raw) == ({"delivered_nl": 123456, "rx": {"rate_nl_per_h": 20000}}, 7)
+    for i in range(len(raw)):
+        bad = bytearray(raw)
+        bad[i] ^= 0x01
+        raises(ValueError, store.decode, bytes(bad))
+
+
+def test_oversized_document_is_refused_and_changes_nothing():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        s.save({"v": 1})
+        e = raises(ValueError, s.save, {"big": "x" * store.MAX_DOC_BYTES})
+        assert "limit" in str(e)
+        assert s.generation == 1
+        assert store.Store(d).load()[:2] == ({"v": 1}, 1)
+
+    _with_dir(body)
+
+
+def test_reserve_rule_never_under_counts():
+    # 20 uL/h over the 20-minute horizon: 6667 nL (rounded up), on top of what is delivered
+    mark = store.reserve_mark(1000, 20000)
+    assert mark == 1000 + 6667
+    assert store.reserve_mark(0, 20000, 1200000, extra_nl=50000) == 6667 + 50000
+    assert store.may_deliver(7000, 667, mark)
+    assert not store.may_deliver(7000, 668, mark)
+    # after a cut the persisted mark counts as delivered, never the lower confirmed total
+    assert store.recovered_delivered_nl({"delivered_nl": 1000, "reserved_nl": mark}) == mark
+    assert store.recovered_delivered_nl({"delivered_nl": 9000, "reserved_nl": mark}) == 9000
+    assert store.recovered_delivered_nl({}) == 0
+    # the fastest rate the guard allows stays a small int on the rp2
+    assert store.reserve_mark(0, 1490000) < (1 << 30)
+
+
+def test_checkpoint_policy_schedules_and_changes():
+    c = FakeClock()  # starts 1 s before the 2**30 tick wrap
+    p = store.CheckpointPolicy(c, interval_ms=600000)
+    assert not p.due()
+    p.progress()
+    c.advance(599999)
+    assert not p.due()
+    c.advance(1)
+    assert p.due()  # across the wrap
+    p.saved()
+    assert not p.due()
+    p.changed()
+    assert p.due()  # therapy change: at once
+    p.saved()
+    c.advance(3600000)
+    assert not p.due()  # idle: nothing to save, window restarts
+    p.progress()
+    assert not p.due()
+    c.advance(600000)
+    assert p.due()
+
+
+def test_checkpoint_policy_idle_for_a_week_keeps_its_schedule():
+    c = FakeClock()
+    p = store.CheckpointPolicy(c, interval_ms=600000)
+    for _ in range(7 * 24 * 60):  # a tick a minute for 7 days (> half the 2**30 tick period)
+        c.advance(60000)
+        assert not p.due()
+    p.progress()
+    c.advance(600000)
+    assert p.due()
+
+
+def test_saves_per_day():
+    assert store.saves_per_day() == 144
+    assert store.saves_per_day(600000, 20) == 164
