@@ -14,6 +14,7 @@ class Board:
     def __init__(self):
         self.clock = simrom.clock  # RP2040 tick semantics (2**30 wrap) with a speed factor
         self.serial = simrom.cdc
+        self.wdt = simrom.wdt  # start(timeout_ms) / feed(), as machine.WDT on rp2
 
     def reset_cause(self):
         return simrom.reset_cause
@@ -21,6 +22,11 @@ class Board:
     def set_repl_lock(self, locked):
         # Same effect as micropython.kbd_intr(-1 / 3) on a Pico: Ctrl-C becomes plain data.
         self.serial.interrupt_enabled = not locked
+
+
+    def sim_ops(self):
+        """Ops that reach the simulated world (clock, faults); only the virtual board has them."""
+        return simrom.OPS
 
 
 def build():

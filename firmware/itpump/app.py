@@ -12,6 +12,9 @@ except ImportError:  # CPython unit tests
         return x
 
 TICK_MS = const(100)  # control tick period
+WDT_TIMEOUT_MS = const(4000)  # well inside rp2's 8388 ms maximum; >> one tick plus a GC pause
+E_SIM_ONLY = "SIM_ONLY"
+SIM_OPS = ("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault")
 
 
 class Uptime:
@@ -48,6 +51,14 @@ class App:
             "ping": self.op_ping,
             "status": self.op_status,
         }
+        sim_ops = getattr(board, "sim_ops", None)
+        if sim_ops is not None:
+            for name, fn in sim_ops().items():
+                self.ops[name] = _board_op(fn)
+        else:  # a real board refuses fault injection by name, not as an unknown op
+            for name in SIM_OPS:
+                self.ops[name] = _sim_only(name, board.name)
+        self.wdt = getattr(board, "wdt", None)
 
     # -- link ---------------------------------------------------------------
     def send(self, line):
@@ -92,6 +103,8 @@ class App:
     def tick(self):
         self.uptime.update()
         self.ticks += 1
+        if self.wdt is not None:
+            self.wdt.feed()  # the loop is alive (per-task check-ins: supervisor, next issue)
 
     def boot(self):
         self.send(protocol.event_line("boot", {
@@ -113,10 +126,29 @@ class App:
         return next_tick
 
     def run(self):
+        if self.wdt is not None:
+            self.wdt.start(WDT_TIMEOUT_MS)
         self.boot()
         next_tick = self.clock.ticks_add(self.clock.ticks_ms(), TICK_MS)
         while True:
             next_tick = self.step(next_tick)
+
+
+def _board_op(fn):
+    """A board's op (args -> result) with ValueError reported as bad arguments."""
+    def handler(args):
+        try:
+            return fn(args)
+        except ValueError as e:
+            raise protocol.ProtocolError(protocol.E_ARGS, str(e))
+    return handler
+
+
+def _sim_only(name, board_name):
+    def handler(args):
+        raise protocol.ProtocolError(E_SIM_ONLY, "'%s' exists only on the virtual board, not on %s" % (
+            name, board_name))
+    return handler
 
 
 def main(board):

@@ -228,6 +228,7 @@ class Bridge:
         err_buf = b""
         open_fds = {out_fd, err_fd}
         next_cause = None
+        self.wdt_deadline = None  # monotonic s; set by the ROM's watchdog heartbeats
         while not self.stopping and next_cause is None:
             rlist = [self.master, *open_fds]
             wlist = []
@@ -237,7 +238,10 @@ class Bridge:
                 wlist.append(self.master)
             if not open_fds:
                 break
-            r, w, _ = select.select(rlist, wlist, [], 0.5)
+            timeout = 0.5
+            if self.wdt_deadline is not None:
+                timeout = min(timeout, max(0.0, self.wdt_deadline - time.monotonic()))
+            r, w, _ = select.select(rlist, wlist, [], timeout)
             if self.master in r:
                 self._read_host()
             if out_fd in r:
@@ -262,6 +266,9 @@ class Bridge:
                     self.to_board.clear()
             if self.master in w:
                 self._flush_host()
+            if next_cause is None and self.wdt_deadline is not None and time.monotonic() > self.wdt_deadline:
+                next_cause = "WDT"  # no heartbeat within the budget: the interpreter is hung
+                self.log("watchdog: no feed in time, resetting")
         if self.stopping:
             self._kill()
             return "PWRON"
@@ -282,6 +289,9 @@ class Bridge:
             line, sep, buf = buf.partition(b"\n")
             if line.startswith(HW_PREFIX):
                 words = line[len(HW_PREFIX):].decode(errors="replace").split()
+                if words[:1] == ["WDT"] and len(words) == 2 and words[1].isdigit():
+                    self.wdt_deadline = time.monotonic() + int(words[1]) / 1000
+                    continue  # heartbeats are frequent: not logged
                 self.log("hw: " + " ".join(words))
                 if words and words[0] == "RESET":
                     cause = words[1] if len(words) > 1 else "HARD"

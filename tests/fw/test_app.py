@@ -79,3 +79,55 @@ def test_ctrl_c_interrupts_main_unless_locked():
     a2 = app.App(b2)
     a2.poll_link()  # plain data while locked: no exception
     assert TICKS_PERIOD == 1 << 30
+
+
+def test_fault_injection_is_refused_by_name_on_a_real_board():
+    b, a = make()
+    b.serial.feed(b'{"id":1,"op":"sim.hang"}\n{"id":2,"op":"sim.bogus"}\n')
+    a.poll_link()
+    r = replies(b)
+    assert r[0]["error"]["code"] == "SIM_ONLY" and "fake" in r[0]["error"]["message"]
+    assert r[1]["error"]["code"] == "UNKNOWN_OP"
+
+
+class _Wdt:
+    def __init__(self):
+        self.timeout_ms = None
+        self.feeds = 0
+
+    def start(self, timeout_ms):
+        self.timeout_ms = timeout_ms
+
+    def feed(self):
+        self.feeds += 1
+
+
+def test_watchdog_started_within_rp2_limit_and_fed_by_the_tick():
+    b, a = make()
+    b.wdt = _Wdt()
+    a = app.App(b)
+    b.serial.feed(b"\x03")  # run() starts the WDT, boots, then Ctrl-C ends it
+    try:
+        a.run()
+    except KeyboardInterrupt:
+        pass
+    assert 0 < b.wdt.timeout_ms <= 8388
+    feeds = b.wdt.feeds
+    nt = b.clock.ticks_add(b.clock.ticks_ms(), app.TICK_MS)
+    for _ in range(20):
+        nt = a.step(nt)
+    assert b.wdt.feeds >= feeds + 9
+
+
+def test_board_ops_report_value_errors_as_bad_arguments():
+    b, a = make()
+
+    def op_x(args):
+        raise ValueError("'s' must be a number")
+
+    b.sim_ops = lambda: {"sim.x": op_x}
+    a = app.App(b)
+    b.serial.feed(b'{"id":3,"op":"sim.x","args":{"s":"no"}}\n')
+    a.poll_link()
+    r = replies(b)[0]
+    assert r["error"]["code"] == "ARGS" and "'s' must be" in r["error"]["message"]

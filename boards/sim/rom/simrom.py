@@ -11,6 +11,7 @@ import time
 import vfs
 from cdc import Cdc
 from flashdev import FlashDev
+from simwdt import SimWdt
 from vclock import VClock
 
 BOARD_NAME = "sim"
@@ -19,6 +20,7 @@ _HW_PREFIX = "\x00SIMHW "
 clock = None
 cdc = None
 flash = None
+wdt = None
 reset_cause = "PWRON"
 state_dir = ""
 
@@ -35,11 +37,12 @@ def reset(cause="HARD"):
 
 
 def power_on(state, cause, speed):
-    global clock, cdc, flash, reset_cause, state_dir
+    global clock, cdc, flash, wdt, reset_cause, state_dir
     state_dir = state
     reset_cause = cause
     clock = VClock(speed)
     cdc = Cdc(clock)
+    wdt = SimWdt(clock, hw_signal, reset)
     flash = FlashDev(state + "/flash.bin")
     try:
         fs = vfs.VfsLfs2(flash)
@@ -78,3 +81,51 @@ def run_flash_scripts():
         except Exception as e:
             sys.print_exception(e, sys.stdout)
             return
+
+
+# -- sim-only ops: the host reaches the simulated world through the firmware's link ------------------
+# Each takes the request's args dict and returns a result dict; ValueError means bad arguments.
+
+
+def _num(args, key, lo, hi):
+    v = args.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ValueError("'%s' must be a number in %s..%s" % (key, lo, hi))
+    return v
+
+
+def _only(args, keys):
+    for k in args:
+        if k not in keys:
+            raise ValueError("unknown argument '%s'" % k)
+
+
+def op_clock(args):
+    """Virtual clock: optionally set the speed factor; report time, speed, fast-forward state."""
+    _only(args, ("speed",))
+    if "speed" in args:
+        clock.set_speed(_num(args, "speed", 0.001, 1000000))
+    return {"virtual_ms": clock.elapsed_ms(), "speed": clock.speed, "fast_forward": clock.skipping()}
+
+
+def op_advance(args):
+    """Fast-forward N virtual seconds as fast as the CPU allows (poll sim.clock for the end)."""
+    _only(args, ("s",))
+    target = clock.fast_forward(int(_num(args, "s", 0, 400 * 86400) * 1000))
+    return {"until_virtual_ms": target}
+
+
+def op_hang(args):
+    """Hang the firmware's loop (a stuck task): only the watchdog gets the board back."""
+    _only(args, ())
+    while True:
+        pass
+
+
+def op_reset(args):
+    """Press the reset button (hard reset)."""
+    _only(args, ())
+    reset("HARD")
+
+
+OPS = {"sim.clock": op_clock, "sim.advance": op_advance, "sim.hang": op_hang, "sim.reset": op_reset}

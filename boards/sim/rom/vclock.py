@@ -19,14 +19,21 @@ class VClock:
         self.speed = speed
         self._real0 = time.ticks_ms()  # unix ticks: never wrap in practice
         self._virt0 = start_ms  # unwrapped virtual ms at _real0 (unix ints are 63-bit)
-        self.skip_to = -1  # while >= 0, sleeping jumps virtual time (advance as fast as possible)
+        self.skip_to = -1  # while >= 0 (unwrapped virtual ms), idling jumps time (fast-forward)
+        self.watch = None  # the watchdog's check(now_ms), run on every clock read once started
 
     def _virt(self):
         real = time.ticks_diff(time.ticks_ms(), self._real0)
         return self._virt0 + int(real * self.speed)
 
-    def ticks_ms(self):
+    def raw_ticks_ms(self):
         return self._virt() & _TICKS_MASK
+
+    def ticks_ms(self):
+        now = self._virt() & _TICKS_MASK
+        if self.watch is not None:
+            self.watch(now)
+        return now
 
     def ticks_diff(self, a, b):
         d = (a - b) & _TICKS_MASK
@@ -48,8 +55,18 @@ class VClock:
         self.speed = speed
 
     def advance(self, ms):
-        """Jump virtual time forward by ms at once."""
+        """Jump virtual time forward by ms at once (ends a fast-forward when its target is reached)."""
         self._virt0 += ms
+        if self.skip_to >= 0 and self._virt() >= self.skip_to:
+            self.skip_to = -1
+
+    def fast_forward(self, ms):
+        """Run the next ms of virtual time as fast as the CPU allows: idle time is skipped."""
+        self.skip_to = self._virt() + ms
+        return self.skip_to - START_MS
+
+    def skipping(self):
+        return self.skip_to >= 0
 
     def real_ms(self, virt_ms):
         """Real milliseconds to wait for virt_ms of virtual time (0 while skipping)."""

@@ -1,0 +1,47 @@
+# The sim board's hardware watchdog (machine.WDT on rp2: max 8388 ms, cannot be stopped once started).
+#
+# Two layers, because a hung interpreter cannot check anything itself:
+# - virtual time: every clock read compares the virtual deadline, so a loop that keeps running but
+#   stops feeding resets at exactly the virtual timeout, whatever the speed factor;
+# - real time: feeds are reported to the host bridge (throttled) with a real-time budget, and the
+#   bridge resets the board when they stop (a `while True: pass` hang).
+import time
+
+from micropython import const
+
+MAX_TIMEOUT_MS = const(8388)  # rp2: 24-bit counter at 2 ticks/us (RP2040 datasheet 4.7)
+_REAL_FLOOR_MS = const(1000)  # never ask the bridge for less: GC pauses and a loaded host are not hangs
+_BEAT_EVERY_MS = const(100)  # real ms between heartbeats to the bridge
+
+
+class SimWdt:
+    def __init__(self, clock, signal, reset):
+        self._clock = clock
+        self._signal = signal
+        self._reset = reset
+        self.timeout_ms = 0
+        self._deadline = 0
+        self._last_beat = 0
+
+    def start(self, timeout_ms):
+        if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
+            raise ValueError("WDT timeout must be 1..%d ms" % MAX_TIMEOUT_MS)
+        self.timeout_ms = timeout_ms
+        self._clock.watch = self.check
+        self.feed()
+
+    def _real_budget_ms(self):
+        return max(_REAL_FLOOR_MS, self._clock.real_ms(self.timeout_ms))
+
+    def feed(self):
+        if not self.timeout_ms:
+            return
+        self._deadline = self._clock.ticks_add(self._clock.raw_ticks_ms(), self.timeout_ms)
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._last_beat) >= _BEAT_EVERY_MS or not self._last_beat:
+            self._last_beat = now
+            self._signal("WDT %d" % self._real_budget_ms())
+
+    def check(self, now_ms):
+        if self.timeout_ms and self._clock.ticks_diff(now_ms, self._deadline) > 0:
+            self._reset("WDT")
