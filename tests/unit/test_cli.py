@@ -1,0 +1,92 @@
+"""pumpctl without a board: port discovery, device checks, flash plan, one-line errors."""
+
+
+import pytest
+
+from pumpctl import PumpctlError, cli, flash, vboard
+
+
+class _Port:
+    def __init__(self, device, vid):
+        self.device = device
+        self.vid = vid
+
+
+@pytest.fixture
+def no_vboard(monkeypatch, tmp_path):
+    monkeypatch.setattr(vboard, "DEFAULT_DIR", tmp_path / "none")
+    monkeypatch.delenv("ITPUMP_PORT", raising=False)
+
+
+def _ports(monkeypatch, ports):
+    import serial.tools.list_ports
+
+    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
+
+
+def test_port_found_by_raspberry_pi_usb_vid(monkeypatch, no_vboard):
+    _ports(monkeypatch, [_Port("/dev/ttyUSB0", 0x10C4), _Port("/dev/ttyACM3", 0x2E8A)])
+    assert cli.resolve_port(None) == "/dev/ttyACM3"
+    assert cli.resolve_port("/dev/other") == "/dev/other"
+
+
+def test_no_board_and_several_boards_are_clear_errors(monkeypatch, no_vboard):
+    _ports(monkeypatch, [_Port("/dev/ttyUSB0", 0x10C4)])
+    with pytest.raises(PumpctlError, match="no board found"):
+        cli.resolve_port(None)
+    _ports(monkeypatch, [_Port("/dev/ttyACM0", 0x2E8A), _Port("/dev/ttyACM1", 0x2E8A)])
+    with pytest.raises(PumpctlError, match="several boards"):
+        cli.resolve_port(None)
+
+
+def test_env_port_wins_over_discovery(monkeypatch, no_vboard):
+    monkeypatch.setenv("ITPUMP_PORT", "/dev/ttyACM9")
+    assert cli.resolve_port(None) == "/dev/ttyACM9"
+
+
+def _info(**kw):
+    d = {"platform": "rp2", "machine": "Raspberry Pi Pico with RP2040", "version": (1, 24, 1), "mpy": 0x0A06,
+         "sim": False}
+    d.update(kw)
+    return d
+
+
+def test_device_checks():
+    flash.check_device("rpi_pico", _info())
+    flash.check_device("rpi_pico2", _info(machine="Raspberry Pi Pico 2 with RP2350"))
+    flash.check_device("sim", _info(platform="linux", machine="linux [GCC]", sim=True))
+    with pytest.raises(PumpctlError, match="board mismatch: --board rpi_pico2 is for RP2350"):
+        flash.check_device("rpi_pico2", _info())
+    with pytest.raises(PumpctlError, match="not an rp2 board"):
+        flash.check_device("rpi_pico", _info(platform="linux", sim=True))
+    with pytest.raises(PumpctlError, match="not the virtual board"):
+        flash.check_device("sim", _info())
+    with pytest.raises(PumpctlError, match="1.19.1 on the device is too old"):
+        flash.check_device("rpi_pico", _info(version=(1, 19, 1)))
+
+
+def test_flash_plan_layout_and_mpy(tmp_path):
+    files = {f.path: f.data for f in flash.plan("sim")}
+    assert "/main.py" in files and "/board.py" in files and "/itpump/app.py" in files
+    assert not any("/rom/" in p for p in files)  # the sim ROM is never flashed
+    mpy = {f.path: f.data for f in flash.plan("sim", mpy=True)}
+    assert "/main.py" in mpy and "/itpump/app.mpy" in mpy and mpy["/itpump/app.mpy"][:2] == b"M\x06"
+
+
+def test_flash_plan_refuses_unknown_board_and_missing_firmware(tmp_path):
+    with pytest.raises(PumpctlError, match="unknown board 'esp32'"):
+        flash.plan("esp32")
+    with pytest.raises(PumpctlError, match="firmware missing"):
+        flash.plan("sim", root=tmp_path)
+
+
+def test_cli_prints_one_line_and_exits_1(capsys, tmp_path):
+    rc = cli.main(["status", "--port", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == f"pumpctl: error: no such port: {tmp_path / 'nope'}\n"
+
+
+def test_vboard_status_when_stopped(tmp_path, capsys):
+    rc = cli.main(["vboard", "status", "--dir", str(tmp_path)])
+    assert rc == 1 and "not running" in capsys.readouterr().out
+    assert vboard.stop(tmp_path) is False
