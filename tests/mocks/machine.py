@@ -1,0 +1,119 @@
+"""A recording stand-in for MicroPython's `machine` on rp2, for CPython unit tests of hal/ drivers.
+
+Every output (pin write, PWM setting, watchdog start/feed, mem32 write, reset) is appended to
+`timeline` as a tuple, in call order; tests assert on sequences. Inputs come from dicts the test fills:
+`inputs[pin] = level`, `adc_codes[channel] = iterable or callable of 12-bit codes`.
+Loaded fresh per test by tests/unit/hal_mocks.py; never installed globally.
+"""
+
+timeline = []
+inputs = {}  # GPIO number -> level read by an input Pin
+adc_codes = {}  # ADC channel -> iterator of 12-bit codes, or a callable returning one
+pins = {}  # GPIO number -> the last Pin made on it
+
+PWRON_RESET = 1
+WDT_RESET = 3
+RESET_CAUSE = PWRON_RESET  # what reset_cause() returns; tests set it
+WDT_TIMEOUT_MAX_MS = 8388  # RP2040 port limit (ports/rp2/machine_wdt.c)
+
+
+class MockReset(Exception):
+    """machine.reset() never returns on a board; here it raises this."""
+
+
+class Pin:
+    IN = 0
+    OUT = 1
+    OPEN_DRAIN = 2
+    PULL_UP = 1
+    PULL_DOWN = 2
+
+    def __init__(self, id, mode=-1, pull=-1, *, value=None):
+        self.id = id
+        self.mode = mode
+        self.pull = pull
+        self._out = 0 if value is None else int(bool(value))
+        pins[id] = self
+        timeline.append(("pin.init", id, mode, pull, value))
+
+    def value(self, v=None):
+        if v is None:
+            if self.mode == Pin.OUT:
+                return self._out
+            return inputs.get(self.id, 1 if self.pull == Pin.PULL_UP else 0)
+        self._out = int(bool(v))
+        timeline.append(("pin", self.id, self._out))
+        return None
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+
+class ADC:
+    def __init__(self, pin):
+        gpio = pin.id if isinstance(pin, Pin) else pin
+        self.channel = gpio - 26 if gpio >= 26 else gpio
+        timeline.append(("adc.init", self.channel))
+
+    def read_u16(self):
+        src = adc_codes[self.channel]
+        code = src() if callable(src) else next(src)
+        if not 0 <= code <= 4095:
+            raise AssertionError("mock ADC code %d is not 12-bit" % code)
+        return (code << 4) | (code >> 8)  # how the rp2 port scales its 12-bit result
+
+
+class PWM:
+    def __init__(self, pin, **kw):
+        self.pin = pin.id
+        self._freq = 0
+        self._duty = 0
+        timeline.append(("pwm.init", self.pin))
+
+    def freq(self, f=None):
+        if f is None:
+            return self._freq
+        self._freq = f
+        timeline.append(("pwm.freq", self.pin, f))
+        return None
+
+    def duty_u16(self, d=None):
+        if d is None:
+            return self._duty
+        self._duty = d
+        timeline.append(("pwm.duty", self.pin, d))
+        return None
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        if timeout > WDT_TIMEOUT_MAX_MS:
+            raise ValueError("timeout exceeds %d" % WDT_TIMEOUT_MAX_MS)
+        timeline.append(("wdt.start", timeout))
+
+    def feed(self):
+        timeline.append(("wdt.feed",))
+
+
+class _Mem32:
+    def __init__(self):
+        self.words = {}
+
+    def __getitem__(self, addr):
+        return self.words.get(addr, 0)
+
+    def __setitem__(self, addr, value):
+        self.words[addr] = value & 0xFFFFFFFF
+        timeline.append(("mem32", addr, value & 0xFFFFFFFF))
+
+
+mem32 = _Mem32()
+
+
+def reset_cause():
+    return RESET_CAUSE
+
+
+def reset():
+    timeline.append(("machine.reset",))
+    raise MockReset()
