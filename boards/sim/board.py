@@ -1,6 +1,7 @@
 # Board definition of the virtual board, flashed as /board.py.
 # Its devices come from the resident sim ROM (boards/sim/rom), which stands for the silicon.
 try:
+    import simhw
     import simrom
 except ImportError:
     raise ImportError("board.py is the sim board's; this device is not the virtual board (flash the right --board)")
@@ -15,6 +16,16 @@ class Board:
         self.clock = simrom.clock  # RP2040 tick semantics (2**30 wrap) with a speed factor
         self.serial = simrom.cdc
         self.wdt = simrom.wdt  # start(timeout_ms) / feed(), as machine.WDT on rp2
+        w = simrom.world
+        self.motor = w.motor
+        self.pressure = simhw.SimPressure(w)
+        self.battery = simhw.SimBattery(w)
+        self.buzzer = simhw.SimBuzzer(w)
+        self.led = simhw.SimLed(w)
+        self.button = simhw.SimButton(w)
+        # Nominal calibration of the simulated head; the plant's true volume/step differs by a
+        # per-unit bias, as a real head differs from its datasheet until calibrated on a scale.
+        self.calibration = {"pl_per_step": simhw.plantmod.NOMINAL_PL_PER_STEP}
 
     def reset_cause(self):
         return simrom.reset_cause

@@ -91,7 +91,8 @@ class State:
             return {}
 
 
-def start(directory=None, speed: float = 1.0, heap: str = DEFAULT_HEAP, timeout_s: float = 15.0) -> str:
+def start(directory=None, speed: float = 1.0, heap: str = DEFAULT_HEAP, timeout_s: float = 15.0,
+          seed: int = 1) -> str:
     """Start a virtual board in the background; returns its serial port path."""
     st = State(directory)
     if st.pid():
@@ -99,7 +100,7 @@ def start(directory=None, speed: float = 1.0, heap: str = DEFAULT_HEAP, timeout_
     if speed <= 0:
         raise PumpctlError(f"speed must be > 0, got {speed}")
     st.dir.mkdir(parents=True, exist_ok=True)
-    st.config_file.write_text(json.dumps({"speed": speed, "heap": heap}))
+    st.config_file.write_text(json.dumps({"speed": speed, "heap": heap, "seed": seed}))
     for f in (st.port_file, st.pid_file):
         f.unlink(missing_ok=True)
     with open(st.log_file, "ab") as log:
@@ -164,6 +165,7 @@ class Bridge:
         cfg = self.st.config()
         self.speed = float(cfg.get("speed", 1.0))
         self.heap = str(cfg.get("heap", DEFAULT_HEAP))
+        self.seed = int(cfg.get("seed", 1))
         self.stopping = False
         self.proc: subprocess.Popen | None = None
         self.to_host = bytearray()
@@ -216,7 +218,7 @@ class Bridge:
     def run_once(self, cause: str) -> str:
         """Run the interpreter until it exits or resets; return the next reset cause."""
         cmd = [micropython_exe(), "-X", f"heapsize={self.heap}", "-i", str(POWERON),
-               str(self.st.dir), cause, repr(self.speed)]
+               str(self.st.dir), cause, repr(self.speed), str(self.seed)]
         self.log(f"power on ({cause})")
         self.proc = proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

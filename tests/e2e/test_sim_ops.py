@@ -53,3 +53,27 @@ def test_reset_button_and_clock_control(flashed_board):
 
         link.write(b'{"id":901,"op":"sim.reset"}\n')
         assert c.wait_event("boot", timeout_s=10)["reset_cause"] == "HARD"
+
+
+def test_world_state_faults_and_persistence_across_a_reset(flashed_board):
+    with Link(flashed_board.port) as link:
+        c = Client(link)
+        c.wait_ready(10)
+        c.request("sim.fault", {"fault": "all", "clear": True})
+        w = c.request("sim.state")
+        assert w["faults"] == [] and 19_000 < w["reservoir_ul"] <= 20_000 and w["battery_mv"] > 3000
+        assert w["motor_enabled"] is False and w["buzzer_hz"] == 0
+        assert c.request("sim.fault", {"fault": "occlusion", "k": None})["faults"] == ["occlusion"]
+        err = None
+        try:
+            c.request("sim.fault", {"fault": "meteor"})
+        except Exception as e:
+            err = e
+        assert err is not None and err.code == "ARGS" and "unknown fault" in err.message
+        assert c.request("sim.button", {"long": True})["queued"] == 1
+        link.write(b'{"id":902,"op":"sim.reset"}\n')
+        c.wait_event("boot", timeout_s=10)
+        # the MCU reset; the world did not: the occlusion is still there
+        assert c.request("sim.state")["faults"] == ["occlusion"]
+        c.request("sim.fault", {"fault": "all", "clear": True})
+        assert c.request("sim.state")["faults"] == []

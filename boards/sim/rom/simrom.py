@@ -9,6 +9,8 @@ import sys
 import time
 
 import vfs
+
+import simhw
 from cdc import Cdc
 from flashdev import FlashDev
 from simwdt import SimWdt
@@ -21,6 +23,7 @@ clock = None
 cdc = None
 flash = None
 wdt = None
+world = None
 reset_cause = "PWRON"
 state_dir = ""
 
@@ -31,19 +34,30 @@ def hw_signal(msg):
 
 def reset(cause="HARD"):
     """Hard reset: the host bridge restarts the interpreter. Never returns."""
+    if world is not None:
+        world.save()
     hw_signal("RESET " + cause)
     while True:
         time.sleep_ms(1000)
 
 
-def power_on(state, cause, speed):
-    global clock, cdc, flash, wdt, reset_cause, state_dir
+def _open_rw(path):
+    try:
+        return open(path, "r+")
+    except OSError:
+        open(path, "w").close()
+        return open(path, "r+")
+
+
+def power_on(state, cause, speed, seed=1):
+    global clock, cdc, flash, wdt, world, reset_cause, state_dir
     state_dir = state
     reset_cause = cause
     clock = VClock(speed)
     cdc = Cdc(clock)
     wdt = SimWdt(clock, hw_signal, reset)
     flash = FlashDev(state + "/flash.bin")
+    world = simhw.World(clock, _open_rw(state + "/plant.json"), seed)
     try:
         fs = vfs.VfsLfs2(flash)
     except OSError:
@@ -128,4 +142,41 @@ def op_reset(args):
     reset("HARD")
 
 
-OPS = {"sim.clock": op_clock, "sim.advance": op_advance, "sim.hang": op_hang, "sim.reset": op_reset}
+def op_fault(args):
+    """Inject a fault into the simulated world, or clear one (clear: true) or all (fault: "all")."""
+    name = args.get("fault")
+    if not isinstance(name, str):
+        raise ValueError("'fault' must be one of: %s, or 'all' with clear" % ", ".join(simhw.plantmod.FAULTS))
+    kw = {}
+    for k in args:
+        if k in ("fault", "clear"):
+            continue
+        v = args[k]
+        if k == "k" and v is None:
+            v = float("inf")
+        kw[k] = v
+    p = world.plant
+    world.sync()
+    if args.get("clear"):
+        p.clear(None if name == "all" else name)
+    else:
+        p.inject(name, **kw)
+    world.save()
+    return {"faults": list(p.faults)}
+
+
+def op_state(args):
+    """The simulated world as a bench instrument would see it (true pressure, volumes, outputs)."""
+    _only(args, ())
+    return world.state()
+
+
+def op_button(args):
+    """Press the patient bolus button (long: true for a long press)."""
+    _only(args, ("long",))
+    world.button_events.append(2 if args.get("long") else 1)
+    return {"queued": len(world.button_events)}
+
+
+OPS = {"sim.clock": op_clock, "sim.advance": op_advance, "sim.hang": op_hang, "sim.reset": op_reset,
+       "sim.fault": op_fault, "sim.state": op_state, "sim.button": op_button}

@@ -1,0 +1,226 @@
+# The sim board's devices over the plant model: stepper driver, pressure sensor, battery, buzzer,
+# LED, button. They honour the board object contract (boards/README.md) exactly as the rp2 hal/
+# drivers do, so the firmware cannot tell them apart.
+#
+# The world advances lazily: every device access first brings the plant up to the virtual clock
+# (World.sync), with the STEP pulses the driver emitted in that interval, so physics and firmware
+# share one timeline at any speed factor or fast-forward.
+import json
+
+try:
+    from micropython import const
+except ImportError:  # CPython benches and tests
+    def const(x):
+        return x
+
+import plant as plantmod
+
+PERIOD_MIN_US = const(10)  # same limits as the PIO driver (hal/stepper.py)
+PERIOD_MAX_US = const(1000000)
+MAX_MOVE_STEPS = const(1 << 20)
+MAX_IN_FLIGHT = const(2)
+_SAVE_EVERY_MS = const(60000)  # virtual ms between plant snapshots (the world outlives an MCU reset)
+
+# Plant state that survives a reset of the board (the fluid does not forget what it did).
+_PERSIST = ("p", "reservoir", "soc", "pumped_ul", "delivered_ul", "leaked_ul", "t_ms", "rotor_step",
+            "steps_in", "steps_moved", "extra_ma")
+
+
+class World:
+    def __init__(self, clock, snapshot_file, seed):
+        self.clock = clock
+        self.plant = plantmod.Plant(seed=seed)
+        self._file = snapshot_file
+        self._restore()
+        self._last = clock.raw_ticks_ms()
+        self._since_save = 0
+        self.motor = SimMotor(self)
+        self.buzzer_hz = 0
+        self.led = False
+        self.button_events = []
+
+    def sync(self):
+        now = self.clock.raw_ticks_ms()
+        dt = self.clock.ticks_diff(now, self._last)
+        if dt <= 0:
+            return
+        self._last = now
+        pulses = self.motor.emit(dt)
+        self.plant.step(dt, pulses)
+        self._since_save += dt
+        if self._since_save >= _SAVE_EVERY_MS:
+            self.save()
+
+    # -- persistence across board resets ----------------------------------------------------------
+    def save(self):
+        self._since_save = 0
+        if self._file is None:
+            return
+        p = self.plant
+        d = {k: getattr(p, k) for k in _PERSIST}
+        faults = {}
+        for f in p.faults:
+            kw = dict(p.faults[f])
+            if kw.get("k") == float("inf"):
+                kw["k"] = None  # JSON has no infinity; restored as a full occlusion
+            faults[f] = kw
+        d["faults"] = faults
+        data = json.dumps(d)
+        self._file.seek(0)
+        self._file.write(data + " " * 64)  # pad over a longer previous snapshot; json.loads ignores it
+        self._file.flush()
+
+    def _restore(self):
+        if self._file is None:
+            return
+        self._file.seek(0)
+        text = self._file.read().strip()
+        if not text:
+            return
+        try:
+            d = json.loads(text)
+        except ValueError:
+            return  # torn snapshot: start from a fresh plant rather than a wrong one
+        p = self.plant
+        for k in _PERSIST:
+            if k in d:
+                setattr(p, k, d[k])
+        p.faults = d.get("faults", {})
+        for f in p.faults:
+            if p.faults[f].get("k") is None and f == "occlusion":
+                p.faults[f]["k"] = float("inf")  # json has no infinity
+        p._apply()
+
+    def state(self):
+        self.sync()
+        p = self.plant
+        return {
+            "pressure_pa_true": int(p.true_pressure_pa()),
+            "delivered_ul": p.delivered_ul, "pumped_ul": p.pumped_ul, "leaked_ul": p.leaked_ul,
+            "stored_ul": p.stored_ul(), "reservoir_ul": p.reservoir_ul(), "battery_mv": p.battery_mv(),
+            "steps_in": p.steps_in, "steps_moved": p.steps_moved, "faults": list(p.faults),
+            "motor_enabled": self.motor.enabled, "motor_busy": bool(self.motor.queue),
+            "buzzer_hz": self.buzzer_hz, "led": self.led, "t_ms": p.t_ms,
+        }
+
+
+class SimMotor:
+    """Stepper driver: pulses timed by the virtual clock, confirmed per completed move (as the PIO)."""
+
+    def __init__(self, world):
+        self._w = world
+        self.enabled = False
+        self.queue = []  # [remaining, period_us, emitted]
+        self._phase_us = 0
+        self._confirmed = 0
+
+    def emit(self, dt_ms):
+        """Pulses emitted during the next dt_ms of virtual time."""
+        if not self.queue:
+            self._phase_us = 0
+            return 0
+        budget = dt_ms * 1000 + self._phase_us
+        total = 0
+        q = self.queue
+        while q:
+            head = q[0]
+            n = budget // head[1]
+            if n > head[0]:
+                n = head[0]
+            head[0] -= n
+            head[2] += n
+            budget -= n * head[1]
+            total += n
+            if head[0]:
+                break
+            self._confirmed += head[2]
+            q.pop(0)
+        self._phase_us = budget if q else 0
+        return total
+
+    def enable(self, on):
+        if not on:
+            self.stop()
+        self.enabled = bool(on)
+
+    def move(self, steps, step_period_us):
+        if not self.enabled:
+            raise ValueError("motor not enabled")
+        if not 0 < steps <= MAX_MOVE_STEPS:
+            raise ValueError("steps %d out of 1..%d" % (steps, MAX_MOVE_STEPS))
+        if not PERIOD_MIN_US <= step_period_us <= PERIOD_MAX_US:
+            raise ValueError("step_period_us %d out of %d..%d" % (step_period_us, PERIOD_MIN_US, PERIOD_MAX_US))
+        self._w.sync()
+        if len(self.queue) >= MAX_IN_FLIGHT:
+            raise ValueError("motor queue full (%d moves in flight)" % MAX_IN_FLIGHT)
+        self.queue.append([steps, step_period_us, 0])
+
+    def take_confirmed(self):
+        self._w.sync()
+        n = self._confirmed
+        self._confirmed = 0
+        return n
+
+    def busy(self):
+        self._w.sync()
+        return bool(self.queue)
+
+    def fault(self):
+        self._w.sync()
+        return self._w.plant.motor_diag()
+
+    def stop(self):
+        self._w.sync()
+        if self.queue:
+            self._confirmed += self.queue[0][2]  # the move cut short: its emitted pulses count
+        self.queue = []
+        self._phase_us = 0
+
+
+class SimPressure:
+    def __init__(self, world):
+        self._w = world
+
+    def read_pa(self):
+        """Line pressure in Pa as the board's ADC driver reports it; ValueError on a sensor fault."""
+        self._w.sync()
+        return self._w.plant.pressure_pa()
+
+
+class SimBattery:
+    def __init__(self, world):
+        self._w = world
+
+    def read_mv(self):
+        self._w.sync()
+        return self._w.plant.battery_mv()
+
+
+class SimBuzzer:
+    def __init__(self, world):
+        self._w = world
+
+    def tone(self, freq_hz):
+        self._w.buzzer_hz = freq_hz
+
+    def off(self):
+        self._w.buzzer_hz = 0
+
+
+class SimLed:
+    def __init__(self, world):
+        self._w = world
+
+    def value(self, on):
+        self._w.led = bool(on)
+
+
+class SimButton:
+    """Presses are injected by the host (sim.button); poll() hands them out like the debounced driver."""
+
+    def __init__(self, world):
+        self._w = world
+
+    def poll(self):
+        ev = self._w.button_events
+        return ev.pop(0) if ev else 0
