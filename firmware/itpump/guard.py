@@ -32,7 +32,7 @@ H1_BUCKETS = const(60)
 D1_BUCKET_MS = const(900000)  # 24 h window: 96 buckets of 15 min
 D1_BUCKETS = const(96)
 RATE_BURST_MS = const(1000)  # token bucket depth: one second of the hard rate
-_MS_PER_H = const(3600000)
+MS_PER_H = const(3600000)
 MAX_RATE_STEPS_PER_H = const(1000000)  # keeps burst_ms * rate < 2**30 (1e6 steps/h = 20 mL/h at 20 nL/step)
 MAX_WINDOW_STEPS = const(1 << 28)  # limits stay small ints with room for a runaway overshoot
 
@@ -167,7 +167,7 @@ class Guard:
 
     def _set_rate(self, limits):
         self._rate = limits.max_rate_steps_per_h
-        b = self._rate * RATE_BURST_MS // _MS_PER_H
+        b = self._rate * RATE_BURST_MS // MS_PER_H
         self._burst = b if b > 0 else 1
 
     def set_limits(self, limits):
@@ -194,8 +194,8 @@ class Guard:
             if dt > RATE_BURST_MS:
                 dt = RATE_BURST_MS
             f = self._frac + dt * self._rate  # < 1e9 + 3.6e6 < 2**30
-            whole = f // _MS_PER_H
-            self._frac = f - whole * _MS_PER_H
+            whole = f // MS_PER_H
+            self._frac = f - whole * MS_PER_H
             c = self._credit + whole
             if c >= self._burst:
                 c = self._burst
