@@ -59,7 +59,7 @@ class ADC:
         src = adc_codes[self.channel]
         code = src() if callable(src) else next(src)
         if not 0 <= code <= 4095:
-            raise AssertionError("mock ADC code %d is not 12-bit" % code)
+            raise AssertionError(f"mock ADC code {code} is not 12-bit")
         return (code << 4) | (code >> 8)  # how the rp2 port scales its 12-bit result
 
 
@@ -88,7 +88,7 @@ class PWM:
 class WDT:
     def __init__(self, id=0, timeout=5000):
         if timeout > WDT_TIMEOUT_MAX_MS:
-            raise ValueError("timeout exceeds %d" % WDT_TIMEOUT_MAX_MS)
+            raise ValueError(f"timeout exceeds {WDT_TIMEOUT_MAX_MS}")
         timeline.append(("wdt.start", timeout))
 
     def feed(self):

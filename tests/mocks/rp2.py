@@ -7,7 +7,8 @@ code) with the PIO DSL names as its globals and returns the same list shape Micr
 in the rp2040-pio-emulator (tests/unit/hal_mocks.py), so the PIO program exists only in the driver.
 
 StateMachine records init/put/exec/active/restart in machine.timeline (the machine mock installed
-next to this one) and serves get() from `rx`, a list the test fills.
+next to this one) and serves get() from `rx`, a list the test fills (`pushes`: words that arrive in rx
+only when an exec'd push instruction runs).
 """
 
 import types
@@ -77,7 +78,7 @@ class _Emitter:
         if self.sideset_count == 0:
             raise PIOASMError("side() without sideset_init")
         if value >= 1 << self.sideset_count:
-            raise PIOASMError("side-set value %d too large" % value)
+            raise PIOASMError(f"side-set value {value} too large")
         bits = self.sideset_count + (1 if self.sideset_opt else 0)
         field = value << (5 - bits)
         if self.sideset_opt:
@@ -88,7 +89,7 @@ class _Emitter:
 
     def __getitem__(self, delay):
         if delay >= 1 << self.delay_bits:
-            raise PIOASMError("delay %d too large" % delay)
+            raise PIOASMError(f"delay {delay} too large")
         self.code[-1] |= delay << 8
         return self
 
@@ -98,14 +99,14 @@ class _Emitter:
         if not self.resolve:
             return 0
         if label not in self.labels:
-            raise PIOASMError("unknown label %r" % label)
+            raise PIOASMError(f"unknown label {label!r}")
         return self.labels[label]
 
     # directives -------------------------------------------------------------------------
     def label(self, name):
         if not self.resolve:
             if name in self.labels:
-                raise PIOASMError("duplicate label %r" % name)
+                raise PIOASMError(f"duplicate label {name!r}")
             self.labels[name] = len(self.code)
 
     def wrap_target(self):
@@ -226,6 +227,7 @@ class StateMachine:
         self.id = id
         self.rx = []  # words get() returns, filled by the test
         self.tx = []  # words put() and not yet taken
+        self.pushes = []  # words an exec'd push moves into rx (the state a halted SM would push)
         self.running = False
         self.program = None
         if program is not None:
@@ -266,6 +268,8 @@ class StateMachine:
         self._log("sm.exec", self.id, instr)
         if isinstance(instr, int) and instr & 0xE080 == 0x8080 and self.tx:  # a pull takes a TX word
             self.tx.pop(0)
+        if isinstance(instr, int) and instr & 0xE080 == 0x8000 and self.pushes:  # a push fills rx
+            self.rx.append(self.pushes.pop(0))
 
     def restart(self):
         self._log("sm.restart", self.id)

@@ -1,12 +1,13 @@
 """Install the machine/rp2/micropython mocks (tests/mocks) into sys.modules for one test, and a
 StateMachine backed by the rp2040-pio-emulator that runs the driver's real PIO program.
 
-    with mocked_hal() as hw:          # hw.machine, hw.rp2, hw.micropython: fresh mock modules
+    with mocked_hal() as hw:          # hw.machine, hw.rp2, hw.micropython, hw.time: fresh mock modules
         from itpump.hal import stepper  # imported against the mocks, dropped again on exit
 """
 
 import importlib.util
 import sys
+import time
 import types
 from collections import deque
 from contextlib import contextmanager
@@ -17,6 +18,28 @@ from pioemu import ShiftRegister, State, emulate
 
 MOCKS = Path(__file__).resolve().parents[1] / "mocks"
 _MOCKED = ("machine", "rp2", "micropython")
+_TICKS_PERIOD = 1 << 30  # rp2 ticks_ms wraps here
+
+
+def _time_module():
+    """CPython's time plus MicroPython's ticks functions on a manual clock (advance(ms))."""
+    mod = types.ModuleType("time")
+    mod.__dict__.update({k: v for k, v in vars(time).items() if not k.startswith("__")})
+    mod.now_ms = _TICKS_PERIOD - 1000  # just before a wrap
+
+    def advance(ms):
+        mod.now_ms = (mod.now_ms + ms) % _TICKS_PERIOD
+
+    def ticks_diff(a, b):
+        d = (a - b) % _TICKS_PERIOD
+        return d - _TICKS_PERIOD if d >= _TICKS_PERIOD // 2 else d
+
+    mod.advance = advance
+    mod.ticks_ms = lambda: mod.now_ms
+    mod.ticks_diff = ticks_diff
+    mod.ticks_add = lambda a, d: (a + d) % _TICKS_PERIOD
+    mod.sleep_ms = advance
+    return mod
 
 
 def _load(name):
@@ -27,9 +50,13 @@ def _load(name):
 
 
 def _drop_hal_modules():
+    pkg = sys.modules.get("itpump.hal")
     for name in list(sys.modules):
         if name.startswith("itpump.hal.") or name == "board":
             del sys.modules[name]
+            # `from itpump.hal import x` would find the stale attribute on the package otherwise
+            if pkg is not None and name.startswith("itpump.hal."):
+                pkg.__dict__.pop(name.rsplit(".", 1)[1], None)
 
 
 class FakeUsbCdc:
@@ -47,10 +74,11 @@ class FakeUsbCdc:
 
 @contextmanager
 def mocked_hal(emulate_pio=False):
-    saved = {n: sys.modules.get(n) for n in _MOCKED}
+    saved = {n: sys.modules.get(n) for n in _MOCKED + ("time",)}
     _drop_hal_modules()
     hw = types.SimpleNamespace(**{n: _load(n) for n in _MOCKED})
-    sys.modules.update({n: getattr(hw, n) for n in _MOCKED})
+    hw.time = _time_module()
+    sys.modules.update({n: getattr(hw, n) for n in _MOCKED + ("time",)})
     usb = types.ModuleType("itpump.hal.usbcdc")
     usb.UsbCdc = FakeUsbCdc
     sys.modules["itpump.hal.usbcdc"] = usb

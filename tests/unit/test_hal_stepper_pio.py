@@ -63,8 +63,8 @@ def test_emits_exactly_steps_pulses_at_the_period(hw, steps, period_us):
     falling = [t for level, t in edges if level == 0]
     assert len(rising) == steps and len(falling) == steps
     assert edges[-1][0] == 0  # STEP rests low
-    assert all(b - a == 2 * d + 10 == period_us for a, b in zip(rising, rising[1:]))
-    assert all(f - r == d + 5 for r, f in zip(rising, falling))
+    assert all(b - a == 2 * d + 10 == period_us for a, b in zip(rising, rising[1:], strict=False))
+    assert all(f - r == d + 5 for r, f in zip(rising, falling, strict=True))
     assert sm.rx_fifo() == 1
     assert sm.get() == (0xFFFFFF - steps)  # the counter counts down from ~0
 

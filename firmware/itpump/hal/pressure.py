@@ -1,0 +1,45 @@
+# Line pressure from a ratiometric 0.5-4.5 V analog transducer through a resistor divider.
+# Assumed sensor family: Honeywell PX2 series (amplified, ratiometric; output 10 % to 90 % of the 5 V
+# supply over the pressure range, i.e. 0.5-4.5 V; transfer function in its datasheet). Any 0.5-4.5 V
+# ratiometric part works with its own calibration. A divider (10k over 20k: x2/3) keeps the ADC pin
+# below 3.3 V. Outside the 0.25-4.75 V band the output is not a pressure but a fault (open wire, short,
+# supply lost): read_pa() raises ValueError then.
+try:
+    from micropython import const
+except ImportError:  # CPython unit tests
+    def const(x):
+        return x
+
+FAULT_LOW_MV = const(250)
+FAULT_HIGH_MV = const(4750)
+_INT_LIMIT = const(1 << 29)  # products stay small ints on rp2 (31-bit)
+
+
+class PressureSensor:
+    """read_pa() -> gauge pressure in Pa. Calibration ints: zero_mv (output at 0 Pa), pa_per_v, offset_pa."""
+
+    def __init__(self, adc, divider_num=3, divider_den=2, zero_mv=500, pa_per_v=50_000, offset_pa=0):
+        # pa_per_v 50_000: a 0-200 kPa part spans 4 V (0.5-4.5 V).
+        if FAULT_HIGH_MV * pa_per_v >= _INT_LIMIT or 4095 * 3300 * divider_num >= _INT_LIMIT:
+            raise ValueError("pressure calibration pa_per_v %d too large for integer maths" % pa_per_v)
+        if divider_den <= 0 or pa_per_v <= 0:
+            raise ValueError("pressure divider_den and pa_per_v must be > 0")
+        self._adc = adc  # an OversampledAdc
+        self._num = divider_num
+        self._den = divider_den
+        self.zero_mv = zero_mv
+        self.pa_per_v = pa_per_v
+        self.offset_pa = offset_pa
+        self.last_mv = 0  # sensor output of the last read, for diagnostics and calibration
+
+    def read_mv(self):
+        """Sensor output in mV (before the divider)."""
+        return self._adc.read_mv() * self._num // self._den
+
+    def read_pa(self):
+        mv = self.read_mv()
+        self.last_mv = mv
+        if mv < FAULT_LOW_MV or mv > FAULT_HIGH_MV:
+            raise ValueError("pressure sensor output %d mV outside %d..%d mV: sensor fault"
+                             % (mv, FAULT_LOW_MV, FAULT_HIGH_MV))
+        return (mv - self.zero_mv) * self.pa_per_v // 1000 + self.offset_pa

@@ -1,0 +1,65 @@
+# Why did the chip (re)start? rp2's machine.reset_cause() only knows PWRON_RESET (1) and WDT_RESET (3),
+# and machine.reset() itself reboots through the watchdog, so it reads as WDT. We keep our own marker in
+# watchdog SCRATCH0 (survives soft and watchdog resets, cleared by power-on and the RUN pin; SCRATCH4-7
+# belong to the SDK's watchdog_reboot) and the chip uptime of the last boot in SCRATCH1:
+#   marker INTENT          -> "HARD"  (board.hard_reset() wrote it just before machine.reset())
+#   marker RUNNING and the 64-bit hardware timer has not restarted since the last boot -> "SOFT"
+#   otherwise machine.reset_cause(): WDT_RESET -> "WDT", else "PWRON".
+# The timer test: a chip reset restarts the timer, so at build() the uptime is about the same short boot
+# time as last time; a soft reset keeps the timer, so the uptime is at least the last boot's plus the
+# time the firmware ran. SOFT_MARGIN_MS absorbs boot-time jitter.
+import machine
+
+try:
+    from micropython import const
+except ImportError:  # CPython unit tests
+    def const(x):
+        return x
+
+MAGIC_RUNNING = const(0x1D50B007)
+MAGIC_INTENT = const(0x1D5E7A11)
+SOFT_MARGIN_MS = const(200)
+_SCRATCH0 = const(0x0C)
+_SCRATCH1 = const(0x10)
+_TIMERAWH = const(0x24)
+_TIMERAWL = const(0x28)
+_WDT_RESET = const(3)
+
+
+def classify(marker, chip_cause, last_boot_ms, uptime_ms):
+    """The reset cause string from the marker, machine.reset_cause() and uptimes (pure, for tests)."""
+    if marker == MAGIC_INTENT:
+        return "HARD"
+    if marker == MAGIC_RUNNING and uptime_ms > last_boot_ms + SOFT_MARGIN_MS:
+        return "SOFT"
+    return "WDT" if chip_cause == _WDT_RESET else "PWRON"
+
+
+class ResetCause:
+    """Reads and re-arms the marker once at boot; `cause` is the string the board reports."""
+
+    def __init__(self, watchdog_base, timer_base):
+        self._wd = watchdog_base
+        self._timer = timer_base
+        mem = machine.mem32
+        marker = mem[self._wd + _SCRATCH0] & 0xFFFFFFFF
+        last_boot_ms = mem[self._wd + _SCRATCH1] & 0xFFFFFFFF
+        now_ms = self.uptime_ms()
+        self.cause = classify(marker, machine.reset_cause(), last_boot_ms, now_ms)
+        mem[self._wd + _SCRATCH0] = MAGIC_RUNNING
+        mem[self._wd + _SCRATCH1] = now_ms
+
+    def uptime_ms(self):
+        """Chip uptime from the raw 64-bit microsecond timer (never wraps in practice), capped to 32 bits."""
+        mem = machine.mem32
+        while True:  # read high, low, high again: retry if the low word carried in between
+            hi = mem[self._timer + _TIMERAWH] & 0xFFFFFFFF
+            lo = mem[self._timer + _TIMERAWL] & 0xFFFFFFFF
+            if mem[self._timer + _TIMERAWH] & 0xFFFFFFFF == hi:
+                break
+        return min(((hi << 32) | lo) // 1000, 0xFFFFFFFF)
+
+    def hard_reset(self):
+        """Intentional reset: mark it so the next boot reads "HARD", then reboot."""
+        machine.mem32[self._wd + _SCRATCH0] = MAGIC_INTENT
+        machine.reset()
