@@ -202,11 +202,11 @@ def run(n, seed):
             r = json.loads(out)
             if not out.endswith(b"\n") or out.count(b"\n") != 1 or not isinstance(r, dict) or \
                     r.get("ok") not in (True, False):
-                raise ValueError("malformed reply %r" % out[:80])
+                raise ValueError(f"malformed reply {out[:80]!r}")
             if not r["ok"]:
                 code = r["error"]["code"]
                 if code not in CODES or code == P.E_INTERNAL or not r["error"]["message"]:
-                    raise ValueError("bad error %r" % r)
+                    raise ValueError(f"bad error {r!r}")
         except Exception as e:
             stats["crashes"] += 1
             if len(first) < 5:
