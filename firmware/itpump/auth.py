@@ -156,6 +156,8 @@ class Authenticator:
     def __init__(self, clock, counters, keys=None, on_event=None, permissions=None,
                  max_failures=MAX_FAILURES, window_ms=WINDOW_MS, lockout_ms=LOCKOUT_MS,
                  cache_size=CACHE_SIZE):
+        if max_failures < 1 or cache_size < 1 or window_ms < 1 or lockout_ms < 1:
+            raise ValueError("max_failures, cache_size, window_ms and lockout_ms must be >= 1")
         self._clock = clock
         self._store = counters
         self._on_event = on_event

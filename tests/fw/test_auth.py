@@ -159,8 +159,10 @@ def test_keys_from_json():
         raises(ValueError, A.keys_from_json, bad)
 
 
-def test_bad_keys_refused_at_construction():
+def test_bad_keys_and_settings_refused_at_construction():
     raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), {A.PATIENT: b"1234"})
+    raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), KEYS, None, None, 0)
+    raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), KEYS, cache_size=0)
 
 
 # -- roles -----------------------------------------------------------------------------------------
