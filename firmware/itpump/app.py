@@ -156,5 +156,9 @@ def main(board):
     try:
         app.run()
     except KeyboardInterrupt:
-        # Ctrl-C from the host (mpremote): leave for the REPL. Later: only when delivery is stopped.
+        # Ctrl-C from the host (mpremote) while the REPL is not locked: leave for the REPL. The
+        # watchdog would otherwise reset the board in the middle of the host's session.
+        disable = getattr(app.wdt, "disable", None)
+        if disable is not None:
+            disable()
         print("itpump: stopped by Ctrl-C, REPL open")

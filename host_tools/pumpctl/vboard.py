@@ -292,7 +292,8 @@ class Bridge:
             if line.startswith(HW_PREFIX):
                 words = line[len(HW_PREFIX):].decode(errors="replace").split()
                 if words[:1] == ["WDT"] and len(words) == 2 and words[1].isdigit():
-                    self.wdt_deadline = time.monotonic() + int(words[1]) / 1000
+                    budget_ms = int(words[1])  # 0: disarmed for service
+                    self.wdt_deadline = time.monotonic() + budget_ms / 1000 if budget_ms else None
                     continue  # heartbeats are frequent: not logged
                 self.log("hw: " + " ".join(words))
                 if words and words[0] == "RESET":

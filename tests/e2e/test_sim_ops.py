@@ -77,3 +77,19 @@ def test_world_state_faults_and_persistence_across_a_reset(flashed_board):
         assert c.request("sim.state")["faults"] == ["occlusion"]
         c.request("sim.fault", {"fault": "all", "clear": True})
         assert c.request("sim.state")["faults"] == []
+
+
+def test_repl_session_is_not_cut_by_the_watchdog(flashed_board):
+    from pumpctl.mpr import Device
+
+    with Link(flashed_board.port) as link:
+        Client(link).wait_ready(10)  # firmware running, watchdog armed
+    with Device(flashed_board.port) as dev:  # Ctrl-C: the firmware leaves for the REPL
+        time.sleep(2.5)  # > the bridge's 1 s real-time watchdog budget
+        assert dev.eval("6*7") == 42
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    subprocess.run([str(Path(sys.executable).parent / "pumpctl"), "restart", "--port", flashed_board.port],
+                   check=True, capture_output=True)

@@ -131,3 +131,17 @@ def test_board_ops_report_value_errors_as_bad_arguments():
     a.poll_link()
     r = replies(b)[0]
     assert r["error"]["code"] == "ARGS" and "'s' must be" in r["error"]["message"]
+
+
+def test_leaving_for_the_repl_disables_the_watchdog():
+    b, a = make()
+    b.wdt = _Wdt()
+    b.wdt.disabled = False
+
+    def disable():
+        b.wdt.disabled = True
+
+    b.wdt.disable = disable
+    b.serial.feed(b"\x03")
+    app.main(b)
+    assert b.wdt.timeout_ms and b.wdt.disabled

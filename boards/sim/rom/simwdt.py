@@ -30,6 +30,12 @@ class SimWdt:
         self._clock.watch = self.check
         self.feed()
 
+    def disable(self):
+        """Stop the watchdog for service (rp2: clear WATCHDOG_CTRL.ENABLE; machine.WDT cannot)."""
+        self.timeout_ms = 0
+        self._clock.watch = None
+        self._signal("WDT 0")
+
     def _real_budget_ms(self):
         return max(_REAL_FLOOR_MS, self._clock.real_ms(self.timeout_ms))
 
