@@ -120,7 +120,14 @@ def keys_from_json(text):
     return out
 
 
-# -- counter stores: load() -> {role: last ctr}, save(dict) --------------------------------------------
+def key_id(key):
+    """Short public fingerprint of a key (16 hex digits), stored with the counters to see key changes."""
+    return str(binascii.hexlify(hashlib.sha256(b"itpump-kid\0" + key).digest()[:8]), "ascii")
+
+
+# -- counter stores: load() -> dict, save(dict) -------------------------------------------------------
+# The dict is {role: last accepted ctr, ..., "kid": {role: key_id}}: the fingerprints let a reboot see
+# that a role's key was replaced (a new key file flashed) and restart only that role's counter.
 
 
 class FileCounters:
@@ -179,9 +186,10 @@ class Authenticator:
         self._cache_i = 0
         self._pads = {}
         self._last = None  # {role: last accepted ctr}; None = unknown, changes refused
+        self._kid = {}  # {role: key_id} as stored with the counters
         self._load_counters()
         if keys:
-            self._install(keys)  # boot: no event, the keys are not new
+            self._install(keys, False)
 
     # -- public --------------------------------------------------------------------------------------
     def guards(self, op):
@@ -198,22 +206,11 @@ class Authenticator:
     def last_counters(self):
         return None if self._last is None else dict(self._last)
 
-    def set_keys(self, keys, reset_counters=True):
-        """Install {role: 32-byte key}. New keys make every old frame fail its MAC, so counters may
-        restart at 0 (reset_counters, persisted); the reply cache is dropped."""
-        pads = self._check(keys)
-        if reset_counters:
-            fresh = {}
-            for role in ROLES:
-                fresh[role] = 0
-            try:
-                self._store.save(fresh)
-            except Exception as e:
-                self._state_failed("counter reset not saved: %s" % type(e).__name__)
-                raise
-            self._last = fresh
-        self._install(keys, pads)
-        self._event(EV_KEYS, {"roles": sorted(pads)})
+    def set_keys(self, keys):
+        """Install {role: 32-byte key} (the keys op). A role whose key changed restarts its counter at 0:
+        every frame signed before fails the new key's MAC. Raises ValueError for a bad key, OSError if
+        the counters cannot be saved (then changes stay refused)."""
+        self._install(keys, True)
 
     def run(self, req, apply):
         """Authenticate the change req (a protocol.Request); apply() -> reply line only if it passes.
@@ -257,11 +254,10 @@ class Authenticator:
         new = dict(self._last)
         new[req.role] = req.ctr
         try:
-            self._store.save(new)
+            self._save(new, self._kid)
         except Exception as e:
             self._state_failed("counter not saved: %s" % type(e).__name__)
             return P.error_line(req.id, P.E_AUTH_STATE, "counter could not be saved: change refused")
-        self._last = new
         reply = apply()
         self._cache[self._cache_i] = (req.role, mac, reply)
         self._cache_i = (self._cache_i + 1) % len(self._cache)
@@ -274,10 +270,40 @@ class Authenticator:
             pads[role] = _pads(check_key(role, keys[role]))
         return pads
 
-    def _install(self, keys, pads=None):
-        self._pads = self._check(keys) if pads is None else pads
+    def _install(self, keys, announce):
+        pads = self._check(keys)
+        changed = []
+        for role in pads:
+            if self._kid.get(role) != key_id(keys[role]):
+                changed.append(role)
+        # a role with no fingerprint yet but a used counter: keep the counter (never reopen old ones)
+        reset = [r for r in changed if r in self._kid]
+        if changed and self._last is not None:
+            last = dict(self._last)
+            kid = dict(self._kid)
+            for role in changed:
+                kid[role] = key_id(keys[role])
+                if role in reset:
+                    last[role] = 0
+            try:
+                self._save(last, kid)
+            except Exception as e:
+                self._state_failed("key change not saved: %s" % type(e).__name__)
+                if announce:
+                    raise
+        self._pads = pads
         for i in range(len(self._cache)):
             self._cache[i] = None
+        if announce or reset:
+            self._event(EV_KEYS, {"roles": sorted(pads), "changed": sorted(changed),
+                                  "counters_reset": sorted(reset)})
+
+    def _save(self, last, kid):
+        d = dict(last)
+        d["kid"] = kid
+        self._store.save(d)
+        self._last = last
+        self._kid = kid
 
     def _event(self, kind, info):
         if self._on_event is not None:
@@ -293,15 +319,27 @@ class Authenticator:
             self._state_failed("counters not loaded: %s" % type(e).__name__)
             return
         ok = isinstance(d, dict)
+        kid = d.get("kid", {}) if ok else None
+        if ok and isinstance(kid, dict):
+            for role in kid:
+                if role not in ROLES or not isinstance(kid[role], str):
+                    ok = False
+        else:
+            ok = False
         if ok:
             for role in d:
                 v = d[role]
-                if role not in ROLES or not P._is_int(v) or v < 0 or v > P.MAX_CTR:
+                if role != "kid" and (role not in ROLES or not P._is_int(v) or v < 0 or v > P.MAX_CTR):
                     ok = False
         if not ok:
             self._state_failed("counter file holds invalid data")
             return
-        self._last = dict(d)
+        last = {}
+        for role in d:
+            if role != "kid":
+                last[role] = d[role]
+        self._last = last
+        self._kid = dict(kid)
 
     def _state_failed(self, message):
         self._last = None  # unknown counters: refuse every change rather than reopen old ones

@@ -258,7 +258,7 @@ def test_forged_mac_refused_and_reported():
     assert code(send(tampered, pump, au)) == P.E_AUTH_MAC
     other_key = frame("bolus", A.CLINICIAN, 1, key=KEYS[A.PATIENT])  # signed with the wrong role's key
     assert code(send(other_key, pump, au)) == P.E_AUTH_MAC
-    assert pump.applied == [] and counters.saves == []
+    assert pump.applied == [] and len(counters.saves) == 1  # the fingerprints saved at first boot
     assert [e[1]["code"] for e in events] == [P.E_AUTH_MAC] * 3
     assert events[0][1]["op"] == "bolus" and events[0][1]["role"] == A.CLINICIAN
     assert send(good, pump, au)["ok"]  # the forgeries did not burn the counter
@@ -294,7 +294,7 @@ def test_counter_saved_before_the_change_and_survives_reboot():
     counters = FakeCounters()
     au, pump, _, _, _ = make(counters=counters)
     assert send(signed("bolus", A.CLINICIAN, 3), pump, au)["ok"]
-    assert pump.ctr_saved_before_apply == [{A.CLINICIAN: 3}]
+    assert [d[A.CLINICIAN] for d in pump.ctr_saved_before_apply] == [3]
     # reboot: a fresh authenticator over the same store
     au2, pump2, _, _, _ = make(counters=counters)
     assert au2.last_counters() == {A.CLINICIAN: 3}
@@ -317,15 +317,44 @@ def test_counter_store_failures_refuse_changes():
     assert code(send(signed("bolus", A.CLINICIAN, 2), pump, au)) == P.E_AUTH_STATE  # stays refused
 
 
-def test_new_keys_reset_counters_and_old_frames_fail():
-    au, pump, _, counters, _ = make()
+NEW_CLINICIAN = bytes((i * 29 + 3) % 256 for i in range(32))
+
+
+def test_new_key_restarts_only_that_roles_counter():
+    au, pump, _, counters, events = make()
     old = signed("bolus", A.CLINICIAN, 5)
     assert send(old, pump, au)["ok"]
-    new_keys = {A.CLINICIAN: bytes((i * 29 + 3) % 256 for i in range(32))}
-    au.set_keys(new_keys)
-    assert counters.data == {A.PATIENT: 0, A.CLINICIAN: 0, A.SERVICE: 0}
+    assert send(signed("patient_bolus", A.PATIENT, 7), pump, au)["ok"]
+    au.set_keys({A.CLINICIAN: NEW_CLINICIAN, A.PATIENT: KEYS[A.PATIENT]})
+    assert au.last_counters() == {A.CLINICIAN: 0, A.PATIENT: 7}
+    assert counters.data["kid"][A.CLINICIAN] == A.key_id(NEW_CLINICIAN)
+    assert events[-1] == (A.EV_KEYS, {"roles": [A.CLINICIAN, A.PATIENT], "changed": [A.CLINICIAN],
+                                      "counters_reset": [A.CLINICIAN]})
     assert code(send(old, pump, au)) == P.E_AUTH_MAC  # not even the retry cache answers
-    assert send(frame("bolus", A.CLINICIAN, 1, req_id=2, key=new_keys[A.CLINICIAN]), pump, au)["ok"]
+    assert send(frame("bolus", A.CLINICIAN, 1, req_id=2, key=NEW_CLINICIAN), pump, au)["ok"]
+    # the patient key did not change: its old frames stay replays
+    assert code(send(signed("patient_bolus", A.PATIENT, 7, req_id=3), pump, au)) == P.E_AUTH_REPLAY
+    assert code(send(signed("flash", A.SERVICE, 1), pump, au)) == P.E_AUTH_NOKEYS  # service key gone
+
+
+def test_key_file_changed_between_boots_is_seen():
+    counters = FakeCounters()
+    au, pump, _, _, _ = make(counters=counters)
+    assert send(signed("bolus", A.CLINICIAN, 9), pump, au)["ok"]
+    assert send(signed("patient_bolus", A.PATIENT, 4), pump, au)["ok"]
+    au, pump, _, _, events = make(counters=counters)  # same keys: nothing reset, nothing saved
+    assert au.last_counters() == {A.CLINICIAN: 9, A.PATIENT: 4} and events == []
+    keys = dict(KEYS)
+    keys[A.CLINICIAN] = NEW_CLINICIAN  # a new key file was flashed
+    au, pump, _, _, events = make(keys=keys, counters=counters)
+    assert au.last_counters() == {A.CLINICIAN: 0, A.PATIENT: 4}
+    assert events[0][0] == A.EV_KEYS and events[0][1]["counters_reset"] == [A.CLINICIAN]
+    assert send(frame("bolus", A.CLINICIAN, 1, key=NEW_CLINICIAN), pump, au)["ok"]
+
+
+def test_counters_without_fingerprints_are_kept():
+    au, _, _, _, _ = make(counters=FakeCounters({A.CLINICIAN: 40}))
+    assert au.last_counters()[A.CLINICIAN] == 40
 
 
 # -- lock-out --------------------------------------------------------------------------------------
@@ -396,7 +425,7 @@ def test_retry_gets_the_first_reply_and_is_applied_once():
     assert json.loads(first)["ok"]
     for _ in range(3):
         assert P.dispatch(line, pump.ops, au) == first
-    assert len(pump.applied) == 1 and len(counters.saves) == 1 and events == []
+    assert len(pump.applied) == 1 and len(counters.saves) == 2 and events == []  # boot + one change
 
 
 def test_retry_of_a_refused_handler_is_not_run_again():

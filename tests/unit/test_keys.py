@@ -209,3 +209,16 @@ def test_host_signatures_verify_under_real_micropython(tmp_path):
     replies = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["ok"] for x in replies] == [True, True, True, False]
     assert replies[3]["error"]["code"] == P.E_AUTH_MAC
+
+
+def test_reprovision_then_install_keys_on_the_board(tmp_path):
+    ks = K.provision("d", tmp_path)
+    au, ops, applied = board_for(ks)
+    for i in range(3):
+        assert json.loads(P.dispatch(ks.signed_line(i, "bolus", None, "clinician").rstrip(), ops, au))["ok"]
+    new = K.provision("d", tmp_path, force=True)  # host counters restart at 0 with the new keys
+    au.set_keys(A.keys_from_json(new.device_file().decode()))  # the board's keys op: counters follow
+    line = new.signed_line(9, "bolus", None, "clinician")
+    assert b'"ctr":1' in line and json.loads(P.dispatch(line.rstrip(), ops, au))["ok"]
+    old = ks.signed_line(10, "bolus", None, "clinician")  # a frame under the old key
+    assert json.loads(P.dispatch(old.rstrip(), ops, au))["error"]["code"] == P.E_AUTH_MAC
