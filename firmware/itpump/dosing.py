@@ -34,12 +34,11 @@ CAL_MAX_CHANGE_PCT = const(20)  # larger jumps mean air, a leak or a misread bal
 
 
 def check_pl_per_step(pl_per_step):
-    d = {"pl_per_step": pl_per_step}
     if type(pl_per_step) is not int:
         raise LimitError("pl_per_step", pl_per_step, "an integer", "must be")
     if not PL_PER_STEP_MIN <= pl_per_step <= PL_PER_STEP_MAX:
         lim = PL_PER_STEP_MIN if pl_per_step < PL_PER_STEP_MIN else PL_PER_STEP_MAX
-        raise LimitError("pl_per_step", d["pl_per_step"], lim, "outside %d..%d pL; limit"
+        raise LimitError("pl_per_step", pl_per_step, lim, "outside %d..%d pL; limit"
                          % (PL_PER_STEP_MIN, PL_PER_STEP_MAX))
     return pl_per_step
 
@@ -193,7 +192,6 @@ class Dosing:
         the lifetime totals (bigger than small ints) outside the tick. The sub-nL part stays carried."""
         r = (self.programmed_nl, self.delivered_nl_up())
         self.programmed_nl = 0
-        if self._deliv_pl:
-            self._deliv_pl -= 1000  # counted as a whole nL now: carry the over-count, not lose it
-        self.delivered_nl = 0
+        # the sub-nL part was just reported as a whole nL: carry that over-count (-1 nL + the part)
+        self.delivered_nl = -1 if self._deliv_pl else 0
         return r
