@@ -14,8 +14,14 @@
 # reports back the whole nL it programmed (programmed()), which ends boluses and the bridge exactly at
 # their volume. The per-tick calls allocate nothing.
 from itpump import drugs
-from itpump.drugs import (MAX_BASAL_NL_PER_H, MAX_BOLUS_NL, MAX_CATHETER_NL, MAX_DAILY_NL,
-                          MAX_RATE_NL_PER_H, MIN_BASAL_NL_PER_H)
+from itpump.drugs import (
+    MAX_BASAL_NL_PER_H,
+    MAX_BOLUS_NL,
+    MAX_CATHETER_NL,
+    MAX_DAILY_NL,
+    MAX_RATE_NL_PER_H,
+    MIN_BASAL_NL_PER_H,
+)
 
 try:
     from micropython import const
