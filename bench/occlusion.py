@@ -1,0 +1,235 @@
+"""Occlusion / leak / stall detection figures: firmware detector (firmware/itpump/occlusion.py) driven by
+the sim plant (boards/sim/rom/plant.py) at the 100 ms control tick, no app needed.
+
+    .venv/bin/python bench/occlusion.py [--days 30] [--trials 12] [--jobs 2]
+
+For each rate (0.1, 0.5, 5 mL/day): occlusion time-to-alarm beside the physical limit (time for the
+pressure to rise 3 sigma of one reading's noise at that flow and the plant's compliance), their ratio
+(goal <= 1.5), the drug volume missed before the alarm, the bolus released when the occlusion clears
+(plant truth and the detector's estimate), leak (disconnection) and stall time-to-alarm, and false alarms
+in a no-fault run of --days days (goal 0). The detector gets a deliberately imperfect calibration
+(C 25 % low, R 30 % high, volume/step nominal while the unit is biased), as a real one would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "firmware"))
+sys.path.insert(0, str(ROOT / "boards" / "sim" / "rom"))
+
+import plant as plantmod  # noqa: E402
+from itpump import occlusion  # noqa: E402
+
+TICK_MS = 100
+RATES_ML_DAY = (0.1, 0.5, 5.0)
+MS_PER_DAY = 86_400_000
+# calibration error given to the detector (what the firmware believes vs the plant's truth)
+C_CAL = 0.75
+R_CAL = 1.30
+
+
+def calibrate(seed: int) -> dict:
+    """What a board calibration would store: nominal volume/step, C and R off by the factors above,
+    the noise of one reading measured over 60 s of a quiet, primed line."""
+    p = plantmod.Plant(seed=seed + 1000)
+    xs = []
+    for _ in range(600):
+        p.step(TICK_MS, 0)
+        xs.append(p.pressure_pa())
+    return {
+        "pl_per_step": plantmod.NOMINAL_PL_PER_STEP,
+        "compliance_nl_per_kpa": int(plantmod.COMPLIANCE_UL_PER_KPA * 1000 * C_CAL),
+        "resistance_pa_s_per_ul": int(plantmod.RESISTANCE_KPA_S_PER_UL * 1000 * R_CAL),
+        "noise_pa": max(1, round(statistics.pstdev(xs))),
+        "noise_measured_pa": statistics.pstdev(xs),
+    }
+
+
+class Rig:
+    """Plant + step issue from a rate (carried remainder) + detector, one control tick at a time."""
+
+    def __init__(self, rate_ml_day: float, seed: int, cal: dict):
+        self.plant = plantmod.Plant(seed=seed)
+        self.det = occlusion.Detector(cal["pl_per_step"], cal["compliance_nl_per_kpa"],
+                                      cal["resistance_pa_s_per_ul"], cal["noise_pa"], tick_ms=TICK_MS)
+        self.rate_pl_per_day = int(rate_ml_day * 1e9)  # mL -> pL
+        self.den = cal["pl_per_step"] * MS_PER_DAY
+        self.acc = 0
+        self.pumping = True
+        self.ticks = 0
+        self.last = occlusion.OK
+
+    def tick(self) -> int:
+        steps = 0
+        if self.pumping:
+            self.acc += self.rate_pl_per_day * TICK_MS
+            steps = self.acc // self.den
+            self.acc -= steps * self.den
+        p = self.plant
+        moved = p.step(TICK_MS, steps)
+        try:
+            pa = p.pressure_pa()
+        except ValueError:
+            pa = None
+        self.ticks += 1
+        self.last = self.det.update(pa, steps, moved, p.motor_diag())
+        return self.last
+
+    def run_until(self, codes: tuple, max_ticks: int) -> int | None:
+        for i in range(max_ticks):
+            if self.tick() in codes:
+                return i + 1
+        return None
+
+
+def physical_limit_s(rate_ml_day: float, plant: plantmod.Plant, sigma_pa: float) -> float:
+    q_ul_s = rate_ml_day * 1000 / 86400 * (1 + plant.unit_bias)
+    return 3 * sigma_pa * plant.c_ul_per_pa / q_ul_s
+
+
+def warm(rig: Rig, rate_ml_day: float, trial: int) -> None:
+    # 20 min of normal pumping, then a trial-dependent phase within one step interval
+    rig.run_until((), 12_000)
+    step_ticks = max(1, int(rig.den / (rig.rate_pl_per_day * TICK_MS)))
+    rig.run_until((), (trial * 7919) % step_ticks)
+
+
+def occlusion_trial(args: tuple) -> dict:
+    rate, trial, cal = args
+    rig = Rig(rate, 100 + trial, cal)
+    warm(rig, rate, trial)
+    p = rig.plant
+    limit = physical_limit_s(rate, p, cal["noise_measured_pa"])
+    assert rig.det.armed()
+    d0, t0 = p.delivered_ul, p.t_ms
+    p.inject("occlusion")
+    n = rig.run_until((occlusion.OCCLUSION,), max(int(limit * 50 * 10), 36_000))
+    out = {"limit_s": limit}
+    if n is None:
+        out["t_s"] = None
+        return out
+    t_s = n * TICK_MS / 1000
+    due_ul = rate * 1000 / 86400 * (1 + p.unit_bias) * (p.t_ms - t0) / 1000
+    out.update(t_s=t_s, missed_ul=due_ul - (p.delivered_ul - d0), stored_ul=p.stored_ul(),
+               est_missed_ul=rig.det.missed_nl() / 1000)
+    # the app stops the motor on the alarm; the occlusion clears a minute later
+    rig.pumping = False
+    rig.run_until((), 600)
+    stored_before = p.stored_ul()
+    d1 = p.delivered_ul
+    p.clear("occlusion")
+    m = rig.run_until((occlusion.CLEARED,), 600)
+    out.update(clear_s=None if m is None else m * TICK_MS / 1000, bolus_ul=p.delivered_ul - d1,
+               bolus_stored_ul=stored_before, bolus_est_ul=rig.det.released_nl / 1000)
+    return out
+
+
+def fault_trial(args: tuple) -> dict:
+    rate, trial, cal, fault, kw, code = args
+    rig = Rig(rate, 200 + trial, cal)
+    warm(rig, rate, trial)
+    p = rig.plant
+    d0, l0, pu0, t0 = p.delivered_ul, p.leaked_ul, p.pumped_ul, p.t_ms
+    p.inject(fault, **kw)
+    n = rig.run_until((code,), 36_000)
+    due_ul = rate * 1000 / 86400 * (1 + p.unit_bias) * (p.t_ms - t0) / 1000
+    return {"t_s": None if n is None else n * TICK_MS / 1000, "missed_ul": due_ul - (p.delivered_ul - d0),
+            "other": rig.last}
+
+
+def no_fault_run(args: tuple) -> dict:
+    rate, days, cal, seed = args
+    rig = Rig(rate, seed, cal)
+    t0 = time.perf_counter()
+    alarms: dict[str, int] = {}
+    prev = occlusion.OK
+    for _ in range(int(days * MS_PER_DAY / TICK_MS)):
+        r = rig.tick()
+        if r != prev and r != occlusion.OK:
+            alarms[occlusion.NAMES[r]] = alarms.get(occlusion.NAMES[r], 0) + 1
+            if r in (occlusion.OCCLUSION, occlusion.LEAK, occlusion.STALL):
+                rig.det.reset()  # the alarm would stop the pump; here, count it and carry on
+        prev = r
+    p = rig.plant
+    return {"alarms": alarms, "wall_s": time.perf_counter() - t0, "delivered_ml": p.delivered_ul / 1000,
+            "sigma_est_pa": rig.det.sig_q8 / 256}
+
+
+def fmt(x, unit="", nd=1):
+    return "-" if x is None else f"{x:.{nd}f}{unit}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--days", type=float, default=30.0, help="no-fault run length per rate (default 30)")
+    ap.add_argument("--trials", type=int, default=12, help="occlusion trials per rate (onset phases)")
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    t_start = time.perf_counter()
+    cal = calibrate(1)
+    print(f"plant: C {plantmod.COMPLIANCE_UL_PER_KPA:.3f} uL/kPa, R {plantmod.RESISTANCE_KPA_S_PER_UL:.3f} "
+          f"kPa s/uL, {plantmod.NOMINAL_PL_PER_STEP / 1000:.1f} nL/step nominal, tip {plantmod.OUTLET_PA:.0f} Pa")
+    print(f"detector calibration: C {cal['compliance_nl_per_kpa']} nL/kPa, R {cal['resistance_pa_s_per_ul']} "
+          f"Pa s/uL, noise {cal['noise_measured_pa']:.1f} Pa per reading (one sigma)")
+    with ProcessPoolExecutor(max_workers=a.jobs) as ex:
+        nf = {r: ex.submit(no_fault_run, (r, a.days, cal, 7)) for r in RATES_ML_DAY} if a.days > 0 else {}
+        occ = {r: list(ex.map(occlusion_trial, [(r, i, cal) for i in range(a.trials)])) for r in RATES_ML_DAY}
+        leak = {r: list(ex.map(fault_trial, [(r, i, cal, "disconnect", {}, occlusion.LEAK)
+                                             for i in range(4)])) for r in RATES_ML_DAY}
+        stall = {r: list(ex.map(fault_trial, [(r, i, cal, "stall", {"diag": False}, occlusion.STALL)
+                                              for i in range(4)])) for r in RATES_ML_DAY}
+        nf = {r: f.result() for r, f in nf.items()}
+    print()
+    print("occlusion (full, distal), %d onsets per rate; times median [worst]" % a.trials)
+    print(f"{'rate':>9} | {'limit':>7} | {'alarm':>15} | {'ratio':>11} | {'missed uL':>13} | "
+          f"{'bolus uL (est)':>16} | {'clear':>6}")
+    for r in RATES_ML_DAY:
+        rows = occ[r]
+        det = [x for x in rows if x["t_s"] is not None]
+        lim = statistics.median(x["limit_s"] for x in rows)
+        if not det:
+            print(f"{r:>5} mL/d | {lim:6.1f}s | NOT DETECTED")
+            continue
+        ts = [x["t_s"] for x in det]
+        ratios = [x["t_s"] / x["limit_s"] for x in det]
+        miss = [x["missed_ul"] for x in det]
+        bol = [x["bolus_ul"] for x in det]
+        est = [x["bolus_est_ul"] for x in det]
+        clr = [x["clear_s"] for x in det if x["clear_s"] is not None]
+        undetected = len(rows) - len(det)
+        print(f"{r:>5} mL/d | {lim:6.1f}s | {statistics.median(ts):6.1f}s [{max(ts):5.1f}s] | "
+              f"{statistics.median(ratios):4.2f} [{max(ratios):4.2f}] | {statistics.median(miss):5.3f} "
+              f"[{max(miss):5.3f}] | {statistics.median(bol):6.3f} ({statistics.median(est):5.3f}) | "
+              f"{fmt(statistics.median(clr) if clr else None, 's')}"
+              + (f"  ({undetected} not detected)" if undetected else ""))
+    print()
+    print("leak (disconnection at the pump) and stall (rotor stuck, DIAG silent: confirmed < commanded)")
+    for name, tab in (("leak", leak), ("stall", stall)):
+        for r in RATES_ML_DAY:
+            ts = [x["t_s"] for x in tab[r]]
+            got = [t for t in ts if t is not None]
+            miss = [x["missed_ul"] for x in tab[r]]
+            print(f"  {name:5} {r:>4} mL/d: alarm median {fmt(statistics.median(got) if got else None, 's')} "
+                  f"worst {fmt(max(got) if got else None, 's')}, missed {statistics.median(miss):.3f} uL"
+                  + (f"  ({len(ts) - len(got)}/{len(ts)} NOT DETECTED)" if len(got) < len(ts) else ""))
+    if nf:
+        print()
+        print(f"no-fault runs, {a.days:g} simulated days each at the 100 ms tick")
+        for r in RATES_ML_DAY:
+            x = nf[r]
+            print(f"  {r:>4} mL/d: false alarms {sum(x['alarms'].values())} {x['alarms'] or ''}, "
+                  f"delivered {x['delivered_ml']:.2f} mL, sigma est {x['sigma_est_pa']:.1f} Pa, "
+                  f"wall {x['wall_s']:.0f} s")
+    print(f"\nwall time {time.perf_counter() - t_start:.0f} s ({a.jobs} processes)")
+
+
+if __name__ == "__main__":
+    main()

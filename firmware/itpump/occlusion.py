@@ -1,0 +1,304 @@
+# Occlusion / leak / stall / sensor-fault detection from line pressure and motor feedback.
+#
+# Model the firmware knows from calibration: one compliant line (C) draining through the catheter (R)
+# into a tip pressure it learns as the baseline. Each confirmed microstep adds v/C to the pressure, which
+# decays with tau = R C. The residual r = measured - baseline - expected is white noise while the line
+# is open; an occlusion turns every later step into a persistent v/C stair, a leak or disconnection
+# pulls the pressure towards zero. Two one-sided CUSUMs watch r: a fast one per tick (fast rates: the
+# ramp is steep) and a slow one on 16-tick means (slow rates: single stairs, 4x less noise). An alarm
+# needs the rise to have happened while steps were delivered, so a back-pressure bump between steps is
+# not an occlusion until pumping continues into it.
+#
+# Integer only (Pa, nL, steps, Q8/Q16 fixed point), nothing allocated per tick.
+try:
+    from micropython import const
+except ImportError:  # CPython (host tools, unit tests)
+    def const(x):
+        return x
+
+OK = const(0)
+OCCLUSION = const(1)
+LEAK = const(2)
+STALL = const(3)
+SENSOR = const(4)
+CLEARED = const(5)  # once, on the tick an occlusion clears; released_nl says how much went in at once
+NAMES = ("ok", "occlusion", "leak", "stall", "sensor", "cleared")
+
+_W_SHIFT = const(4)  # slow CUSUM on means of 16 ticks
+_W = const(16)
+_ARM_SHIFT = const(8)  # CUSUMs armed once the baseline has 2**8 ticks behind it
+_B_SHIFT_MAX = const(11)  # baseline EWMA: 2**11 ticks (205 s at 100 ms): follows sensor thermal drift
+_SIG_SHIFT = const(10)  # noise estimate EWMA over 2**10 samples
+_RS_SHIFT = const(3)  # smoothed residual (stored volume, clearing) over 8 ticks
+# EWMAs round to nearest: a plain >> floors, and that bias (half an LSB every tick, times 2**shift) once
+# made the baseline sit 4 Pa low and the noise estimate 8 % low, enough for false alarms.
+_B_HALF = const(1 << (_B_SHIFT_MAX - 1))
+_SIG_HALF = const(1 << (_SIG_SHIFT - 1))
+_SIGW_HALF = const(1 << (_SIG_SHIFT - _W_SHIFT - 1))
+_RS_HALF = const(1 << (_RS_SHIFT - 1))
+# CUSUM tuning in units of the estimated noise sigma (x8 to stay integer). Chosen with bench/occlusion.py:
+# zero false alarms in 30 simulated days at each rate, then as fast as that allows.
+_KF_X8 = const(12)  # fast: allowance 1.5 sigma per tick (near-optimal for a ramp of 0.5 sigma/tick)
+_HF_X8 = const(56)  # fast: threshold 7 sigma (white-noise ARL ~1e10 ticks, Siegmund's approximation)
+_KS_X8 = const(12)  # slow: allowance 1.5 sigma_w per window
+_HS_X8 = const(80)  # slow: threshold 10 sigma_w
+# Model allowance: the flow-driven pressure Q*R is only known to calibration accuracy (R, C) and the
+# pump's flow ripples with rotor angle, so both allowances grow by this fraction of the mean expected
+# flow pressure (x8), on the slow CUSUM (the fast one's per-tick noise dwarfs the ripple). Matters at high rates only: Q*R is ~27 Pa at 5 mL/day, ~0.5 Pa at 0.1 mL/day.
+_MODEL_X8 = const(3)
+_CLEAR_TICKS = const(10)  # occlusion gone when the smoothed residual stays under a third of its peak
+_MIN_STEPS = const(2)  # steps delivered during the rise before occlusion / leak is called
+
+
+class Detector:
+    """Call update() once per control tick, after the pressure reading. Returns OK, OCCLUSION, LEAK,
+    STALL, SENSOR or CLEARED. Arguments from calibration (ints): pl_per_step, compliance_nl_per_kpa,
+    resistance_pa_s_per_ul (catheter, with the drug's viscosity), noise_pa (sigma of one reading)."""
+
+    def __init__(self, pl_per_step, compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa,
+                 tick_ms=100, stall_margin_steps=2, leak_near_zero_pa=400, stuck_ticks=100):
+        for name, v in (("pl_per_step", pl_per_step), ("compliance_nl_per_kpa", compliance_nl_per_kpa),
+                        ("resistance_pa_s_per_ul", resistance_pa_s_per_ul), ("noise_pa", noise_pa),
+                        ("tick_ms", tick_ms), ("stuck_ticks", stuck_ticks)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError("%s must be a positive int, got %r" % (name, v))
+        if not isinstance(stall_margin_steps, int) or stall_margin_steps < 0:
+            raise ValueError("stall_margin_steps must be an int >= 0")
+        if not isinstance(leak_near_zero_pa, int) or leak_near_zero_pa < 0:
+            raise ValueError("leak_near_zero_pa must be an int >= 0")
+        self.c_nl_per_kpa = compliance_nl_per_kpa
+        self.pl_per_step = pl_per_step
+        tau_ms = resistance_pa_s_per_ul * compliance_nl_per_kpa // 1000  # (Pa s/uL)(nL/kPa) = 1e-6 s
+        self.tau_ms = tau_ms
+        # decay per tick, bilinear (Tustin) stand-in for exp(-dt/tau): no float math, error < 1 %
+        a = (2 * tau_ms - tick_ms) * 65536 // (2 * tau_ms + tick_ms)
+        self._a_q16 = a if a > 0 else 0
+        # one step's pressure v/C, and the part left at the sample when steps are spread over the tick
+        dp_q8 = pl_per_step * 256 // compliance_nl_per_kpa
+        g = tau_ms * (65536 - self._a_q16) // tick_ms
+        self._dp_q8 = dp_q8 * (g if g < 65536 else 65536) >> 16
+        self.noise_pa = noise_pa
+        self.stall_margin = stall_margin_steps
+        self.leak_zero_q8 = leak_near_zero_pa << 8
+        self.stuck_ticks = stuck_ticks
+        self.reset()
+
+    def reset(self):
+        """Forget the baseline and every fault (after priming, a refill, a clinician restart)."""
+        n = self.noise_pa << 8
+        self.sig_q8 = n  # sigma of one reading, Pa x 256
+        self.sigw_q8 = n >> 2  # sigma of a 16-tick mean (white noise: sigma / 4)
+        self._sabs = n * 289 >> 8  # EWMA of |successive difference| = 1.128 sigma
+        self._swabs = self._sabs >> 2
+        self.b_q8 = 0  # baseline pressure (learned tip pressure + offset)
+        self._bshift = 0
+        self._bn = 0
+        self.x_q8 = 0  # expected pressure above baseline from recent steps
+        self.xavg_q8 = 0  # its long-run mean: the flow pressure Q*R the model predicts
+        self._peak_rs = 0
+        self._r_prev = 0
+        self.rs_q8 = 0  # smoothed residual
+        self.sf = 0
+        self.ss = 0
+        self.sl = 0
+        self._f_steps = 0
+        self._s_steps = 0
+        self._l_steps = 0
+        self._wsum = 0
+        self._psum = 0
+        self._wn = 0
+        self._rw_prev = 0
+        self.pw_q8 = 0  # last 16-tick mean pressure
+        self.pending = 0  # commanded steps not confirmed
+        self.state = OK
+        self.stored_nl = 0  # volume held in the line's compliance now (occlusion)
+        self.peak_nl = 0
+        self.released_nl = 0  # bolus released when the last occlusion cleared
+        self.onset_steps = 0  # steps delivered into the rising pressure before the alarm
+        self._clear_n = 0
+        self._last_p = -1
+        self._same_n = 0
+
+    def armed(self):
+        return self._bshift >= _ARM_SHIFT
+
+    def update(self, pressure_pa, steps_cmd, steps_confirmed, diag=False):
+        """pressure_pa: this tick's reading (None when the read failed); steps_cmd: steps issued since
+        the last call; steps_confirmed: steps the driver confirmed since the last call; diag: driver
+        DIAG / stall flag."""
+        # -- motor: a stall is certain, no statistics needed
+        self.pending += steps_cmd - steps_confirmed
+        if diag or self.pending - steps_cmd > self.stall_margin:
+            self.state = STALL
+            return STALL
+        # -- sensor: missing or frozen reading (a live, dithered reading never repeats for long)
+        if pressure_pa is None:
+            return SENSOR
+        if pressure_pa == self._last_p:
+            self._same_n += 1
+            if self._same_n >= self.stuck_ticks:
+                return SENSOR
+        else:
+            self._last_p = pressure_pa
+            self._same_n = 0
+        p_q8 = pressure_pa << 8
+        x = (self.x_q8 * self._a_q16 >> 16) + steps_confirmed * self._dp_q8
+        self.x_q8 = x
+        self.xavg_q8 += (x - self.xavg_q8 + _B_HALF) >> _B_SHIFT_MAX
+        if self._bshift == 0:  # first reading: start the baseline there
+            self.b_q8 = p_q8 - x
+            self._bshift = 1
+            return OK
+        r = p_q8 - self.b_q8 - x
+        self.rs_q8 += (r - self.rs_q8 + _RS_HALF) >> _RS_SHIFT
+        state = self.state
+        if state == OCCLUSION:
+            return self._occluded()
+        if state == LEAK:
+            if r > -(self.sig_q8 * 3):
+                self._clear_n += 1
+                if self._clear_n >= _CLEAR_TICKS:
+                    self._rearm()
+                    return OK
+            else:
+                self._clear_n = 0
+            return LEAK
+        # -- noise estimates (open line only)
+        d = r - self._r_prev
+        self._r_prev = r
+        if d < 0:
+            d = -d
+        sig = self.sig_q8
+        if d < sig << 3:
+            self._sabs += (d - self._sabs + _SIG_HALF) >> _SIG_SHIFT
+            s = self._sabs * 227 >> 8  # mean |difference of two| * sqrt(pi)/2 = sigma
+            lo = self.noise_pa << 7
+            hi = self.noise_pa << 10
+            self.sig_q8 = lo if s < lo else (hi if s > hi else s)
+        # -- baseline learning, frozen while a CUSUM is half way to its alarm
+        bs = self._bshift
+        if (self.sf << 4) < sig * _HF_X8 and (self.ss << 4) < self.sigw_q8 * _HS_X8 and \
+                (self.sl << 4) < self.sigw_q8 * _HS_X8:
+            self.b_q8 += (p_q8 - x - self.b_q8 + (1 << bs >> 1)) >> bs
+            if bs < _B_SHIFT_MAX:
+                self._bn += 1
+                if self._bn >= (1 << bs):
+                    self._bshift = bs + 1
+                    self._bn = 0
+        if self._bshift < _ARM_SHIFT:
+            return OK
+        m = self.xavg_q8 * _MODEL_X8 >> 3
+        # -- fast CUSUM, every tick
+        sf = self.sf + r - (sig * _KF_X8 >> 3)
+        if sf <= 0:
+            sf = 0
+            self._f_steps = 0
+        else:
+            self._f_steps += steps_confirmed
+            hf = sig * _HF_X8 >> 3
+            if sf > hf:
+                sf = hf
+                if self._f_steps >= _MIN_STEPS:
+                    self.sf = sf
+                    return self._alarm(self._f_steps)
+        self.sf = sf
+        # -- slow CUSUMs on 16-tick means
+        self._s_steps += steps_confirmed
+        self._l_steps += steps_confirmed
+        self._wsum += r
+        self._psum += p_q8 >> _W_SHIFT
+        self._wn += 1
+        if self._wn < _W:
+            return OK
+        rw = self._wsum >> _W_SHIFT
+        self.pw_q8 = self._psum
+        self._wsum = 0
+        self._psum = 0
+        self._wn = 0
+        dw = rw - self._rw_prev
+        self._rw_prev = rw
+        if dw < 0:
+            dw = -dw
+        sw = self.sigw_q8
+        if dw < sw << 3:
+            self._swabs += (dw - self._swabs + _SIGW_HALF) >> (_SIG_SHIFT - _W_SHIFT)
+            s = self._swabs * 227 >> 8
+            lo = self.sig_q8 >> 2
+            self.sigw_q8 = lo if s < lo else (sig if s > sig else s)
+        kw = (sw * _KS_X8 >> 3) + m
+        hw = sw * _HS_X8 >> 3
+        ss = self.ss + rw - kw
+        if ss <= 0:
+            ss = 0
+            self._s_steps = 0
+        elif ss > hw:
+            ss = hw
+            if self._s_steps >= _MIN_STEPS:
+                self.ss = ss
+                return self._alarm(self._s_steps)
+        self.ss = ss
+        sl = self.sl - rw - kw
+        if sl <= 0:
+            sl = 0
+            self._l_steps = 0
+        elif sl > hw:
+            sl = hw
+            if self._l_steps >= _MIN_STEPS and self.pw_q8 < self.leak_zero_q8:
+                self.state = LEAK
+                self._clear_n = 0
+                self.sl = sl
+                return LEAK
+            if self._l_steps >= _MIN_STEPS:
+                # the line pressure settled lower but not near zero (tip pressure fell): learn it
+                self.b_q8 += rw
+                self.rs_q8 = 0
+                sl = 0
+                self._l_steps = 0
+        self.sl = sl
+        return OK
+
+    def _alarm(self, steps):
+        self.state = OCCLUSION
+        self.onset_steps = steps
+        self._clear_n = 0
+        self.peak_nl = 0
+        self._peak_rs = 0
+        self._occluded()
+        return OCCLUSION
+
+    def _occluded(self):
+        rs = self.rs_q8
+        v = (rs if rs > 0 else 0) * self.c_nl_per_kpa // 256000  # Pa x C = nL
+        self.stored_nl = v
+        if v > self.peak_nl:
+            self.peak_nl = v
+        if rs > self._peak_rs:
+            self._peak_rs = rs
+        # cleared: the smoothed residual fell under a third of its peak (the stored volume drained)
+        if rs < self._peak_rs // 3:
+            self._clear_n += 1
+            if self._clear_n >= _CLEAR_TICKS:
+                self.released_nl = self.peak_nl - v
+                self._rearm()
+                return CLEARED
+        else:
+            self._clear_n = 0
+        return OCCLUSION
+
+    def _rearm(self):
+        self.state = OK
+        self.sf = 0
+        self.ss = 0
+        self.sl = 0
+        self._f_steps = 0
+        self._s_steps = 0
+        self._l_steps = 0
+        self._wsum = 0
+        self._psum = 0
+        self._wn = 0
+        self._clear_n = 0
+        self.stored_nl = 0
+
+    def missed_nl(self):
+        """Drug pumped into the line since the rise began (not delivered yet): onset steps x volume."""
+        return self.onset_steps * self.pl_per_step // 1000
