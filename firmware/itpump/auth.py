@@ -182,7 +182,7 @@ class Authenticator:
         self._locked = False
         self._locked_at = 0
         self._refused = 0
-        self._cache = [None] * cache_size  # (role, mac bytes, reply line)
+        self._cache = [None] * cache_size  # type: list  # (role, mac bytes, reply line)
         self._cache_i = 0
         self._pads = {}
         self._last = None  # {role: last accepted ctr}; None = unknown, changes refused
@@ -339,7 +339,7 @@ class Authenticator:
             if role != "kid":
                 last[role] = d[role]
         self._last = last
-        self._kid = dict(kid)
+        self._kid = dict(kid or {})
 
     def _state_failed(self, message):
         self._last = None  # unknown counters: refuse every change rather than reopen old ones

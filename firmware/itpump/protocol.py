@@ -168,7 +168,7 @@ def parse(line):
         if k not in _FIELDS:
             raise ProtocolError(E_REQUEST, "unknown field '%s'" % _echo(k))
     req_id = obj.get("id")
-    if not _is_int(req_id) or req_id < 0 or req_id > MAX_ID:
+    if isinstance(req_id, bool) or not isinstance(req_id, int) or req_id < 0 or req_id > MAX_ID:
         raise ProtocolError(E_REQUEST, "'id' must be an integer 0..%d" % MAX_ID)
     op = obj.get("op")
     if not isinstance(op, str) or not 0 < len(op) <= MAX_OP_LEN:
@@ -204,7 +204,9 @@ def request_id(line):
         check_depth(body)
         obj = json.loads(str(body, "utf-8"))
         rid = obj.get("id") if isinstance(obj, dict) else None
-        return rid if _is_int(rid) and 0 <= rid <= MAX_ID else None
+        if isinstance(rid, bool) or not isinstance(rid, int):
+            return None
+        return rid if 0 <= rid <= MAX_ID else None
     except Exception:  # whatever the line is, the error reply must still go out
         return None
 
