@@ -97,11 +97,12 @@ def test_buzzer_tone_and_off(hw):
     from itpump.hal.buzzer import Buzzer
 
     bz = Buzzer(hw.machine.PWM(hw.machine.Pin(15)))
-    bz.tone(2000)
-    bz.tone(2000)  # same tone: the frequency is not reprogrammed
+    bz.tone(3000)
+    bz.tone(3000)  # same tone: the frequency is not reprogrammed
     bz.off()
     pwm = [e for e in hw.machine.timeline if e[0].startswith("pwm.") and e[0] != "pwm.init"]
-    assert pwm == [("pwm.duty", 15, 0), ("pwm.freq", 15, 2000), ("pwm.duty", 15, 32768),
+    assert pwm == [("pwm.freq", 15, 2000), ("pwm.duty", 15, 0),  # silent, with a defined period
+                   ("pwm.freq", 15, 3000), ("pwm.duty", 15, 32768),
                    ("pwm.duty", 15, 32768), ("pwm.duty", 15, 0)]
     with pytest.raises(ValueError, match="freq_hz 10"):
         bz.tone(10)

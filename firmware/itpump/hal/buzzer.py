@@ -8,6 +8,7 @@ except ImportError:  # CPython unit tests
 FREQ_MIN_HZ = const(50)  # rp2 PWM reaches ~8 Hz at 125 MHz; below 50 Hz a piezo only clicks
 FREQ_MAX_HZ = const(20_000)
 _HALF = const(32768)  # 50 % duty: loudest square wave
+_IDLE_FREQ_HZ = const(2000)
 
 
 class Buzzer:
@@ -15,8 +16,9 @@ class Buzzer:
 
     def __init__(self, pwm):
         self._pwm = pwm
-        self.freq_hz = 0
+        pwm.freq(_IDLE_FREQ_HZ)  # a defined PWM period before the first duty write
         pwm.duty_u16(0)
+        self.freq_hz = _IDLE_FREQ_HZ
 
     def tone(self, freq_hz):
         if not FREQ_MIN_HZ <= freq_hz <= FREQ_MAX_HZ:
@@ -28,4 +30,3 @@ class Buzzer:
 
     def off(self):
         self._pwm.duty_u16(0)
-        self.freq_hz = 0
