@@ -2,7 +2,8 @@
 # mypy_path). Only const() differs from the rp2 stubs (.typings/micropython.pyi): there it is generic
 # and positional-only, so the house fallback `def const(x): return x` (needed on CPython) never has an
 # "identical signature" and mypy flags every module. Typed as the identity it is, both variants agree.
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
