@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-lint: $(STAMP)
+# Type stubs for firmware/ and boards/: plain .pyi files mypy reads from a folder of their own.
+TYPINGS := .typings/.installed
+$(TYPINGS): $(STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --target .typings \
+		micropython-rp2-rpi_pico-stubs==1.29.0.post1 micropython-stdlib-stubs==1.29.0.post2
+	touch $(TYPINGS)
+
+lint: $(STAMP) $(TYPINGS)
 	$(VENV)/bin/ruff check host_tools tests bench firmware boards
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy boards/rpi_pico2/board.py
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
@@ -32,4 +41,4 @@ flash: $(STAMP)
 	$(VENV)/bin/pumpctl flash --board $(BOARD) $(if $(PORT),--port $(PORT))
 
 clean:
-	rm -rf $(VENV) .vboard build *.egg-info host_tools/*.egg-info
+	rm -rf $(VENV) .typings .vboard build *.egg-info host_tools/*.egg-info
