@@ -1,0 +1,115 @@
+# Battery monitor: mV samples -> OK / LOW / ERI (elective replacement indicator) / EOS (end of service).
+#
+# Cell assumed: a pack of 3 x AA alkaline (LR6, e.g. Energizer E91) feeding the Pico's VSYS (1.8-5.5 V);
+# the board reads VSYS (ADC3 through the Pico's 1/3 divider) and gives mV. Alkaline cells have a sloping
+# discharge curve (about 1.5-1.6 V fresh, a long decline through 1.2-1.1 V; capacity is rated to a
+# 0.8 V cutoff in Energizer's datasheets and Alkaline Handbook), so voltage tracks remaining charge
+# well enough for these per-cell thresholds, which are OUR engineering choice on that curve, not
+# datasheet values (to be checked by a bench discharge at the pump's load):
+#   LOW  < 1.20 V/cell  roughly the last quarter of capacity: tell the user early
+#   ERI  < 1.10 V/cell  replace soon; delivery continues
+#   EOS  < 1.00 V/cell  stop therapy safely while the motor and flash still have margin (motor
+#                       current pulses sag the voltage; 0.8 V is the cell's end, not the pump's)
+# A lithium thionyl chloride cell (Li-SOCl2, 3.6 V) would need other thresholds and coulomb counting:
+# its plateau is flat until a sharp knee, so voltage alone warns too late.
+#
+# Averaging: moving mean of the last N samples (motor pulses and ADC noise). Hysteresis: a state is left
+# upwards only when the mean is HYST above its threshold. ERI and EOS latch until a fresh pack is seen
+# (mean >= 1.40 V/cell): an alkaline cell's voltage recovers when the load rests, which must not clear
+# a replacement warning. update() allocates nothing.
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython (host tools, unit tests)
+    def const(x):
+        return x
+
+from itpump import alarms
+
+OK = const(0)
+LOW = const(1)
+ERI = const(2)
+EOS = const(3)
+STATE_NAMES = ("OK", "LOW", "ERI", "EOS")
+ALARM_FOR = (-1, alarms.BATTERY_LOW, alarms.BATTERY_ERI, alarms.BATTERY_EOS)
+
+MAX_PLAUSIBLE_MV = const(10000)  # above this (or <= 0) the reading is a sensor fault, not a battery
+
+
+def _int_in(name, v, lo, hi):
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+        raise ValueError("%s must be an integer in %d..%d, got %r" % (name, lo, hi, v))
+    return v
+
+
+class BatteryMonitor:
+    def __init__(self, cells=3, low_mv_per_cell=1200, eri_mv_per_cell=1100, eos_mv_per_cell=1000,
+                 hyst_mv_per_cell=25, replaced_mv_per_cell=1400, n_avg=8):
+        _int_in("cells", cells, 1, 6)
+        _int_in("n_avg", n_avg, 1, 64)
+        _int_in("hyst_mv_per_cell", hyst_mv_per_cell, 0, 500)
+        _int_in("eos_mv_per_cell", eos_mv_per_cell, 1, 5000)
+        if not (eos_mv_per_cell < eri_mv_per_cell < low_mv_per_cell < replaced_mv_per_cell):
+            raise ValueError("thresholds must rise: eos %r < eri %r < low %r < replaced %r mV/cell" % (
+                eos_mv_per_cell, eri_mv_per_cell, low_mv_per_cell, replaced_mv_per_cell))
+        if low_mv_per_cell + hyst_mv_per_cell >= replaced_mv_per_cell:
+            raise ValueError("low + hysteresis must stay below the replaced-pack level")
+        self.low_mv = low_mv_per_cell * cells
+        self.eri_mv = eri_mv_per_cell * cells
+        self.eos_mv = eos_mv_per_cell * cells
+        self.hyst_mv = hyst_mv_per_cell * cells
+        self.replaced_mv = replaced_mv_per_cell * cells
+        self._buf = array("i", [0] * n_avg)
+        self._n = n_avg
+        self._i = 0
+        self._sum = 0
+        self._primed = False
+        self.state = OK
+        self.avg_mv = 0
+        self.fault = False  # last sample implausible (not averaged): SENSOR_FAULT for the app
+
+    def update(self, mv):
+        """Take one sample in mV; returns the state (OK/LOW/ERI/EOS)."""
+        if mv <= 0 or mv > MAX_PLAUSIBLE_MV:
+            self.fault = True
+            return self.state
+        self.fault = False
+        if not self._primed:  # first sample fills the window: no false EOS from an empty average
+            for j in range(self._n):
+                self._buf[j] = mv
+            self._sum = mv * self._n
+            self._primed = True
+        else:
+            i = self._i
+            self._sum += mv - self._buf[i]
+            self._buf[i] = mv
+            i += 1
+            self._i = 0 if i == self._n else i
+        avg = self._sum // self._n
+        self.avg_mv = avg
+        if avg < self.eos_mv:
+            worse = EOS
+        elif avg < self.eri_mv:
+            worse = ERI
+        elif avg < self.low_mv:
+            worse = LOW
+        else:
+            worse = OK
+        st = self.state
+        if worse > st:
+            st = worse
+        elif st >= ERI:
+            if avg >= self.replaced_mv:  # a fresh pack
+                st = OK
+        elif st == LOW and avg >= self.low_mv + self.hyst_mv:
+            st = OK
+        self.state = st
+        return st
+
+    def alarm(self):
+        """Alarm code for the current state, or -1 when OK."""
+        return ALARM_FOR[self.state]
+
+    def status(self):
+        return {"state": STATE_NAMES[self.state], "avg_mv": self.avg_mv, "fault": self.fault}
