@@ -31,7 +31,7 @@ def _board_module(name):
 def test_watchdog_clamps_to_the_rp2_limit(hw, asked, set_ms):
     from itpump.hal.watchdog import Watchdog
 
-    w = Watchdog()
+    w = Watchdog(0x40058000)
     assert w.start(asked) == set_ms
     w.feed()
     assert hw.machine.timeline[-2:] == [("wdt.start", set_ms), ("wdt.feed",)]
@@ -40,8 +40,18 @@ def test_watchdog_clamps_to_the_rp2_limit(hw, asked, set_ms):
 def test_watchdog_feed_before_start_does_nothing(hw):
     from itpump.hal.watchdog import Watchdog
 
-    Watchdog().feed()
+    Watchdog(0x40058000).feed()
     assert hw.machine.timeline == []
+
+
+@pytest.mark.parametrize("board,ctrl_clr", [("rpi_pico", 0x4005B000), ("rpi_pico2", 0x400DB000)])
+def test_watchdog_disable_clears_ctrl_enable_of_the_boards_chip(hw, board, ctrl_clr):
+    b = _board_module(board).build()
+    b.wdt.start(4000)
+    b.wdt.disable()
+    assert hw.machine.timeline[-1] == ("mem32", ctrl_clr, 1 << 30)
+    b.wdt.feed()  # a feed after disable touches nothing
+    assert hw.machine.timeline[-1] == ("mem32", ctrl_clr, 1 << 30)
 
 
 # -- reset cause ---------------------------------------------------------------------------------------

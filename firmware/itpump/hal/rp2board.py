@@ -66,7 +66,7 @@ class Rp2Board:
         self.buzzer = Buzzer(machine.PWM(Pin(pins.BUZZER)))
         self.led = Led(Pin(pins.LED, Pin.OUT))
         self.button = Button(Pin(pins.BUTTON, Pin.IN, Pin.PULL_UP), time)
-        self.wdt = Watchdog()
+        self.wdt = Watchdog(watchdog_base)
 
     def reset_cause(self):
         return self._reset.cause

@@ -13,6 +13,10 @@ except ImportError:  # CPython unit tests
 
 TIMEOUT_MAX_MS = const(8388)
 TIMEOUT_MIN_MS = const(1)
+# WATCHDOG CTRL is at offset 0 of the block (base per chip: rp2board.CHIP_REGS) with ENABLE at bit 30,
+# cleared atomically through the block's clear alias (+0x3000; RP2040 datasheet 2.1.2).
+_CLR_ALIAS = const(0x3000)
+_CTRL_ENABLE = const(1 << 30)
 
 
 def clamp_timeout_ms(timeout_ms):
@@ -26,8 +30,9 @@ def clamp_timeout_ms(timeout_ms):
 class Watchdog:
     """start(timeout_ms) -> the timeout actually set (clamped); feed()."""
 
-    def __init__(self):
+    def __init__(self, watchdog_base):
         self._wdt = None
+        self._ctrl_clr = watchdog_base + _CLR_ALIAS
         self.timeout_ms = 0
 
     def start(self, timeout_ms):
@@ -39,3 +44,10 @@ class Watchdog:
     def feed(self):
         if self._wdt is not None:
             self._wdt.feed()
+
+    def disable(self):
+        """Stop the watchdog for service (the REPL, flashing): machine.WDT has no stop, the register
+        does. Only called once delivery is stopped."""
+        machine.mem32[self._ctrl_clr] = _CTRL_ENABLE
+        self._wdt = None
+        self.timeout_ms = 0
