@@ -1,0 +1,108 @@
+"""Host prescriptions: TOML -> dict validated by the firmware's own therapy module, and the diff rows."""
+
+from pathlib import Path
+
+import pytest
+
+from pumpctl import REPO_ROOT, PumpctlError
+from pumpctl import prescription as P
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.toml"))
+
+BASE = """
+drug = "morphine"
+conc_ug_per_ml = 10_000
+catheter_volume_nl = 200_000
+mode = "continuous"
+dose_ng_per_day = 1_000_000
+"""
+
+
+def test_examples_exist_for_each_mode():
+    names = {p.stem for p in EXAMPLES}
+    assert {"morphine_continuous", "baclofen_flex", "hydromorphone_patient_bolus"} <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_validates(path):
+    rx = P.load(path)
+    assert rx["drug"] and rx["mode"] in ("continuous", "flex", "periodic")
+    assert P.summary(rx)["day_volume_nl"] > 0
+
+
+def test_example_contents():
+    rx = P.load(REPO_ROOT / "examples" / "baclofen_flex.toml")
+    assert [s["start_min"] for s in rx["flex"]] == [0, 360, 540, 1260]
+    assert P.summary(rx)["basal_nl_per_h"][0] == 10417  # 500 ug/day at 2 mg/mL
+    rx = P.load(REPO_ROOT / "examples" / "hydromorphone_patient_bolus.toml")
+    assert rx["patient_bolus"] == {"dose_ng": 25000, "duration_min": 10, "lockout_min": 120, "max_per_day": 4}
+
+
+def test_validation_is_the_firmware_module():
+    t = P.therapy_module()
+    assert Path(t.__file__).resolve() == (REPO_ROOT / "firmware" / "itpump" / "therapy.py").resolve()
+
+
+def test_limit_error_carries_field_value_limit():
+    with pytest.raises(P.PrescriptionError) as ei:
+        P.loads(BASE.replace("10_000", "30_000"), "x.toml")
+    e = ei.value
+    assert isinstance(e, PumpctlError)
+    assert (e.field, e.value, e.limit) == ("conc_ug_per_ml", 30000, 20000)
+    assert str(e).startswith("x.toml: conc_ug_per_ml = 30000")
+
+
+def test_float_and_typo_refused():
+    with pytest.raises(P.PrescriptionError) as ei:
+        P.loads(BASE.replace("1_000_000", "1.5"))
+    assert ei.value.field == "dose_ng_per_day" and ei.value.limit == "an integer"
+    with pytest.raises(P.PrescriptionError) as ei:
+        P.loads(BASE + "dose_ug_per_day = 1\n")
+    assert ei.value.field == "dose_ug_per_day"
+
+
+def test_bad_toml_and_missing_file():
+    with pytest.raises(P.PrescriptionError, match="not valid TOML"):
+        P.loads("drug = ", "bad.toml")
+    with pytest.raises(P.PrescriptionError, match="cannot read"):
+        P.load(REPO_ROOT / "examples" / "no_such.toml")
+
+
+def test_load_returns_a_plain_json_dict(tmp_path):
+    import json
+
+    f = tmp_path / "rx.toml"
+    f.write_text(BASE + "\n[patient_bolus]\ndose_ng = 100_000\nduration_min = 5\nlockout_min = 60\n"
+                 "max_per_day = 3\n")
+    rx = P.load(f)
+    assert json.loads(json.dumps(rx)) == rx
+    assert rx["patient_bolus"]["max_per_day"] == 3
+
+
+def test_diff_rows_mark_changes_and_derived_figures():
+    old = P.loads(BASE)
+    new = P.loads(BASE.replace("1_000_000", "1_500_000"))
+    rows = {r[0]: r[1:] for r in P.diff(old, new)}
+    assert rows["dose_ng_per_day"] == (1000000, 1500000, True)
+    assert rows["drug"] == ("morphine", "morphine", False)
+    assert rows["=basal_nl_per_h"] == ([4167], [6250], True)
+    assert rows["=day_volume_nl"][2] is True
+    assert [r[0] for r in P.diff(old, new)][:4] == ["drug", "conc_ug_per_ml", "catheter_volume_nl", "mode"]
+
+
+def test_diff_flex_steps_and_first_programming():
+    new = P.load(REPO_ROOT / "examples" / "baclofen_flex.toml")
+    rows = P.diff(None, new)
+    assert all(r[1] is None and r[3] for r in rows)
+    fields = [r[0] for r in rows]
+    i = fields.index
+    assert i("flex[0].start_min") < i("flex[1].start_min") < i("flex[3].dose_ng_per_day")
+    shorter = dict(new, flex=new["flex"][:2])
+    rows = {r[0]: r[1:] for r in P.diff(new, shorter)}
+    assert rows["flex[3].start_min"] == (1260, None, True)
+    assert rows["flex[0].start_min"] == (0, 0, False)
+
+
+def test_diff_refuses_an_invalid_side():
+    with pytest.raises(P.PrescriptionError):
+        P.diff(P.loads(BASE), {"drug": "morphine"})
