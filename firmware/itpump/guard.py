@@ -223,6 +223,10 @@ class Guard:
         self._advance(now_ms)
         if steps <= 0:
             return self._violation
+        if steps > MAX_WINDOW_STEPS:
+            # a glitched or runaway count: clamp so the 32-bit buckets cannot wrap (it is over every
+            # limit anyway and latches a violation below)
+            steps = MAX_WINDOW_STEPS
         self._h1.add(steps)
         self._d1.add(steps)
         self._credit -= steps

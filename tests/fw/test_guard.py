@@ -117,6 +117,9 @@ def test_runaway_motor_is_a_latched_violation():
     assert g2.record(101, c2.now) == V_1H
     c3, g3 = make(rate=1000000, h1=100, d1=100)
     assert g3.record(101, c3.now) == V_1H | V_24H
+    c4, g4 = make()
+    assert g4.record(1 << 40, c4.now) == V_RATE | V_1H | V_24H  # glitched count: clamped, flagged
+    assert g4.delivered_24h_steps(c4.now) == guard.MAX_WINDOW_STEPS
 
 
 def test_clock_wrap_and_backwards_time_are_safe():
