@@ -122,6 +122,8 @@ class _Bolus:
     """A programmed bolus (periodic or patient): volume and rate precomputed at programming time."""
 
     def __init__(self, d, path, conc, dose_max, basal_max_rate, max_duration_min):
+        self.lockout_s = 0  # patient boluses only
+        self.max_per_day = 0
         self.dose_ng = _int(d, "dose_ng", 1, dose_max, path, " daily dose of the drug")
         self.duration_min = _int(d, "duration_min", 1, max_duration_min, path)
         self.volume_nl = _check_volume(self.dose_ng, conc, path + "dose_ng")
@@ -176,7 +178,9 @@ class Therapy:
             steps = rx.get("flex")
             if type(steps) is not list or not 1 <= len(steps) <= MAX_FLEX_STEPS:
                 raise LimitError("flex", steps, MAX_FLEX_STEPS, "must be a list of 1 to")
-            starts, doses, fields = [], [], []
+            starts = []  # type: list[int]
+            doses = []  # type: list[int]
+            fields = []  # type: list[str]
             for i, s in enumerate(steps):
                 path = "flex[%d]." % i
                 _dict(s, path[:-1])
@@ -334,7 +338,8 @@ class Therapy:
 
     def update(self, tod_ms):
         """Once per tick: periodic bolus slots (each start+k*every_h) and starting a pending one."""
-        if self._period_ms:
+        pb = self.periodic
+        if pb is not None:
             slot = ((tod_ms - self._p_start_ms) % DAY_MS) // self._period_ms
             if slot != self._p_slot:
                 first = self._p_slot < 0  # programming mid-slot does not fire at once
@@ -347,11 +352,10 @@ class Therapy:
             if self.periodic_pending and self.bolus_kind is None and not self.suspended:
                 if self.bridge_left_nl == 0:
                     self.periodic_pending = False
-                    pb = self.periodic
                     self._start(PERIODIC, pb.volume_nl, pb.rate_nl_per_h)
                 elif self._b_conc:
                     self.periodic_pending = False
-                    if self._bridge_bolus(PERIODIC, self.periodic) is not None:
+                    if self._bridge_bolus(PERIODIC, pb) is not None:
                         self.periodic_skipped += 1
 
     # -- events (may allocate) -------------------------------------------------------------------
@@ -492,7 +496,7 @@ class Therapy:
         carried over (the caller cancels and logs it)."""
         self.suspended = old.suspended
         self._p_slot = old._p_slot if self._period_ms == old._period_ms else -1
-        if self.patient is not None and old._pt_count:
+        if self.patient is not None and old.patient is not None and old._pt_count:
             m = old.patient.max_per_day
             times = [old._pt_times[(old._pt_i - 1 - k) % m] for k in range(old._pt_count)]  # newest first
             times = times[:self.patient.max_per_day]
