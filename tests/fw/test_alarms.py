@@ -1,8 +1,7 @@
 # Alarm table, manager and annunciation (firmware/itpump/alarms.py) under CPython and micropython.
 from fakes import TICKS_PERIOD, FakeClock, raises
 from itpump import alarms
-from itpump.alarms import (BATTERY_ERI, BATTERY_LOW, HIGH, LOW, MEDIUM, OCCLUSION, RESERVOIR_LOW, STALL,
-                           AlarmManager)
+from itpump.alarms import BATTERY_ERI, BATTERY_LOW, HIGH, LOW, MEDIUM, OCCLUSION, RESERVOIR_LOW, STALL, AlarmManager
 
 
 class Buzzer:
@@ -98,7 +97,7 @@ def test_ack_silences_but_the_alarm_stays_while_its_condition_holds():
     assert m.is_active(STALL)
     s = sample(c, m, 8000)
     assert all(t == 0 for t, _ in s)  # silent
-    assert edges([l for _, l in s]) >= 15  # the visual signal goes on (2 Hz flashing)
+    assert edges([lit for _, lit in s]) >= 15  # the visual signal goes on (2 Hz flashing)
     m.raise_alarm(STALL, c.now)  # still the same occurrence: stays silent
     assert m.tick(c.now) == 0
     m.clear_condition(STALL, c.now)
@@ -141,12 +140,12 @@ def test_burst_patterns_per_priority():
 def test_led_follows_the_visual_signal():
     c, m, b, led, ev = make()
     m.raise_alarm(BATTERY_LOW, c.now)
-    assert all(l == 1 for _, l in sample(c, m, 3000))  # low: constant
+    assert all(lit == 1 for _, lit in sample(c, m, 3000))  # low: constant
     m.raise_alarm(BATTERY_ERI, c.now)
-    s = [l for _, l in sample(c, m, 3200)]
+    s = [lit for _, lit in sample(c, m, 3200)]
     assert edges(s) == 2 and 150 <= sum(s) <= 170  # medium: 0.625 Hz, 50 % duty
     m.raise_alarm(OCCLUSION, c.now)
-    s = [l for _, l in sample(c, m, 1000)]
+    s = [lit for _, lit in sample(c, m, 1000)]
     assert edges(s) == 2 and sum(s) == 50  # high: 2 Hz, 50 % duty
 
 
@@ -237,6 +236,6 @@ def test_devices_are_driven_only_on_change_and_across_the_tick_wrap():
     assert c.now < 20000
     assert edges([t for t, _ in s]) == 6  # two medium bursts, unbroken by the wrap
     assert b.calls[:2] == [800, 0] and len(b.calls) == 12
-    leds = [0] + [l for _, l in s]
+    leds = [0] + [lit for _, lit in s]
     assert len(led.calls) == sum(1 for i in range(1, len(leds)) if leds[i] != leds[i - 1])
     assert m.uptime_s == 13
