@@ -116,6 +116,7 @@ class AlarmManager:
         self._age_ms = array("i", [0] * N_CODES)  # unacknowledged time, for escalation
         self._since_s = array("i", [0] * N_CODES)  # uptime_s when raised
         self._listeners = []
+        self.listener_errors = 0
         self._last = clock.ticks_ms()
         self.uptime_s = 0  # from accumulated tick deltas: survives the tick wrap
         self._up_ms = 0
@@ -136,7 +137,8 @@ class AlarmManager:
 
     def add_listener(self, fn):
         """fn(kind, code) on each transition: kind in EV_RAISE/EV_CLEAR/EV_ACK/EV_ESCALATE.
-        For the event log and the unsolicited link events; exceptions in a listener are not ours."""
+        For the event log and the unsolicited link events. A listener that raises is counted in
+        listener_errors (the app raises INTERNAL) and the alarm goes on regardless."""
         self._listeners.append(fn)
 
     # -- time ------------------------------------------------------------------
@@ -166,7 +168,10 @@ class AlarmManager:
             self._r_count += 1
         name = _KINDS[kind]
         for fn in self._listeners:
-            fn(name, code)
+            try:
+                fn(name, code)
+            except Exception:  # a failing log or link must not stop the alarm from sounding
+                self.listener_errors += 1
 
     def _check(self, code):
         if not isinstance(code, int) or code < 0 or code >= N_CODES:

@@ -239,3 +239,17 @@ def test_devices_are_driven_only_on_change_and_across_the_tick_wrap():
     leds = [0] + [lit for _, lit in s]
     assert len(led.calls) == sum(1 for i in range(1, len(leds)) if leds[i] != leds[i - 1])
     assert m.uptime_s == 13
+
+
+def test_a_failing_listener_does_not_stop_the_alarm():
+    c, m, b, led, ev = make()
+
+    def broken(kind, code):
+        raise OSError("log full")
+
+    m.add_listener(broken)
+    m.add_listener(lambda kind, code: ev.append(("second", alarms.NAMES[code])))
+    m.raise_alarm(OCCLUSION, c.now)
+    assert m.listener_errors == 1 and m.is_active(OCCLUSION)
+    assert ev == [("raise", "OCCLUSION"), ("second", "OCCLUSION")]
+    assert m.tick(c.now) == alarms.TONE_HZ[HIGH]
