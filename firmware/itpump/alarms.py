@@ -66,7 +66,7 @@ _PAT_HIGH = array("H", (150, 100, 150, 100, 150, 400, 150, 100, 150, 700,
                         150, 100, 150, 100, 150, 400, 150, 100, 150, 4000))
 _PAT_MEDIUM = array("H", (200, 200, 200, 200, 200, 6000))
 _PAT_LOW = array("H", (200, 200, 200, 20000))
-_PATTERNS = (None, _PAT_LOW, _PAT_MEDIUM, _PAT_HIGH)
+_PATTERNS = (array("H"), _PAT_LOW, _PAT_MEDIUM, _PAT_HIGH)  # by priority; none: silent
 _PERIODS = (0, sum(_PAT_LOW), sum(_PAT_MEDIUM), sum(_PAT_HIGH))
 # Fundamental 150-1000 Hz per the standard; a different pitch per priority helps tell them apart.
 TONE_HZ = (0, 660, 800, 960)
