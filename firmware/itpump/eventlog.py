@@ -283,7 +283,7 @@ class EventLog:
         self.wall = wall  # object with now_s(), or None: wall_s is 0
         self.seg_bytes = seg_bytes
         self.max_segs = max_segs
-        self.problems = []
+        self.problems = []  # type: list
         self.dropping_upto = 0  # last seq of the segment being/been dropped (power-cut tests read it)
         self._buf = bytearray(MAX_REC)
         self._mv = memoryview(self._buf)
@@ -382,8 +382,10 @@ class EventLog:
         seq = self.seq + 1
         wall = self.wall.now_s() if self.wall is not None else 0
         encode_into(self._buf, 0, seq, self.clock.ticks_ms(), wall, code, data)
-        self._f.write(self._mv[:n])
-        self._f.flush()  # littlefs: commit now, a cut after this keeps the record
+        f = self._f
+        assert f is not None  # _open_new() or __init__ opened the segment
+        f.write(self._mv[:n])
+        f.flush()  # littlefs: commit now, a cut after this keeps the record
         self.seq = seq
         self._size += n
         return seq
@@ -396,8 +398,8 @@ class EventLog:
         """(records with seq > since_seq, oldest first, at most max_records; problems).
 
         A record is (seq, ticks_ms, wall_s, code, data). Page with since_seq = last seq received."""
-        out = []
-        problems = []
+        out = []  # type: list
+        problems = []  # type: list
         if max_records <= 0:
             return out, problems
         segs = self._segs
