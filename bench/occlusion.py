@@ -14,7 +14,6 @@ in a no-fault run of --days days (goal 0). The detector gets a deliberately impe
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -137,7 +136,7 @@ def fault_trial(args: tuple) -> dict:
     rig = Rig(rate, 200 + trial, cal)
     warm(rig, rate, trial)
     p = rig.plant
-    d0, l0, pu0, t0 = p.delivered_ul, p.leaked_ul, p.pumped_ul, p.t_ms
+    d0, t0 = p.delivered_ul, p.t_ms
     p.inject(fault, **kw)
     n = rig.run_until((code,), 36_000)
     due_ul = rate * 1000 / 86400 * (1 + p.unit_bias) * (p.t_ms - t0) / 1000
@@ -188,7 +187,7 @@ def main() -> None:
                                               for i in range(4)])) for r in RATES_ML_DAY}
         nf = {r: f.result() for r, f in nf.items()}
     print()
-    print("occlusion (full, distal), %d onsets per rate; times median [worst]" % a.trials)
+    print(f"occlusion (full, distal), {a.trials} onsets per rate; times median [worst]")
     print(f"{'rate':>9} | {'limit':>7} | {'alarm':>15} | {'ratio':>11} | {'missed uL':>13} | "
           f"{'bolus uL (est)':>16} | {'clear':>6}")
     for r in RATES_ML_DAY:

@@ -44,7 +44,8 @@ _KS_X8 = const(12)  # slow: allowance 1.5 sigma_w per window
 _HS_X8 = const(80)  # slow: threshold 10 sigma_w
 # Model allowance: the flow-driven pressure Q*R is only known to calibration accuracy (R, C) and the
 # pump's flow ripples with rotor angle, so both allowances grow by this fraction of the mean expected
-# flow pressure (x8), on the slow CUSUM (the fast one's per-tick noise dwarfs the ripple). Matters at high rates only: Q*R is ~27 Pa at 5 mL/day, ~0.5 Pa at 0.1 mL/day.
+# flow pressure (x8), on the slow CUSUM (the fast one's per-tick noise dwarfs the ripple).
+# Matters at high rates only: Q*R is ~27 Pa at 5 mL/day, ~0.5 Pa at 0.1 mL/day.
 _MODEL_X8 = const(3)
 _CLEAR_TICKS = const(10)  # occlusion gone when the smoothed residual stays under a third of its peak
 _MIN_STEPS = const(2)  # steps delivered during the rise before occlusion / leak is called
@@ -105,6 +106,7 @@ class Detector:
         self._s_steps = 0
         self._l_steps = 0
         self._wsum = 0
+        self._wsteps = 0
         self._psum = 0
         self._wn = 0
         self._rw_prev = 0
@@ -194,7 +196,8 @@ class Detector:
             sf = 0
             self._f_steps = 0
         else:
-            self._f_steps += steps_confirmed
+            if r > (sig * _KF_X8 >> 3):  # only steps pumped into a rising residual count
+                self._f_steps += steps_confirmed
             hf = sig * _HF_X8 >> 3
             if sf > hf:
                 sf = hf
@@ -203,8 +206,7 @@ class Detector:
                     return self._alarm(self._f_steps)
         self.sf = sf
         # -- slow CUSUMs on 16-tick means
-        self._s_steps += steps_confirmed
-        self._l_steps += steps_confirmed
+        self._wsteps += steps_confirmed
         self._wsum += r
         self._psum += p_q8 >> _W_SHIFT
         self._wn += 1
@@ -227,6 +229,14 @@ class Detector:
             self.sigw_q8 = lo if s < lo else (sig if s > sig else s)
         kw = (sw * _KS_X8 >> 3) + m
         hw = sw * _HS_X8 >> 3
+        # steps count towards an alarm only from windows that moved its CUSUM, so a pressure jump with
+        # the motor at rest (posture, a stuck sensor) is never called an occlusion or a leak
+        n = self._wsteps
+        self._wsteps = 0
+        if rw > kw:
+            self._s_steps += n
+        if -rw > kw:
+            self._l_steps += n
         ss = self.ss + rw - kw
         if ss <= 0:
             ss = 0
@@ -294,6 +304,7 @@ class Detector:
         self._s_steps = 0
         self._l_steps = 0
         self._wsum = 0
+        self._wsteps = 0
         self._psum = 0
         self._wn = 0
         self._clear_n = 0

@@ -83,8 +83,8 @@ VISCOSITY_PA_S = 1.0e-3
 
 def _poiseuille_kpa_s_per_ul(id_mm, length_mm, mu=VISCOSITY_PA_S):
     r = id_mm / 2.0 * 1e-3
-    l = length_mm * 1e-3
-    return 8.0 * mu * l / (math.pi * r ** 4) * 1e-9 / 1000.0  # Pa s/m^3 -> kPa per uL/s
+    length_m = length_mm * 1e-3
+    return 8.0 * mu * length_m / (math.pi * r ** 4) * 1e-9 / 1000.0  # Pa s/m^3 -> kPa per uL/s
 
 
 RESISTANCE_KPA_S_PER_UL = (_poiseuille_kpa_s_per_ul(CATH_ID_MM, CATH_LEN_MM)
