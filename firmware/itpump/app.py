@@ -1,9 +1,29 @@
 # Composition root: wires the parts from the board object and runs the control loop.
-# Imports nothing from machine: every device comes from the board.
+# Imports nothing from machine: every device comes from the board. The delivery pipeline is pump.py,
+# the link ops are ops.py; this file boots (keys, store, event log), ticks and checkpoints.
+#
+# Files on the device (paths under `root`, "/" on a board; the sim's are in its littlefs flash):
+#   keys.json        role keys (pumpctl provision); absent: every change is refused (AUTH_NOKEYS)
+#   data/state/      store.Store: the persisted state (therapy, reservoir, totals, guard, calibration)
+#   data/log/        eventlog.EventLog
+#   data/ctr.json    auth counters (auth.FileCounters)
+#   data/device_id   this device's id when the board has no unique_id() (the sim): made at first boot
 import gc
+import os
 import sys
 
-from itpump import VERSION, protocol
+# Every module is imported (compiled, when flashed as source) here, one at a time with a collection
+# after each, in dependency order: compiles interleaved with each other's garbage and the app's
+# long-lived objects fragment the heap until a small block cannot be found (seen on the sim's heap).
+for _m in ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
+           "reservoir", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin"):
+    __import__("itpump." + _m)
+    gc.collect()
+
+from itpump import VERSION, auth, eventlog, ops, ops_bolus, protocol, pump, store, supervisor  # noqa: E402
+from itpump import alarms as A  # noqa: E402
+from itpump.reservoir import Reservoir  # noqa: E402
+from itpump.therapy import Therapy  # noqa: E402
 
 try:
     from micropython import const
@@ -11,10 +31,14 @@ except ImportError:  # CPython unit tests
     def const(x):
         return x
 
-TICK_MS = const(100)  # control tick period
+TICK_MS = pump.TICK_MS  # control tick period
 WDT_TIMEOUT_MS = const(4000)  # well inside rp2's 8388 ms maximum; >> one tick plus a GC pause
+HOUSEKEEP_TICKS = const(10)  # accounting, reserve, checkpoint: once a second, outside the tick
+DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
 E_SIM_ONLY = "SIM_ONLY"
 SIM_OPS = ("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault")
+STATE_V = 1
+DEFAULT_PL_PER_STEP = 20000
 
 
 class Uptime:
@@ -39,18 +63,59 @@ class Uptime:
         return self.s * 1000 + self._ms
 
 
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def _mkdir(p):
+    if not _exists(p):
+        os.mkdir(p)
+
+
 class App:
-    def __init__(self, board):
+    def __init__(self, board, root="/"):
         self.board = board
         self.clock = board.clock
         self.serial = board.serial
+        self.root = root
         self.reader = protocol.LineReader()
         self.uptime = Uptime(board.clock)
         self.ticks = 0
-        self.ops = {
-            "ping": self.op_ping,
-            "status": self.op_status,
-        }
+        self.wdt = getattr(board, "wdt", None)
+        self.button = getattr(board, "button", None)
+        self.booted = False
+        self.wall = eventlog.WallClock(board.clock)
+        self.time_source = "uptime"  # "host" once time_set, "restored" from the last checkpoint
+        self.tz_min = 0
+        self.rx_id = 0
+        self.boot_count = 0
+        self.store_failures = 0
+        self.keys_state = "none"
+        self._next_delivery_log_s = DELIVERY_LOG_S
+        self._last_tod = 0
+        self.alarms = A.AlarmManager(board.clock, getattr(board, "buzzer", None), getattr(board, "led", None))
+        self.alarms.add_listener(self._on_alarm)
+        # storage first: everything after may log
+        self.log = None
+        self.policy = store.CheckpointPolicy(board.clock)
+        _mkdir(root + "data")
+        try:
+            self.log = eventlog.EventLog(root + "data/log", board.clock, self.wall)
+        except Exception as e:  # no log is bad, no pump is worse: run, and say so in status
+            self.log_error = "%s: %s" % (type(e).__name__, e)
+        self.device_id = self._device_id()
+        cal = getattr(board, "calibration", None) or {}
+        self.pump = pump.Pump(board, self.alarms, cal.get("pl_per_step", DEFAULT_PL_PER_STEP), self.log)
+        self.auth = auth.Authenticator(board.clock, auth.FileCounters(root + "data/ctr.json"),
+                                       self._load_keys(), on_event=self._on_auth_event,
+                                       permissions=PERMISSIONS)
+        self.store = store.Store(root + "data/state")
+        self._restore()
+        self.ops = ops.table(self)
         sim_ops = getattr(board, "sim_ops", None)
         if sim_ops is not None:
             for name, fn in sim_ops().items():
@@ -58,9 +123,214 @@ class App:
         else:  # a real board refuses fault injection by name, not as an unknown op
             for name in SIM_OPS:
                 self.ops[name] = _sim_only(name, board.name)
-        self.wdt = getattr(board, "wdt", None)
 
-    # -- link ---------------------------------------------------------------
+    # -- logging ------------------------------------------------------------------
+    def event(self, code, *vals):
+        """Append to the event log; a failing log never stops the pump (counted, shown in status)."""
+        if self.log is None:
+            return 0
+        try:
+            return self.log.append(code, *vals)
+        except Exception:
+            self.log_failures = getattr(self, "log_failures", 0) + 1
+            return 0
+
+    def event_raw(self, code, data):
+        if self.log is None:
+            return 0
+        try:
+            return self.log.append_raw(code, data)
+        except Exception:
+            self.log_failures = getattr(self, "log_failures", 0) + 1
+            return 0
+
+    def refused(self, op, code):
+        """A refused change, logged: CHANGE_REFUSED with "op:CODE" (ASCII, at most 32 bytes)."""
+        self.event_raw(CHANGE_REFUSED, ("%s:%s" % (op, code)).encode()[:eventlog.MAX_DATA])
+
+    def _on_alarm(self, kind, code):
+        ev = {"raise": eventlog.ALARM_RAISED, "ack": eventlog.ALARM_ACKED, "clear": eventlog.ALARM_CLEARED}
+        if kind in ev:
+            self.event(ev[kind], code)
+        self.send(protocol.event_line("alarm", {"kind": kind, "code": A.NAMES[code],
+                                                "priority": A.PRIORITY_NAMES[A.priority(code)]}))
+
+    def _on_auth_event(self, kind, info):
+        if kind == auth.EV_FAIL:
+            role = info.get("role")
+            r = eventlog.ROLES.index(role) if role in eventlog.ROLES else 255
+            self.event(eventlog.AUTH_FAILURE, r, _AUTH_REASON.get(info.get("code"), 2))
+        elif kind == auth.EV_LOCKOUT:
+            self.event(eventlog.AUTH_FAILURE, 255, 3)
+        elif kind == auth.EV_STATE:
+            self.event(eventlog.STORE_PROBLEM, 0, 254)
+
+    # -- boot ---------------------------------------------------------------------
+    def _device_id(self):
+        uid = getattr(self.board, "unique_id", None)
+        if uid is not None:
+            return uid()
+        path = self.root + "data/device_id"
+        try:
+            with open(path) as f:
+                v = f.read().strip()
+            if v:
+                return v
+        except OSError:
+            pass
+        # No chip id (the sim): a random id made at first boot, kept in flash like a serial number.
+        v = "%s-%s" % (self.board.name, _hex(os.urandom(6)))
+        try:
+            with open(path, "w") as f:
+                f.write(v)
+        except OSError:
+            pass
+        return v
+
+    def _load_keys(self):
+        """keys.json -> {role: key}; absent or bad: None, and every change is refused (no default secrets)."""
+        try:
+            with open(self.root + "keys.json") as f:
+                text = f.read()
+        except OSError:
+            self.keys_state = "none"
+            return None
+        try:
+            keys = auth.keys_from_json(text)
+        except ValueError as e:
+            self.keys_state = "invalid: %s" % e
+            self.event(eventlog.STORE_PROBLEM, 0, 253)
+            return None
+        self.keys_state = "ok"
+        return keys
+
+    def _restore(self):
+        """Newest valid state from the store; delivered totals never under-counted (store rule)."""
+        p = self.pump
+        try:
+            state, gen, problems = self.store.load()
+        except Exception:
+            state, gen, problems = None, 0, ["load failed"]
+        for msg in problems:
+            slot = 0 if msg.startswith("state.0") else 1 if msg.startswith("state.1") else 255
+            self.event(eventlog.STORE_PROBLEM, gen, slot)
+        self.state_problem = None
+        if state is not None:
+            try:
+                self._apply_state(state)
+            except Exception as e:
+                # invalid state: no basal resumes; what was delivered stays counted where it could be read
+                self.state_problem = "%s: %s" % (type(e).__name__, e)
+                self.event(eventlog.STORE_PROBLEM, gen, 255)
+                p.therapy = None
+                self.alarms.raise_alarm(A.INTERNAL)
+                p.halt |= pump.H_INTERNAL
+        elif problems:
+            self.state_problem = "; ".join(problems)
+        self.boot_count += 1
+        if self.board.reset_cause() == "WDT":
+            self.alarms.raise_alarm(A.WATCHDOG_RESET)
+
+    def _apply_state(self, st):
+        if st.get("v") != STATE_V:
+            raise ValueError("state version %r" % st.get("v"))
+        p = self.pump
+        self.boot_count = st.get("boot_count", 0)
+        cal = st.get("cal") or {}
+        if "pl_per_step" in cal:
+            p.set_pl_per_step(cal["pl_per_step"])
+        if st.get("reservoir"):
+            p.reservoir = Reservoir.from_dict(st["reservoir"])
+        delivered = st.get("delivered_nl", 0)
+        recovered = store.recovered_delivered_nl(st)
+        unrecorded_nl = recovered - delivered  # maybe given after the checkpoint: counted as given
+        p.delivered_nl = recovered
+        p.reserved_nl = recovered
+        p.total_nl = st.get("total_nl", 0) + unrecorded_nl
+        p.day_nl = st.get("day_nl", 0) + unrecorded_nl
+        p.reservoir.draw_pl(unrecorded_nl * 1000)
+        try:
+            p.guard.from_dict(st.get("guard"), unrecorded_steps=(unrecorded_nl * 1000 + p.dosing.pl_per_step - 1)
+                              // p.dosing.pl_per_step)
+        except ValueError:
+            p.guard.assume_full()  # lost windows: assume them full (nothing more until they drain)
+            self.event(eventlog.STORE_PROBLEM, 0, 252)
+        self.tz_min = st.get("tz_min", 0)
+        wall = st.get("wall_s", 0)
+        if wall:
+            self.wall.set(wall)
+            self.time_source = "restored"
+        p.set_tod(self._tod_from_wall() if wall else st.get("tod_ms", 0))
+        self._last_tod = p.tod_ms
+        halt = st.get("halt", 0) & ~pump.H_EMPTY  # empty is found again by the tick
+        for code in pump.H_BY_ALARM:
+            if halt & pump.H_BY_ALARM[code]:
+                p.halt |= pump.H_BY_ALARM[code]
+                self.alarms.raise_alarm(code)
+        b = st.get("bolus")
+        if b:  # a bolus interrupted by the reset: abandoned, never resumed
+            self.event(eventlog.BOLUS_ABANDONED, b[1])
+        rx = st.get("rx")
+        if rx is not None:
+            th = Therapy(rx)
+            th_state(th, st.get("therapy") or {}, self.uptime.s)
+            p.therapy = th
+            self.rx_id = st.get("rx_id", 0)
+
+    def state(self):
+        """The document the store keeps (all small ints, JSON-able)."""
+        p = self.pump
+        th = p.therapy
+        now = self.clock.ticks_ms()
+        b = None
+        if th is not None and th.bolus_kind is not None:
+            b = [th.bolus_kind, th.bolus_left_nl]
+        return {
+            "v": STATE_V, "rx": th.prescription() if th is not None else None, "rx_id": self.rx_id,
+            "therapy": th_dict(th, self.uptime.s) if th is not None else None, "bolus": b,
+            "reservoir": p.reservoir.to_dict(), "delivered_nl": p.delivered_nl, "reserved_nl": p.reserved_nl,
+            "total_nl": p.total_nl, "day_nl": p.day_nl, "guard": p.guard.to_dict(now),
+            "cal": {"pl_per_step": p.dosing.pl_per_step}, "boot_count": self.boot_count,
+            "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt,
+        }
+
+    def checkpoint(self):
+        """Save now (extending the reserve mark). Raises on failure (the caller refuses its change)."""
+        p = self.pump
+        p.account()
+        old = p.reserved_nl
+        p.reserved_nl = p.new_mark()
+        try:
+            self.store.save(self.state())
+        except Exception:
+            p.reserved_nl = old
+            raise
+        p.need_save = False
+        self.policy.saved()
+
+    def _checkpoint_safe(self):
+        try:
+            self.checkpoint()
+        except Exception:
+            self.store_failures += 1
+            if self.store_failures == 1 or self.store_failures % 100 == 0:
+                self.event(eventlog.STORE_PROBLEM, self.store.generation, 255)
+            # no new mark: delivery stops at the old one (pump waits), and the alarm says why
+            self.alarms.raise_alarm(A.INTERNAL)
+
+    def _tod_from_wall(self):
+        w = self.wall.now_s()
+        return ((w + self.tz_min * 60) % 86400) * 1000
+
+    def set_time(self, wall_s, tz_min):
+        prev = self.wall.set(wall_s)
+        self.tz_min = tz_min
+        self.time_source = "host"
+        self.pump.set_tod(self._tod_from_wall())
+        self._last_tod = self.pump.tod_ms
+        return prev
+
+    # -- link ---------------------------------------------------------------------
     def send(self, line):
         self.serial.write(line)
 
@@ -74,41 +344,83 @@ class App:
             if st == protocol.FEED_LINE:
                 line = self.reader.take()
                 if line.strip():  # blank lines (a terminal's Enter) are not requests
-                    self.send(protocol.dispatch(line, self.ops))
+                    self.send(protocol.dispatch(line, self.ops, self.auth))
             elif st == protocol.FEED_OVERFLOW:
                 self.send(protocol.error_line(
                     None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
 
-    # -- ops ----------------------------------------------------------------
-    def op_ping(self, args):
-        protocol.check_args(args, {})
-        return {"pong": True}
-
-    def op_status(self, args):
-        protocol.check_args(args, {})
-        self.uptime.update()
-        gc.collect()
-        return {
-            "fw": VERSION,
-            "board": self.board.name,
-            "uptime_ms": self.uptime.ms(),
-            "reset_cause": self.board.reset_cause(),
-            "mem_free": gc.mem_free(),
-            "mem_alloc": gc.mem_alloc(),
-            "ticks": self.ticks,
-            "platform": sys.platform,
-        }
-
-    # -- loop ---------------------------------------------------------------
+    # -- loop ---------------------------------------------------------------------
     def tick(self):
         self.uptime.update()
         self.ticks += 1
+        now = self.clock.ticks_ms()
+        try:
+            self.pump.tick(now)
+        except Exception as e:
+            self.fail_safe(e)
+        self.alarms.tick(now)
+        b = self.button
+        if b is not None:
+            ev = b.poll()
+            if ev:
+                self.button_pressed(ev)
+        if self.ticks % HOUSEKEEP_TICKS == 0 or self.pump.need_save:
+            self.housekeeping()
         if self.wdt is not None:
             self.wdt.feed()  # the loop is alive (per-task check-ins: supervisor, next issue)
 
+    def fail_safe(self, e):
+        """Any exception in the tick: safe state (motor stopped), INTERNAL alarm, logged."""
+        p = self.pump
+        p.halt |= pump.H_INTERNAL
+        supervisor.safe_state(self.board)
+        p.enabled = False
+        try:
+            p._halt_motor()
+        except Exception:
+            pass
+        self.alarms.raise_alarm(A.INTERNAL)
+        self.last_error = "%s: %s" % (type(e).__name__, e)
+        try:
+            self.send(protocol.event_line("internal", {"error": self.last_error}))
+        except Exception:
+            pass
+
+    def button_pressed(self, ev):
+        try:
+            ops_bolus.patient_bolus(self, "button")
+        except protocol.ProtocolError:
+            pass  # refused and logged; the patient sees no bolus start (a tone could say why)
+
+    def housekeeping(self):
+        p = self.pump
+        p.account()
+        tod = p.tod_ms
+        if tod < self._last_tod:  # midnight passed
+            p.day_nl = 0
+        self._last_tod = tod
+        self.wall.now_s()  # keep the wall clock's tick deltas short
+        up = self.uptime.s
+        if up >= self._next_delivery_log_s:
+            self._next_delivery_log_s = up + DELIVERY_LOG_S
+            self.event(eventlog.DELIVERY, p.delivered_nl, p.rate_now())
+            self.policy.progress()
+        if p.running():
+            self.policy.progress()
+            if p.reserve_low():
+                p.need_save = True
+        if p.need_save or self.policy.due():
+            self._checkpoint_safe()
+
     def boot(self):
+        cause = self.board.reset_cause()
+        i = eventlog.RESET_CAUSES.index(cause) if cause in eventlog.RESET_CAUSES else 255
+        self.event(eventlog.BOOT, i, self.boot_count)
+        self._checkpoint_safe()  # boot_count and the recovered totals are on flash before delivery
+        self.booted = True
         self.send(protocol.event_line("boot", {
-            "fw": VERSION, "board": self.board.name, "reset_cause": self.board.reset_cause()}))
+            "fw": VERSION, "board": self.board.name, "reset_cause": cause, "device_id": self.device_id,
+            "keys": self.keys_state}))
 
     def step(self, next_tick):
         """One pass of the loop: link, then the control tick when due. Returns the next due tick."""
@@ -133,6 +445,64 @@ class App:
         while True:
             next_tick = self.step(next_tick)
 
+    def status(self):
+        self.uptime.update()
+        gc.collect()
+        return {
+            "fw": VERSION, "board": self.board.name, "device_id": self.device_id,
+            "uptime_ms": self.uptime.ms(), "reset_cause": self.board.reset_cause(),
+            "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "ticks": self.ticks,
+            "platform": sys.platform,
+        }
+
+
+# Permissions: auth's table plus the changes this app adds (suspend and bolus cancel are clinician).
+PERMISSIONS = {}
+for _r in auth.PERMISSIONS:
+    PERMISSIONS[_r] = tuple(auth.PERMISSIONS[_r])
+PERMISSIONS[auth.CLINICIAN] = PERMISSIONS[auth.CLINICIAN] + ("suspend", "cancel_bolus")
+
+# Event code for a refused change (not in eventlog.CODES yet: decoded as raw data, "op:CODE" ASCII)
+CHANGE_REFUSED = const(18)
+
+_AUTH_REASON = {protocol.E_AUTH_MAC: 0, protocol.E_AUTH_REPLAY: 1, protocol.E_AUTH_FORBIDDEN: 2,
+                protocol.E_AUTH_ROLE: 2, protocol.E_AUTH_MISSING: 2, protocol.E_AUTH_NOKEYS: 2,
+                protocol.E_AUTH_LOCKED: 3}
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+def th_dict(th, now_s):
+    """Therapy state that must survive a reset: suspension, patient bolus history (as ages, since
+    uptime restarts at boot), the periodic slot, a running bridge."""
+    d = {"suspended": th.suspended, "p_slot": th._p_slot, "periodic_skipped": th.periodic_skipped}
+    if th.patient is not None and th._pt_count:
+        m = th.patient.max_per_day
+        d["pt_ages_s"] = [now_s - th._pt_times[(th._pt_i - 1 - k) % m] for k in range(th._pt_count)]
+    if th.bridge_left_nl > 0:
+        d["bridge"] = [th.bridge_left_nl, list(th._b_starts), list(th._b_rates), th._b_conc]
+    return d
+
+
+def th_state(th, d, now_s):
+    """Restore what th_dict saved. The downtime is unknown: taken as none, so a lockout lasts longer
+    (never shorter) and the 24 h count keeps every bolus at least as long as it should."""
+    th.suspended = bool(d.get("suspended", False))
+    th._p_slot = d.get("p_slot", -1)
+    th.periodic_skipped = d.get("periodic_skipped", 0)
+    ages = d.get("pt_ages_s")
+    if ages and th.patient is not None:
+        ages = ages[:th.patient.max_per_day]
+        for a in reversed(ages):  # oldest first into the ring
+            th._pt_times[th._pt_i] = now_s - a
+            th._pt_i = (th._pt_i + 1) % th.patient.max_per_day
+        th._pt_count = len(ages)
+    br = d.get("bridge")
+    if br:
+        th.bridge_left_nl, th._b_starts, th._b_rates, th._b_conc = br[0], br[1], br[2], br[3]
+
 
 def _board_op(fn):
     """A board's op (args -> result) with ValueError reported as bad arguments."""
@@ -151,13 +521,14 @@ def _sim_only(name, board_name):
     return handler
 
 
-def main(board):
-    app = App(board)
+def main(board, root="/"):
+    app = App(board, root)
     try:
         app.run()
     except KeyboardInterrupt:
         # Ctrl-C from the host (mpremote) while the REPL is not locked: leave for the REPL. The
         # watchdog would otherwise reset the board in the middle of the host's session.
+        supervisor.safe_state(board)
         disable = getattr(app.wdt, "disable", None)
         if disable is not None:
             disable()

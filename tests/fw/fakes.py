@@ -92,3 +92,190 @@ def raises(exc, fn, *args, **kw):
     except exc as e:
         return e
     raise AssertionError("%s not raised by %s" % (exc.__name__, getattr(fn, "__name__", fn)))
+
+
+# -- devices of the board contract (boards/README.md), for the app's delivery tests -------------------
+# They allocate nothing per call (fixed slots, small ints), so the app's tick can run under heap_lock.
+
+
+class FakeMotor:
+    """Stepper: pulses timed by the board clock; a move's steps are confirmed when it ends (as the PIO),
+    stop() confirms a cut-short move's pulses. extra_per_move: a runaway driver confirming more."""
+
+    MAX_IN_FLIGHT = 2
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.enabled = False
+        self._steps = [0, 0]  # remaining per queued move
+        self._period = [0, 0]
+        self._done = [0, 0]  # emitted per queued move
+        self._n = 0
+        self._last = clock.ticks_ms()
+        self._phase_us = 0
+        self._confirmed = 0
+        self.emitted = 0  # every pulse ever (the plant's truth)
+        self.moves = 0
+        self.extra_per_move = 0
+        self.diag = False
+        self.enables = 0
+
+    def _sync(self):
+        now = self.clock.ticks_ms()
+        dt = self.clock.ticks_diff(now, self._last)
+        if dt <= 0:
+            return
+        self._last = now
+        if not self._n:
+            self._phase_us = 0
+            return
+        budget = dt * 1000 + self._phase_us
+        while self._n:
+            k = budget // self._period[0]
+            if k > self._steps[0]:
+                k = self._steps[0]
+            self._steps[0] -= k
+            self._done[0] += k
+            self.emitted += k
+            budget -= k * self._period[0]
+            if self._steps[0]:
+                break
+            self._confirmed += self._done[0] + self.extra_per_move
+            self._pop()
+        self._phase_us = budget if self._n else 0
+
+    def _pop(self):
+        self._steps[0], self._period[0], self._done[0] = self._steps[1], self._period[1], self._done[1]
+        self._steps[1] = self._period[1] = self._done[1] = 0
+        self._n -= 1
+
+    def enable(self, on):
+        if not on:
+            self.stop()
+        else:
+            self.enables += 1
+        self.enabled = bool(on)
+
+    def move(self, steps, step_period_us):
+        if not self.enabled:
+            raise ValueError("motor not enabled")
+        if not 0 < steps <= 1 << 20 or not 10 <= step_period_us <= 1000000:
+            raise ValueError("bad move %d steps at %d us" % (steps, step_period_us))
+        self._sync()
+        if self._n >= self.MAX_IN_FLIGHT:
+            raise ValueError("motor queue full")
+        i = self._n
+        self._steps[i] = steps
+        self._period[i] = step_period_us & ~1
+        self._done[i] = 0
+        self._n += 1
+        self.moves += 1
+
+    def take_confirmed(self):
+        self._sync()
+        n = self._confirmed
+        self._confirmed = 0
+        return n
+
+    def stop(self):
+        self._sync()
+        if self._n:
+            self._confirmed += self._done[0]
+        self._n = 0
+        self._steps[0] = self._steps[1] = 0
+        self._phase_us = 0
+
+    def busy(self):
+        self._sync()
+        return self._n > 0
+
+    def fault(self):
+        return self.diag
+
+
+class FakePressure:
+    def __init__(self):
+        self.pa = 2000
+        self.broken = False
+
+    def read_pa(self):
+        if self.broken:
+            raise ValueError("ADC out of range")
+        return self.pa
+
+
+class FakeBattery:
+    def __init__(self):
+        self.mv = 4500
+
+    def read_mv(self):
+        return self.mv
+
+
+class FakeBuzzer:
+    def __init__(self):
+        self.hz = 0
+
+    def tone(self, freq_hz):
+        self.hz = freq_hz
+
+    def off(self):
+        self.hz = 0
+
+
+class FakeLed:
+    def __init__(self):
+        self.on = False
+
+    def value(self, on):
+        self.on = bool(on)
+
+
+class FakeButton:
+    def __init__(self):
+        self.events = []
+
+    def press(self, long=False):
+        self.events.append(2 if long else 1)
+
+    def poll(self):
+        return self.events.pop(0) if self.events else 0
+
+
+class FakeWdt:
+    def __init__(self):
+        self.timeout_ms = 0
+        self.feeds = 0
+        self.disabled = False
+
+    def start(self, timeout_ms):
+        if not 1 <= timeout_ms <= 8388:
+            raise ValueError("WDT timeout must be 1..8388 ms")
+        self.timeout_ms = timeout_ms
+
+    def feed(self):
+        self.feeds += 1
+
+    def disable(self):
+        self.disabled = True
+
+
+class FakePumpBoard(FakeBoard):
+    """A board with every device of the contract (like the sim or a Pico, without the plant)."""
+
+    name = "fakepump"
+
+    def __init__(self, cause="PWRON", pl_per_step=20000, uid="fake-0001"):
+        FakeBoard.__init__(self, cause)
+        self.motor = FakeMotor(self.clock)
+        self.pressure = FakePressure()
+        self.battery = FakeBattery()
+        self.buzzer = FakeBuzzer()
+        self.led = FakeLed()
+        self.button = FakeButton()
+        self.wdt = FakeWdt()
+        self.calibration = {"pl_per_step": pl_per_step, "pressure_offset_pa": 0}
+        self._uid = uid
+
+    def unique_id(self):
+        return self._uid

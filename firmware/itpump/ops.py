@@ -1,0 +1,178 @@
+# Link ops of the app: reads (status, therapy, alarms, logs) and changes. Every change goes through
+# auth (marked protocol.CHANGE), is validated whole before anything changes, is checkpointed before the
+# reply (a reply "ok" means it is on flash), and is logged; a refused change names what and why,
+# changes nothing, and is logged too (CHANGE_REFUSED "op:CODE", BOLUS_REFUSED, AUTH_FAILURE).
+# The changes live in ops_therapy, ops_bolus and ops_admin: small modules, because compiling a source
+# module on the board needs RAM in proportion to its size (the sim and a Pico flashed without .mpy).
+import binascii
+
+from itpump import eventlog, protocol, pump
+from itpump.therapy import DAY_MS, LimitError
+
+P = protocol
+E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
+E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
+E_HALTED = "HALTED"  # delivery is stopped by an alarm: acknowledge / refill first
+E_NOT_ACTIVE = "NOT_ACTIVE"
+E_STORE = "STORE"  # the change could not be saved: not applied
+MAX_LOG_RECORDS = 200  # per logs reply (about 20 KB of hex at most)
+
+# therapy refusal code -> eventlog.REFUSE_REASONS index
+_REASON = {"LOCKOUT": 2, "MAX_PER_DAY": 1, "BUSY": 5, "SUSPENDED": 5, "BRIDGE": 5, "NOT_PROGRAMMED": 5,
+           "LIMIT": 7, "limit_1h": 0, "limit_24h": 1, E_HALTED: 3, "RESERVOIR": 4}
+
+
+class Refused(P.ProtocolError):
+    """A refusal already logged by its op (no second CHANGE_REFUSED record)."""
+
+
+def _change(app, name, fn):
+    def handler(args):
+        try:
+            return fn(app, args)
+        except Refused:
+            raise
+        except LimitError as e:
+            app.refused(name, E_LIMIT)
+            raise P.ProtocolError(E_LIMIT, str(e))
+        except P.ProtocolError as e:
+            app.refused(name, e.code)
+            raise
+        except ValueError as e:
+            app.refused(name, P.E_ARGS)
+            raise P.ProtocolError(P.E_ARGS, str(e))
+    return (handler, P.CHANGE)
+
+
+def table(app):
+    def read(fn):
+        return lambda args: fn(app, args)
+
+    t = {"ping": read(op_ping), "status": read(op_status), "therapy": read(op_therapy),
+         "alarms": read(op_alarms), "logs": read(op_logs)}
+    from itpump import ops_admin as M
+    from itpump import ops_bolus as B
+    from itpump import ops_therapy as T
+    for name, fn in (("program", T.op_program), ("bolus", B.op_bolus), ("patient_bolus", B.op_patient_bolus),
+                     ("refill", T.op_refill), ("calibrate", M.op_calibrate), ("suspend", T.op_suspend),
+                     ("cancel_bolus", T.op_cancel_bolus), ("time_set", M.op_time_set), ("ack", M.op_ack),
+                     ("keys", M.op_keys), ("service", M.op_service)):
+        t[name] = _change(app, name, fn)
+    return t
+
+
+def _save(app, undo):
+    """Checkpoint a change; on failure undo it and refuse (nothing changed)."""
+    try:
+        app.checkpoint()
+    except Exception as e:
+        undo()
+        app.store_failures += 1
+        raise P.ProtocolError(E_STORE, "could not be saved (%s): not applied" % type(e).__name__)
+
+
+def _therapy(app):
+    th = app.pump.therapy
+    if th is None:
+        raise P.ProtocolError("NOT_PROGRAMMED", "no prescription programmed")
+    return th
+
+
+def _halt_names(halt):
+    return [pump.H_NAMES[i] for i in range(len(pump.H_NAMES)) if halt & (1 << i)]
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def op_ping(app, args):
+    P.check_args(args, {})
+    return {"pong": True}
+
+
+def next_step(th, tod):
+    """The next change of the schedule: a flex step or a periodic bolus (None for a flat basal)."""
+    if th is None:
+        return None
+    if th.mode == "flex" and len(th.starts_ms) > 1:
+        s = th.starts_ms
+        i = len(s) - 1
+        while s[i] > tod:
+            i -= 1
+        j = (i + 1) % len(s)
+        return {"at_min": s[j] // 60000, "in_min": ((s[j] - tod) % DAY_MS + 59999) // 60000,
+                "rate_nl_per_h": th.rates[j]}
+    if th.periodic is not None:
+        per = th._period_ms
+        k = (tod - th._p_start_ms) % DAY_MS // per + 1
+        at = (th._p_start_ms + k * per) % DAY_MS
+        return {"at_min": at // 60000, "in_min": ((at - tod) % DAY_MS + 59999) // 60000,
+                "bolus_nl": th.periodic.volume_nl}
+    return None
+
+
+def op_status(app, args):
+    P.check_args(args, {})
+    st = app.status()
+    p = app.pump
+    p.account()
+    th = p.therapy
+    r = p.reservoir
+    now = app.clock.ticks_ms()
+    g = p.guard
+    st.update({
+        "running": p.running(), "halt": _halt_names(p.halt), "rate_nl_per_h": p.rate_now(),
+        "next_step": next_step(th, p.tod_ms), "tod_ms": p.tod_ms, "time_source": app.time_source,
+        "wall_s": app.wall.now_s(), "reservoir_nl": r.volume_nl(), "reservoir_drug": r.drug,
+        "reservoir_conc_ug_per_ml": r.conc_ug_per_ml,
+        "days_to_empty": r.days_to_empty(th.day_volume_nl) if th is not None else -1,
+        "delivered_today_nl": p.day_nl, "delivered_nl": p.delivered_nl, "delivered_total_nl": p.total_nl,
+        "programmed_total_nl": p.programmed_nl, "reserved_nl": p.reserved_nl,
+        "alarms": [a["code"] for a in app.alarms.active()],
+        "therapy": None if th is None else _th_status(app, th),
+        "pl_per_step": p.dosing.pl_per_step,
+        "guard": {"delivered_1h_steps": g.delivered_1h_steps(now), "delivered_24h_steps": g.delivered_24h_steps(),
+                  "violation": g.violation()},
+        "dosing": {"skipped_ms": p.dosing.skipped_ms, "withheld_steps": p.dosing.withheld_steps,
+                   "over_confirmed": p.dosing.over_confirmed, "reserve_waits": p.reserve_waits},
+        "keys": app.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
+        "log_seq": app.log.seq if app.log is not None else -1, "store_generation": app.store.generation,
+        "store_failures": app.store_failures, "motor": p.motor is not None,
+    })
+    if app.state_problem:
+        st["state_problem"] = app.state_problem
+    if getattr(app, "last_error", None):
+        st["last_error"] = app.last_error
+    return st
+
+
+def _th_status(app, th):
+    d = th.status()
+    d.update({"drug": th.drug, "conc_ug_per_ml": th.conc_ug_per_ml, "mode": th.mode, "rx_id": app.rx_id,
+              "day_volume_nl": th.day_volume_nl, "day_dose_ng": th.day_dose_ng})
+    return d
+
+
+def op_therapy(app, args):
+    P.check_args(args, {})
+    th = app.pump.therapy
+    if th is None:
+        return {"rx": None, "rx_id": app.rx_id}
+    return {"rx": th.prescription(), "rx_id": app.rx_id, "summary": th.summary(), "status": th.status()}
+
+
+def op_alarms(app, args):
+    P.check_args(args, {})
+    return {"active": app.alarms.active(), "recent": app.alarms.recent()}
+
+
+def op_logs(app, args):
+    """Records with seq > since, oldest first, hex of eventlog.encode() each; page with since = next."""
+    P.check_args(args, {"since": (int, False, 0, P.MAX_INT), "max": (int, False, 1, MAX_LOG_RECORDS)})
+    log = app.log
+    if log is None:
+        raise P.ProtocolError("NO_LOG", "the event log could not be opened: %s" % getattr(app, "log_error", "?"))
+    recs, problems = log.read(args.get("since", 0), args.get("max", 50))
+    out = [str(binascii.hexlify(eventlog.encode(*rec)), "ascii") for rec in recs]
+    return {"records": out, "next": recs[-1][0] if recs else args.get("since", 0), "last_seq": log.seq,
+            "first_seq": log.first_seq(), "problems": problems}

@@ -1,0 +1,89 @@
+# Calibration, time, alarm acknowledgement, keys, service access.
+import json
+import os
+
+from itpump import alarms as A
+from itpump import auth, eventlog, pump
+from itpump.dosing import calibrate as dosing_calibrate
+from itpump.ops import E_NOT_ACTIVE, P, _save
+
+
+def op_calibrate(app, args):
+    P.check_args(args, {"measured_nl": (int, True, 1, P.MAX_INT), "steps": (int, True, 1, P.MAX_INT)})
+    p = app.pump
+    old = p.dosing.pl_per_step
+    pl = dosing_calibrate(args["measured_nl"], args["steps"], old)
+    p.account()
+    p.set_pl_per_step(pl)
+    _save(app, lambda: p.set_pl_per_step(old))
+    cal = getattr(app.board, "calibration", None) or {}
+    app.event(eventlog.CALIBRATION, pl, cal.get("pressure_offset_pa", 0))
+    return {"pl_per_step": pl, "previous_pl_per_step": old}
+
+
+def op_time_set(app, args):
+    lo = eventlog.WALL_EPOCH_UNIX + 1
+    P.check_args(args, {"unix_s": (int, True, lo, lo + 0x3FFFFFFE), "tz_min": (int, False, -720, 840)})
+    wall = args["unix_s"] - eventlog.WALL_EPOCH_UNIX
+    old = (app.wall.now_s(), app.tz_min, app.time_source, app.pump.tod_ms)
+    prev = app.set_time(wall, args.get("tz_min", 0))
+
+    def undo():
+        app.wall.set(old[0])
+        app.tz_min, app.time_source = old[1], old[2]
+        app.pump.set_tod(old[3])
+
+    _save(app, undo)
+    app.event(eventlog.TIME_SET, prev)
+    return {"wall_s": wall, "previous_wall_s": prev, "tod_ms": app.pump.tod_ms}
+
+
+def op_ack(app, args):
+    P.check_args(args, {"code": (str, True)})
+    name = args["code"]
+    p = app.pump
+    if name == "all":
+        codes = [A.code_of(a["code"]) for a in app.alarms.active()]
+    else:
+        codes = [A.code_of(name)]  # ValueError names the known codes
+    acked = []
+    for code in codes:
+        if not app.alarms.ack(code):
+            if name != "all":
+                raise P.ProtocolError(E_NOT_ACTIVE, "alarm %s is not active" % name)
+            continue
+        acked.append(A.NAMES[code])
+        bit = pump.H_BY_ALARM.get(code, 0)
+        if bit and bit != pump.H_EMPTY:  # empty clears by a refill, not by a button
+            if code == A.DOSE_GUARD:
+                p.guard.clear_violation()
+            p.release(bit)
+    app.policy.changed()
+    return {"acked": acked, "active": [a["code"] for a in app.alarms.active()]}
+
+
+def op_keys(app, args):
+    """Service: install new role keys (hex); written to keys.json so they hold after a reset."""
+    P.check_args(args, {"keys": (dict, True)})
+    text = json.dumps({"v": 1, "keys": args["keys"]})
+    keys = auth.keys_from_json(text)  # ValueError names the bad key
+    path = app.root + "keys.json"
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    app.auth.set_keys(keys)
+    os.rename(path + ".tmp", path)
+    app.keys_state = "ok"
+    return {"roles": sorted(keys)}
+
+
+def op_service(app, args):
+    """Service access: delivery suspended safely, then the REPL opens (flashing, diagnosis)."""
+    P.check_args(args, {})
+    th = app.pump.therapy
+    if th is not None and not th.suspended:
+        from itpump.ops_therapy import op_suspend
+        op_suspend(app, {"on": True})
+    set_lock = getattr(app.board, "set_repl_lock", None)
+    if set_lock is not None:
+        set_lock(False)
+    return {"suspended": th is not None, "repl": "open"}

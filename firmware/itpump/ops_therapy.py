@@ -1,0 +1,121 @@
+# Therapy changes: program, refill (with the bridge to a new fluid), suspend, cancel a bolus.
+from itpump import alarms as A
+from itpump import eventlog, pump
+from itpump.ops import E_MISMATCH, E_NOT_ACTIVE, P, _save, _therapy
+from itpump.reservoir import Reservoir
+from itpump.therapy import Therapy
+
+# Pump tubing from the head to the catheter: 150 mm of 1.02 mm ID (the bench layout of
+# docs/hardware.md and boards/sim/rom/plant.py) = 123 uL; a board's calibration may set dead_volume_nl.
+PUMP_DEAD_VOLUME_NL = 123000
+
+
+def op_program(app, args):
+    P.check_args(args, {"rx": (dict, True)})
+    p = app.pump
+    new = Therapy(args["rx"])
+    r = p.reservoir
+    if r.drug is not None and (new.drug != r.drug or new.conc_ug_per_ml != r.conc_ug_per_ml):
+        raise P.ProtocolError(E_MISMATCH, "the reservoir holds %s at %d ug/mL, the prescription is for %s at "
+                              "%d ug/mL: refill with it (refill with rx)" % (
+                                  r.drug, r.conc_ug_per_ml, new.drug, new.conc_ug_per_ml))
+    old = p.therapy
+    if old is not None:
+        if old.bridge_left_nl > 0:
+            raise P.ProtocolError("BRIDGE", "a bridge after a refill is running (%d nL left): reprogram "
+                                  "after it" % old.bridge_left_nl)
+        new.adopt(old)
+    _commit_therapy(app, old, new)
+    return {"rx_id": app.rx_id, "summary": new.summary()}
+
+
+def _commit_therapy(app, old, new, undo_more=None):
+    p = app.pump
+    p.therapy = new
+    app.rx_id += 1
+
+    def undo():
+        p.therapy = old
+        app.rx_id -= 1
+        if undo_more is not None:
+            undo_more()
+
+    _save(app, undo)
+    if old is not None and old.bolus_kind is not None:
+        kind, left = old.cancel_bolus()  # not carried over to the new prescription
+        app.event(eventlog.BOLUS_ABANDONED, left)
+    app.event(eventlog.THERAPY, p.rate_now(), app.rx_id)
+
+
+def op_refill(app, args):
+    P.check_args(args, {"drug": (str, True), "conc_ug_per_ml": (int, True, 1, P.MAX_INT),
+                        "added_nl": (int, True, 1, P.MAX_INT), "removed_nl": (int, True, 0, P.MAX_INT),
+                        "rx": (dict, False)})
+    p = app.pump
+    drug, conc = args["drug"], args["conc_ug_per_ml"]
+    old = p.therapy
+    new = Therapy(args["rx"]) if "rx" in args else None
+    if new is not None and (new.drug != drug or new.conc_ug_per_ml != conc):
+        raise P.ProtocolError(E_MISMATCH, "rx is for %s at %d ug/mL, the refill is %s at %d ug/mL" % (
+            new.drug, new.conc_ug_per_ml, drug[:32], conc))
+    if new is None and old is not None and (old.drug != drug or old.conc_ug_per_ml != conc):
+        raise P.ProtocolError(E_MISMATCH, "the prescription is for %s at %d ug/mL: a refill with %s at %d "
+                              "ug/mL needs its prescription (rx)" % (old.drug, old.conc_ug_per_ml, drug[:32], conc))
+    r = p.reservoir
+    bridge_nl = 0
+    if new is not None and old is not None:
+        new.adopt(old)
+        if r.drug is not None and (drug != r.drug or conc != r.conc_ug_per_ml):
+            cal = getattr(app.board, "calibration", None) or {}
+            bridge_nl = new.start_bridge(old, cal.get("dead_volume_nl", PUMP_DEAD_VOLUME_NL))
+    p.account()
+    before = r.to_dict()
+    old_delivered, old_reserved = p.delivered_nl, p.reserved_nl
+    info = r.refill(drug, conc, args["added_nl"], args["removed_nl"])  # validates all, then changes
+
+    def undo_refill():
+        p.reservoir = Reservoir.from_dict(before)
+        p.delivered_nl, p.reserved_nl = old_delivered, old_reserved
+
+    p.delivered_nl = 0  # delivered_nl counts per refill (stays a small int); total_nl goes on
+    p.reserved_nl = 0
+    if new is not None:
+        _commit_therapy(app, old, new, undo_refill)
+    else:
+        _save(app, undo_refill)
+    if not r.is_empty():
+        p.release(pump.H_EMPTY)
+        app.alarms.clear_condition(A.RESERVOIR_EMPTY)
+    if not r.is_low():
+        app.alarms.clear_condition(A.RESERVOIR_LOW)
+    app.event(eventlog.REFILL, args["added_nl"], info["expected_nl"])
+    info["bridge_nl"] = bridge_nl
+    info["rx_id"] = app.rx_id
+    return info
+
+
+def op_suspend(app, args):
+    P.check_args(args, {"on": (bool, True)})
+    th = _therapy(app)
+    was = th.suspended
+    kind, left = th.suspend(args["on"])
+
+    def undo():
+        th.suspended = was
+
+    _save(app, undo)
+    if kind is not None:
+        app.event(eventlog.BOLUS_ABANDONED, left)
+    app.event(eventlog.THERAPY, 0 if args["on"] else app.pump.rate_now(), app.rx_id)
+    return {"suspended": th.suspended}
+
+
+def op_cancel_bolus(app, args):
+    P.check_args(args, {})
+    th = _therapy(app)
+    kind, left = th.cancel_bolus()
+    if kind is None:
+        raise P.ProtocolError(E_NOT_ACTIVE, "no bolus is running")
+    app.event(eventlog.BOLUS_ABANDONED, left)
+    app.policy.changed()
+    return {"kind": kind, "not_given_nl": left}
