@@ -164,6 +164,8 @@ def parse(line):
         raise ProtocolError(E_JSON, "not valid JSON")
     if not isinstance(obj, dict):
         raise ProtocolError(E_REQUEST, "request must be a JSON object")
+    if not _str_keys(obj):
+        raise ProtocolError(E_JSON, "not valid JSON (an object member has no string name)")
     for k in obj:
         if k not in _FIELDS:
             raise ProtocolError(E_REQUEST, "unknown field '%s'" % _echo(k))
@@ -186,6 +188,20 @@ def parse(line):
     if ctr is not None and (not _is_int(ctr) or ctr < 0 or ctr > MAX_CTR):
         raise ProtocolError(E_REQUEST, "'ctr' must be an integer 0..%d" % MAX_CTR)
     return Request(req_id, op, args, role, ctr, body, mac_s)
+
+
+def _str_keys(v):
+    """False if any object in v has a non-string key: MicroPython's json.loads reads {"a":1,5,"b":2}
+    as {'a': 1, 5: 'b'} where CPython raises. Depth is bounded by check_depth."""
+    if isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, str) or not _str_keys(v[k]):
+                return False
+    elif isinstance(v, list):
+        for x in v:
+            if not _str_keys(x):
+                return False
+    return True
 
 
 def _is_hex(s):
