@@ -54,7 +54,14 @@ def cmd_status(a) -> int:
     ):
         if key in st:
             t.add_row(label, fmt(st[key]))
-    Console().print(t)
+    from .session import therapy_rows
+
+    rows = therapy_rows(st)
+    if rows:
+        t.add_section()
+        for label, value in rows:
+            t.add_row(label, value)
+    Console(highlight=False).print(t)
     return 0
 
 
@@ -194,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("ports", help="list attached Raspberry Pi boards (USB 2E8A)")
     sp.set_defaults(func=cmd_ports)
+
+    from .cli_therapy import add_commands
+
+    add_commands(sub, with_port)
     return p
 
 

@@ -5,20 +5,40 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from typing import TYPE_CHECKING
 
 from . import PumpctlError
 from .link import Link
 
+if TYPE_CHECKING:
+    from .keys import Keystore
+
 DEFAULT_TIMEOUT_S = 3.0
+
+# Refusals of a signed change, told as what to do ({op}, {role}, {keys} = the keystore path, {msg} = the
+# board's own message). Codes not listed are shown as the board words them ("op: CODE: message").
+AUTH_HINTS = {
+    "AUTH_NOKEYS": "board has no keys: run pumpctl provision",
+    "AUTH_MAC": "the board refused the signature: the {role} key in {keys} is not this board's "
+                "(keystore replaced or tampered with? re-provision: pumpctl provision --force)",
+    "AUTH_REPLAY": "the board refused a replayed counter ({msg}): the keystore {keys} is older than the "
+                   "board's state (restored from a backup?); re-provision: pumpctl provision --force",
+    "AUTH_FORBIDDEN": "the {role} role may not '{op}' on this board",
+    "AUTH_LOCKED": "changes are locked after too many failed attempts: {msg}",
+    "AUTH_STATE": "the board cannot keep its counters (flash problem): changes refused ({msg})",
+    "AUTH_MISSING": "the board wants a signed request for '{op}' ({msg})",
+    "AUTH_ROLE": "the board does not know the role '{role}'",
+}
 
 
 class DeviceError(PumpctlError):
     """The board refused a request: it carries the board's error code and message."""
 
-    def __init__(self, code: str, message: str, op: str):
-        super().__init__(f"{op}: {code}: {message}")
+    def __init__(self, code: str, message: str, op: str, text: str | None = None):
+        super().__init__(text or f"{op}: {code}: {message}")
         self.code = code
         self.message = message
+        self.op = op
 
 
 class Client:
@@ -35,6 +55,21 @@ class Client:
             frame["args"] = args
         self.link.write(json.dumps(frame, separators=(",", ":")).encode() + b"\n")
         return self._await(req_id, op, timeout_s or self.timeout_s)
+
+    def change(self, op: str, args: dict | None, keystore: Keystore, role: str = "clinician",
+               timeout_s: float | None = None) -> dict:
+        """A signed change as role (counter reserved on disk first). Refusals raise DeviceError whose
+        text says what to do (AUTH_HINTS); the board applied nothing then."""
+        req_id = next(self._ids)
+        self.link.write(keystore.signed_line(req_id, op, args, role))
+        try:
+            return self._await(req_id, op, timeout_s or self.timeout_s)
+        except DeviceError as e:
+            hint = AUTH_HINTS.get(e.code)
+            if hint is None:
+                raise
+            text = hint.format(op=op, role=role, keys=keystore.path, msg=e.message)
+            raise DeviceError(e.code, e.message, op, f"{op}: {text}") from None
 
     def _await(self, req_id: int, op: str, timeout_s: float) -> dict:
 

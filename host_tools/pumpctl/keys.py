@@ -1,7 +1,7 @@
 """Host keystore: per-device, per-role HMAC-SHA256 keys and the counters that sign changes.
 
 One JSON file per device, ``<dir>/<device-id>.json`` (file 0600, directory 0700), where ``<dir>`` is
-``$ITPUMP_KEYS`` or ``~/.config/itpump/keys``::
+``$ITPUMP_KEYS_DIR`` (or ``$ITPUMP_KEYS``) or ``~/.config/itpump/keys``::
 
     {"v": 1, "device_id": "...", "created": "...", "keys": {role: hex}, "counters": {role: last used}}
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from . import PumpctlError
 
 ENV = "ITPUMP_KEYS"
+ENV_DIR = "ITPUMP_KEYS_DIR"  # the same, by the name the CLI documents (wins when both are set)
 ROLES = ("patient", "clinician", "service")  # firmware/itpump/auth.py ROLES (a test keeps them equal)
 KEY_LEN = 32
 MAX_CTR = 0x3FFFFFFF  # firmware protocol.MAX_CTR
@@ -39,7 +40,7 @@ class KeystoreError(PumpctlError):
 
 
 def keys_dir() -> Path:
-    env = os.environ.get(ENV)
+    env = os.environ.get(ENV_DIR) or os.environ.get(ENV)
     return Path(env).expanduser() if env else Path.home() / ".config" / "itpump" / "keys"
 
 
@@ -228,3 +229,18 @@ def provision(device_id: str, root: Path | str | None = None, roles=ROLES, force
         }
         _write_private(p, data)
     return _keystore(device_id, p, data)
+
+
+def adopt(staged: Keystore, root: Path | str | None = None) -> Keystore:
+    """Move a keystore provisioned elsewhere (a staging dir) into place for its device, atomically.
+
+    pumpctl provision stages new keys first and adopts them once the board holds them: a failed
+    transfer leaves the user's current keys untouched."""
+    p = path(staged.device_id, root)
+    _ensure_dir(p.parent)
+    with _locked(p):
+        data = _read(staged.path)
+        _write_private(p, data)
+        with contextlib.suppress(OSError):
+            os.unlink(staged.path)
+    return _keystore(staged.device_id, p, data)

@@ -74,12 +74,24 @@ def test_provision_refuses_to_replace_keys_unless_forced(tmp_path):
 
 def test_default_path_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv(K.ENV, raising=False)
+    monkeypatch.delenv(K.ENV_DIR, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert K.path("d1") == tmp_path / "home" / ".config" / "itpump" / "keys" / "d1.json"
     monkeypatch.setenv(K.ENV, str(tmp_path / "elsewhere"))
     assert K.path("d1") == tmp_path / "elsewhere" / "d1.json"
     K.provision("d1")
     assert (tmp_path / "elsewhere" / "d1.json").exists()
+    monkeypatch.setenv(K.ENV_DIR, str(tmp_path / "dir"))  # the documented name wins
+    assert K.path("d1") == tmp_path / "dir" / "d1.json"
+
+
+def test_staged_keystore_is_adopted_in_place(tmp_path):
+    old = K.provision("d2", tmp_path)
+    staged = K.provision("d2", tmp_path / ".staging", force=True)
+    assert K.load("d2", tmp_path).keys == old.keys  # staging leaves the current keys alone
+    ks = K.adopt(staged, tmp_path)
+    assert ks.path == K.path("d2", tmp_path) and K.load("d2", tmp_path).keys == staged.keys != old.keys
+    assert stat.S_IMODE(ks.path.stat().st_mode) == 0o600 and not staged.path.exists()
 
 
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "x" * 65, "a b"])

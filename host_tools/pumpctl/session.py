@@ -1,0 +1,297 @@
+"""Therapy operations on a connected board: the library under `pumpctl program/bolus/refill/logs/...`.
+
+Everything here talks to the device through a Client (reads unsigned, changes signed with the
+keystore of the board's device id) or, for offline checks, imports the firmware's own modules
+(prescription.py, logs.py). Amounts typed by a person (ug, uL, mL) become the integer units the
+firmware takes (ng, nL) exactly, or are refused: no float ever reaches the pump.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from . import PumpctlError, keys
+from . import logs as logsmod
+from .client import Client
+
+MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
+ROLE_FOR = {"patient_bolus": "patient", "service": "service"}  # every other change: clinician
+
+
+def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1) -> int:
+    """'2.5' with scale 1000 -> 2500: a decimal amount in integer sub-units, exactly, or a clear error."""
+    try:
+        d = Decimal(str(text).strip().replace("_", ""))
+    except InvalidOperation:
+        raise PumpctlError(f"{name} {text!r} is not a number") from None
+    if not d.is_finite():
+        raise PumpctlError(f"{name} {text!r} is not a number")
+    v = d * scale
+    if v != v.to_integral_value():
+        raise PumpctlError(f"{name} {text}: finer than the pump's step of {Decimal(1) / scale}")
+    if int(v) < minimum:
+        raise PumpctlError(f"{name} {text}: must be at least {Decimal(minimum) / scale}")
+    return int(v)
+
+
+def local_tz_min(now: datetime.datetime | None = None) -> int:
+    """The host's UTC offset in minutes now (DST included)."""
+    off = (now or datetime.datetime.now()).astimezone().utcoffset()
+    return int(off.total_seconds() // 60) if off is not None else 0
+
+
+class Session:
+    """A board behind a Client, with the keystore of its device id (loaded on first change)."""
+
+    def __init__(self, client: Client, keys_root: Path | str | None = None):
+        self.client = client
+        self.keys_root = keys_root
+        self._status: dict | None = None
+        self._ks: keys.Keystore | None = None
+
+    def status(self, fresh: bool = True) -> dict:
+        if fresh or self._status is None:
+            self._status = self.client.request("status")
+        return self._status
+
+    @property
+    def device_id(self) -> str:
+        dev = self.status(fresh=False).get("device_id")
+        if not isinstance(dev, str):
+            raise PumpctlError("the board reports no device id (firmware too old for signed changes?)")
+        return dev
+
+    def keystore(self) -> keys.Keystore:
+        if self._ks is None:
+            self._ks = keys.load(self.device_id, self.keys_root)
+        return self._ks
+
+    def read(self, op: str, args: dict | None = None) -> dict:
+        return self.client.request(op, args)
+
+    def change(self, op: str, args: dict | None = None, role: str | None = None) -> dict:
+        return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"))
+
+
+# -- change arguments (validated here so a typo never costs a counter or a log record) ------------
+
+
+def bolus_args(dose_ug: str | None = None, minutes: int | None = None, prime: bool = False,
+               volume_ul: str | None = None) -> dict:
+    if minutes is None:
+        raise PumpctlError("bolus: --minutes N is required (how long the bolus runs)")
+    if not 1 <= minutes <= 1440:
+        raise PumpctlError(f"bolus: --minutes {minutes} must be 1..1440")
+    if prime:
+        if dose_ug is not None:
+            raise PumpctlError("bolus --prime fills the catheter by volume: give --volume-ul, not --dose-ug")
+        a: dict = {"kind": "prime", "duration_min": minutes}
+        if volume_ul is not None:
+            a["volume_nl"] = parse_amount(volume_ul, 1000, "--volume-ul")
+        return a
+    if volume_ul is not None:
+        raise PumpctlError("bolus: --volume-ul is for --prime; a clinician bolus is a dose (--dose-ug)")
+    if dose_ug is None:
+        raise PumpctlError("bolus: give --dose-ug X (clinician), --prime, or --patient")
+    return {"kind": "clinician", "dose_ng": parse_amount(dose_ug, 1000, "--dose-ug"), "duration_min": minutes}
+
+
+def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, rx: dict | None = None) -> dict:
+    if not drug or not drug.strip():
+        raise PumpctlError("refill: --drug must name the drug")
+    a = {"drug": drug.strip(), "conc_ug_per_ml": parse_amount(conc_ug_per_ml, 1, "--conc-ug-per-ml"),
+         "added_nl": parse_amount(added_ml, 1_000_000, "--added-ml"),
+         "removed_nl": parse_amount(removed_ml, 1_000_000, "--removed-ml", minimum=0)}
+    if rx is not None:
+        a["rx"] = rx
+    return a
+
+
+def calibrate_args(measured_ul: str, steps: int) -> dict:
+    if steps < 1:
+        raise PumpctlError(f"calibrate: --steps {steps} must be at least 1")
+    return {"measured_nl": parse_amount(measured_ul, 1000, "--measured-ul"), "steps": steps}
+
+
+def time_sync_args(now_s: float | None = None, tz_min: int | None = None) -> dict:
+    return {"unix_s": int(time.time() if now_s is None else now_s),
+            "tz_min": local_tz_min() if tz_min is None else tz_min}
+
+
+# -- provisioning ---------------------------------------------------------------------------------
+
+
+def provision(port: str, force: bool = False, keys_root: Path | str | None = None, timeout_s: float = 3.0,
+              restart_timeout_s: float = 10.0, say: Callable[[str], None] = lambda s: None) -> dict:
+    """New keys for the board on port: generate (staged), write /keys.json through mpremote, adopt them,
+    restart, check the board reports keys ok. Refused while therapy runs or (without force) when keys
+    for the device exist. Returns {"device_id", "keystore", "roles"}."""
+    from .link import Link
+    from .mpr import Device, local_sha256
+
+    with Link(port) as link:
+        st = Client(link, timeout_s).request("status")
+    dev = st.get("device_id")
+    if not isinstance(dev, str):
+        raise PumpctlError("the board reports no device id: flash current firmware first (pumpctl flash)")
+    if st.get("running"):
+        raise PumpctlError("therapy is running on the board: keys are changed only at rest "
+                           "(pumpctl suspend first, or pumpctl service)")
+    current = keys.path(dev, keys_root)
+    if current.exists() and not force:
+        raise PumpctlError(f"keys for {dev} exist at {current}: refusing to replace them "
+                           "(pumpctl provision --force makes new ones; the old ones stop working)")
+    staging = current.parent / ".staging"
+    staged = keys.provision(dev, staging, force=True)
+    try:
+        data = staged.device_file()
+        say(f"writing /keys.json ({len(data)} bytes) to {dev}")
+        with Device(port) as d:
+            d.write_file("/keys.json", data)
+            if d.sha256("/keys.json") != local_sha256(data):
+                raise PumpctlError("/keys.json on the board does not match what was written: provision again")
+            # the board holds the new keys from now: adopt them before anything else can fail
+            ks = keys.adopt(staged, keys_root)
+            d.soft_reset()
+    finally:
+        if staged.path.exists():
+            staged.path.unlink()
+    with Link(port) as link:
+        st = Client(link).wait_ready(restart_timeout_s)
+    if st.get("keys") != "ok":
+        raise PumpctlError(f"the board restarted but reports keys {st.get('keys')!r}, not ok")
+    return {"device_id": dev, "keystore": str(ks.path), "roles": ks.roles()}
+
+
+# -- event log over the link ----------------------------------------------------------------------
+
+
+@dataclass
+class LogRead:
+    records: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    pages: int = 0
+    bytes: int = 0  # record bytes (hex decoded)
+    line_bytes: int = 0  # hex characters received
+    seconds: float = 0.0
+    first_seq: int = 0
+    last_seq: int = 0
+
+
+def read_logs(client: Client, since: int = 0, page: int = MAX_LOG_RECORDS,
+              progress: Callable[[int, int], None] | None = None, timeout_s: float = 10.0) -> LogRead:
+    """Every record with seq > since, page by page (op `logs`), decoded by the firmware's format.
+    Problems: the board's (damaged segments) and the link's (a record that does not decode)."""
+    if not 1 <= page <= MAX_LOG_RECORDS:
+        raise PumpctlError(f"page size {page} must be 1..{MAX_LOG_RECORDS}")
+    if since < 0:
+        raise PumpctlError(f"--since {since} must be >= 0")
+    out = LogRead()
+    raw = bytearray()
+    t0 = time.perf_counter()
+    seen: set[str] = set()
+    total = got = 0
+    while True:
+        rep = client.request("logs", {"since": since, "max": page}, timeout_s=timeout_s)
+        out.pages += 1
+        out.first_seq, out.last_seq = rep.get("first_seq", 0), rep.get("last_seq", 0)
+        if out.pages == 1:
+            total = max(0, out.last_seq - max(since, out.first_seq - 1))
+        for p in rep.get("problems", []):
+            if p not in seen:
+                seen.add(p)
+                out.problems.append(f"board: {p}")
+        recs = rep.get("records", [])
+        for h in recs:
+            out.line_bytes += len(h)
+            try:
+                raw += bytes.fromhex(h)
+            except ValueError:
+                out.problems.append(f"link: record after seq {since} is not hex: {h[:24]!r}...")
+        nxt = rep.get("next", since)
+        got += len(recs)
+        if progress is not None:
+            progress(got, max(total, got))
+        if not recs or nxt <= since or nxt >= out.last_seq:
+            break
+        since = nxt
+    d = logsmod.decode(bytes(raw), "link")
+    out.records = d.records
+    out.problems += d.problems
+    out.bytes = len(raw)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+# -- human readable figures -----------------------------------------------------------------------
+
+
+def fmt_nl(nl: int | None) -> str:
+    if nl is None:
+        return "-"
+    if abs(nl) >= 1_000_000:
+        return f"{nl / 1e6:.3f} mL"
+    return f"{nl / 1000:.1f} uL"
+
+
+def fmt_rate(nl_per_h: int | None) -> str:
+    return "-" if nl_per_h is None else f"{nl_per_h / 1000:.3f} uL/h"
+
+
+def fmt_ng(ng: int | None) -> str:
+    if ng is None:
+        return "-"
+    return f"{ng / 1e6:g} mg" if ng >= 1_000_000 else f"{ng / 1000:g} ug"
+
+
+def therapy_rows(st: dict) -> list[tuple[str, str]]:
+    """The therapy lines of `pumpctl status` from a status reply."""
+    rows: list[tuple[str, str]] = []
+    th = st.get("therapy")
+    if "therapy" in st:
+        if th is None:
+            rows.append(("therapy", "not programmed"))
+        else:
+            rows.append(("drug", f"{th.get('drug')} {th.get('conc_ug_per_ml')} ug/mL"))
+            state = "suspended" if th.get("suspended") else ("running" if st.get("running") else "stopped")
+            rows.append(("mode", f"{th.get('mode')} ({state}), prescription #{th.get('rx_id')}"))
+            rows.append(("daily dose", f"{fmt_ng(th.get('day_dose_ng'))} = {fmt_nl(th.get('day_volume_nl'))}/day"))
+            if th.get("bolus"):
+                rows.append(("bolus", f"{th['bolus']} running, {fmt_nl(th.get('bolus_left_nl'))} left"))
+            if th.get("bridge_left_nl"):
+                rows.append(("bridge", f"{fmt_nl(th['bridge_left_nl'])} of old fluid left in the line"))
+    if "rate_nl_per_h" in st:
+        rows.append(("rate now", fmt_rate(st["rate_nl_per_h"])))
+    nxt = st.get("next_step")
+    if nxt:
+        what = (fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt else f"bolus {fmt_nl(nxt['bolus_nl'])}")
+        rows.append(("next step", f"{what} at {nxt['at_min'] // 60:02d}:{nxt['at_min'] % 60:02d} "
+                                  f"(in {nxt['in_min']} min)"))
+    if "delivered_today_nl" in st:
+        rows.append(("delivered", f"{fmt_nl(st['delivered_today_nl'])} today, "
+                                  f"{fmt_nl(st.get('delivered_total_nl'))} total"))
+    if "reservoir_nl" in st:
+        drug = st.get("reservoir_drug")
+        r = fmt_nl(st["reservoir_nl"]) + (f" of {drug} {st.get('reservoir_conc_ug_per_ml')} ug/mL" if drug else "")
+        dte = st.get("days_to_empty", -1)
+        if isinstance(dte, int) and dte >= 0:
+            r += f", {dte} days to empty"
+        rows.append(("reservoir", r))
+    if "alarms" in st:
+        rows.append(("alarms", ", ".join(st["alarms"]) or "none"))
+    if "halt" in st:
+        rows.append(("halted by", ", ".join(st["halt"]) or "-"))
+    for key in ("battery_mv", "battery"):
+        if key in st:
+            b = st[key]
+            rows.append(("battery", f"{b} mV" if isinstance(b, int) else str(b)))
+    if "keys" in st:
+        rows.append(("keys", str(st["keys"]) + (" (changes locked out)" if st.get("auth_locked") else "")))
+    if st.get("time_source"):
+        rows.append(("clock", st["time_source"] + (f", {logsmod.wall_iso(st['wall_s'])}" if st.get("wall_s") else "")))
+    return rows
