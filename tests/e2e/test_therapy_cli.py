@@ -1,0 +1,151 @@
+"""End to end: a clinician's session with pumpctl on a virtual board (provision, refill, program, run,
+bolus, lockout, alarms, logs, a tampered keystore)."""
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pumpctl.client import Client
+from pumpctl.link import Link
+from vbtools import VBoard, run
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+RX = str(ROOT / "examples" / "hydromorphone_patient_bolus.toml")  # 0.5 mg/day at 5 mg/mL: 4167 nL/h
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    d = tmp_path_factory.mktemp("therapy")
+    saved = {k: os.environ.get(k) for k in ("ITPUMP_KEYS_DIR", "ITPUMP_KEYS", "ITPUMP_PORT")}
+    os.environ["ITPUMP_KEYS_DIR"] = str(d / "keys")
+    os.environ.pop("ITPUMP_KEYS", None)
+    b = VBoard(d / "vb")
+    b.start()
+    os.environ["ITPUMP_PORT"] = b.port
+    run("pumpctl", "flash", "--board", "sim", "--quiet", check=True)
+    yield b
+    b.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def pc(*args, ok=True):
+    r = run("pumpctl", *args)
+    assert "Traceback" not in r.stderr, r.stderr
+    if ok:
+        assert r.returncode == 0, f"pumpctl {args}: {r.stdout}\n{r.stderr}"
+    else:
+        assert r.returncode == 1, f"pumpctl {args} should fail: {r.stdout}\n{r.stderr}"
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("pumpctl: error: "), r.stderr
+    return r
+
+
+def status():
+    return json.loads(pc("status", "--json").stdout)
+
+
+def advance(port, s):
+    with Link(port) as link:
+        c = Client(link)
+        c.request("sim.advance", {"s": s})
+        deadline = time.monotonic() + 120
+        while c.request("sim.clock")["fast_forward"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_a_clinician_session(board):
+    # before provisioning: changes refused with the hint, nothing changes
+    r = pc("refill", "--drug", "hydromorphone", "--conc-ug-per-ml", "5000", "--added-ml", "20",
+           "--removed-ml", "0", ok=False)
+    assert "provision" in r.stderr
+    r = pc("provision")
+    assert "keys ok" in r.stdout
+    st = status()
+    assert st["keys"] == "ok" and st["reservoir_nl"] == 0
+    pc("provision", ok=False)  # keys exist: refused without --force
+
+    pc("refill", "--drug", "hydromorphone", "--conc-ug-per-ml", "5000", "--added-ml", "20", "--removed-ml", "0")
+    r = run("pumpctl", "program", RX)  # no --yes and no answer on stdin: nothing sent
+    assert r.returncode == 1 and "not confirmed" in r.stderr and status()["therapy"] is None
+    r = pc("program", RX, "--yes")
+    assert "hydromorphone" in r.stdout and "dose_ng_per_day" in r.stdout  # diff, then the summary
+    pc("time", "sync")
+    assert status()["time_source"] == "host"
+
+    d0 = status()["delivered_total_nl"]
+    advance(board.port, 3600)
+    st = status()
+    delivered = st["delivered_total_nl"] - d0
+    assert st["running"] and st["rate_nl_per_h"] == 4167
+    assert 0.95 * 4167 <= delivered <= 1.05 * 4167, delivered
+    human = pc("status").stdout
+    assert "hydromorphone" in human and "days to empty" in human and "4.167 uL/h" in human
+
+    # patient bolus, then a second one inside the lockout: a clear refusal
+    r = pc("bolus", "--patient")
+    assert "patient bolus started: 5.0 uL" in r.stdout
+    r = pc("bolus", "--dose-ug", "2.5", "--minutes", "5", ok=False)  # the patient bolus runs
+    assert "BUSY" in r.stderr and "patient bolus is running" in r.stderr
+    advance(board.port, 900)  # the 10 min bolus is over; its 2 h lockout is not
+    r = pc("bolus", "--patient", ok=False)
+    assert "LOCKOUT" in r.stderr
+    r = pc("bolus", "--dose-ug", "2.5", "--minutes", "5")
+    assert "clinician bolus started: 0.5 uL" in r.stdout
+    pc("bolus", "--dose-ug", "2.5", ok=False)  # no --minutes: refused on the host
+
+    # a watchdog reset latches an alarm: shown, acknowledged
+    with Link(board.port) as link:
+        c = Client(link)
+        link.write(b'{"id":900,"op":"sim.hang"}\n')
+        assert c.wait_event("boot", timeout_s=15)["reset_cause"] == "WDT"
+    r = pc("alarms")
+    assert "WATCHDOG_RESET" in r.stdout
+    pc("ack", "NO_SUCH_ALARM", ok=False)
+    r = pc("ack", "WATCHDOG_RESET")
+    assert "acknowledged: WATCHDOG_RESET" in r.stdout
+
+    # a tampered keystore: refused with a clear message, nothing changes on the board
+    ks = Path(os.environ["ITPUMP_KEYS_DIR"]) / f"{st['device_id']}.json"
+    saved = ks.read_text()
+    data = json.loads(saved)
+    data["keys"]["clinician"] = "00" * 32
+    ks.write_text(json.dumps(data))
+    before = status()
+    r = pc("refill", "--drug", "hydromorphone", "--conc-ug-per-ml", "5000", "--added-ml", "10",
+           "--removed-ml", "0", ok=False)
+    assert "refused the signature" in r.stderr and "not this board's" in r.stderr
+    after = status()
+    assert after["therapy"]["rx_id"] == before["therapy"]["rx_id"]
+    assert after["reservoir_nl"] <= before["reservoir_nl"]  # no refill: only delivery moved it
+    ks.write_text(saved)
+
+    # the log over the link: everything above is in it
+    out = Path(os.environ["ITPUMP_KEYS_DIR"]).parent / "log.csv"
+    r = pc("logs", "--format", "csv", "--out", str(out))
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    events = [x["event"] for x in rows]
+    for ev in ("refill", "therapy_change", "bolus_given", "bolus_refused", "time_set", "auth_failure",
+               "alarm_raised", "alarm_acked", "delivery"):
+        assert ev in events, (ev, events)
+    assert [int(x["seq"]) for x in rows] == sorted(int(x["seq"]) for x in rows)
+    assert f"read {len(rows)} records" in r.stderr
+    r = pc("logs", "--since", rows[-3]["seq"], "--format", "json")
+    assert [x["seq"] for x in json.loads(r.stdout)] == [int(x["seq"]) for x in rows[-2:]]
+
+    # keys are changed only at rest
+    r = pc("provision", "--force", ok=False)
+    assert "therapy is running" in r.stderr
+    pc("suspend")
+    assert status()["running"] is False
+    pc("resume")
+    assert status()["therapy"]["suspended"] is False
