@@ -1,0 +1,279 @@
+"""pumpctl therapy commands against the real firmware app on a fake board (no serial port): arguments
+become the right signed requests, bad input sends nothing, errors are one line, logs page and export."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from test_client_signed import AppLink
+
+from itpump import eventlog
+from pumpctl import PumpctlError, cli, session
+from pumpctl import keys as K
+from pumpctl import link as linkmod
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def board(tmp_path, monkeypatch):
+    monkeypatch.setenv(K.ENV_DIR, str(tmp_path / "keys"))
+    ks = K.provision("fake-0001")
+    lk = AppLink(ks)
+    monkeypatch.setattr(linkmod, "Link", lambda port, *a, **kw: lk)
+    lk.ks = ks
+    yield lk
+    lk.close()
+
+
+def pc(capsys, *args):
+    rc = cli.main([*args, "--port", "fake"])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def sent(lk):
+    """(op, args, role) of each signed request sent."""
+    out = []
+    for w in lk.changes():
+        b = json.loads(w.split(b"\t")[0])
+        out.append((b["op"], b.get("args"), b["role"]))
+    return out
+
+
+def programmed(board, capsys, rx="examples/hydromorphone_patient_bolus.toml"):
+    rc, out, err = pc(capsys, "refill", "--drug", "hydromorphone", "--conc-ug-per-ml", "5000",
+                      "--added-ml", "20", "--removed-ml", "0")
+    assert rc == 0, err
+    rc, out, err = pc(capsys, "program", str(ROOT / rx), "--yes")
+    assert rc == 0, err
+    return out
+
+
+# -- amounts ----------------------------------------------------------------------------------------
+
+
+def test_amounts_become_exact_integers_or_are_refused():
+    assert session.parse_amount("2.5", 1000, "x") == 2500
+    assert session.parse_amount("20", 1_000_000, "x") == 20_000_000
+    assert session.parse_amount("0.000001", 1_000_000, "x") == 1
+    assert session.parse_amount("0", 1_000_000, "x", minimum=0) == 0
+    for bad, msg in (("abc", "not a number"), ("nan", "not a number"), ("0.0001", "finer than"),
+                     ("0", "at least"), ("-1", "at least")):
+        with pytest.raises(PumpctlError, match=msg):
+            session.parse_amount(bad, 1000, "--dose-ug")
+
+
+def test_bolus_arguments():
+    assert session.bolus_args("25", 10) == {"kind": "clinician", "dose_ng": 25000, "duration_min": 10}
+    assert session.bolus_args(None, 5, prime=True) == {"kind": "prime", "duration_min": 5}
+    assert session.bolus_args(None, 5, True, "150.5") == {"kind": "prime", "duration_min": 5, "volume_nl": 150500}
+    for kw, msg in (({"dose_ug": "1"}, "--minutes"), ({"dose_ug": "1", "minutes": 0}, "1..1440"),
+                    ({"minutes": 5}, "--dose-ug"), ({"dose_ug": "1", "minutes": 5, "prime": True}, "not --dose-ug"),
+                    ({"dose_ug": "1", "minutes": 5, "volume_ul": "3"}, "--volume-ul is for --prime")):
+        with pytest.raises(PumpctlError, match=msg):
+            session.bolus_args(**kw)
+
+
+def test_time_sync_uses_the_host_clock_and_offset():
+    assert session.time_sync_args(1704090600.7, 60) == {"unix_s": 1704090600, "tz_min": 60}
+    a = session.time_sync_args()
+    assert a["unix_s"] > 1704090600 and -720 <= a["tz_min"] <= 840
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def test_refill_program_and_status(board, capsys):
+    out = programmed(board, capsys)
+    assert "dose_ng_per_day" in out and "500000" in out  # the diff against nothing
+    assert "hydromorphone 5000 ug/mL" in out  # the summary after
+    assert [s[0] for s in sent(board)] == ["refill", "program"]
+    assert sent(board)[0][1] == {"drug": "hydromorphone", "conc_ug_per_ml": 5000, "added_nl": 20000000,
+                                 "removed_nl": 0}
+    board.run_ms(60_000)
+    rc, out, err = pc(capsys, "status")
+    assert rc == 0
+    for text in ("hydromorphone 5000 ug/mL", "continuous (running)", "4.167 uL/h", "days to empty",
+                 "alarms", "keys", "ok"):
+        assert text in out, (text, out)
+    rc, out, err = pc(capsys, "therapy")
+    assert rc == 0 and "patient bolus" in out and "5.0 uL" in out
+
+
+def test_program_shows_the_diff_and_sends_nothing_unless_confirmed(board, capsys, monkeypatch, tmp_path):
+    programmed(board, capsys)
+    new = tmp_path / "rx.toml"
+    new.write_text((ROOT / "examples/hydromorphone_patient_bolus.toml").read_text()
+                   .replace("dose_ng_per_day = 500_000", "dose_ng_per_day = 600_000"))
+    n = len(board.written)
+    monkeypatch.setattr("builtins.input", lambda *a: "n")
+    monkeypatch.setattr("rich.console.Console.input", lambda self, *a, **k: "n")
+    rc, out, err = pc(capsys, "program", str(new))
+    assert rc == 1 and err.strip().endswith("pumpctl: error: not confirmed: nothing sent")
+    assert "600000" in out and "500000" in out
+    assert len(board.changes()) == 2 and board.app.rx_id == 1  # refill + first program only
+    monkeypatch.setattr("rich.console.Console.input", lambda self, *a, **k: "y")
+    rc, out, err = pc(capsys, "program", str(new))
+    assert rc == 0 and board.app.rx_id == 2 and board.app.pump.therapy.day_dose_ng >= 600000
+    assert len(board.written) > n
+
+
+def test_an_invalid_prescription_never_reaches_the_board(board, capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "examples/morphine_continuous.toml").read_text()
+                   .replace("dose_ng_per_day = 1_000_000", "dose_ng_per_day = 99_000_000"))
+    rc, out, err = pc(capsys, "program", str(bad), "--yes")
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "dose_ng_per_day" in err
+    assert board.written == [] and board.ks.counters()["clinician"] == 0
+
+
+def test_bolus_kinds_and_roles(board, capsys):
+    programmed(board, capsys)
+    rc, out, err = pc(capsys, "bolus", "--patient")
+    assert rc == 0 and "patient bolus started: 5.0 uL" in out
+    rc, out, err = pc(capsys, "bolus", "--patient")  # the bolus still runs
+    assert rc == 1 and "BUSY" in err
+    board.run_ms(11 * 60_000)
+    rc, out, err = pc(capsys, "bolus", "--patient")
+    assert rc == 1 and err.startswith("pumpctl: error: patient_bolus: LOCKOUT")
+    rc, out, err = pc(capsys, "bolus", "--dose-ug", "2.5", "--minutes", "5")
+    assert rc == 0 and "clinician bolus started: 0.5 uL" in out
+    assert sent(board)[-1] == ("bolus", {"kind": "clinician", "dose_ng": 2500, "duration_min": 5}, "clinician")
+    roles = [s[2] for s in sent(board) if s[0] == "patient_bolus"]
+    assert roles == ["patient"] * 3
+
+
+def test_bad_input_sends_nothing_and_costs_no_counter(board, capsys):
+    for args in (("bolus", "--dose-ug", "abc", "--minutes", "5"), ("bolus", "--patient", "--minutes", "5"),
+                 ("refill", "--drug", "x", "--conc-ug-per-ml", "1.5", "--added-ml", "1", "--removed-ml", "0"),
+                 ("refill", "--drug", "x", "--conc-ug-per-ml", "10", "--added-ml", "0", "--removed-ml", "0"),
+                 ("calibrate", "--measured-ul", "1e-9", "--steps", "10"),
+                 ("calibrate", "--measured-ul", "100", "--steps", "0")):
+        rc, out, err = pc(capsys, *args)
+        assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+    assert board.written == [] and board.ks.counters() == {"patient": 0, "clinician": 0, "service": 0}
+
+
+def test_suspend_resume_calibrate_time_ack_service(board, capsys):
+    programmed(board, capsys)
+    assert pc(capsys, "suspend")[1].strip() == "delivery suspended"
+    assert board.app.pump.therapy.suspended
+    assert pc(capsys, "resume")[1].strip() == "delivery resumed"
+    rc, out, err = pc(capsys, "calibrate", "--measured-ul", "210", "--steps", "10000")
+    assert rc == 0 and "21000 pL/step (was 20000)" in out
+    rc, out, err = pc(capsys, "time", "sync")
+    assert rc == 0 and "board clock set to" in out and board.app.time_source == "host"
+    rc, out, err = pc(capsys, "ack", "OCCLUSION")
+    assert rc == 1 and "not active" in err
+    rc, out, err = pc(capsys, "alarms")
+    assert rc == 0 and "no active alarms" in out
+    rc, out, err = pc(capsys, "service")
+    assert rc == 0 and "REPL open" in out and sent(board)[-1][2] == "service"
+
+
+def test_alarms_table_and_ack(board, capsys):
+    from itpump import alarms as A
+
+    programmed(board, capsys)
+    board.app.alarms.raise_alarm(A.WATCHDOG_RESET)
+    rc, out, err = pc(capsys, "alarms", "--recent")
+    prio = A.PRIORITY_NAMES[A.priority(A.WATCHDOG_RESET)]
+    assert rc == 0 and "WATCHDOG_RESET" in out and prio in out and "raise" in out  # table + recent
+    rc, out, err = pc(capsys, "ack", "WATCHDOG_RESET")
+    assert rc == 0 and "acknowledged: WATCHDOG_RESET" in out
+
+
+def test_no_keys_on_the_board_says_provision(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(K.ENV_DIR, str(tmp_path / "keys"))
+    K.provision("fake-0001")
+    lk = AppLink(None)
+    monkeypatch.setattr(linkmod, "Link", lambda port, *a, **kw: lk)
+    try:
+        rc, out, err = pc(capsys, "suspend")
+        assert rc == 1 and err == "pumpctl: error: suspend: board has no keys: run pumpctl provision\n"
+    finally:
+        lk.close()
+
+
+def test_provision_is_refused_while_therapy_runs(board, capsys):
+    programmed(board, capsys)
+    board.run_ms(2000)
+    before = board.ks.path.read_bytes()
+    rc, out, err = pc(capsys, "provision", "--force")
+    assert rc == 1 and "therapy is running" in err
+    assert board.ks.path.read_bytes() == before
+
+
+def test_provision_without_force_keeps_existing_keys(board, capsys):
+    rc, out, err = pc(capsys, "provision")
+    assert rc == 1 and "refusing to replace" in err and "--force" in err
+
+
+# -- logs -------------------------------------------------------------------------------------------
+
+
+def test_logs_page_through_everything_and_export(board, capsys, tmp_path):
+    programmed(board, capsys)
+    for _ in range(30):
+        pc(capsys, "bolus", "--patient")  # refused: each one logged
+    last = board.app.log.seq
+    assert last > 30
+    out_csv = tmp_path / "log.csv"
+    png = tmp_path / "log.png"
+    rc, out, err = pc(capsys, "logs", "--format", "csv", "--out", str(out_csv), "--page", "7", "--plot", str(png))
+    assert rc == 0, err
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert [int(r["seq"]) for r in rows] == list(range(1, last + 1))
+    pages = -(-last // 7)
+    assert f"read {last} records" in err and f"{pages} pages" in err
+    assert png.stat().st_size > 1000
+    rc, out, err = pc(capsys, "logs", "--since", str(last - 2), "--format", "json")
+    assert [r["seq"] for r in json.loads(out)] == [last - 1, last]
+    rc, out, err = pc(capsys, "logs", "--page", "500")
+    assert rc == 1 and "1..200" in err
+
+
+def test_log_problems_go_to_stderr_exit_1_and_the_rest_is_kept(board, capsys, tmp_path, monkeypatch):
+    programmed(board, capsys)
+    real = board.app.log.read
+
+    def damaged(since, n):
+        recs, problems = real(since, n)
+        return recs, problems + ["ev00000001.log record #3 (after seq 2) at byte 40: corrupt data, 9 bytes skipped"]
+
+    monkeypatch.setattr(board.app.log, "read", damaged)
+    out_json = tmp_path / "log.json"
+    rc, out, err = pc(capsys, "logs", "--format", "json", "--out", str(out_json))
+    assert rc == 1
+    assert "pumpctl: log problem: board: ev00000001.log record #3" in err
+    assert err.count("corrupt data") == 1  # reported once, not per page
+    assert len(json.loads(out_json.read_text())) == board.app.log.seq
+
+
+def test_read_logs_reports_records_that_do_not_decode():
+    class Pages:
+        def request(self, op, args=None, timeout_s=None):
+            good = eventlog.encode(1, 10, 0, eventlog.BOOT, eventlog.pack_data(eventlog.BOOT, (0, 1))).hex()
+            bad = bytearray(eventlog.encode(2, 20, 0, eventlog.BOOT, eventlog.pack_data(eventlog.BOOT, (0, 2))))
+            bad[-1] ^= 0xFF  # CRC broken on the way
+            return {"records": [good, bytes(bad).hex(), "zz"], "next": 3, "last_seq": 3, "first_seq": 1,
+                    "problems": []}
+
+    got = session.read_logs(Pages())  # type: ignore[arg-type]
+    assert [r["seq"] for r in got.records] == [1]
+    assert any("not hex" in p for p in got.problems) and any("corrupt" in p or "torn" in p for p in got.problems)
+
+
+def test_status_rows_of_a_board_without_therapy_fields():
+    assert session.therapy_rows({"fw": "0.1.0"}) == []
+    rows = dict(session.therapy_rows({"therapy": None, "alarms": [], "halt": [], "battery_mv": 4100}))
+    assert rows["therapy"] == "not programmed" and rows["battery"] == "4100 mV" and rows["alarms"] == "none"
+
+
+def test_page_limit_matches_firmware():
+    from itpump import ops
+
+    assert session.MAX_LOG_RECORDS == ops.MAX_LOG_RECORDS
