@@ -8,7 +8,14 @@
 #   data/log/        eventlog.EventLog
 #   data/ctr.json    auth counters (auth.FileCounters)
 #   data/device_id   this device's id when the board has no unique_id() (the sim): made at first boot
+#   data/sup.json    supervisor record: watchdog resets in a row, intentional-reset marker, safe mode
+#
+# Safety wiring: the pump's tick runs the occlusion detector (pump.py); housekeeping feeds the battery
+# monitor (power.py) once a second; the supervisor feeds the watchdog only while the control tick, the
+# link and housekeeping all check in, guards against boot loops (safe mode: motor off, INTERNAL alarm)
+# and tells intentional resets (service, flashing) from crashes.
 import gc
+import json
 import os
 import sys
 
@@ -16,11 +23,11 @@ import sys
 # after each, in dependency order: compiles interleaved with each other's garbage and the app's
 # long-lived objects fragment the heap until a small block cannot be found (seen on the sim's heap).
 for _m in ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
-           "reservoir", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin"):
+           "reservoir", "occlusion", "power", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin"):
     __import__("itpump." + _m)
     gc.collect()
 
-from itpump import VERSION, auth, eventlog, ops, ops_bolus, protocol, pump, store, supervisor  # noqa: E402
+from itpump import VERSION, auth, eventlog, ops, ops_bolus, power, protocol, pump, store, supervisor  # noqa: E402
 from itpump import alarms as A  # noqa: E402
 from itpump.reservoir import Reservoir  # noqa: E402
 from itpump.therapy import Therapy  # noqa: E402
@@ -32,7 +39,14 @@ except ImportError:  # CPython unit tests
         return x
 
 TICK_MS = pump.TICK_MS  # control tick period
-WDT_TIMEOUT_MS = const(4000)  # well inside rp2's 8388 ms maximum; >> one tick plus a GC pause
+# Watchdog: inside rp2's 8388 ms maximum; long enough for the virtual board's fast clock, whose ticks
+# may come 5 s of virtual time apart. A hung loop issues no new moves (a move lasts <= 90 ms), so the
+# motor is not driven while the watchdog waits.
+WDT_TIMEOUT_MS = const(8000)
+# Supervised tasks and their check-in deadlines (ms): missing one stops the feed (the board resets).
+TASK_TICK_MS = const(6000)
+TASK_LINK_MS = const(6000)
+TASK_HOUSE_MS = const(7000)
 HOUSEKEEP_TICKS = const(10)  # accounting, reserve, checkpoint: once a second, outside the tick
 DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
 E_SIM_ONLY = "SIM_ONLY"
@@ -99,6 +113,20 @@ class App:
         self._last_tod = 0
         self.alarms = A.AlarmManager(board.clock, getattr(board, "buzzer", None), getattr(board, "led", None))
         self.alarms.add_listener(self._on_alarm)
+        self.sup = supervisor.Supervisor(self.wdt if self.wdt is not None else _NoWdt(), board.clock,
+                                         _JsonRecord(root + "data/sup.json"), timeout_ms=WDT_TIMEOUT_MS)
+        self.t_tick = self.sup.add_task("tick", TASK_TICK_MS)
+        self.t_link = self.sup.add_task("link", TASK_LINK_MS)
+        self.t_house = self.sup.add_task("housekeeping", TASK_HOUSE_MS)
+        self.boot_info = None
+        self._late_seen = False
+        self.battery = getattr(board, "battery", None)
+        self.batt = None
+        self.battery_mv = 0
+        self.battery_faults = 0
+        self._batt_s = -1
+        self.serviced = False  # delivery suspended by the service op (a restart resumes it)
+        self.cal_problem = None
         # storage first: everything after may log
         self.log = None
         self.policy = store.CheckpointPolicy(board.clock)
@@ -109,7 +137,21 @@ class App:
             self.log_error = "%s: %s" % (type(e).__name__, e)
         self.device_id = self._device_id()
         cal = getattr(board, "calibration", None) or {}
-        self.pump = pump.Pump(board, self.alarms, cal.get("pl_per_step", DEFAULT_PL_PER_STEP), self.log)
+        try:
+            self.pump = pump.Pump(board, self.alarms, cal.get("pl_per_step", DEFAULT_PL_PER_STEP), self.log, cal)
+        except ValueError as e:  # a bad line calibration: no detector, so no delivery until a clinician acks
+            self.cal_problem = str(e)
+            self.pump = pump.Pump(board, self.alarms, cal.get("pl_per_step", DEFAULT_PL_PER_STEP), self.log)
+            self.pump.occ = None
+            self.pump.pressure = None
+            self.pump.halt |= pump.H_INTERNAL
+            self.alarms.raise_alarm(A.INTERNAL)
+        if self.battery is not None:
+            try:
+                self.batt = power.from_calibration(cal)
+            except ValueError as e:
+                self.cal_problem = str(e)
+                self.alarms.raise_alarm(A.INTERNAL)
         self.auth = auth.Authenticator(board.clock, auth.FileCounters(root + "data/ctr.json"),
                                        self._load_keys(), on_event=self._on_auth_event,
                                        permissions=PERMISSIONS)
@@ -228,8 +270,14 @@ class App:
         elif problems:
             self.state_problem = "; ".join(problems)
         self.boot_count += 1
-        if self.board.reset_cause() == "WDT":
-            self.alarms.raise_alarm(A.WATCHDOG_RESET)
+        # supervisor: reset cause against our own marker, boot-loop guard (persisted count)
+        info = self.sup.boot(self.board.reset_cause())
+        self.boot_info = info
+        for code in info["alarms"]:
+            self.alarms.raise_alarm(code)
+        if info["safe_mode"]:
+            p.halt |= pump.H_SAFE  # motor off until a clinician acknowledges INTERNAL
+            p.log_safety(pump.S_BOOT_LOOP, 0, info["wdt_resets"])
 
     def _apply_state(self, st):
         if st.get("v") != STATE_V:
@@ -262,11 +310,14 @@ class App:
             self.time_source = "restored"
         p.set_tod(self._tod_from_wall() if wall else st.get("tod_ms", 0))
         self._last_tod = p.tod_ms
-        halt = st.get("halt", 0) & ~pump.H_EMPTY  # empty is found again by the tick
+        halt = st.get("halt", 0) & ~(pump.H_EMPTY | pump.H_SAFE)  # found again by the tick / the supervisor
         for code in pump.H_BY_ALARM:
-            if halt & pump.H_BY_ALARM[code]:
-                p.halt |= pump.H_BY_ALARM[code]
+            bit = pump.H_BY_ALARM[code]
+            if halt & bit:
+                p.halt |= bit
                 self.alarms.raise_alarm(code)
+                if bit & pump.H_CONDITION:  # condition unknown after the reset: latched until acknowledged
+                    self.alarms.clear_condition(code)
         b = st.get("bolus")
         if b:  # a bolus interrupted by the reset: abandoned, never resumed
             self.event(eventlog.BOLUS_ABANDONED, b[1])
@@ -274,6 +325,9 @@ class App:
         if rx is not None:
             th = Therapy(rx)
             th_state(th, st.get("therapy") or {}, self.uptime.s)
+            if st.get("svc"):  # suspended by the service op: a restart (after flashing) resumes it
+                th.suspended = False
+                p.log_safety(pump.S_RESUME, 0, 0)
             p.therapy = th
             self.rx_id = st.get("rx_id", 0)
 
@@ -291,7 +345,8 @@ class App:
             "reservoir": p.reservoir.to_dict(), "delivered_nl": p.delivered_nl, "reserved_nl": p.reserved_nl,
             "total_nl": p.total_nl, "day_nl": p.day_nl, "guard": p.guard.to_dict(now),
             "cal": {"pl_per_step": p.dosing.pl_per_step}, "boot_count": self.boot_count,
-            "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt,
+            "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt & ~pump.H_SAFE,
+            "svc": self.serviced,
         }
 
     def checkpoint(self):
@@ -336,6 +391,7 @@ class App:
 
     def poll_link(self):
         """Handle every complete request waiting on the serial link."""
+        self.sup.check_in(self.t_link, self.clock.ticks_ms())
         while True:
             c = self.serial.readchar()
             if c < 0:
@@ -354,8 +410,10 @@ class App:
         self.uptime.update()
         self.ticks += 1
         now = self.clock.ticks_ms()
+        sup = self.sup
         try:
             self.pump.tick(now)
+            sup.check_in(self.t_tick, now)  # a tick that raised does not count as alive
         except Exception as e:
             self.fail_safe(e)
         self.alarms.tick(now)
@@ -365,9 +423,25 @@ class App:
             if ev:
                 self.button_pressed(ev)
         if self.ticks % HOUSEKEEP_TICKS == 0 or self.pump.need_save:
-            self.housekeeping()
-        if self.wdt is not None:
-            self.wdt.feed()  # the loop is alive (per-task check-ins: supervisor, next issue)
+            try:
+                self.housekeeping()
+                sup.check_in(self.t_house, now)
+            except Exception as e:
+                self.fail_safe(e)
+        if not sup.service(now) and not self._late_seen and sup.late_task() is not None:
+            self.task_late()
+
+    def task_late(self):
+        """A task missed its deadline: the watchdog is no longer fed and will reset the board; stop the
+        motor and log first (the reset then reads as a watchdog reset, counted by the boot-loop guard)."""
+        self._late_seen = True
+        p = self.pump
+        p.log_safety(pump.S_LATE_TASK, 0, ("tick", "link", "housekeeping").index(self.sup.late_task()))
+        supervisor.safe_state(self.board)
+        try:
+            p.stop(pump.H_INTERNAL, A.INTERNAL)
+        except Exception:
+            pass
 
     def fail_safe(self, e):
         """Any exception in the tick: safe state (motor stopped), INTERNAL alarm, logged."""
@@ -394,6 +468,10 @@ class App:
 
     def housekeeping(self):
         p = self.pump
+        batt = self.batt
+        if batt is not None and self.battery is not None and self.uptime.s != self._batt_s:
+            self._batt_s = self.uptime.s
+            self.check_battery(batt, self.battery)
         p.account()
         tod = p.tod_ms
         if tod < self._last_tod:  # midnight passed
@@ -411,6 +489,41 @@ class App:
                 p.need_save = True
         if p.need_save or self.policy.due():
             self._checkpoint_safe()
+
+    def check_battery(self, batt, battery):
+        """One battery sample into the monitor; its state raises its alarm; at EOS delivery stops."""
+        try:
+            mv = battery.read_mv()
+        except Exception:
+            mv = 0  # unreadable: the monitor's fault path
+        was = batt.state
+        st = batt.update(mv)
+        p = self.pump
+        if batt.fault:
+            self.battery_faults += 1
+            if not p.other_sensor_fault:
+                p.other_sensor_fault = True
+                self.alarms.raise_alarm(A.SENSOR_FAULT)  # the battery cannot be judged: say so
+        else:
+            self.battery_mv = mv
+            if p.other_sensor_fault:
+                p.other_sensor_fault = False
+                if not p.pressure_fault():
+                    p.condition_gone(A.SENSOR_FAULT)
+        if st != was:
+            for s in (power.LOW, power.ERI, power.EOS):
+                if s != st:
+                    code = power.ALARM_FOR[s]
+                    if self.alarms.is_present(code):
+                        self.alarms.clear_condition(code)
+            if st != power.OK:
+                self.alarms.raise_alarm(power.ALARM_FOR[st])
+            p.release_inactive()
+        if st == power.EOS and not p.halt & pump.H_BATTERY:
+            # end of service: stop while the motor and flash still have margin, and save the state now
+            p.log_safety(pump.S_BATTERY_EOS, 0, batt.avg_mv)
+            p.stop(pump.H_BATTERY, A.BATTERY_EOS)
+            p.need_save = True
 
     def boot(self):
         cause = self.board.reset_cause()
@@ -438,8 +551,7 @@ class App:
         return next_tick
 
     def run(self):
-        if self.wdt is not None:
-            self.wdt.start(WDT_TIMEOUT_MS)
+        self.sup.start()  # the hardware watchdog, fed by sup.service() while every task checks in
         self.boot()
         next_tick = self.clock.ticks_add(self.clock.ticks_ms(), TICK_MS)
         while True:
@@ -502,6 +614,36 @@ def th_state(th, d, now_s):
     br = d.get("bridge")
     if br:
         th.bridge_left_nl, th._b_starts, th._b_rates, th._b_conc = br[0], br[1], br[2], br[3]
+
+
+class _NoWdt:
+    """A board without a watchdog: the supervisor still keeps the boot-loop guard and check-ins."""
+
+    def start(self, timeout_ms):
+        pass
+
+    def feed(self):
+        pass
+
+
+class _JsonRecord:
+    """The supervisor's persisted record: a small JSON file (temp + rename: atomic on littlefs)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except OSError:
+            return None  # first boot
+        return json.loads(text)  # ValueError: the supervisor reports the record as unusable
+
+    def save(self, d):
+        with open(self.path + ".tmp", "w") as f:
+            f.write(json.dumps(d))
+        os.rename(self.path + ".tmp", self.path)
 
 
 def _board_op(fn):

@@ -48,6 +48,7 @@ _HS_X8 = const(80)  # slow: threshold 10 sigma_w
 # Matters at high rates only: Q*R is ~27 Pa at 5 mL/day, ~0.5 Pa at 0.1 mL/day.
 _MODEL_X8 = const(3)
 _CLEAR_TICKS = const(10)  # occlusion gone when the smoothed residual stays under a third of its peak
+_GAP_DECAY_MAX = const(64)  # ticks of model decay applied over a gap (x is ~0 long before for any tau < 2 s)
 _MIN_STEPS = const(2)  # steps delivered during the rise before occlusion / leak is called
 
 
@@ -57,7 +58,8 @@ class Detector:
     resistance_pa_s_per_ul (catheter, with the drug's viscosity), noise_pa (sigma of one reading)."""
 
     def __init__(self, pl_per_step, compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa,
-                 tick_ms=100, stall_margin_steps=2, leak_near_zero_pa=400, stuck_ticks=100):
+                 tick_ms=100, stall_margin_steps=2, leak_near_zero_pa=400, stuck_ticks=100,
+                 gross_pa=10000):
         for name, v in (("pl_per_step", pl_per_step), ("compliance_nl_per_kpa", compliance_nl_per_kpa),
                         ("resistance_pa_s_per_ul", resistance_pa_s_per_ul), ("noise_pa", noise_pa),
                         ("tick_ms", tick_ms), ("stuck_ticks", stuck_ticks)):
@@ -67,6 +69,10 @@ class Detector:
             raise ValueError("stall_margin_steps must be an int >= 0")
         if not isinstance(leak_near_zero_pa, int) or leak_near_zero_pa < 0:
             raise ValueError("leak_near_zero_pa must be an int >= 0")
+        if not isinstance(gross_pa, int) or gross_pa <= 0:
+            raise ValueError("gross_pa must be a positive int")
+        self.tick_ms = tick_ms
+        self.gross_q8 = gross_pa << 8
         self.c_nl_per_kpa = compliance_nl_per_kpa
         self.pl_per_step = pl_per_step
         tau_ms = resistance_pa_s_per_ul * compliance_nl_per_kpa // 1000  # (Pa s/uL)(nL/kPa) = 1e-6 s
@@ -309,6 +315,66 @@ class Detector:
         self._wn = 0
         self._clear_n = 0
         self.stored_nl = 0
+
+    def clear_motor(self):
+        """The motor was stopped (or a stall acknowledged): what was asked and never confirmed is dropped,
+        so it does not read as a stall forever after."""
+        self.pending = 0
+        if self.state == STALL:
+            self.state = OK
+
+    def update_gap(self, pressure_pa, steps_cmd, steps_confirmed, diag, elapsed_ms):
+        """A tick far from tick_ms (a stalled loop, the virtual board's fast clock): the statistics are
+        tuned to a fixed tick, so the CUSUMs, noise and baseline estimates are NOT fed. What still runs:
+        the motor and sensor checks, the line model's decay over the gap (the steps of the gap went in
+        at its start), an occlusion or leak already called (it clears on levels, not statistics), and a
+        gross limit: pressure more than gross_pa over the baseline with steps pumped into it is an
+        occlusion whatever the tick. Returns like update()."""
+        self.pending += steps_cmd - steps_confirmed
+        if diag or self.pending - steps_cmd > self.stall_margin:
+            self.state = STALL
+            return STALL
+        if pressure_pa is None:
+            return SENSOR
+        if pressure_pa == self._last_p:
+            self._same_n += 1
+            if self._same_n >= self.stuck_ticks:
+                return SENSOR
+        else:
+            self._last_p = pressure_pa
+            self._same_n = 0
+        x = self.x_q8 + steps_confirmed * self._dp_q8
+        n = elapsed_ms // self.tick_ms
+        if n > _GAP_DECAY_MAX:
+            n = _GAP_DECAY_MAX
+        a = self._a_q16
+        while n > 0 and x:
+            x = x * a >> 16
+            n -= 1
+        self.x_q8 = x
+        p_q8 = pressure_pa << 8
+        if self._bshift == 0:
+            self.b_q8 = p_q8 - x
+            self._bshift = 1
+            return OK
+        r = p_q8 - self.b_q8 - x
+        self.rs_q8 += (r - self.rs_q8 + _RS_HALF) >> _RS_SHIFT
+        state = self.state
+        if state == OCCLUSION:
+            return self._occluded()
+        if state == LEAK:
+            if r > -(self.sig_q8 * 3):
+                self._clear_n += 1
+                if self._clear_n >= _CLEAR_TICKS:
+                    self._rearm()
+                    return OK
+            else:
+                self._clear_n = 0
+            return LEAK
+        if r > self.gross_q8 and steps_confirmed > 0:
+            self.rs_q8 = r  # the level is known now: the stored volume and its clearing start from it
+            return self._alarm(steps_confirmed)
+        return OK
 
     def missed_nl(self):
         """Drug pumped into the line since the rise began (not delivered yet): onset steps x volume."""

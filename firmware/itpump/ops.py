@@ -138,12 +138,24 @@ def op_status(app, args):
         "keys": app.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
         "log_seq": app.log.seq if app.log is not None else -1, "store_generation": app.store.generation,
         "store_failures": app.store_failures, "motor": p.motor is not None,
+        "line": p.status(), "pressure_pa": p.pressure_pa,
+        "occlusion": None if p.occ is None else st_name(p),
+        "battery_mv": app.battery_mv,
+        "battery": None if app.batt is None else app.batt.status(),
+        "supervisor": app.sup.status(now), "boot": app.boot_info, "serviced": app.serviced,
     })
+    if app.cal_problem:
+        st["cal_problem"] = app.cal_problem
     if app.state_problem:
         st["state_problem"] = app.state_problem
     if getattr(app, "last_error", None):
         st["last_error"] = app.last_error
     return st
+
+
+def st_name(p):
+    from itpump.occlusion import NAMES
+    return NAMES[p.occ_state]
 
 
 def _th_status(app, th):

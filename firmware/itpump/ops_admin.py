@@ -3,7 +3,7 @@ import json
 import os
 
 from itpump import alarms as A
-from itpump import auth, eventlog, pump
+from itpump import auth, eventlog, pump, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
 from itpump.ops import E_NOT_ACTIVE, P, _save
 
@@ -54,10 +54,20 @@ def op_ack(app, args):
             continue
         acked.append(A.NAMES[code])
         bit = pump.H_BY_ALARM.get(code, 0)
+        if bit & pump.H_CONDITION:
+            continue  # released below, once the alarm is inactive (its condition gone too)
         if bit and bit != pump.H_EMPTY:  # empty clears by a refill, not by a button
             if code == A.DOSE_GUARD:
                 p.guard.clear_violation()
+            if code == A.STALL and p.occ is not None:
+                p.occ.clear_motor()  # steps lost to the stall are not a new stall
             p.release(bit)
+        if code == A.INTERNAL and p.halt & pump.H_SAFE:
+            # the clinician's decision after diagnosing a boot loop: forget it, deliver again
+            app.sup.clear_safe_mode()
+            p.release(pump.H_SAFE)
+            p.log_safety(pump.S_RESUME, 0, 0)
+    p.release_inactive()
     app.policy.changed()
     return {"acked": acked, "active": [a["code"] for a in app.alarms.active()]}
 
@@ -77,13 +87,32 @@ def op_keys(app, args):
 
 
 def op_service(app, args):
-    """Service access: delivery suspended safely, then the REPL opens (flashing, diagnosis)."""
+    """Service access: delivery suspended safely (motor stopped now, a running bolus abandoned and
+    logged), then the REPL opens (flashing, diagnosis). The next reset is announced to the supervisor
+    as intentional. Resume: suspend {"on": false}, or a restart (after flashing)."""
     P.check_args(args, {})
-    th = app.pump.therapy
+    p = app.pump
+    th = p.therapy
+    left = th.bolus_left_nl if th is not None and th.bolus_kind is not None else 0
+    svc = False
     if th is not None and not th.suspended:
         from itpump.ops_therapy import op_suspend
-        op_suspend(app, {"on": True})
+        app.serviced = True  # in the checkpoint op_suspend makes: a restart resumes
+        try:
+            op_suspend(app, {"on": True})
+        except Exception:
+            app.serviced = False
+            raise
+        svc = True
+    supervisor.safe_state(app.board)  # motor stopped now, not at the next tick
+    if p.enabled:
+        p._set_enabled(False)
+    else:
+        p._halt_motor()
+    app.sup.note_intentional_reset()
+    p.log_safety(pump.S_SERVICE, p.pressure_pa, left)
     set_lock = getattr(app.board, "set_repl_lock", None)
     if set_lock is not None:
         set_lock(False)
-    return {"suspended": th is not None, "repl": "open"}
+    return {"suspended": th is not None and th.suspended, "resume_on_restart": svc, "bolus_abandoned_nl": left,
+            "repl": "open"}

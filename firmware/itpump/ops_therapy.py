@@ -26,6 +26,7 @@ def op_program(app, args):
                                   "after it" % old.bridge_left_nl)
         new.adopt(old)
     _commit_therapy(app, old, new)
+    p.reset_detector()  # a new program (rates, maybe a new line after surgery): learn the line afresh
     return {"rx_id": app.rx_id, "summary": new.summary()}
 
 
@@ -88,6 +89,7 @@ def op_refill(app, args):
         app.alarms.clear_condition(A.RESERVOIR_EMPTY)
     if not r.is_low():
         app.alarms.clear_condition(A.RESERVOIR_LOW)
+    p.reset_detector()  # the refill needle pressurised the reservoir side: learn the line afresh
     app.event(eventlog.REFILL, args["added_nl"], info["expected_nl"])
     info["bridge_nl"] = bridge_nl
     info["rx_id"] = app.rx_id
@@ -99,11 +101,19 @@ def op_suspend(app, args):
     th = _therapy(app)
     was = th.suspended
     kind, left = th.suspend(args["on"])
+    svc = app.serviced
+    if not args["on"]:
+        app.serviced = False  # resumed by hand: no longer the service op's suspension
 
     def undo():
         th.suspended = was
+        app.serviced = svc
 
     _save(app, undo)
+    if not args["on"]:
+        app.sup.clear_intentional_reset()  # no reset is coming: a later watchdog reset is a crash
+        if svc:
+            app.pump.log_safety(pump.S_RESUME, 0, 0)
     if kind is not None:
         app.event(eventlog.BOLUS_ABANDONED, left)
     app.event(eventlog.THERAPY, 0 if args["on"] else app.pump.rate_now(), app.rx_id)

@@ -15,10 +15,23 @@
 # after a reset (off by the checkpoint age plus the downtime, until the host syncs again), else it
 # starts at 0 with the uptime (a board that never had its time set runs its day from power-on).
 #
+# Line safety (after delivery, every tick with a motor and a pressure sensor): the pressure reading and
+# the steps asked / confirmed since the last tick feed occlusion.Detector. OCCLUSION, LEAK, STALL and a
+# pressure SENSOR fault (SENSOR_TICKS readings in a row) stop the motor, raise the alarm and log a SAFETY
+# record; CLEARED logs the bolus the line released. Those halts latch: delivery resumes only once the
+# alarm is inactive (acknowledged AND its condition gone, see release_inactive()).
+# Ticks far from TICK_MS (a stalled loop, the virtual board's fast clock: up to 5 s apart) do not feed
+# the detector's statistics, which are tuned to a fixed tick: Detector.update_gap() runs the motor and
+# sensor checks, decays the line model over the gap and keeps a gross pressure limit, so fast-forward
+# cannot false-alarm and a gross occlusion is still caught.
+#
 # The steady-state tick allocates nothing: ints only, no tuples, the motor and devices of the board.
 # Lifetime totals (possibly above small ints) are kept by account(), called outside the tick.
+import struct
+
 from itpump import alarms as A
 from itpump import eventlog
+from itpump import occlusion as O
 from itpump import store as S
 from itpump.dosing import Dosing
 from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
@@ -46,9 +59,45 @@ H_GUARD = const(2)  # dose guard violation: acknowledge DOSE_GUARD
 H_MISMATCH = const(4)  # acknowledge STEP_MISMATCH
 H_STALL = const(8)  # driver fault: acknowledge STALL
 H_INTERNAL = const(16)  # exception in the tick, store failure: acknowledge INTERNAL
-H_NAMES = ("reservoir_empty", "dose_guard", "step_mismatch", "stall", "internal")
+# These latch on a condition: released when the alarm is inactive (acknowledged and the condition gone)
+H_OCCLUSION = const(32)
+H_LEAK = const(64)
+H_SENSOR = const(128)  # pressure sensor missing / frozen
+H_BATTERY = const(256)  # battery at end of service
+H_SAFE = const(512)  # boot loop (supervisor): until a clinician acknowledges INTERNAL; never persisted
+H_NAMES = ("reservoir_empty", "dose_guard", "step_mismatch", "stall", "internal", "occlusion", "leak",
+           "pressure_sensor", "battery_eos", "safe_mode")
 H_BY_ALARM = {A.RESERVOIR_EMPTY: H_EMPTY, A.DOSE_GUARD: H_GUARD, A.STEP_MISMATCH: H_MISMATCH,
-              A.STALL: H_STALL, A.INTERNAL: H_INTERNAL}
+              A.STALL: H_STALL, A.INTERNAL: H_INTERNAL, A.OCCLUSION: H_OCCLUSION, A.LEAK: H_LEAK,
+              A.SENSOR_FAULT: H_SENSOR, A.BATTERY_EOS: H_BATTERY}
+H_CONDITION = H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY
+_CONDITION_ALARMS = (A.OCCLUSION, A.LEAK, A.SENSOR_FAULT, A.BATTERY_EOS)
+
+# Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
+# resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
+# as docs/hardware.md): C = 0.607 uL/kPa, R = 0.465 kPa s/uL. Noise: one reading of the rp2 boards'
+# 0-200 kPa transducer (60 Pa per LSB through the 3/2 divider) at 0.68 LSB rms after 16x oversampling
+# (plant.py's doubled ADC noise) = 41 Pa; the sim's reading is 21 Pa. The larger one: a detector that
+# starts with too much noise is slower for its first minutes, one with too little false-alarms.
+DEFAULT_COMPLIANCE_NL_PER_KPA = const(607)
+DEFAULT_RESISTANCE_PA_S_PER_UL = const(465)
+DEFAULT_NOISE_PA = const(41)
+SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault stops the pump (ADC glitch)
+MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
+GAP_MIN_MS = const(50)  # ticks outside GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
+GAP_MAX_MS = const(200)
+
+# SAFETY event record (app-level code, not in eventlog.CODES yet): "<BiI" kind, pressure_pa, volume_nl
+SAFETY = const(19)
+SAFETY_FMT = "<BiI"
+SAFETY_KINDS = ("occlusion", "leak", "stall", "sensor", "cleared", "battery_eos", "boot_loop", "service",
+                "resume", "late_task", "occlusion_reset")
+S_BATTERY_EOS = const(5)
+S_BOOT_LOOP = const(6)
+S_SERVICE = const(7)
+S_RESUME = const(8)
+S_LATE_TASK = const(9)
+S_RESET = const(10)
 
 
 def hard_limits(pl_per_step):
@@ -58,8 +107,15 @@ def hard_limits(pl_per_step):
     return Limits.from_nl(pl_per_step, MAX_RATE_NL_PER_H, MAX_RATE_NL_PER_H, MAX_DAILY_NL + MAX_BOLUS_NL)
 
 
+def detector_calibration(cal):
+    """(compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa) from a board's calibration dict."""
+    return (cal.get("compliance_nl_per_kpa", DEFAULT_COMPLIANCE_NL_PER_KPA),
+            cal.get("resistance_pa_s_per_ul", DEFAULT_RESISTANCE_PA_S_PER_UL),
+            cal.get("noise_pa", DEFAULT_NOISE_PA))
+
+
 class Pump:
-    def __init__(self, board, alarms, pl_per_step, log=None):
+    def __init__(self, board, alarms, pl_per_step, log=None, cal=None):
         self.motor = getattr(board, "motor", None)  # boards without a motor run the link only
         self._board = board
         self.clock = board.clock
@@ -82,6 +138,23 @@ class Pump:
         self.programmed_nl = 0
         self.need_save = False  # the reserve mark is (nearly) reached: checkpoint now
         self.reserve_waits = 0  # ticks that held steps back for the checkpoint
+        # line safety: occlusion detector over the pressure sensor (None without a sensor or a motor)
+        self.pressure = getattr(board, "pressure", None)
+        self._cal = detector_calibration(cal or {})
+        self.occ = None
+        self.occ_state = O.OK
+        self.pressure_pa = 0  # last good reading
+        self.occ_cmd = 0  # steps handed to the motor since the detector's last update
+        self.occ_conf = 0  # steps confirmed since then
+        self._move_n = 0  # steps of the move in flight
+        self._move_t = 0
+        self._sensor_n = 0  # missing readings in a row
+        self._priming = False
+        self.gap_ticks = 0  # ticks that skipped the detector's statistics
+        self.sensor_misses = 0
+        self.other_sensor_fault = False  # another sensor (battery) holds SENSOR_FAULT: not cleared here
+        if self.motor is not None and self.pressure is not None:
+            self.occ = self._detector(pl_per_step)  # ValueError names a bad calibration value
 
     # -- per tick (no allocation) ----------------------------------------------------------------
     def running(self):
@@ -100,6 +173,13 @@ class Pump:
         motor = self.motor
         if motor is None:
             return
+        self._deliver(now, el, tod, motor)
+        det = self.occ
+        pr = self.pressure
+        if det is not None and pr is not None:
+            self._sense(now, el, det, pr, motor)
+
+    def _deliver(self, now, el, tod, motor):
         c = motor.take_confirmed()
         if c:
             self._confirmed(c, now)
@@ -141,13 +221,122 @@ class Pump:
                 p = PERIOD_MAX_US
             motor.move(n, p & ~1)
             self.backlog -= n
+            self.occ_cmd += n
+            self._move_n = n
+            self._move_t = now
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
         d = self.dosing
         return self.delivered_nl + d.delivered_nl + (d.in_flight * d.pl_per_step + 999) // 1000 + 1
 
+    def _sense(self, now, el, det, pr, motor):
+        """Pressure + step counts -> the detector; acts on what it finds (allocates only on a finding)."""
+        th = self.therapy
+        if th is not None:
+            if th.bolus_kind == "priming":
+                self._priming = True
+            elif self._priming:  # the line is full now: learn its baseline afresh
+                self._priming = False
+                self.reset_detector()
+        try:
+            pa = pr.read_pa()
+        except Exception:  # ValueError: outside the sensor's band; anything else: the driver failed
+            pa = None
+        held = 0
+        if self._move_n:
+            if motor.busy():
+                if self.clock.ticks_diff(now, self._move_t) < MOVE_LATE_MS:
+                    held = self._move_n  # still running: not due for confirmation yet
+            else:
+                self._move_n = 0
+        cmd = self.occ_cmd - held
+        conf = self.occ_conf
+        self.occ_cmd = held
+        self.occ_conf = 0
+        if GAP_MIN_MS <= el <= GAP_MAX_MS:
+            st = det.update(pa, cmd, conf, False)
+        else:
+            self.gap_ticks += 1
+            st = det.update_gap(pa, cmd, conf, False, el)
+        if pa is None:
+            self.sensor_misses += 1
+        else:
+            self.pressure_pa = pa
+        prev = self.occ_state
+        self.occ_state = st
+        if st == O.SENSOR:
+            n = self._sensor_n + 1
+            self._sensor_n = n
+            if n == SENSOR_TICKS:
+                self._safety_stop(H_SENSOR, A.SENSOR_FAULT, O.SENSOR, 0)
+            return
+        if self._sensor_n:
+            self._sensor_n = 0
+            self.condition_gone(A.SENSOR_FAULT)
+        if st == prev:
+            return
+        if st == O.OCCLUSION:
+            self._safety_stop(H_OCCLUSION, A.OCCLUSION, st, det.missed_nl())
+        elif st == O.LEAK:
+            self._safety_stop(H_LEAK, A.LEAK, st, 0)
+        elif st == O.STALL:
+            self._safety_stop(H_STALL, A.STALL, st, det.pending * self.dosing.pl_per_step // 1000)
+        elif st == O.CLEARED:
+            self.log_safety(O.CLEARED - 1, self.pressure_pa, det.released_nl)
+            self.condition_gone(A.OCCLUSION)
+        elif prev == O.LEAK:
+            self.condition_gone(A.LEAK)
+
+    def _safety_stop(self, bit, alarm, state, nl):
+        self.log_safety(state - 1, self.pressure_pa, nl)
+        self.stop(bit, alarm)
+
+    def log_safety(self, kind, pressure_pa, nl):
+        if self.log is not None:
+            try:
+                self.log.append_raw(SAFETY, struct.pack(SAFETY_FMT, kind, pressure_pa, nl if nl > 0 else 0))
+            except Exception:  # a failing log must not keep the motor running
+                pass
+
+    def pressure_fault(self):
+        return self._sensor_n >= SENSOR_TICKS
+
+    def condition_gone(self, code):
+        """An alarm's condition ended: it clears if acknowledged, and so does its halt."""
+        if code == A.SENSOR_FAULT and self.other_sensor_fault:
+            return
+        if self.alarms.is_present(code):
+            self.alarms.clear_condition(code)
+        self.release_inactive()
+
+    def release_inactive(self):
+        """Release condition halts whose alarm is no longer active (acknowledged and the condition gone)."""
+        for code in _CONDITION_ALARMS:
+            bit = H_BY_ALARM[code]
+            if self.halt & bit and not self.alarms.is_active(code):
+                self.halt &= ~bit
+
+    def reset_detector(self):
+        """Forget the line's baseline and any occlusion / leak (after priming, a refill, a new program)."""
+        if self.occ is None:
+            return
+        was = self.occ.state
+        self.occ.reset()
+        self.occ_state = O.OK
+        if was == O.OCCLUSION or was == O.LEAK:
+            self.log_safety(S_RESET, self.pressure_pa, 0)
+        for code in (A.OCCLUSION, A.LEAK):
+            if self.alarms.is_present(code):
+                self.alarms.clear_condition(code)
+        self.release_inactive()
+
+    def _detector(self, pl_per_step):
+        c, r, noise = self._cal
+        return O.Detector(pl_per_step, c, r, noise, tick_ms=TICK_MS)
+
     def _confirmed(self, c, now):
+        self.occ_conf += c
         pl = self.dosing.confirm(c)
         self.reservoir.draw_pl(pl)
         if self.guard.record(c, now):
@@ -176,10 +365,16 @@ class Pump:
             m.stop()
             c = m.take_confirmed()
             if c:
+                self.occ_conf += c
                 pl = self.dosing.confirm(c)
                 self.reservoir.draw_pl(pl)
                 self.guard.record(c, self._last)
         finally:
+            # what was asked and never emitted is dropped: not a stall to the detector
+            self.occ_cmd = self.occ_conf
+            self._move_n = 0
+            if self.occ is not None:
+                self.occ.clear_motor()
             m.enable(False)
             self.enabled = False
             self.dosing.abandon()
@@ -267,3 +462,21 @@ class Pump:
     def set_pl_per_step(self, pl):
         self.dosing.set_pl_per_step(pl)
         self.guard.set_limits(hard_limits(pl))
+        if self.occ is not None:  # a step's pressure changed: a new model, learnt afresh
+            self.occ = self._detector(pl)
+            self.occ_state = O.OK
+            self.release_inactive()
+
+    def status(self):
+        """Line safety for the status op (allocates)."""
+        d = {}  # type: dict
+        d["pressure_pa"] = self.pressure_pa
+        d["gap_ticks"] = self.gap_ticks
+        d["sensor_misses"] = self.sensor_misses
+        det = self.occ
+        if det is None:
+            d["occlusion"] = None
+        else:
+            d["occlusion"] = {"state": O.NAMES[self.occ_state], "armed": det.armed(), "stored_nl": det.stored_nl,
+                              "released_nl": det.released_nl, "pending_steps": det.pending}
+        return d

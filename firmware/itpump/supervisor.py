@@ -193,6 +193,12 @@ class Supervisor:
         self.intent = True
         self._save()
 
+    def clear_intentional_reset(self):
+        """The reset announced by note_intentional_reset() is not coming (service ended without one)."""
+        if self.intent:
+            self.intent = False
+            self._save()
+
     def clear_safe_mode(self):
         """Clinician decision after diagnosis: forget the boot loop. Takes effect at the next boot."""
         self.wdt_resets = 0

@@ -194,14 +194,70 @@ class FakeMotor:
 
 
 class FakePressure:
-    def __init__(self):
-        self.pa = 2000
+    """Line pressure over the motor's pulses: base_pa (tip pressure) + an RC line (each emitted step adds
+    dp_pa, decaying with tau_ms; the same bilinear model as the detector) + dithered noise (sum of three
+    uniforms, sigma ~noise_pa). occluded: nothing drains (each step is a lasting stair); clearing it
+    lets the stored volume drain. broken: read_pa raises ValueError (sensor fault). Allocates nothing
+    per read (small ints)."""
+
+    def __init__(self, clock=None, motor=None, base_pa=2000, noise_pa=12, dp_pa=33, tau_ms=282):
+        self.clock = clock
+        self.motor = motor
+        self.pa = base_pa
+        self.noise_pa = noise_pa
         self.broken = False
+        self.occluded = False
+        self.frozen = False  # repeat the last reading (a stuck ADC)
+        self._x = 0  # line pressure above the tip, Pa x 256
+        self._a10 = (2 * tau_ms - 10) * 65536 // (2 * tau_ms + 10)  # decay per 10 ms, Q16
+        self._dp = dp_pa << 8
+        self._seen = motor.emitted if motor is not None else 0
+        self._last = clock.ticks_ms() if clock is not None else 0
+        self._rem = 0
+        self._s = 12345
+        self.last = base_pa
+        self.reads = 0
+
+    def _rand(self, a):
+        self._s = (self._s * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self._s >> 8) % (2 * a + 1) - a
+
+    def _sync(self):
+        if self.clock is not None:
+            now = self.clock.ticks_ms()
+            ms = self.clock.ticks_diff(now, self._last) + self._rem
+            self._last = now
+            if ms < 0:
+                ms = 0
+            n = ms // 10
+            self._rem = ms - n * 10
+            if not self.occluded:
+                if n > 1000:
+                    n = 1000
+                x = self._x
+                while n > 0 and x:
+                    x = x * self._a10 >> 16
+                    n -= 1
+                self._x = x
+        m = self.motor
+        if m is not None:
+            k = m.emitted - self._seen
+            self._seen = m.emitted
+            self._x += k * self._dp
 
     def read_pa(self):
+        self.reads += 1
+        self._sync()
         if self.broken:
             raise ValueError("ADC out of range")
-        return self.pa
+        if self.frozen:
+            return self.last
+        a = self.noise_pa
+        v = self.pa + (self._x >> 8)
+        if a:
+            v += self._rand(a) + self._rand(a) + self._rand(a)
+        self.last = v
+        return v
 
 
 class FakeBattery:
@@ -268,13 +324,15 @@ class FakePumpBoard(FakeBoard):
     def __init__(self, cause="PWRON", pl_per_step=20000, uid="fake-0001"):
         FakeBoard.__init__(self, cause)
         self.motor = FakeMotor(self.clock)
-        self.pressure = FakePressure()
+        # a line like the sim's nominal one: 606 nL/kPa, 465 Pa s/uL (tau 282 ms); 20 nL/step = 33 Pa
+        self.pressure = FakePressure(self.clock, self.motor, dp_pa=pl_per_step // 606)
         self.battery = FakeBattery()
         self.buzzer = FakeBuzzer()
         self.led = FakeLed()
         self.button = FakeButton()
         self.wdt = FakeWdt()
-        self.calibration = {"pl_per_step": pl_per_step, "pressure_offset_pa": 0}
+        self.calibration = {"pl_per_step": pl_per_step, "pressure_offset_pa": 0, "compliance_nl_per_kpa": 606,
+                            "resistance_pa_s_per_ul": 465, "noise_pa": 12}
         self._uid = uid
 
     def unique_id(self):
