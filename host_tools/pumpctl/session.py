@@ -17,9 +17,10 @@ from pathlib import Path
 
 from . import PumpctlError, keys
 from . import logs as logsmod
-from .client import Client
+from .client import Client, DeviceError
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
+MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
 ROLE_FOR = {"patient_bolus": "patient", "service": "service"}  # every other change: clinician
 
 
@@ -181,6 +182,8 @@ class LogRead:
     seconds: float = 0.0
     first_seq: int = 0
     last_seq: int = 0
+    page: int = 0  # records per request at the end (halved on a board MemoryError)
+    memory_retries: int = 0
 
 
 def read_logs(client: Client, since: int = 0, page: int = MAX_LOG_RECORDS,
@@ -197,7 +200,16 @@ def read_logs(client: Client, since: int = 0, page: int = MAX_LOG_RECORDS,
     seen: set[str] = set()
     total = got = 0
     while True:
-        rep = client.request("logs", {"since": since, "max": page}, timeout_s=timeout_s)
+        try:
+            rep = client.request("logs", {"since": since, "max": page}, timeout_s=timeout_s)
+        except DeviceError as e:
+            # the board could not build the reply in its heap: ask for half as many (nothing changed)
+            if e.code == "INTERNAL" and "MemoryError" in e.message and page > MIN_PAGE:
+                page = max(MIN_PAGE, page // 2)
+                out.memory_retries += 1
+                continue
+            raise
+        out.page = page
         out.pages += 1
         out.first_seq, out.last_seq = rep.get("first_seq", 0), rep.get("last_seq", 0)
         if out.pages == 1:

@@ -277,3 +277,24 @@ def test_page_limit_matches_firmware():
     from itpump import ops
 
     assert session.MAX_LOG_RECORDS == ops.MAX_LOG_RECORDS
+
+
+def test_read_logs_halves_the_page_when_the_board_runs_short_of_heap():
+    from pumpctl.client import DeviceError
+
+    recs = [eventlog.encode(i, 10 * i, 0, eventlog.DELIVERY, eventlog.pack_data(eventlog.DELIVERY, (i, 4167))).hex()
+            for i in range(1, 101)]
+    asked = []
+
+    class Board:
+        def request(self, op, args=None, timeout_s=None):
+            asked.append(args["max"])
+            if args["max"] > 30:
+                raise DeviceError("INTERNAL", "MemoryError in 'logs': memory allocation failed", "logs")
+            s = args["since"]
+            page = recs[s:s + args["max"]]
+            return {"records": page, "next": s + len(page), "last_seq": 100, "first_seq": 1, "problems": []}
+
+    got = session.read_logs(Board(), page=200)  # type: ignore[arg-type]
+    assert [r["seq"] for r in got.records] == list(range(1, 101)) and got.problems == []
+    assert asked[:4] == [200, 100, 50, 25] and got.page == 25 and got.memory_retries == 3
