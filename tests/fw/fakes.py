@@ -222,28 +222,38 @@ class FakePressure:
         self._s = (self._s * 1103515245 + 12345) & 0x7FFFFFFF
         return (self._s >> 8) % (2 * a + 1) - a
 
+    def _decay(self, ms):
+        n = ms // 10
+        if self.occluded or n <= 0:
+            return
+        if n > 1000:
+            n = 1000
+        x = self._x
+        while n > 0 and x:
+            x = x * self._a10 >> 16
+            n -= 1
+        self._x = x
+
     def _sync(self):
+        # The pulses since the last read went in over the move that followed the last tick (<= 90 ms):
+        # taken as 50 ms before this read, then the line drains.
+        ms = 0
         if self.clock is not None:
             now = self.clock.ticks_ms()
             ms = self.clock.ticks_diff(now, self._last) + self._rem
             self._last = now
             if ms < 0:
                 ms = 0
-            n = ms // 10
-            self._rem = ms - n * 10
-            if not self.occluded:
-                if n > 1000:
-                    n = 1000
-                x = self._x
-                while n > 0 and x:
-                    x = x * self._a10 >> 16
-                    n -= 1
-                self._x = x
+            self._rem = ms % 10
+            ms -= self._rem
+        late = 50 if ms > 50 else ms
+        self._decay(ms - late)
         m = self.motor
         if m is not None:
             k = m.emitted - self._seen
             self._seen = m.emitted
             self._x += k * self._dp
+        self._decay(late)
 
     def read_pa(self):
         self.reads += 1
