@@ -298,10 +298,13 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
         rows.append(("alarms", ", ".join(st["alarms"]) or "none"))
     if "halt" in st:
         rows.append(("halted by", ", ".join(st["halt"]) or "-"))
-    for key in ("battery_mv", "battery"):
-        if key in st:
-            b = st[key]
-            rows.append(("battery", f"{b} mV" if isinstance(b, int) else str(b)))
+    b = st.get("battery", st.get("battery_mv"))
+    if isinstance(b, dict):  # power.py's monitor: state, average, fault
+        mv = b.get("avg_mv", b.get("mv"))
+        rows.append(("battery", f"{b.get('state', '?')}" + (f", {mv} mV" if mv is not None else "")
+                     + (", FAULT" if b.get("fault") else "")))
+    elif b is not None:
+        rows.append(("battery", f"{b} mV" if isinstance(b, int) else str(b)))
     if "keys" in st:
         rows.append(("keys", str(st["keys"]) + (" (changes locked out)" if st.get("auth_locked") else "")))
     if st.get("time_source"):

@@ -85,6 +85,7 @@ def test_a_clinician_session(board):
     d0 = status()["delivered_total_nl"]
     advance(board.port, 3600)
     st = status()
+    assert st["uptime_ms"] >= 3600_000, f"the board restarted during the hour ({st['reset_cause']}, {st['alarms']})"
     delivered = st["delivered_total_nl"] - d0
     assert st["running"] and st["rate_nl_per_h"] == 4167
     assert 0.95 * 4167 <= delivered <= 1.05 * 4167, delivered

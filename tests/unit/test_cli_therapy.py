@@ -271,6 +271,8 @@ def test_status_rows_of_a_board_without_therapy_fields():
     assert session.therapy_rows({"fw": "0.1.0"}) == []
     rows = dict(session.therapy_rows({"therapy": None, "alarms": [], "halt": [], "battery_mv": 4100}))
     assert rows["therapy"] == "not programmed" and rows["battery"] == "4100 mV" and rows["alarms"] == "none"
+    rows = dict(session.therapy_rows({"battery": {"state": "LOW", "fault": False, "avg_mv": 3310}}))
+    assert rows["battery"] == "LOW, 3310 mV"
 
 
 def test_page_limit_matches_firmware():
