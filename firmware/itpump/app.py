@@ -47,7 +47,9 @@ WDT_TIMEOUT_MS = const(8000)
 TASK_TICK_MS = const(6000)
 TASK_LINK_MS = const(6000)
 TASK_HOUSE_MS = const(7000)
-HOUSEKEEP_TICKS = const(10)  # accounting, reserve, checkpoint: once a second, outside the tick
+# Accounting, reserve, checkpoint, battery: once a second of clock time, outside the tick (by time, not
+# by tick count: the virtual board's fast-forward runs ticks up to 5 s apart).
+HOUSEKEEP_MS = const(1000)
 DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
 E_SIM_ONLY = "SIM_ONLY"
 SIM_OPS = ("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault")
@@ -120,6 +122,7 @@ class App:
         self.t_house = self.sup.add_task("housekeeping", TASK_HOUSE_MS)
         self.boot_info = None
         self._late_seen = False
+        self._house_t = board.clock.ticks_ms()
         self.battery = getattr(board, "battery", None)
         self.batt = None
         self.battery_mv = 0
@@ -422,7 +425,8 @@ class App:
             ev = b.poll()
             if ev:
                 self.button_pressed(ev)
-        if self.ticks % HOUSEKEEP_TICKS == 0 or self.pump.need_save:
+        if self.housekeeping_due(now):
+            self._house_t = now
             try:
                 self.housekeeping()
                 sup.check_in(self.t_house, now)
@@ -430,6 +434,9 @@ class App:
                 self.fail_safe(e)
         if not sup.service(now) and not self._late_seen and sup.late_task() is not None:
             self.task_late()
+
+    def housekeeping_due(self, now):
+        return self.clock.ticks_diff(now, self._house_t) >= HOUSEKEEP_MS or self.pump.need_save
 
     def task_late(self):
         """A task missed its deadline: the watchdog is no longer fed and will reset the board; stop the

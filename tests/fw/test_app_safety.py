@@ -315,7 +315,7 @@ def test_app_tick_allocates_nothing_between_housekeepings():
     while i < 300:
         c.advance(100)
         a.poll_link()
-        if (a.ticks + 1) % 10 == 0:  # housekeeping (once a second) may allocate: outside the lock
+        if a.housekeeping_due(c.ticks_ms()):  # housekeeping (once a second) may allocate: outside the lock
             a.tick()
         else:
             lock()
