@@ -6,12 +6,12 @@ stops the pump too."""
 import time
 
 import pytest
-from vbtools import VBoard, run
 
 from pumpctl import keys as K
 from pumpctl.client import Client
 from pumpctl.link import Link
 from pumpctl.mpr import Device
+from vbtools import VBoard, run
 
 pytestmark = pytest.mark.e2e
 

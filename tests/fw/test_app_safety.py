@@ -4,9 +4,10 @@
 import json
 import struct
 
+from test_app import RX, RX_PB, Rig, programmed
+
 from fakes import FakePumpBoard
 from itpump import alarms, eventlog, pump
-from test_app import RX, RX_PB, Rig, programmed
 
 ARMED_MS = 40000  # the detector learns its baseline over 256 ticks before it may alarm
 
