@@ -1,14 +1,22 @@
 """Occlusion / leak / stall detection figures: firmware detector (firmware/itpump/occlusion.py) driven by
 the sim plant (boards/sim/rom/plant.py) at the 100 ms control tick, no app needed.
 
-    .venv/bin/python bench/occlusion.py [--days 30] [--trials 12] [--jobs 2]
+    .venv/bin/python bench/occlusion.py [--quick | --full] [--days D] [--trials N] [--jobs 2]
+
+Default: 12 occlusion onsets per rate and 2 simulated no-fault days per rate (about 2 min on 2 cores);
+--quick: 4 onsets, 0.25 day; --full: 24 onsets, 30 days (the false-alarm figure, about 25 min).
 
 For each rate (0.1, 0.5, 5 mL/day): occlusion time-to-alarm beside the physical limit (time for the
 pressure to rise 3 sigma of one reading's noise at that flow and the plant's compliance), their ratio
-(goal <= 1.5), the drug volume missed before the alarm, the bolus released when the occlusion clears
-(plant truth and the detector's estimate), leak (disconnection) and stall time-to-alarm, and false alarms
-in a no-fault run of --days days (goal 0). The detector gets a deliberately imperfect calibration
-(C 25 % low, R 30 % high, volume/step nominal while the unit is biased), as a real one would be.
+(goal <= 1.5), the drug volume missed before the alarm (plant truth, and the detector's own estimate),
+the bolus released when the occlusion clears (plant truth and the detector's estimate), leak
+(disconnection at the pump, partial leak) and stall time-to-alarm, and false alarms in a no-fault run of
+--days days (goal 0). The detector gets a deliberately imperfect calibration (C 25 % low, R 30 % high,
+volume/step nominal while the unit is biased), as a real one would be.
+
+The detector is given only what the firmware can know: steps commanded, steps the driver CONFIRMED (the
+PIO counts the pulses it emitted, not rotor motion: there is no encoder, and the sim driver does the
+same), the driver's DIAG pin and the pressure reading. A stall with DIAG silent shows in the pressure only.
 """
 
 from __future__ import annotations
@@ -29,6 +37,15 @@ from itpump import occlusion  # noqa: E402
 
 TICK_MS = 100
 RATES_ML_DAY = (0.1, 0.5, 5.0)
+# (label, plant fault, its arguments, the code the detector should return)
+FAULTS = (
+    ("disconnection at the pump", "disconnect", {}, occlusion.LEAK),
+    ("leak 0.05 kPa s/uL (~90 % of flow)", "leak", {"r_kpa_s_per_ul": 0.05}, occlusion.LEAK),
+    ("leak = R catheter (~half the flow)", "leak", {"r_kpa_s_per_ul": plantmod.RESISTANCE_KPA_S_PER_UL},
+     occlusion.LEAK),
+    ("stall, driver DIAG high", "stall", {"diag": True}, occlusion.STALL),
+    ("stall, DIAG silent (pressure only)", "stall", {"diag": False}, occlusion.STALL),
+)
 MS_PER_DAY = 86_400_000
 # calibration error given to the detector (what the firmware believes vs the plant's truth)
 C_CAL = 0.75
@@ -65,6 +82,7 @@ class Rig:
         self.pumping = True
         self.ticks = 0
         self.last = occlusion.OK
+        self.seen = set()  # every non-OK code returned so far
 
     def tick(self) -> int:
         steps = 0
@@ -73,14 +91,17 @@ class Rig:
             steps = self.acc // self.den
             self.acc -= steps * self.den
         p = self.plant
-        moved = p.step(TICK_MS, steps)
+        p.step(TICK_MS, steps)  # returns the steps the rotor turned: the firmware cannot see those
         try:
             pa = p.pressure_pa()
         except ValueError:
             pa = None
         self.ticks += 1
-        self.last = self.det.update(pa, steps, moved, p.motor_diag())
-        return self.last
+        # confirmed = the pulses emitted, stalled or not, as the PIO (and the sim driver) report them
+        self.last = r = self.det.update(pa, steps, steps, p.motor_diag())
+        if r:
+            self.seen.add(r)
+        return r
 
     def run_until(self, codes: tuple, max_ticks: int) -> int | None:
         for i in range(max_ticks):
@@ -137,11 +158,13 @@ def fault_trial(args: tuple) -> dict:
     warm(rig, rate, trial)
     p = rig.plant
     d0, t0 = p.delivered_ul, p.t_ms
+    rig.seen.clear()
     p.inject(fault, **kw)
     n = rig.run_until((code,), 36_000)
     due_ul = rate * 1000 / 86400 * (1 + p.unit_bias) * (p.t_ms - t0) / 1000
     return {"t_s": None if n is None else n * TICK_MS / 1000, "missed_ul": due_ul - (p.delivered_ul - d0),
-            "other": rig.last}
+            "code": code, "due_ul": due_ul,
+            "seen": sorted(occlusion.NAMES[c] for c in rig.seen)}
 
 
 def no_fault_run(args: tuple) -> dict:
@@ -168,10 +191,26 @@ def fmt(x, unit="", nd=1):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=float, default=30.0, help="no-fault run length per rate (default 30)")
-    ap.add_argument("--trials", type=int, default=12, help="occlusion trials per rate (onset phases)")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="4 onsets per rate, 0.25 day no-fault runs")
+    g.add_argument("--full", action="store_true", help="24 onsets per rate, 30 day no-fault runs")
+    ap.add_argument("--days", type=float, default=None, help="no-fault run length per rate (default 2)")
+    ap.add_argument("--trials", type=int, default=None, help="occlusion onsets per rate (default 12)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=INT",
+                    help="try a detector tuning: override a module constant of itpump/occlusion.py in this run "
+                         "(e.g. _KF_X8=8); the firmware file is not changed")
     a = ap.parse_args()
+    for kv in a.set:  # worker processes are forked after this, so they see the override too
+        name, _, v = kv.partition("=")
+        if not hasattr(occlusion, name):
+            ap.error(f"--set: itpump.occlusion has no {name}")
+        setattr(occlusion, name, int(v))
+        print(f"TUNING OVERRIDE (not the firmware's): occlusion.{name} = {int(v)}")
+    if a.days is None:
+        a.days = 0.25 if a.quick else 30.0 if a.full else 2.0
+    if a.trials is None:
+        a.trials = 4 if a.quick else 24 if a.full else 12
     t_start = time.perf_counter()
     cal = calibrate(1)
     print(f"plant: C {plantmod.COMPLIANCE_UL_PER_KPA:.3f} uL/kPa, R {plantmod.RESISTANCE_KPA_S_PER_UL:.3f} "
@@ -181,14 +220,12 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         nf = {r: ex.submit(no_fault_run, (r, a.days, cal, 7)) for r in RATES_ML_DAY} if a.days > 0 else {}
         occ = {r: list(ex.map(occlusion_trial, [(r, i, cal) for i in range(a.trials)])) for r in RATES_ML_DAY}
-        leak = {r: list(ex.map(fault_trial, [(r, i, cal, "disconnect", {}, occlusion.LEAK)
-                                             for i in range(4)])) for r in RATES_ML_DAY}
-        stall = {r: list(ex.map(fault_trial, [(r, i, cal, "stall", {"diag": False}, occlusion.STALL)
-                                              for i in range(4)])) for r in RATES_ML_DAY}
+        other = {(f[0], r): list(ex.map(fault_trial, [(r, i, cal, f[1], f[2], f[3]) for i in range(4)]))
+                 for f in FAULTS for r in RATES_ML_DAY}
         nf = {r: f.result() for r, f in nf.items()}
     print()
     print(f"occlusion (full, distal), {a.trials} onsets per rate; times median [worst]")
-    print(f"{'rate':>9} | {'limit':>7} | {'alarm':>15} | {'ratio':>11} | {'missed uL':>13} | "
+    print(f"{'rate':>9} | {'limit':>7} | {'alarm':>15} | {'ratio':>11} | {'missed uL':>13} | {'(est)':>5} | "
           f"{'bolus uL (est)':>16} | {'clear':>6}")
     for r in RATES_ML_DAY:
         rows = occ[r]
@@ -202,23 +239,32 @@ def main() -> None:
         miss = [x["missed_ul"] for x in det]
         bol = [x["bolus_ul"] for x in det]
         est = [x["bolus_est_ul"] for x in det]
+        emiss = [x["est_missed_ul"] for x in det]
         clr = [x["clear_s"] for x in det if x["clear_s"] is not None]
         undetected = len(rows) - len(det)
         print(f"{r:>5} mL/d | {lim:6.1f}s | {statistics.median(ts):6.1f}s [{max(ts):5.1f}s] | "
               f"{statistics.median(ratios):4.2f} [{max(ratios):4.2f}] | {statistics.median(miss):5.3f} "
-              f"[{max(miss):5.3f}] | {statistics.median(bol):6.3f} ({statistics.median(est):5.3f}) | "
+              f"[{max(miss):5.3f}] | {statistics.median(emiss):5.3f} | {statistics.median(bol):6.3f} "
+              f"({statistics.median(est):5.3f}) | "
               f"{fmt(statistics.median(clr) if clr else None, 's')}"
               + (f"  ({undetected} not detected)" if undetected else ""))
     print()
-    print("leak (disconnection at the pump) and stall (rotor stuck, DIAG silent: confirmed < commanded)")
-    for name, tab in (("leak", leak), ("stall", stall)):
+    print("leak and stall, 4 onsets each, 1 h max; due = drug due from the onset to the alarm (or the hour), missed =\n"
+          "due - net delivered at the tip (a leak below the tip pressure also draws fluid back up the catheter)")
+    print(f"  {'fault':<34} {'rate':>9} | {'detected':>8} | {'median':>7} | {'worst':>7} | {'due uL':>8} | "
+          f"{'missed uL':>9} | other codes")
+    for name, *_ in FAULTS:
         for r in RATES_ML_DAY:
-            ts = [x["t_s"] for x in tab[r]]
+            rows = other[(name, r)]
+            ts = [x["t_s"] for x in rows]
             got = [t for t in ts if t is not None]
-            miss = [x["missed_ul"] for x in tab[r]]
-            print(f"  {name:5} {r:>4} mL/d: alarm median {fmt(statistics.median(got) if got else None, 's')} "
-                  f"worst {fmt(max(got) if got else None, 's')}, missed {statistics.median(miss):.3f} uL"
-                  + (f"  ({len(ts) - len(got)}/{len(ts)} NOT DETECTED)" if len(got) < len(ts) else ""))
+            miss = [x["missed_ul"] for x in rows]
+            due = [x["due_ul"] for x in rows]
+            seen = sorted({c for x in rows for c in x["seen"]} - {occlusion.NAMES[rows[0]["code"]]})
+            print(f"  {name:<34} {r:>4} mL/d | {len(got):>3}/{len(ts):<4} | "
+                  f"{fmt(statistics.median(got) if got else None, 's'):>7} | "
+                  f"{fmt(max(got) if got else None, 's'):>7} | "
+                  f"{statistics.median(due):8.3f} | {statistics.median(miss):9.3f} | {', '.join(seen) or '-'}")
     if nf:
         print()
         print(f"no-fault runs, {a.days:g} simulated days each at the 100 ms tick")

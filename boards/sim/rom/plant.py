@@ -25,9 +25,12 @@ import math
 NOMINAL_PL_PER_STEP = 15000
 STEPS_PER_REV = 3200  # 1.8 deg motor (200 steps/rev) x 16 microsteps
 ROLLERS = 3
-# Per-unit bias of the true volume/step against the calibrated value: residual error of a gravimetric
-# calibration (ASSUMPTION: +-2 % uniform; a 1 mL collection on a 0.1 mg balance is ~0.01 %, the rest is
-# tubing set-to-set and warm-up; ISO 8655-style gravimetry would tighten this on a real bench).
+# Per-unit bias: the unit's true mean volume/step against NOMINAL_PL_PER_STEP (the geometry estimate
+# above), i.e. what a gravimetric calibration has to find: tubing set-to-set, roller gap, warm-up.
+# ASSUMPTION +-2 % uniform, for tubing from one measured lot; the ID tolerance of extruded ~1 mm tubing
+# allows far more (check the lot's datasheet). It costs nothing once the unit is calibrated
+# (bench/accuracy.py calibrates as docs/hardware.md says); it shows in uncalibrated figures and in any
+# model fed the nominal value (bench/occlusion.py's detector calibration).
 UNIT_BIAS_MAX = 0.02
 # Step-to-step volume scatter (ASSUMPTION, sigma 5 %: microstep angle error of hybrid steppers is several
 # % of a full step without tuning; it averages out over many steps, costs only short-window accuracy).
@@ -239,7 +242,8 @@ class Plant:
         self.p = outlet_pa  # primed line at rest: equal to the tip pressure
         self.reservoir = reservoir_ul
         self.pumped_ul = 0.0  # fluid moved by the rollers into the line
-        self.delivered_ul = 0.0  # out through the catheter tip
+        self.delivered_ul = 0.0  # out through the catheter tip (falls when the line drops below the tip
+        # pressure with a leak open: CSF / drug drawn back up the catheter)
         self.leaked_ul = 0.0  # out through a leak / disconnection
         self.steps_in = 0  # pulses the driver received
         self.steps_moved = 0  # steps the rotor actually turned
