@@ -10,6 +10,13 @@ from pumpctl.link import Link
 pytestmark = pytest.mark.e2e
 
 
+def _wait_ff(c, timeout_s=120):
+    deadline = time.monotonic() + timeout_s
+    while c.request("sim.clock")["fast_forward"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_hung_loop_is_reset_by_the_watchdog(flashed_board):
     with Link(flashed_board.port) as link:
         c = Client(link)
@@ -34,15 +41,20 @@ def test_reset_button_and_clock_control(flashed_board):
         assert 15 < (up1 - up0) / ((time.monotonic() - t0) * 1000) < 80
         c.request("sim.clock", {"speed": 1})
 
-        # fast-forward one virtual hour: idle time is skipped, the loop still ticks every 100 ms
+        # fast-forward one virtual hour: idle time is skipped; at quantum 100 the loop ticks every 100 ms
         ticks0 = c.request("status")["ticks"]
-        c.request("sim.advance", {"s": 3600})
-        deadline = time.monotonic() + 60
-        while c.request("sim.clock")["fast_forward"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert c.request("sim.advance", {"s": 3600, "quantum_ms": 100})["quantum_ms"] == 100
+        _wait_ff(c)
         st = c.request("status")
-        assert st["uptime_ms"] >= 3600_000 and st["ticks"] - ticks0 >= 35_000
+        assert st["uptime_ms"] >= 3600_000 and 35_000 <= st["ticks"] - ticks0 <= 36_100
+        # the default quantum: idle waits jump further, the ticks are that much further apart
+        ticks0, up0 = st["ticks"], st["uptime_ms"]
+        q = c.request("sim.advance", {"s": 3600})["quantum_ms"]
+        _wait_ff(c)
+        st = c.request("status")
+        # (a reset on the way would have restarted the uptime and ended the fast-forward)
+        assert st["uptime_ms"] - up0 >= 3600_000 and st["ticks"] - ticks0 <= 3600_000 // q + 10
+        assert c.request("sim.clock")["quantum_ms"] == q
 
         err = None
         try:
@@ -93,3 +105,54 @@ def test_repl_session_is_not_cut_by_the_watchdog(flashed_board):
 
     subprocess.run([str(Path(sys.executable).parent / "pumpctl"), "restart", "--port", flashed_board.port],
                    check=True, capture_output=True)
+
+
+# morphine 10 mg/mL at 0.96 mL/day (40000 nL/h): near the basal maximum, so 2 h is ~5300 steps of 15 nL
+RX = {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000, "mode": "continuous",
+      "dose_ng_per_day": 9600000}
+FILL = {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0}
+
+
+def _programmed(board, tmp_path):
+    """Flash, install fresh keys, refill, program: a pump delivering RX."""
+    from pumpctl import keys
+    from pumpctl.mpr import Device
+    from vbtools import run
+
+    run("pumpctl", "flash", "--board", "sim", "--port", board.port, "--quiet", check=True)
+    with Link(board.port) as link:
+        dev_id = Client(link).wait_ready(20)["device_id"]
+    ks = keys.provision(dev_id, root=tmp_path / "keys")
+    with Device(board.port) as dev:
+        dev.write_file("/keys.json", ks.device_file())
+        dev.soft_reset()
+    return ks
+
+
+def _delivered_over(c, seconds, quantum_ms):
+    st0 = c.request("status")
+    c.request("sim.advance", {"s": seconds, "quantum_ms": quantum_ms})
+    _wait_ff(c)
+    st = c.request("status")
+    return st["delivered_nl"] - st0["delivered_nl"], st["ticks"] - st0["ticks"], st
+
+
+def test_coarse_fast_forward_delivers_what_the_fine_tick_delivers(fresh_board, tmp_path):
+    ks = _programmed(fresh_board, tmp_path)
+    with Link(fresh_board.port) as link:
+        c = Client(link, timeout_s=20)
+        assert c.wait_ready(20)["keys"] == "ok"
+        c.change("refill", FILL, ks)
+        c.change("program", {"rx": RX}, ks)
+        _delivered_over(c, 60, 100)  # past the first moves
+        fine, fine_ticks, _ = _delivered_over(c, 7200, 100)
+        q = 500
+        coarse, coarse_ticks, st = _delivered_over(c, 7200, q)
+        expected = 40000 * 2
+        assert fine_ticks >= 71_000 and coarse_ticks <= 7200 * 1000 // q + 10  # the quanta did apply
+        assert abs(fine - expected) <= expected // 1000, fine  # each within 0.1 % of the prescription
+        assert abs(coarse - expected) <= expected // 1000, coarse
+        assert abs(coarse - fine) <= expected // 1000
+        assert st["reset_cause"] != "WDT" and st["alarms"] == [] and st["dosing"]["skipped_ms"] == 0
+        w = c.request("sim.state")
+        assert abs(w["steps_in"] * 15 - st["delivered_nl"]) <= 2 * 15  # the plant got what was counted

@@ -92,3 +92,96 @@ def test_outputs_and_button():
     assert b.poll() == 2 and b.poll() == 0
     st = w.state()
     assert st["buzzer_hz"] == 2000 and st["led"] is True and simhw.SimBattery(w).read_mv() > 3000
+
+
+# -- fast-forward: coarse jumps of the virtual clock (vclock.VClock.idle, the serial wait's skip) ------
+def _ff_clock():
+    import simwdt
+    import vclock
+
+    c = vclock.VClock(1)
+    resets = []
+    return c, simwdt.SimWdt(c, lambda msg: None, resets.append), resets
+
+
+def test_fast_forward_jumps_a_quantum_and_ends_exactly_at_its_target():
+    c, _w, _r = _ff_clock()
+    t0 = c.elapsed_ms()
+    c.fast_forward(12000, 5000)
+    c.idle(100)
+    assert c.elapsed_ms() - t0 == 5000  # time stands still between jumps: exact
+    c.idle(100)
+    c.idle(100)  # the last jump is cut at the target
+    assert c.elapsed_ms() - t0 == 12000 and not c.skipping()
+    assert raises(ValueError, c.fast_forward, 1000, 5001)
+    c.fast_forward(1000, 100)
+    c.idle(30)
+    assert c.elapsed_ms() - t0 == 12100  # quantum 100: the fine tick
+
+
+def test_fast_forward_never_jumps_across_a_fed_watchdog_but_a_starved_one_still_resets():
+    c, w, resets = _ff_clock()
+    c.fast_forward(3600 * 1000, 5000)
+    w.start(4000)
+    for _ in range(50):  # a loop that feeds after every jump is never reset, however coarse the jumps
+        t = c.elapsed_ms()
+        c.idle(100)
+        assert 100 <= c.elapsed_ms() - t <= 4000 - 300
+        c.ticks_ms()
+        w.feed()
+    assert resets == []
+    fed = c.elapsed_ms()
+    while not resets:  # stops feeding: reset at the virtual timeout (to one wait)
+        c.idle(100)
+        c.ticks_ms()
+        assert c.elapsed_ms() - fed <= 4100
+    assert resets == ["WDT"] and c.elapsed_ms() - fed > 4000
+
+
+def _pumped_with_quantum(q_ms, seconds, steps_per_s=20):
+    """The firmware's pattern on the sim world, ticks q_ms apart (the fast-forward quantum): each tick
+    takes the confirmed steps and moves the steps due since the last tick over 90 ms. No step scatter:
+    the volume of a step is then a function of the rotor angle and back pressure only."""
+    import vclock
+
+    c = vclock.VClock(1)
+    w = simhw.World(c, None, seed=5)
+    w.plant.step_scatter = 0
+    m = w.motor
+    m.enable(True)
+    c.fast_forward(seconds * 1000, q_ms)
+    confirmed = due = ticks = 0
+    last = c.elapsed_ms()
+    while c.skipping():
+        now = c.elapsed_ms()
+        due += (now - last) * steps_per_s
+        last = now
+        confirmed += m.take_confirmed()
+        n = due // 1000
+        if n and not m.busy():
+            m.move(n, 90000 // n)
+            due -= n * 1000
+        ticks += 1
+        c.idle(100)
+    c.advance(200)  # the move in flight ends; then the steps due at the end, so both runs total the same
+    due += (c.elapsed_ms() - last) * steps_per_s
+    confirmed += m.take_confirmed()
+    if due >= 1000:
+        m.move(due // 1000, 1000)
+    c.advance(5000)  # and the line settles (RC ~0.3 s)
+    confirmed += m.take_confirmed()
+    w.sync()
+    return w.plant, confirmed, ticks
+
+
+def test_coarse_fast_forward_integrates_the_plant_like_the_fine_tick():
+    fine, n_fine, t_fine = _pumped_with_quantum(100, 600)
+    coarse, n_coarse, t_coarse = _pumped_with_quantum(5000, 600)
+    assert t_fine == 6000 and t_coarse == 120  # ticks 50x further apart
+    assert n_fine == n_coarse == 12000 + 4  # the 200 ms after the end included
+    # same steps, same rotor angles: the same volume (to the back-pressure slip, a few ppm here)
+    assert abs(coarse.pumped_ul - fine.pumped_ul) < 1e-4 * fine.pumped_ul, (coarse.pumped_ul, fine.pumped_ul)
+    for p in (fine, coarse):  # mass balance over long jumps (exact RC solution): pumped = out + stored
+        assert abs(p.pumped_ul - p.delivered_ul - p.leaked_ul - p.stored_ul()) < 1e-6 * p.pumped_ul
+        assert p.t_ms == 605200
+    assert abs(coarse.delivered_ul - fine.delivered_ul) < 1e-3 * fine.delivered_ul

@@ -45,9 +45,9 @@ class Cdc:
         if timeout_ms <= 0:
             return
         if self._clock.skip_to >= 0:
-            # Fast-forward: time jumps, but still let the host in.
+            # Fast-forward: time jumps (up to the clock's quantum), but still let the host in.
             if not self._ready(0):
-                self._clock.advance(timeout_ms)
+                self._clock.idle(timeout_ms)
             return
         self._ready(self._clock.real_ms(timeout_ms))
 

@@ -15,11 +15,26 @@ except ImportError:  # CPython benches and tests
 
 import plant as plantmod
 
+try:
+    from time import ticks_diff as _real_diff
+    from time import ticks_ms as _real_ms
+except ImportError:  # CPython: a monotonic ms counter is all that is needed
+    import time as _time
+
+    def _real_ms():
+        return int(_time.monotonic() * 1000)
+
+    def _real_diff(a, b):
+        return a - b
+
 PERIOD_MIN_US = const(10)  # same limits as the PIO driver (hal/stepper.py)
 PERIOD_MAX_US = const(1000000)
 MAX_MOVE_STEPS = const(1 << 20)
 MAX_IN_FLIGHT = const(2)
 _SAVE_EVERY_MS = const(60000)  # virtual ms between plant snapshots (the world outlives an MCU reset)
+# ...and at least this many real ms: a reset saves first anyway, the periodic snapshot only covers a
+# board killed by the host (the bridge's real-time watchdog), so a fast-forward need not write 1440 a day.
+_SAVE_REAL_MS = const(2000)
 
 # Plant state that survives a reset of the board (the fluid does not forget what it did).
 _PERSIST = ("p", "reservoir", "soc", "pumped_ul", "delivered_ul", "leaked_ul", "t_ms", "rotor_step",
@@ -33,27 +48,36 @@ class World:
         self._file = snapshot_file
         self._restore()
         self._last = clock.raw_ticks_ms()
+        self._ff = hasattr(clock, "skip_to")  # the sim's VClock (time frozen between fast-forward jumps)
+        self._seen = -1
         self._since_save = 0
+        self._saved_real = _real_ms()
         self.motor = SimMotor(self)
         self.buzzer_hz = 0
         self.led = False
         self.button_events = []
 
     def sync(self):
-        now = self.clock.raw_ticks_ms()
+        c = self.clock
+        if self._ff and c.skip_to >= 0 and c._virt0 == self._seen:
+            return  # fast-forward, no jump since the last sync: nothing to integrate (the common case)
+        now = c.raw_ticks_ms()
         dt = self.clock.ticks_diff(now, self._last)
         if dt <= 0:
             return
         self._last = now
+        if self._ff:
+            self._seen = c._virt0
         pulses = self.motor.emit(dt)
         self.plant.step(dt, pulses)
         self._since_save += dt
-        if self._since_save >= _SAVE_EVERY_MS:
+        if self._since_save >= _SAVE_EVERY_MS and _real_diff(_real_ms(), self._saved_real) >= _SAVE_REAL_MS:
             self.save()
 
     # -- persistence across board resets ----------------------------------------------------------
     def save(self):
         self._since_save = 0
+        self._saved_real = _real_ms()
         if self._file is None:
             return
         p = self.plant
@@ -68,7 +92,7 @@ class World:
         data = json.dumps(d)
         self._file.seek(0)
         self._file.write(data + " " * 64)  # pad over a longer previous snapshot; json.loads ignores it
-        self._file.flush()
+        # no flush (fsync on the unix port): the write is in the host's page cache, which outlives a kill
 
     def _restore(self):
         if self._file is None:

@@ -11,6 +11,7 @@ import time
 import vfs
 
 import simhw
+import vclock as vclockmod
 from cdc import Cdc
 from flashdev import FlashDev
 from simwdt import SimWdt
@@ -119,14 +120,19 @@ def op_clock(args):
     _only(args, ("speed",))
     if "speed" in args:
         clock.set_speed(_num(args, "speed", 0.001, 1000000))
-    return {"virtual_ms": clock.elapsed_ms(), "speed": clock.speed, "fast_forward": clock.skipping()}
+    return {"virtual_ms": clock.elapsed_ms(), "speed": clock.speed, "fast_forward": clock.skipping(),
+            "quantum_ms": clock.quantum_ms, "jumps": clock.jumps}
 
 
 def op_advance(args):
-    """Fast-forward N virtual seconds as fast as the CPU allows (poll sim.clock for the end)."""
-    _only(args, ("s",))
-    target = clock.fast_forward(int(_num(args, "s", 0, 400 * 86400) * 1000))
-    return {"until_virtual_ms": target}
+    """Fast-forward N virtual seconds as fast as the CPU allows (poll sim.clock for the end).
+    quantum_ms (default vclock.DEFAULT_QUANTUM_MS, at most 5000, dosing.MAX_TICK_MS): how far one idle
+    wait of the loop may jump, so the firmware
+    ticks up to that far apart (never across the armed watchdog's deadline); 100 ticks every 100 ms."""
+    _only(args, ("s", "quantum_ms"))
+    q = int(_num(args, "quantum_ms", 1, 5000)) if "quantum_ms" in args else vclockmod.DEFAULT_QUANTUM_MS
+    target = clock.fast_forward(int(_num(args, "s", 0, 400 * 86400) * 1000), q)
+    return {"until_virtual_ms": target, "quantum_ms": q}
 
 
 def op_hang(args):

@@ -7,7 +7,11 @@
 #   bridge resets the board when they stop (a `while True: pass` hang).
 import time
 
-from micropython import const
+try:
+    from micropython import const
+except ImportError:  # CPython tests
+    def const(x):
+        return x
 
 MAX_TIMEOUT_MS = const(8388)  # rp2: 24-bit counter at 2 ticks/us (RP2040 datasheet 4.7)
 _REAL_FLOOR_MS = const(1000)  # never ask the bridge for less: GC pauses and a loaded host are not hangs
@@ -28,12 +32,14 @@ class SimWdt:
             raise ValueError("WDT timeout must be 1..%d ms" % MAX_TIMEOUT_MS)
         self.timeout_ms = timeout_ms
         self._clock.watch = self.check
+        self._clock.wdt = self
         self.feed()
 
     def disable(self):
         """Stop the watchdog for service (rp2: clear WATCHDOG_CTRL.ENABLE; machine.WDT cannot)."""
         self.timeout_ms = 0
         self._clock.watch = None
+        self._clock.wdt = None
         self._signal("WDT 0")
 
     def _real_budget_ms(self):
@@ -47,6 +53,12 @@ class SimWdt:
         if time.ticks_diff(now, self._last_beat) >= _BEAT_EVERY_MS or not self._last_beat:
             self._last_beat = now
             self._signal("WDT %d" % self._real_budget_ms())
+
+    def room_ms(self):
+        """Virtual ms left before the deadline (fast-forward jumps stop short of it)."""
+        if not self.timeout_ms:
+            return 1 << 29
+        return self._clock.ticks_diff(self._deadline, self._clock.raw_ticks_ms())
 
     def check(self, now_ms):
         if self.timeout_ms and self._clock.ticks_diff(now_ms, self._deadline) > 0:

@@ -4,27 +4,60 @@
 # the firmware this clock instead, with the RP2040 period, started 5 minutes before a wrap on purpose.
 import time
 
-from micropython import const
+try:
+    from micropython import const
+except ImportError:  # CPython tests
+    def const(x):
+        return x
+
+if not hasattr(time, "ticks_ms"):  # CPython tests: the unix port's time functions over monotonic()
+    time.ticks_ms = lambda: int(time.monotonic() * 1000)
+    time.ticks_diff = lambda a, b: a - b
 
 TICKS_PERIOD = const(1 << 30)  # rp2: ticks_ms wraps at 2**30 (~12.4 days)
 _TICKS_MASK = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
 START_MS = const((1 << 30) - 300000)  # first wrap 5 virtual minutes after boot
+# Fast-forward quantum: an idle wait jumps up to this much virtual time at once (the firmware's tick
+# then sees a long gap, as after a stall). dosing.MAX_TICK_MS is 5000: a longer gap is not delivered.
+QUANTUM_MAX_MS = const(5000)
+# Default 500 ms while the app runs housekeeping every 10th tick under a 7 s supervisor deadline (10
+# ticks 700+ ms apart starve the watchdog): raise it to 5000 once housekeeping is scheduled by time.
+DEFAULT_QUANTUM_MS = const(500)
+# A jump stops this far short of the armed watchdog's deadline: the firmware must run its tick and feed
+# after the jump (a few ms of real time, more with a flash write or a GC) before the deadline.
+WDT_MARGIN_MS = const(300)
 
 
 class VClock:
     def __init__(self, speed=1, start_ms=START_MS):
         if speed <= 0:
             raise ValueError("speed must be > 0")
-        self.speed = speed
+        self._set_ratio(speed)
         self._real0 = time.ticks_ms()  # unix ticks: never wrap in practice
         self._virt0 = start_ms  # unwrapped virtual ms at _real0 (unix ints are 63-bit)
         self.skip_to = -1  # while >= 0 (unwrapped virtual ms), idling jumps time (fast-forward)
+        self.quantum_ms = DEFAULT_QUANTUM_MS  # of the running (or next) fast-forward
         self.watch = None  # the watchdog's check(now_ms), run on every clock read once started
+        self.wdt = None  # the started watchdog (room_ms()): fast-forward jumps never cross its deadline
+        self.jumps = 0  # fast-forward jumps since power-on (sim-side statistics)
+
+    def _set_ratio(self, speed):
+        # The speed as an integer ratio: a float multiply on every clock read would allocate (floats
+        # are heap objects), in the middle of the firmware's tick.
+        self.speed = speed
+        if speed == int(speed):
+            self._num, self._den = int(speed), 1
+        else:
+            self._num, self._den = int(speed * 1000 + 0.5) or 1, 1000
 
     def _virt(self):
+        if self.skip_to >= 0:
+            return self._virt0  # fast-forward: time moves by jumps only (deterministic, host-independent)
         real = time.ticks_diff(time.ticks_ms(), self._real0)
-        return self._virt0 + int(real * self.speed)
+        if self._den == 1:
+            return self._virt0 + real * self._num
+        return self._virt0 + real * self._num // self._den
 
     def raw_ticks_ms(self):
         return self._virt() & _TICKS_MASK
@@ -49,21 +82,55 @@ class VClock:
     def set_speed(self, speed):
         if speed <= 0:
             raise ValueError("speed must be > 0")
-        now_real = time.ticks_ms()
-        self._virt0 += int(time.ticks_diff(now_real, self._real0) * self.speed)
-        self._real0 = now_real
-        self.speed = speed
+        self._anchor()
+        self._set_ratio(speed)
+
+    def _anchor(self):
+        """Restart the real-time reference from now (virtual time unchanged)."""
+        v = self._virt()
+        self._real0 = time.ticks_ms()
+        self._virt0 = v
 
     def advance(self, ms):
         """Jump virtual time forward by ms at once (ends a fast-forward when its target is reached)."""
         self._virt0 += ms
-        if self.skip_to >= 0 and self._virt() >= self.skip_to:
+        if self.skip_to >= 0 and self._virt0 >= self.skip_to:
             self.skip_to = -1
+            self._real0 = time.ticks_ms()  # the fast-forward is over: real time runs on from here
 
-    def fast_forward(self, ms):
-        """Run the next ms of virtual time as fast as the CPU allows: idle time is skipped."""
-        self.skip_to = self._virt() + ms
+    def fast_forward(self, ms, quantum_ms=DEFAULT_QUANTUM_MS):
+        """Run the next ms of virtual time as fast as the CPU allows: idle time is skipped, each idle
+        wait jumping up to quantum_ms (the firmware ticks then run that far apart; 100 = every tick).
+        Meanwhile virtual time stands still between jumps: the firmware's run time costs none of it."""
+        if not 1 <= quantum_ms <= QUANTUM_MAX_MS:
+            raise ValueError("quantum_ms must be 1..%d" % QUANTUM_MAX_MS)
+        self.quantum_ms = quantum_ms
+        self._anchor()
+        self.skip_to = self._virt0 + ms
         return self.skip_to - START_MS
+
+    def idle(self, ms):
+        """Fast-forward an idle wait of ms: jump to the later of ms and the quantum, but never past the
+        fast-forward's end nor within WDT_MARGIN_MS of the armed watchdog's deadline (a firmware that
+        feeds on every tick must not be reset by the jump alone; one that stopped feeding still is:
+        once the room is gone the jump is only the wait asked for)."""
+        now = self._virt()
+        jump = self.quantum_ms
+        if jump > ms:
+            left = self.skip_to - now
+            if jump > left:
+                jump = left
+            w = self.wdt
+            if w is not None:
+                room = w.room_ms() - WDT_MARGIN_MS
+                if jump > room:
+                    jump = room
+            if jump < ms:
+                jump = ms
+        else:
+            jump = ms
+        self.jumps += 1
+        self.advance(jump)
 
     def skipping(self):
         return self.skip_to >= 0
@@ -72,12 +139,12 @@ class VClock:
         """Real milliseconds to wait for virt_ms of virtual time (0 while skipping)."""
         if self.skip_to >= 0:
             return 0
-        return int(virt_ms / self.speed)
+        return virt_ms * self._den // self._num
 
     def sleep_ms(self, ms):
         if ms <= 0:
             return
         if self.skip_to >= 0:
-            self.advance(ms)
+            self.advance(ms)  # a sleep is exact (its caller counts on it); only the loop's idle wait jumps
         else:
             time.sleep_ms(self.real_ms(ms))
