@@ -227,6 +227,13 @@ def test_step_scatter_sigma_is_the_documented_value(no_slip):
         vols.append((p.pumped_ul - v0) / UL_PER_STEP)
     assert statistics.fmean(vols) == pytest.approx(1.0, abs=0.002)
     assert statistics.pstdev(vols) == pytest.approx(plantmod.STEP_SCATTER, rel=0.03)
+    # independent per step: n steps at once scatter by sqrt(n), so it averages out over many steps
+    vols = []
+    for _ in range(10000):
+        v0 = p.pumped_ul
+        p.step(100, 16)
+        vols.append((p.pumped_ul - v0) / UL_PER_STEP / 16)
+    assert statistics.pstdev(vols) == pytest.approx(plantmod.STEP_SCATTER / 4, rel=0.04)
 
 
 def test_sensor_noise_sigma_is_the_documented_value():
