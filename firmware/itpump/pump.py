@@ -395,8 +395,10 @@ class Pump:
                 pass
 
     def stop(self, bit, alarm):
-        """Halt delivery for a reason (H_*) and raise its alarm."""
+        """Halt delivery for a reason (H_*) and raise its alarm; the halt is saved at once (it latches
+        across a reset)."""
         self.halt |= bit
+        self.need_save = True
         try:
             self._halt_motor()
         finally:

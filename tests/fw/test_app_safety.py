@@ -107,6 +107,30 @@ def test_a_new_program_relearns_the_line():
     r.close()
 
 
+def test_the_end_of_a_prime_relearns_the_line():
+    r = programmed()
+    r.run_ms(ARMED_MS)
+    r.ok("bolus", {"kind": "prime", "duration_min": 1, "volume_nl": 5000})
+    run_until(r, lambda: r.a.pump.therapy.bolus_kind is None, 120000)
+    r.run_ms(200)
+    assert not r.a.pump.occ.armed() and r.a.pump.running()
+    r.close()
+
+
+def test_an_occlusion_halt_survives_a_restart_until_acknowledged():
+    r = programmed()
+    occluded(r)
+    r.b.pressure.occluded = False
+    r = reboot(r, "PWRON")
+    r.run_ms(3000)
+    assert r.a.pump.halt & pump.H_OCCLUSION and not r.b.motor.enabled
+    assert r.a.alarms.is_active(alarms.OCCLUSION)
+    r.ok("ack", {"code": "OCCLUSION"})
+    r.run_ms(3000)
+    assert r.b.motor.enabled and not r.a.pump.halt
+    r.close()
+
+
 # -- pressure sensor ---------------------------------------------------------------------------------
 def test_a_missing_pressure_reading_raises_sensor_fault_and_stops():
     r = programmed()
