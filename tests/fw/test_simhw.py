@@ -108,15 +108,19 @@ def test_fast_forward_jumps_a_quantum_and_ends_exactly_at_its_target():
     c, _w, _r = _ff_clock()
     t0 = c.elapsed_ms()
     c.fast_forward(12000, 5000)
+    c.idle(100)  # the first wait: the time since the last tick is unknown, only the wait is skipped
+    assert c.elapsed_ms() - t0 == 100
     c.idle(100)
-    assert c.elapsed_ms() - t0 == 5000  # time stands still between jumps: exact
+    assert c.elapsed_ms() - t0 == 5100  # then a quantum; time stands still between jumps: exact
     c.idle(100)
     c.idle(100)  # the last jump is cut at the target
     assert c.elapsed_ms() - t0 == 12000 and not c.skipping()
     assert raises(ValueError, c.fast_forward, 1000, 5001)
     c.fast_forward(1000, 100)
     c.idle(30)
-    assert c.elapsed_ms() - t0 == 12100  # quantum 100: the fine tick
+    t1 = c.elapsed_ms()
+    c.idle(30)
+    assert c.elapsed_ms() - t1 == 100  # quantum 100: the fine tick
 
 
 def test_fast_forward_never_jumps_across_a_fed_watchdog_but_a_starved_one_still_resets():
@@ -177,7 +181,7 @@ def _pumped_with_quantum(q_ms, seconds, steps_per_s=20):
 def test_coarse_fast_forward_integrates_the_plant_like_the_fine_tick():
     fine, n_fine, t_fine = _pumped_with_quantum(100, 600)
     coarse, n_coarse, t_coarse = _pumped_with_quantum(5000, 600)
-    assert t_fine == 6000 and t_coarse == 120  # ticks 50x further apart
+    assert t_fine == 6000 and t_coarse == 1 + 120  # ticks 50x further apart (after a first 100 ms wait)
     assert n_fine == n_coarse == 12000 + 4  # the 200 ms after the end included
     # same steps, same rotor angles: the same volume (to the back-pressure slip, a few ppm here)
     assert abs(coarse.pumped_ul - fine.pumped_ul) < 1e-4 * fine.pumped_ul, (coarse.pumped_ul, fine.pumped_ul)

@@ -21,9 +21,9 @@ START_MS = const((1 << 30) - 300000)  # first wrap 5 virtual minutes after boot
 # Fast-forward quantum: an idle wait jumps up to this much virtual time at once (the firmware's tick
 # then sees a long gap, as after a stall). dosing.MAX_TICK_MS is 5000: a longer gap is not delivered.
 QUANTUM_MAX_MS = const(5000)
-# Default 500 ms while the app runs housekeeping every 10th tick under a 7 s supervisor deadline (10
-# ticks 700+ ms apart starve the watchdog): raise it to 5000 once housekeeping is scheduled by time.
-DEFAULT_QUANTUM_MS = const(500)
+# Default: 100 ms under MAX_TICK_MS, so the real time around a fast-forward's end (or a tick that came
+# late before its start) never pushes the firmware's tick gap over it (that time would go undelivered).
+DEFAULT_QUANTUM_MS = const(4900)
 # A jump stops this far short of the armed watchdog's deadline: the firmware must run its tick and feed
 # after the jump (a few ms of real time, more with a flash write or a GC) before the deadline.
 WDT_MARGIN_MS = const(300)
@@ -41,6 +41,7 @@ class VClock:
         self.watch = None  # the watchdog's check(now_ms), run on every clock read once started
         self.wdt = None  # the started watchdog (room_ms()): fast-forward jumps never cross its deadline
         self.jumps = 0  # fast-forward jumps since power-on (sim-side statistics)
+        self._woke = -(1 << 40)  # virtual ms at the end of the last jump
 
     def _set_ratio(self, speed):
         # The speed as an integer ratio: a float multiply on every clock read would allocate (floats
@@ -115,7 +116,9 @@ class VClock:
         feeds on every tick must not be reset by the jump alone; one that stopped feeding still is:
         once the room is gone the jump is only the wait asked for)."""
         now = self._virt()
-        jump = self.quantum_ms
+        # The loop's ticks are one jump apart while time stands still between jumps; time that passed
+        # otherwise since the last one (the fast-forward just started) counts against the quantum.
+        jump = self.quantum_ms - (now - self._woke)
         if jump > ms:
             left = self.skip_to - now
             if jump > left:
@@ -131,6 +134,7 @@ class VClock:
             jump = ms
         self.jumps += 1
         self.advance(jump)
+        self._woke = self._virt0
 
     def skipping(self):
         return self.skip_to >= 0
