@@ -404,6 +404,7 @@ class App:
                 line = self.reader.take()
                 if line.strip():  # blank lines (a terminal's Enter) are not requests
                     self.send(protocol.dispatch(line, self.ops, self.auth))
+                    self.pump.sync_repl_lock()  # a program locks at once, not at the next tick
             elif st == protocol.FEED_OVERFLOW:
                 self.send(protocol.error_line(
                     None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
@@ -581,8 +582,7 @@ for _r in auth.PERMISSIONS:
     PERMISSIONS[_r] = tuple(auth.PERMISSIONS[_r])
 PERMISSIONS[auth.CLINICIAN] = PERMISSIONS[auth.CLINICIAN] + ("suspend", "cancel_bolus")
 
-# Event code for a refused change (not in eventlog.CODES yet: decoded as raw data, "op:CODE" ASCII)
-CHANGE_REFUSED = const(18)
+CHANGE_REFUSED = eventlog.CHANGE_REFUSED  # "op:CODE" ASCII
 
 _AUTH_REASON = {protocol.E_AUTH_MAC: 0, protocol.E_AUTH_REPLAY: 1, protocol.E_AUTH_FORBIDDEN: 2,
                 protocol.E_AUTH_ROLE: 2, protocol.E_AUTH_MISSING: 2, protocol.E_AUTH_NOKEYS: 2,

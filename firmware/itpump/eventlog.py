@@ -35,7 +35,7 @@ MAX_REC = const(51)  # HDR_LEN + MAX_DATA + CRC_LEN
 WALL_EPOCH_UNIX = 1577836800  # 2020-01-01T00:00:00Z in Unix seconds
 
 SEG_BYTES = const(16384)  # segment size budget
-MAX_SEGS = const(8)  # 128 KiB of the Pico's 1408 KiB filesystem
+MAX_SEGS = const(24)  # 384 KiB of the Pico's 1408 KiB filesystem: over 10,000 records, about a year
 _PREFIX = "ev"
 _SUFFIX = ".log"
 
@@ -57,6 +57,8 @@ LOG_DROPPED = const(14)
 LOG_DAMAGED = const(15)
 STORE_PROBLEM = const(16)
 DELIVERY = const(17)
+CHANGE_REFUSED = const(18)
+SAFETY = const(19)
 
 CODES = {
     BOOT: ("boot", "<BI", ("reset_cause", "boot_count")),
@@ -76,12 +78,16 @@ CODES = {
     LOG_DAMAGED: ("log_damaged", "<II", ("segment", "bytes_skipped")),
     STORE_PROBLEM: ("store_problem", "<IB", ("generation", "slot")),
     DELIVERY: ("delivery", "<II", ("delivered_nl", "rate_nl_per_h")),  # with each hourly checkpoint
+    CHANGE_REFUSED: ("change_refused", "s", ("text",)),  # "op:CODE", ASCII
+    SAFETY: ("safety", "<BiI", ("kind", "pressure_pa", "volume_nl")),  # kind: SAFETY_KINDS
 }
 # Value tables for the small-int fields above (index = value)
 RESET_CAUSES = ("PWRON", "WDT", "SOFT", "HARD")
 REFUSE_REASONS = ("limit_1h", "limit_24h", "lockout", "alarm", "reservoir", "busy", "auth", "rate")
 AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out")
 ROLES = ("patient", "clinician", "service")
+SAFETY_KINDS = ("occlusion", "leak", "stall", "sensor", "cleared", "battery_eos", "boot_loop", "service",
+                "resume", "late_task", "occlusion_reset")
 
 # scan item kinds
 REC = const(0)  # a valid record
@@ -120,12 +126,20 @@ def pack_data(code, vals):
         raise ValueError("unknown event code %d" % code)
     if len(vals) != len(spec[2]):
         raise ValueError("%s takes %d values (%s), got %d" % (spec[0], len(spec[2]), ",".join(spec[2]), len(vals)))
+    if spec[1] == "s":  # text
+        b = vals[0].encode() if isinstance(vals[0], str) else bytes(vals[0])
+        return b[:MAX_DATA]
     return struct.pack(spec[1], *vals)
 
 
 def fields(code, data):
     """Decoded data: dict of field -> value, or {"data": hex} when unknown or of the wrong size."""
     spec = CODES.get(code)
+    if spec is not None and spec[1] == "s":
+        try:
+            return {spec[2][0]: str(data, "utf-8")}
+        except UnicodeError:
+            return {"data": binascii.hexlify(data).decode()}
     if spec is not None and len(data) == struct.calcsize(spec[1]):
         vals = struct.unpack(spec[1], data)
         return dict(zip(spec[2], vals))

@@ -5,6 +5,7 @@
 # The changes live in ops_therapy, ops_bolus and ops_admin: small modules, because compiling a source
 # module on the board needs RAM in proportion to its size (the sim and a Pico flashed without .mpy).
 import binascii
+import gc
 
 from itpump import eventlog, protocol, pump
 from itpump.therapy import DAY_MS, LimitError
@@ -15,7 +16,9 @@ E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
 E_HALTED = "HALTED"  # delivery is stopped by an alarm: acknowledge / refill first
 E_NOT_ACTIVE = "NOT_ACTIVE"
 E_STORE = "STORE"  # the change could not be saved: not applied
-MAX_LOG_RECORDS = 200  # per logs reply (about 20 KB of hex at most)
+MAX_LOG_RECORDS = 200  # the largest "max" a host may ask for
+LOG_PAGE_RECORDS = 48  # records actually sent per reply: the reply is built whole (list, hex, JSON,
+# bytes), about 4 copies of ~100 B a record, and must fit the heap a Pico has left beside the firmware
 
 # therapy refusal code -> eventlog.REFUSE_REASONS index
 _REASON = {"LOCKOUT": 2, "MAX_PER_DAY": 1, "BUSY": 5, "SUSPENDED": 5, "BRIDGE": 5, "NOT_PROGRAMMED": 5,
@@ -184,7 +187,9 @@ def op_logs(app, args):
     log = app.log
     if log is None:
         raise P.ProtocolError("NO_LOG", "the event log could not be opened: %s" % getattr(app, "log_error", "?"))
-    recs, problems = log.read(args.get("since", 0), args.get("max", 50))
+    gc.collect()  # the reply is the largest allocation the firmware makes: start from a clean heap
+    n = args.get("max", LOG_PAGE_RECORDS)
+    recs, problems = log.read(args.get("since", 0), n if n < LOG_PAGE_RECORDS else LOG_PAGE_RECORDS)
     out = [str(binascii.hexlify(eventlog.encode(*rec)), "ascii") for rec in recs]
     return {"records": out, "next": recs[-1][0] if recs else args.get("since", 0), "last_seq": log.seq,
             "first_seq": log.first_seq(), "problems": problems}

@@ -111,8 +111,6 @@ def op_service(app, args):
         p._halt_motor()
     app.sup.note_intentional_reset()
     p.log_safety(pump.S_SERVICE, p.pressure_pa, left)
-    set_lock = getattr(app.board, "set_repl_lock", None)
-    if set_lock is not None:
-        set_lock(False)
+    p.sync_repl_lock()  # suspended: open for mpremote
     return {"suspended": th is not None and th.suspended, "resume_on_restart": svc, "bolus_abandoned_nl": left,
             "repl": "open"}

@@ -87,11 +87,10 @@ MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its st
 GAP_MIN_MS = const(50)  # ticks outside GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
 GAP_MAX_MS = const(200)
 
-# SAFETY event record (app-level code, not in eventlog.CODES yet): "<BiI" kind, pressure_pa, volume_nl
-SAFETY = const(19)
+# SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
+SAFETY = eventlog.SAFETY
 SAFETY_FMT = "<BiI"
-SAFETY_KINDS = ("occlusion", "leak", "stall", "sensor", "cleared", "battery_eos", "boot_loop", "service",
-                "resume", "late_task", "occlusion_reset")
+SAFETY_KINDS = eventlog.SAFETY_KINDS
 S_BATTERY_EOS = const(5)
 S_BOOT_LOOP = const(6)
 S_SERVICE = const(7)
@@ -130,6 +129,8 @@ class Pump:
         self._last = self.clock.ticks_ms()
         self.backlog = 0  # steps granted by the guard, not yet handed to the motor
         self.enabled = False  # motor enabled (a prescription runs and nothing halts it)
+        self._set_repl_lock = getattr(board, "set_repl_lock", None)
+        self.repl_locked = False
         # volumes (nL): since the last refill (< 2**30, persisted with the reserve mark), lifetime, today
         self.delivered_nl = 0
         self.reserved_nl = 0
@@ -170,6 +171,7 @@ class Pump:
         if tod >= DAY_MS:
             tod %= DAY_MS
         self.tod_ms = tod
+        self.sync_repl_lock()  # after a restore, an alarm halt or a suspend
         motor = self.motor
         if motor is None:
             return
@@ -350,9 +352,16 @@ class Pump:
             self.motor.enable(True)
         else:
             self._halt_motor()
-        repl = getattr(self._board, "set_repl_lock", None)
-        if repl is not None:
-            repl(on)  # while therapy runs, Ctrl-C on the link is data (no REPL under a running pump)
+
+    def sync_repl_lock(self):
+        """Lock the REPL (Ctrl-C on the link is data) whenever a therapy is programmed and not suspended,
+        halted by an alarm or not: leaving for the REPL would silence the alarm and stop the pump unseen.
+        Suspend or the service op open it. Called after every request and every tick."""
+        th = self.therapy
+        want = th is not None and not th.suspended
+        if want != self.repl_locked and self._set_repl_lock is not None:
+            self._set_repl_lock(want)
+            self.repl_locked = want
 
     # -- stopping (may allocate: not the steady state) --------------------------------------------
     def _halt_motor(self):

@@ -44,8 +44,22 @@ def record_dict(rec: tuple) -> dict:
         "time": wall_iso(wall),
         "code": code,
         "event": eventlog.code_name(code),
-        "fields": eventlog.fields(code, data),
+        "fields": _named(eventlog.fields(code, data)),
     }
+
+
+# Small-int fields shown by name (the firmware's value tables); an unknown value stays a number.
+_VALUE_NAMES = {"reset_cause": eventlog.RESET_CAUSES, "reason": eventlog.REFUSE_REASONS,
+                "role": eventlog.ROLES, "kind": eventlog.SAFETY_KINDS}
+
+
+def _named(fields: dict) -> dict:
+    out = dict(fields)
+    for k, names in _VALUE_NAMES.items():
+        v = out.get(k)
+        if isinstance(v, int) and 0 <= v < len(names):
+            out[k] = names[v]
+    return out
 
 
 def wall_iso(wall_s: int) -> str:

@@ -306,12 +306,20 @@ def test_motor_enabled_only_while_a_prescription_runs():
     r.run_ms(1000)
     assert not r.b.motor.enabled and r.b.motor.enables == 0
     r.ok("refill", FILL)
+    assert not r.b.repl_locked  # at rest the REPL is open (mpremote, flashing)
     r.ok("program", {"rx": RX})
+    assert r.b.repl_locked  # at once, before any tick: no window for a Ctrl-C under a new program
     r.run_ms(1000)
     assert r.b.motor.enabled and r.b.repl_locked  # the REPL is locked while therapy runs
     r.ok("suspend", {"on": True})
     r.run_ms(200)
     assert not r.b.motor.enabled and not r.b.repl_locked
+    r.ok("suspend", {"on": False})
+    assert r.b.repl_locked
+    r.b.motor.extra_per_move = 500  # a runaway driver: the guard halts delivery with an alarm
+    r.run_ms(3000)
+    assert not r.b.motor.enabled and r.a.pump.halt
+    assert r.b.repl_locked  # halted, alarm sounding: still locked (leaving would silence it unseen)
     r.close()
 
 

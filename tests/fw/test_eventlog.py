@@ -37,9 +37,12 @@ def test_every_code_has_a_name_and_packs():
         name, fmt, flds = ev.CODES[code]
         assert name not in names
         names.add(name)
-        data = ev.pack_data(code, tuple(1 for _ in flds))
+        v = "bolus:LOCKOUT" if fmt == "s" else 1  # text records carry one ASCII string
+        data = ev.pack_data(code, tuple(v for _ in flds))
         assert len(data) <= ev.MAX_DATA
-        assert ev.fields(code, data) == dict((f, 1) for f in flds)
+        assert ev.fields(code, data) == dict((f, v) for f in flds)
+    assert ev.fields(ev.CHANGE_REFUSED, b"\xff\xfe") == {"data": "fffe"}  # not text: shown as hex
+    assert len(ev.pack_data(ev.CHANGE_REFUSED, ("x" * 100,))) == ev.MAX_DATA
 
 
 def test_bad_event_arguments_are_refused():

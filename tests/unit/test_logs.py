@@ -37,7 +37,7 @@ def test_decode_and_export_all_formats():
     assert js[2]["fields"]["volume_nl"] == 3000 and js[2]["event"] == "bolus_given"
     rows = list(csv.reader(io.StringIO(logs.export(d.records, "csv"))))
     assert rows[0] == ["seq", "time", "ticks_ms", "event", "details"]
-    assert rows[1] == ["1", "", "100", "boot", "reset_cause=0 boot_count=1"]
+    assert rows[1] == ["1", "", "100", "boot", "reset_cause=PWRON boot_count=1"]  # value tables by name
     assert len(rows) == 7
     table = logs.export(d.records, "table").splitlines()
     assert table[0].split() == ["seq", "time", "ticks_ms", "event", "details"]
