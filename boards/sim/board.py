@@ -25,7 +25,16 @@ class Board:
         self.button = simhw.SimButton(w)
         # Nominal calibration of the simulated head; the plant's true volume/step differs by a
         # per-unit bias, as a real head differs from its datasheet until calibrated on a scale.
-        self.calibration = {"pl_per_step": simhw.plantmod.NOMINAL_PL_PER_STEP}
+        # The line model (occlusion detector) from the plant's documented nominal tubing, catheter and
+        # sensor: what a bench characterisation of this line would give, not the unit's true values.
+        pm = simhw.plantmod
+        self.calibration = {
+            "pl_per_step": pm.NOMINAL_PL_PER_STEP,
+            "compliance_nl_per_kpa": int(pm.COMPLIANCE_UL_PER_KPA * 1000 + 0.5),
+            "resistance_pa_s_per_ul": int(pm.RESISTANCE_KPA_S_PER_UL * 1000 + 0.5),
+            # one reading is a mean of 16 conversions: the code noise / sqrt(16), in Pa
+            "noise_pa": int(pm.ADC_NOISE_LSB / pm.CODES_PER_PA / 4 + 0.5),
+        }
 
     def reset_cause(self):
         return simrom.reset_cause

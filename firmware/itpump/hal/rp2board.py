@@ -26,6 +26,13 @@ DEFAULT_CALIBRATION = {
     "pressure_divider": (3, 2),  # sensor mV = pin mV * 3 / 2 (10k over 20k)
     "battery_divider": (2, 1),  # battery mV = pin mV * 2 (100k over 100k)
     "adc_samples": 16,
+    # Line model for the occlusion detector: the bench line of docs/hardware.md (same tubing and catheter
+    # as the sim's plant); noise_pa is one oversampled reading's sigma, estimated from the RP2040 ADC's
+    # ~8.7 ENOB: measure it per unit (pressure readings at rest, standard deviation).
+    "compliance_nl_per_kpa": 607,
+    "resistance_pa_s_per_ul": 465,
+    "noise_pa": 41,
+    "battery": "liion_1s",
 }
 
 # Register blocks used for the reset-cause marker, per chip (RP2040 / RP2350 datasheets, address maps):
