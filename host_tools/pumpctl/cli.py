@@ -91,6 +91,7 @@ def cmd_flash(a) -> int:
     from .link import Link
 
     port = resolve_port(a.port)
+    _service_before_flash(port, a)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   transient=not sys.stderr.isatty(), disable=a.quiet) as prog:
         task = prog.add_task("flashing", total=None)
@@ -109,6 +110,33 @@ def cmd_flash(a) -> int:
             st = Client(link).wait_ready(max(a.timeout, 10.0))
         print(f"restarted: itpump {st['fw']} on board '{st['board']}' answers")
     return 0
+
+
+def _service_before_flash(port: str, a) -> None:
+    """A pump delivering therapy keeps its REPL locked: flashing needs the service op first (signed
+    with the service key), which stops the motor safely, abandons a bolus and opens the REPL. Refused
+    without --service, so a running pump is never interrupted by accident. A board that does not
+    answer as itpump (no firmware, at the REPL) needs nothing."""
+    from .client import Client
+    from .link import Link
+    from .session import Session
+
+    try:
+        with Link(port) as link:
+            st = Client(link, timeout_s=2.0).request("status")
+    except PumpctlError:
+        return
+    th = st.get("therapy")
+    if th is None or th.get("suspended"):
+        return
+    if not a.service:
+        raise PumpctlError(f"therapy is running on {port} (its REPL is locked): pumpctl flash --service "
+                           "suspends delivery safely with the service key first, then flashes")
+    with Link(port) as link:
+        r = Session(Client(link, timeout_s=a.timeout)).change("service", None)
+    if not a.quiet:
+        print(f"service mode: delivery suspended (bolus abandoned: {r.get('bolus_abandoned_nl', 0)} nL), "
+              f"REPL {r.get('repl', '?')}; therapy resumes after the restart")
 
 
 def cmd_restart(a) -> int:
@@ -179,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mpy", action="store_true", help="compile modules with mpy-cross first")
     sp.add_argument("--no-restart", action="store_true", help="leave the board at the REPL")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--service", action="store_true", help="if therapy runs, enter service mode first "
+                                                           "(signed with the service key)")
     sp.set_defaults(func=cmd_flash)
 
     sp = with_port(sub.add_parser("restart", help="restart the firmware (e.g. after mpremote left it at "
