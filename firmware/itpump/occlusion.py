@@ -23,6 +23,7 @@ STALL = const(3)
 SENSOR = const(4)
 CLEARED = const(5)  # once, on the tick an occlusion clears; released_nl says how much went in at once
 NAMES = ("ok", "occlusion", "leak", "stall", "sensor", "cleared")
+_GO = const(-1)  # internal: not decided yet
 
 _W_SHIFT = const(4)  # slow CUSUM on means of 16 ticks
 _W = const(16)
@@ -104,6 +105,7 @@ class Detector:
         self.xavg_q8 = 0  # its long-run mean: the flow pressure Q*R the model predicts
         self._peak_rs = 0
         self._r_prev = 0
+        self._r = 0
         self.rs_q8 = 0  # smoothed residual
         self.sf = 0
         self.ss = 0
@@ -153,24 +155,10 @@ class Detector:
         x = (self.x_q8 * self._a_q16 >> 16) + steps_confirmed * self._dp_q8
         self.x_q8 = x
         self.xavg_q8 += (x - self.xavg_q8 + _B_HALF) >> _B_SHIFT_MAX
-        if self._bshift == 0:  # first reading: start the baseline there
-            self.b_q8 = p_q8 - x
-            self._bshift = 1
-            return OK
-        r = p_q8 - self.b_q8 - x
-        self.rs_q8 += (r - self.rs_q8 + _RS_HALF) >> _RS_SHIFT
-        state = self.state
-        if state == OCCLUSION:
-            return self._occluded()
-        if state == LEAK:
-            if r > -(self.sig_q8 * 3):
-                self._clear_n += 1
-                if self._clear_n >= _CLEAR_TICKS:
-                    self._rearm()
-                    return OK
-            else:
-                self._clear_n = 0
-            return LEAK
+        res = self._follow(p_q8, x)
+        if res != _GO:
+            return res
+        r = self._r
         # -- noise estimates (open line only)
         d = r - self._r_prev
         self._r_prev = r
@@ -301,6 +289,31 @@ class Detector:
             self._clear_n = 0
         return OCCLUSION
 
+    def _follow(self, p_q8, x):
+        """Shared by update() and update_gap(): the first reading starts the baseline; the residual
+        (left in self._r, no tuple per tick) and its smoothed value; a latched occlusion or leak is
+        followed to its clearing. Returns a result, or _GO when the caller goes on to detection."""
+        if self._bshift == 0:  # first reading: start the baseline there
+            self.b_q8 = p_q8 - x
+            self._bshift = 1
+            return OK
+        r = p_q8 - self.b_q8 - x
+        self._r = r
+        self.rs_q8 += (r - self.rs_q8 + _RS_HALF) >> _RS_SHIFT
+        state = self.state
+        if state == OCCLUSION:
+            return self._occluded()
+        if state == LEAK:
+            if r > -(self.sig_q8 * 3):
+                self._clear_n += 1
+                if self._clear_n >= _CLEAR_TICKS:
+                    self._rearm()
+                    return OK
+            else:
+                self._clear_n = 0
+            return LEAK
+        return _GO
+
     def _rearm(self):
         self.state = OK
         self.sf = 0
@@ -353,24 +366,10 @@ class Detector:
             n -= 1
         self.x_q8 = x
         p_q8 = pressure_pa << 8
-        if self._bshift == 0:
-            self.b_q8 = p_q8 - x
-            self._bshift = 1
-            return OK
-        r = p_q8 - self.b_q8 - x
-        self.rs_q8 += (r - self.rs_q8 + _RS_HALF) >> _RS_SHIFT
-        state = self.state
-        if state == OCCLUSION:
-            return self._occluded()
-        if state == LEAK:
-            if r > -(self.sig_q8 * 3):
-                self._clear_n += 1
-                if self._clear_n >= _CLEAR_TICKS:
-                    self._rearm()
-                    return OK
-            else:
-                self._clear_n = 0
-            return LEAK
+        res = self._follow(p_q8, x)
+        if res != _GO:
+            return res
+        r = self._r
         if r > self.gross_q8 and steps_confirmed > 0:
             self.rs_q8 = r  # the level is known now: the stored volume and its clearing start from it
             return self._alarm(steps_confirmed)
