@@ -2,31 +2,19 @@
 signs; then the firmware is replaced and delivery resumes after the restart, nothing lost."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from vbtools import VBoard, run
+from vbtools import VBoard, pumpctl_env, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def env_board(tmp_path):
-    saved = {k: os.environ.get(k) for k in ("ITPUMP_KEYS_DIR", "ITPUMP_KEYS", "ITPUMP_PORT")}
-    os.environ["ITPUMP_KEYS_DIR"] = str(tmp_path / "keys")
-    os.environ.pop("ITPUMP_KEYS", None)
-    b = VBoard(tmp_path / "vb")
-    b.start()
-    os.environ["ITPUMP_PORT"] = b.port
-    yield b
-    b.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pumpctl_env(tmp_path / "keys", VBoard(tmp_path / "vb")) as b:
+        yield b
 
 
 def pc(*args, ok=True):

@@ -12,7 +12,7 @@ import pytest
 
 from pumpctl.client import Client
 from pumpctl.link import Link
-from vbtools import VBoard, run
+from vbtools import VBoard, pumpctl_env, run
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,20 +22,9 @@ RX = str(ROOT / "examples" / "hydromorphone_patient_bolus.toml")  # 0.5 mg/day a
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     d = tmp_path_factory.mktemp("therapy")
-    saved = {k: os.environ.get(k) for k in ("ITPUMP_KEYS_DIR", "ITPUMP_KEYS", "ITPUMP_PORT")}
-    os.environ["ITPUMP_KEYS_DIR"] = str(d / "keys")
-    os.environ.pop("ITPUMP_KEYS", None)
-    b = VBoard(d / "vb")
-    b.start()
-    os.environ["ITPUMP_PORT"] = b.port
-    run("pumpctl", "flash", "--board", "sim", "--quiet", check=True)
-    yield b
-    b.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pumpctl_env(d / "keys", VBoard(d / "vb")) as b:
+        run("pumpctl", "flash", "--board", "sim", "--quiet", check=True)
+        yield b
 
 
 def pc(*args, ok=True):

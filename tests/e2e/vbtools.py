@@ -1,5 +1,7 @@
 """Helpers for end-to-end tests: virtual boards and the venv's command-line tools."""
 
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +33,23 @@ class VBoard:
         vboard.stop(self.dir)
 
 
+
+
+@contextlib.contextmanager
+def pumpctl_env(keys_dir: Path, board: VBoard):
+    """A started board as pumpctl's default port and keys_dir as its keystore, restored afterwards."""
+    names = ("ITPUMP_KEYS_DIR", "ITPUMP_KEYS", "ITPUMP_PORT")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ["ITPUMP_KEYS_DIR"] = str(keys_dir)
+    os.environ.pop("ITPUMP_KEYS", None)
+    board.start()
+    os.environ["ITPUMP_PORT"] = board.port
+    try:
+        yield board
+    finally:
+        board.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
