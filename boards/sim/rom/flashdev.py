@@ -12,6 +12,7 @@ from micropython import const
 BLOCK_SIZE = const(4096)
 BLOCK_COUNT = const(352)  # 1408 KiB: the rp2 port's default filesystem size on a 2 MB Pico
 
+_ERASE_CHUNK = const(512)  # divides every block size littlefs uses here
 _IOCTL_INIT = const(1)
 _IOCTL_DEINIT = const(2)
 _IOCTL_SYNC = const(3)
@@ -46,8 +47,8 @@ class FlashDev:
 
     def _blank(self):
         b = getattr(self, "_ff", None)
-        if b is None or len(b) != self.block_size:
-            b = self._ff = b"\xff" * self.block_size  # one erased block, made once
+        if b is None:
+            b = self._ff = b"\xff" * _ERASE_CHUNK  # made once: no 4 KiB garbage per erase, little held
         return b
 
     def readblocks(self, block, buf, off=0):
@@ -66,7 +67,9 @@ class FlashDev:
     def _erase(self, block):
         self._count()
         self._f.seek(block * self.block_size)
-        self._f.write(self._blank())
+        b = self._blank()
+        for _ in range(self.block_size // _ERASE_CHUNK):
+            self._f.write(b)
 
     def ioctl(self, op, arg):
         if op == _IOCTL_BLOCK_COUNT:
