@@ -2,12 +2,16 @@
 
 Start the virtual board, flash it through mpremote, provision keys, refill, program
 examples/morphine_continuous.toml, run one virtual hour, show the status, add a patient bolus to the
-prescription (the diff is shown before it is sent), press it, show the log's tail, stop.
+prescription (the diff is shown before it is sent), press it, show the log's tail. Then an occlusion:
+block the simulated catheter (sim.fault), run virtual time until the OCCLUSION alarm event, show the
+alarms table, clear the blockage, acknowledge, and show delivery resumed and the bolus the line released
+(from the event log); stop.
 Each step's command and its output are shown as they are.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -42,20 +46,80 @@ def step(title: str, *args: str, tail: int = 0) -> str:
     return r.stdout
 
 
-def advance(port: str, seconds: int) -> None:
-    """Fast-forward the virtual clock (a sim-only op; the firmware keeps ticking every 100 ms)."""
+def sim(port: str):
+    """A protocol client on the board for the sim-only ops (close it before the next pumpctl step)."""
     sys.path.insert(0, str(ROOT / "host_tools"))
     from pumpctl.client import Client
     from pumpctl.link import Link
 
+    class _Sim:
+        def __enter__(self):
+            self.link = Link(port).__enter__()
+            return Client(self.link)
+
+        def __exit__(self, *exc):
+            return self.link.__exit__(*exc)
+
+    return _Sim()
+
+
+def ff(c, seconds: int, quantum_ms: int | None = None) -> None:
+    """Fast-forward the virtual clock and wait for the end. quantum_ms 100: the firmware ticks every
+    100 ms of virtual time (the occlusion detector's statistics); default: coarse jumps (faster)."""
+    args = {"s": seconds} if quantum_ms is None else {"s": seconds, "quantum_ms": quantum_ms}
+    c.request("sim.advance", args)
+    while c.request("sim.clock")["fast_forward"]:
+        time.sleep(0.02)
+
+
+def advance(port: str, seconds: int) -> None:
+    """Fast-forward the virtual clock (a sim-only op; the firmware keeps ticking every 100 ms)."""
     print(f"\n# virtual clock: +{seconds // 3600} h (sim.advance, as fast as the CPU allows)", flush=True)
     t0 = time.monotonic()
-    with Link(port) as link:
-        c = Client(link)
-        c.request("sim.advance", {"s": seconds})
-        while c.request("sim.clock")["fast_forward"]:
-            time.sleep(0.05)
+    with sim(port) as c:
+        ff(c, seconds)
     print(f"# ... took {time.monotonic() - t0:.1f} s of wall time")
+
+
+def occlusion(port: str, p: list[str]) -> None:
+    """Block the catheter, wait for the alarm, show it, clear, acknowledge, show the released bolus."""
+    with sim(port) as c:
+        ff(c, 60, quantum_ms=100)  # every tick from here: the detector's statistics at full rate
+        seq = c.request("status")["log_seq"]
+        print("\n# sim.fault occlusion: the catheter is fully blocked (the rollers keep pushing)", flush=True)
+        c.request("sim.fault", {"fault": "occlusion", "k": None})
+        c.events.clear()
+        t, ev = 0, None
+        while ev is None:
+            ff(c, 1, quantum_ms=100)
+            t += 1
+            st = c.request("status")
+            ev = next((e for e in c.events if e.get("event") == "alarm" and e.get("code") == "OCCLUSION"), None)
+            if t > 1800:
+                raise SystemExit(f"demo failed: no OCCLUSION alarm in {t} virtual s: {st}")
+        w = c.request("sim.state")
+        print(f"# alarm event after {t} virtual s: {json.dumps(ev)}")
+        print(f"# line {st['pressure_pa']} Pa on the sensor, true {w['pressure_pa_true']} Pa; "
+              f"motor {'enabled' if w['motor_enabled'] else 'disabled'}, halt {st['halt']}")
+    step("what the clinician sees", "alarms", *p)
+    with sim(port) as c:
+        print("\n# sim.fault occlusion clear: the blockage goes, the line's stored volume drains", flush=True)
+        c.request("sim.fault", {"fault": "occlusion", "clear": True})
+        for _ in range(24):
+            ff(c, 5, quantum_ms=100)
+            occ = c.request("status")["line"]["occlusion"]
+            if occ["state"] != "occlusion":
+                break
+        print(f"# detector: {occ['state']}, released {occ['released_nl'] / 1000:.2f} uL at once")
+    step("acknowledge: the halt was latched until now", "ack", "OCCLUSION", *p)
+    with sim(port) as c:
+        ff(c, 60, quantum_ms=100)
+        st = c.request("status")
+        if not st["running"] or st["alarms"]:
+            raise SystemExit(f"demo failed: delivery did not resume: {st['halt']} {st['alarms']}")
+    step("a minute later: delivering again", "status", *p)
+    step("the occlusion in the event log (safety 'cleared' = the released bolus)", "logs", "--since",
+         str(seq), "--format", "table", *p)
 
 
 def main() -> int:
@@ -80,6 +144,7 @@ def main() -> int:
         step("add a patient bolus: only the changed rows differ", "program", str(with_pb), "--yes", *p)
         step("the patient presses for a bolus (patient key)", "bolus", "--patient", *p)
         step("the event log over the link, last lines", "logs", "--format", "table", *p, tail=10)
+        occlusion(port, p)
     finally:
         step("power it off (its flash image stays in .vboard/demo)", "vboard", "stop", *d)
     return 0
