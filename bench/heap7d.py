@@ -229,6 +229,7 @@ def lean_run(fw: Path, tmp: Path, days: float, heap: str) -> dict:
 
 def vboard_run(days: float, heap: str) -> dict:
     import speed30d
+
     from pumpctl.client import Client
     from pumpctl.link import Link
 
@@ -255,7 +256,8 @@ def vboard_run(days: float, heap: str) -> dict:
         finally:
             vboard.stop(d)
     return {"heap": heap, "boot_alloc": boot, "day_alloc": st["mem_alloc"], "min_free_after_gc": min(min_free,
-            st["mem_free"]), "reset_cause": st["reset_cause"], "alarms": st["alarms"], "delivered_nl": st["delivered_nl"],
+            st["mem_free"]), "reset_cause": st["reset_cause"], "alarms": st["alarms"],
+            "delivered_nl": st["delivered_nl"],
             "uptime_d": st["uptime_ms"] / 86400000, "wall_s": wall}
 
 
@@ -289,7 +291,8 @@ def main() -> int:
                 except Failed:
                     if heap_k > 1024:
                         raise
-            print(f"smallest heap that boots and runs (16K steps): {heap_k}K; the {a.days:g}-day run there:")
+            print(f"smallest heap that boots and runs (16K steps): {heap_k}K; "
+                  f"the {a.days:g}-day run there:")
             try:
                 r = lean_run(mpyd, tmp, a.days, f"{heap_k}K")
             except Failed:

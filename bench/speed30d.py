@@ -20,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import tool  # noqa: E402
-
 from pumpctl import keys, vboard  # noqa: E402
 from pumpctl.client import Client  # noqa: E402
 from pumpctl.link import Link  # noqa: E402
@@ -121,11 +120,14 @@ def run(days: float, quantum_ms: int | None, heap: str, mpy: bool, seed: int) ->
     virt_s = (st["uptime_ms"] - st0["uptime_ms"]) / 1000
     return {
         "days": days, "quantum_ms": clk.get("quantum_ms") if quantum_ms is None else quantum_ms,
-        "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "virtual_s": virt_s, "ratio": virt_s / wall, "ticks": st["ticks"] - st0["ticks"],
+        "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "virtual_s": virt_s, "ratio": virt_s / wall,
+        "ticks": st["ticks"] - st0["ticks"],
         "delivered_nl": st["delivered_nl"] - st0["delivered_nl"],
-        "pumped_ul": w["pumped_ul"] - w0["pumped_ul"], "plant_delivered_ul": w["delivered_ul"] - w0["delivered_ul"],
+        "pumped_ul": w["pumped_ul"] - w0["pumped_ul"],
+        "plant_delivered_ul": w["delivered_ul"] - w0["delivered_ul"],
         "steps_in": w["steps_in"] - w0["steps_in"], "expected_nl": ML_PER_DAY * 1e6 * virt_s / 86400,
-        "swaps": swaps, "alarms": st.get("alarms"), "skipped_ms": st["dosing"]["skipped_ms"], "jumps": clk.get("jumps"), "reset_cause": st["reset_cause"], "mem_free": st["mem_free"],
+        "swaps": swaps, "alarms": st.get("alarms"), "skipped_ms": st["dosing"]["skipped_ms"],
+        "jumps": clk.get("jumps"), "reset_cause": st["reset_cause"], "mem_free": st["mem_free"],
     }
 
 
