@@ -241,8 +241,10 @@ def test_battery_drains_to_eri_then_eos_which_stops_the_pump(pump):
 
 
 def test_reservoir_empty_stops_with_an_alarm(pump):
-    """The firmware knows the reservoir by accounting (no level sensor): refill 5 uL above the empty
-    mark, with the plant's reservoir emptied too, and delivery must stop at the mark."""
+    """The firmware knows the reservoir by accounting (no level sensor, as implanted pumps): refill 5 uL
+    above the empty mark and delivery must stop at the mark. (The plant's own reservoir_empty fault,
+    air pumped while the accounting says drug is left, shows only as lost flow pressure: undetectable
+    at this rate, like the silent stall.)"""
     with Link(pump.port) as link:
         c = Client(link)
         c.wait_ready(10)
