@@ -38,6 +38,11 @@ def op_time_set(app, args):
     return {"wall_s": wall, "previous_wall_s": prev, "tod_ms": app.pump.tod_ms}
 
 
+# Alarms raised by an event, not by a condition the firmware keeps measuring (a stall or a runaway is
+# seen again by the next tick if it persists).
+_EVENT_ALARMS = (A.STALL, A.DOSE_GUARD, A.STEP_MISMATCH, A.INTERNAL, A.WATCHDOG_RESET)
+
+
 def op_ack(app, args):
     P.check_args(args, {"code": (str, True)})
     name = args["code"]
@@ -67,6 +72,10 @@ def op_ack(app, args):
             app.sup.clear_safe_mode()
             p.release(pump.H_SAFE)
             p.log_safety(pump.S_RESUME, 0, 0)
+        if code in _EVENT_ALARMS:
+            # no sensor says when these are over: the acknowledgement is the clinician's word that the
+            # cause is dealt with. The alarm ends here, so a new occurrence raises, sounds and logs again.
+            app.alarms.clear_condition(code)
     p.release_inactive()
     app.policy.changed()
     return {"acked": acked, "active": [a["code"] for a in app.alarms.active()]}

@@ -22,7 +22,7 @@ from . import REPO_ROOT, PumpctlError
 _FW = str(REPO_ROOT / "firmware")
 if _FW not in sys.path:
     sys.path.insert(0, _FW)
-from itpump import eventlog  # noqa: E402  (the firmware's own module: one format, one definition)
+from itpump import alarms, eventlog  # noqa: E402  (the firmware's own modules: one format, one definition)
 
 FORMATS = ("table", "csv", "json")
 TICKS_PERIOD = 1 << 30  # rp2 ticks_ms wrap
@@ -50,7 +50,7 @@ def record_dict(rec: tuple) -> dict:
 
 # Small-int fields shown by name (the firmware's value tables); an unknown value stays a number.
 _VALUE_NAMES = {"reset_cause": eventlog.RESET_CAUSES, "reason": eventlog.REFUSE_REASONS,
-                "role": eventlog.ROLES, "kind": eventlog.SAFETY_KINDS}
+                "role": eventlog.ROLES, "kind": eventlog.SAFETY_KINDS, "alarm": alarms.NAMES}
 
 
 def _named(fields: dict) -> dict:

@@ -84,7 +84,7 @@ def raised(c, code):
 
 
 def unacked(c):
-    """Active alarms not acknowledged (an acknowledged STALL stays listed: see the xfail)."""
+    """Active alarms not acknowledged."""
     return [a["code"] for a in c.request("alarms")["active"] if not a["acked"]]
 
 
@@ -172,11 +172,6 @@ def test_motor_stall_reported_by_diag_stops_with_a_stall_alarm(pump):
         assert t <= 10  # the driver's DIAG is read every tick
 
 
-@pytest.mark.xfail(strict=True, reason="STALL never clears: pump.stop() raises it (condition present) and "
-                   "nothing calls clear_condition(STALL) (not in pump._CONDITION_ALARMS), so after the "
-                   "stall ends and ack it stays active+present forever; a second stall then gets no "
-                   "raise event and no ALARM_RAISED record (AlarmManager.raise_alarm returns early while "
-                   "_PRESENT). Same for DOSE_GUARD, STEP_MISMATCH, INTERNAL, WATCHDOG_RESET")
 def test_a_stall_alarm_clears_after_ack_and_a_second_stall_raises_it_again(pump):
     with Link(pump.port) as link:
         c = Client(link)

@@ -400,6 +400,25 @@ def test_a_runaway_driver_trips_the_dose_guard():
     r.ok("ack", {"code": "DOSE_GUARD"})
     r.run_ms(1000)
     assert r.b.motor.enabled
+    assert "DOSE_GUARD" not in r.read("status")["alarms"]  # an event alarm ends with its acknowledgement
+    r.close()
+
+
+def test_a_second_stall_after_ack_raises_and_logs_again():
+    # STALL has no condition the firmware measures once the motor is off: the ack ends it, so the
+    # next stall is a new alarm (sound, event, record), not silently folded into the old one
+    r = programmed()
+    r.run_ms(3000)
+    for n in (1, 2):
+        r.b.motor.diag = True
+        r.run_ms(300)
+        assert not r.b.motor.enabled and "STALL" in r.read("status")["alarms"]
+        r.b.motor.diag = False
+        r.ok("ack", {"code": "STALL"})
+        r.run_ms(1000)
+        assert r.b.motor.enabled and "STALL" not in r.read("status")["alarms"]
+        raised = [d for c, d in r.events() if c == eventlog.ALARM_RAISED and d == bytes([alarms.STALL])]
+        assert len(raised) == n, (n, raised)
     r.close()
 
 
