@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_ping)
 
     sp = with_port(sub.add_parser("flash", help="copy firmware + board files, verify, restart"))
-    sp.add_argument("--board", required=True, choices=["sim", "rpi_pico", "rpi_pico2"])
+    sp.add_argument("--board", required=True, help="a folder under boards/: sim, rpi_pico, rpi_pico2, or "
+                                                  "your own copy (boards/README.md)")
     sp.add_argument("--mpy", action="store_true", help="compile modules with mpy-cross first")
     sp.add_argument("--no-restart", action="store_true", help="leave the board at the REPL")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -8,6 +8,7 @@ flash (e.g. a .py shadowing a new .mpy) are removed; data outside /itpump is nev
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -18,12 +19,34 @@ from pathlib import Path
 
 from . import REPO_ROOT, PumpctlError
 
-BOARDS = {
-    # name: (mpy-cross -march, check on the device's sys.implementation._machine / platform)
-    "sim": (None, None),
-    "rpi_pico": ("armv6m", "RP2040"),
-    "rpi_pico2": ("armv7emsp", "RP2350"),
-}
+# Each chip's mpy-cross architecture. A board folder (boards/<name>/board.py) says its chip in a
+# `CHIP = "RP2040"` line, so a copied and edited folder is a board of its own (boards/README.md).
+CHIPS = {"RP2040": "armv6m", "RP2350": "armv7emsp"}
+SIM = "sim"  # the virtual board: no chip, bytecode only
+_CHIP_LINE = re.compile(r'^CHIP\s*=\s*["\']([A-Z0-9]+)["\']', re.M)
+
+
+def board_names(root: Path = REPO_ROOT) -> list[str]:
+    return sorted(p.parent.name for p in (root / "boards").glob("*/board.py"))
+
+
+def board_chip(board: str, root: Path = REPO_ROOT) -> str | None:
+    """The chip a board folder declares (None for the sim); PumpctlError for an unknown or bad board."""
+    if "/" in board or "\\" in board or board.startswith("."):
+        raise PumpctlError(f"board '{board}' must be a folder name under boards/")
+    bfile = root / "boards" / board / "board.py"
+    if not bfile.exists():
+        raise PumpctlError(f"unknown board '{board}': no {bfile.relative_to(root)} (boards: "
+                           f"{', '.join(board_names(root))})")
+    if board == SIM:
+        return None
+    m = _CHIP_LINE.search(bfile.read_text())
+    if m is None or m.group(1) not in CHIPS:
+        raise PumpctlError(f"{bfile.relative_to(root)} must declare its chip: CHIP = one of "
+                           f"{', '.join(CHIPS)}")
+    return m.group(1)
+
+
 MIN_MICROPYTHON = (1, 22, 0)  # vfs/ticks/ipoll behaviour the firmware relies on
 MPY_MAJOR = 6  # .mpy version mpy-cross 1.29 emits
 
@@ -53,8 +76,7 @@ def compile_mpy(src: Path, march: str | None, dest_name: str) -> bytes:
 
 
 def plan(board: str, mpy: bool = False, root: Path = REPO_ROOT) -> list[FlashFile]:
-    if board not in BOARDS:
-        raise PumpctlError(f"unknown board '{board}' (choose from {', '.join(BOARDS)})")
+    chip = board_chip(board, root)
     fw = root / "firmware"
     bdir = root / "boards" / board
     main = fw / "main.py"
@@ -62,7 +84,7 @@ def plan(board: str, mpy: bool = False, root: Path = REPO_ROOT) -> list[FlashFil
         raise PumpctlError(f"firmware missing: {fw} has no main.py or itpump/")
     if not (bdir / "board.py").exists():
         raise PumpctlError(f"board files missing: {bdir / 'board.py'}")
-    march = BOARDS[board][0]
+    march = CHIPS[chip] if chip else None
     sources = [(main, "main.py")]
     sources += [(p, p.relative_to(fw).as_posix()) for p in sorted((fw / "itpump").rglob("*.py"))]
     sources += [(p, p.name) for p in sorted(bdir.glob("*.py"))]
@@ -78,8 +100,8 @@ def plan(board: str, mpy: bool = False, root: Path = REPO_ROOT) -> list[FlashFil
 
 def check_device(board: str, info: dict) -> None:
     """Refuse a device that is not the board asked for, or runs an unsuitable MicroPython."""
-    want = BOARDS[board][1]
-    if board == "sim":
+    want = board_chip(board)
+    if board == SIM:
         if not info["sim"]:
             raise PumpctlError(f"device is not the virtual board ({info['machine']}); use --board rpi_pico "
                                "or rpi_pico2")

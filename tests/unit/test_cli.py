@@ -76,8 +76,34 @@ def test_flash_plan_layout_and_mpy(tmp_path):
 def test_flash_plan_refuses_unknown_board_and_missing_firmware(tmp_path):
     with pytest.raises(PumpctlError, match="unknown board 'esp32'"):
         flash.plan("esp32")
+    (tmp_path / "boards" / "sim").mkdir(parents=True)
+    (tmp_path / "boards" / "sim" / "board.py").write_text("NAME = 'sim'\n")
     with pytest.raises(PumpctlError, match="firmware missing"):
         flash.plan("sim", root=tmp_path)
+    with pytest.raises(PumpctlError, match="folder name"):
+        flash.plan("../etc")
+
+
+def test_a_copied_board_folder_is_a_board(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(flash.REPO_ROOT / "firmware", tmp_path / "firmware")
+    shutil.copytree(flash.REPO_ROOT / "boards" / "rpi_pico2", tmp_path / "boards" / "my_board")
+    assert "my_board" in flash.board_names(tmp_path) and flash.board_chip("my_board", tmp_path) == "RP2350"
+    marchs = set()
+    real = flash.compile_mpy
+
+    def spy(src, march, dest):
+        marchs.add(march)
+        return real(src, march, dest)
+
+    monkeypatch.setattr(flash, "compile_mpy", spy)
+    files = {f.path: f.data for f in flash.plan("my_board", mpy=True, root=tmp_path)}
+    assert "/board.mpy" in files and "/itpump/pump.mpy" in files and files["/board.mpy"][:1] == b"M"
+    assert marchs == {"armv7emsp"}  # the RP2350's architecture, from the folder's CHIP line
+    (tmp_path / "boards" / "my_board" / "board.py").write_text("NAME = 'my_board'\n")  # no CHIP line
+    with pytest.raises(PumpctlError, match="must declare its chip"):
+        flash.plan("my_board", root=tmp_path)
 
 
 def test_cli_prints_one_line_and_exits_1(capsys, tmp_path):
