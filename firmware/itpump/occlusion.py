@@ -136,21 +136,9 @@ class Detector:
         """pressure_pa: this tick's reading (None when the read failed); steps_cmd: steps issued since
         the last call; steps_confirmed: steps the driver confirmed since the last call; diag: driver
         DIAG / stall flag."""
-        # -- motor: a stall is certain, no statistics needed
-        self.pending += steps_cmd - steps_confirmed
-        if diag or self.pending - steps_cmd > self.stall_margin:
-            self.state = STALL
-            return STALL
-        # -- sensor: missing or frozen reading (a live, dithered reading never repeats for long)
-        if pressure_pa is None:
-            return SENSOR
-        if pressure_pa == self._last_p:
-            self._same_n += 1
-            if self._same_n >= self.stuck_ticks:
-                return SENSOR
-        else:
-            self._last_p = pressure_pa
-            self._same_n = 0
+        res = self._motor_and_sensor(pressure_pa, steps_cmd, steps_confirmed, diag)
+        if res != _GO:
+            return res
         p_q8 = pressure_pa << 8
         x = (self.x_q8 * self._a_q16 >> 16) + steps_confirmed * self._dp_q8
         self.x_q8 = x
@@ -289,6 +277,25 @@ class Detector:
             self._clear_n = 0
         return OCCLUSION
 
+    def _motor_and_sensor(self, pressure_pa, steps_cmd, steps_confirmed, diag):
+        """Shared by update() and update_gap(): STALL, SENSOR, or _GO when both are fine."""
+        # -- motor: a stall is certain, no statistics needed
+        self.pending += steps_cmd - steps_confirmed
+        if diag or self.pending - steps_cmd > self.stall_margin:
+            self.state = STALL
+            return STALL
+        # -- sensor: missing or frozen reading (a live, dithered reading never repeats for long)
+        if pressure_pa is None:
+            return SENSOR
+        if pressure_pa == self._last_p:
+            self._same_n += 1
+            if self._same_n >= self.stuck_ticks:
+                return SENSOR
+        else:
+            self._last_p = pressure_pa
+            self._same_n = 0
+        return _GO
+
     def _follow(self, p_q8, x):
         """Shared by update() and update_gap(): the first reading starts the baseline; the residual
         (left in self._r, no tuple per tick) and its smoothed value; a latched occlusion or leak is
@@ -343,19 +350,9 @@ class Detector:
         at its start), an occlusion or leak already called (it clears on levels, not statistics), and a
         gross limit: pressure more than gross_pa over the baseline with steps pumped into it is an
         occlusion whatever the tick. Returns like update()."""
-        self.pending += steps_cmd - steps_confirmed
-        if diag or self.pending - steps_cmd > self.stall_margin:
-            self.state = STALL
-            return STALL
-        if pressure_pa is None:
-            return SENSOR
-        if pressure_pa == self._last_p:
-            self._same_n += 1
-            if self._same_n >= self.stuck_ticks:
-                return SENSOR
-        else:
-            self._last_p = pressure_pa
-            self._same_n = 0
+        res = self._motor_and_sensor(pressure_pa, steps_cmd, steps_confirmed, diag)
+        if res != _GO:
+            return res
         x = self.x_q8 + steps_confirmed * self._dp_q8
         n = elapsed_ms // self.tick_ms
         if n > _GAP_DECAY_MAX:
