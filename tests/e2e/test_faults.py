@@ -18,12 +18,10 @@ import time
 import pytest
 
 from itpump import alarms as A  # the firmware's alarm table (firmware/ is on sys.path: tests/conftest.py)
-from pumpctl import keys as K
 from pumpctl.client import Client, DeviceError
 from pumpctl.link import Link
-from pumpctl.mpr import Device
 from pumpctl.session import read_logs
-from vbtools import VBoard, run
+from vbtools import VBoard, install_keys, run
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +37,12 @@ def pump(tmp_path_factory):
     b = VBoard(tmp_path_factory.mktemp("vb"))
     b.start()
     run("pumpctl", "flash", "--board", "sim", "--port", b.port, "--quiet", check=True)
-    with Link(b.port) as link:
-        dev_id = Client(link).wait_ready(10)["device_id"]
-    ks = K.provision(dev_id, root=tmp_path_factory.mktemp("keys"))
-    with Device(b.port) as dev:
-        dev.write_file("/keys.json", ks.device_file())
-    run("pumpctl", "restart", "--port", b.port, check=True)
-    b.ks = ks
+    b.ks = install_keys(b.port, tmp_path_factory.mktemp("keys"))
     with Link(b.port) as link:
         c = Client(link)
         c.wait_ready(10)
-        c.change("refill", FILL, ks)
-        c.change("program", {"rx": RX}, ks)
+        c.change("refill", FILL, b.ks)
+        c.change("program", {"rx": RX}, b.ks)
     yield b
     b.stop()
 

@@ -5,10 +5,8 @@ import json
 import subprocess
 import time
 
-from pumpctl import keys as K
 from pumpctl.link import Link
-from pumpctl.mpr import Device
-from vbtools import run
+from vbtools import install_keys, run
 
 RX = {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000, "mode": "continuous",
       "dose_ng_per_day": 9600000}
@@ -39,12 +37,7 @@ def status(link, req_id=1):
 
 def test_ctrl_c_during_therapy_does_not_stop_the_pump(flashed_board, tmp_path):
     port = flashed_board.port
-    with Link(port) as link:
-        dev_id = status(link)["device_id"]
-    ks = K.provision(dev_id, root=tmp_path)
-    with Device(port) as dev:
-        dev.write_file("/keys.json", ks.device_file())
-    run("pumpctl", "restart", "--port", port, check=True)
+    ks = install_keys(port, tmp_path)
     with Link(port) as link:
         link.discard_input()
         for i, (op, args) in enumerate((("refill", FILL), ("program", {"rx": RX})), start=10):

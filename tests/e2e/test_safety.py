@@ -7,11 +7,9 @@ import time
 
 import pytest
 
-from pumpctl import keys as K
 from pumpctl.client import Client
 from pumpctl.link import Link
-from pumpctl.mpr import Device
-from vbtools import VBoard, run
+from vbtools import VBoard, install_keys, run
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +25,7 @@ def pump(tmp_path_factory):
     b = VBoard(tmp_path_factory.mktemp("vb"))
     b.start()
     run("pumpctl", "flash", "--board", "sim", "--port", b.port, "--quiet", check=True)
-    with Link(b.port) as link:
-        dev_id = Client(link).wait_ready(10)["device_id"]
-    ks = K.provision(dev_id, root=tmp_path_factory.mktemp("keys"))
-    with Device(b.port) as dev:
-        dev.write_file("/keys.json", ks.device_file())
-    run("pumpctl", "restart", "--port", b.port, check=True)
-    b.ks = ks
+    b.ks = install_keys(b.port, tmp_path_factory.mktemp("keys"))
     yield b
     b.stop()
 

@@ -53,3 +53,20 @@ def pumpctl_env(keys_dir: Path, board: VBoard):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def install_keys(port: str, keys_root: Path):
+    """Fresh keys for the flashed board on port: keystore under keys_root, /keys.json written with
+    mpremote (the board at rest), firmware restarted. Returns the Keystore that signs for it."""
+    from pumpctl import keys
+    from pumpctl.client import Client
+    from pumpctl.link import Link
+    from pumpctl.mpr import Device
+
+    with Link(port) as link:
+        dev_id = Client(link).wait_ready(10)["device_id"]
+    ks = keys.provision(dev_id, root=keys_root)
+    with Device(port) as dev:
+        dev.write_file("/keys.json", ks.device_file())
+    run("pumpctl", "restart", "--port", port, check=True)
+    return ks
