@@ -6,6 +6,19 @@ _MASK = TICKS_PERIOD - 1
 _HALF = TICKS_PERIOD >> 1
 
 
+class MemCounters:
+    """auth counters kept in memory (auth.FileCounters' load/save interface)."""
+
+    def __init__(self):
+        self.data = {}
+
+    def load(self):
+        return dict(self.data)
+
+    def save(self, d):
+        self.data = dict(d)
+
+
 class FakeClock:
     """Manual clock with RP2040 tick semantics. Starts just before a wrap unless told otherwise."""
 

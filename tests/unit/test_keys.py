@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from fakes import MemCounters
 from itpump import auth as A
 from itpump import protocol as P
 from pumpctl import keys as K
 from pumpctl.vboard import micropython_exe
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class MemCounters:
-    def __init__(self):
-        self.data = {}
-
-    def load(self):
-        return dict(self.data)
-
-    def save(self, d):
-        self.data = dict(d)
 
 
 class FakeClock:

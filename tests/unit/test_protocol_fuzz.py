@@ -10,6 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes import MemCounters
 from itpump import auth as A
 from itpump import protocol as P
 
@@ -35,17 +36,6 @@ class Clock:
         return a - b
 
 
-class Counters:
-    def __init__(self):
-        self.data = {}
-
-    def load(self):
-        return dict(self.data)
-
-    def save(self, d):
-        self.data = dict(d)
-
-
 class Pump:
     """Fake ops table: change handlers validate args, then record the change."""
 
@@ -64,7 +54,7 @@ class Pump:
 
 
 def rig(max_failures=10**6):
-    counters = Counters()
+    counters = MemCounters()
     au = A.Authenticator(Clock(), counters, keys=KEYS, max_failures=max_failures)
     return au, Pump(), counters
 
