@@ -16,59 +16,22 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
+ROOT = Path(__file__).resolve().parents[1]
+for _p in ("firmware", "tests/fw", "tests/unit"):
+    sys.path.insert(0, str(ROOT / _p))
 
+from fuzzrig import CODES, KEYS, READS, FakeOps, authenticator  # noqa: E402
 from itpump import auth as A  # noqa: E402
 from itpump import protocol as P  # noqa: E402
 
-KEYS = {r: bytes((i * m + 7) % 256 for i in range(32)) for r, m in
-        ((A.PATIENT, 37), (A.CLINICIAN, 91), (A.SERVICE, 53))}
-CODES = {getattr(P, n) for n in dir(P) if n.startswith("E_")}
-CHANGES = sorted(op for r in A.PERMISSIONS for op in A.PERMISSIONS[r])
-READS = ["status", "ping", "logs"]
 RESET_EVERY = 2000  # fresh board state now and then (lock-outs, counters near the top)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
-class Counters:
-    def __init__(self):
-        self.data = {}
-
-    def load(self):
-        return dict(self.data)
-
-    def save(self, d):
-        self.data = dict(d)
-
-
-class Rig:
+class Rig(FakeOps):
     def __init__(self, max_failures):
-        self.clock = Clock()
-        self.counters = Counters()
-        self.auth = A.Authenticator(self.clock, self.counters, keys=KEYS, max_failures=max_failures,
-                                    window_ms=60000, lockout_ms=30000)
-        self.changes = []
-        self.ops = {op: (lambda a: {"n": len(self.changes)}, P.READ) for op in READS}
-        for op in CHANGES:
-            self.ops[op] = (self._change(op), P.CHANGE)
+        super().__init__()
+        self.auth, self.counters, self.clock = authenticator(max_failures, window_ms=60000, lockout_ms=30000)
         self.ctr = {r: 0 for r in A.ROLES}
-
-    def _change(self, op):
-        def fn(args):
-            P.check_args(args, {"volume_ul": (int, False, 1, 1000), "note": (str, False)})
-            self.changes.append(op)
-            return {"n": len(self.changes)}
-        return fn
 
 
 def body_of(obj, rnd):
@@ -191,7 +154,7 @@ def run(n, seed):
     for i in range(n):
         if i % RESET_EVERY == 0:
             rig = Rig(max_failures=rnd.choice([5, 50, 10**6]))
-        rig.clock.now += rnd.randrange(0, 200)
+        rig.clock.advance(rnd.randrange(0, 200))
         SIGNED.clear()
         kind, line = frame(rig, rnd)
         kinds[kind] += 1

@@ -10,15 +10,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakes import MemCounters
+from fuzzrig import CHANGES, CODES, KEYS, READS, FakeOps, authenticator
 from itpump import auth as A
 from itpump import protocol as P
 
-KEYS = {r: bytes((i * m + 7) % 256 for i in range(32)) for r, m in
-        ((A.PATIENT, 37), (A.CLINICIAN, 91), (A.SERVICE, 53))}
-CODES = {getattr(P, n) for n in dir(P) if n.startswith("E_")}
-CHANGES = sorted(op for r in A.PERMISSIONS for op in A.PERMISSIONS[r])
-READS = ["status", "ping", "logs"]
 # Kept to a few seconds in make test: bench/fuzz.py is the long run.
 
 
@@ -26,37 +21,9 @@ def budget(n):
     return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-class Clock:
-    now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
-class Pump:
-    """Fake ops table: change handlers validate args, then record the change."""
-
-    def __init__(self):
-        self.changes = []
-        self.ops = {op: (lambda a: {"n": len(self.changes)}, P.READ) for op in READS}
-        for op in CHANGES:
-            self.ops[op] = (self._change(op), P.CHANGE)
-
-    def _change(self, op):
-        def fn(args):
-            P.check_args(args, {"volume_ul": (int, False, 1, 1000), "note": (str, False)})
-            self.changes.append((op, dict(args)))
-            return {"n": len(self.changes)}
-        return fn
-
-
 def rig(max_failures=10**6):
-    counters = MemCounters()
-    au = A.Authenticator(Clock(), counters, keys=KEYS, max_failures=max_failures)
-    return au, Pump(), counters
+    au, counters, _ = authenticator(max_failures)
+    return au, FakeOps(), counters
 
 
 def body_of(obj):
