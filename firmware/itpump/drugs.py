@@ -21,14 +21,24 @@ except ImportError:  # CPython (host tools, unit tests)
         return x
 
 # Device volume limits.
-# Every PACC maximum daily dose fits in 1 mL/day at the maximum concentration (morphine 15 mg at 20 mg/mL
-# is 0.75 mL, hydromorphone 0.67 mL, bupivacaine 0.67 mL, clonidine 0.6 mL, ziconotide 0.19 mL, baclofen
-# 2000 ug at 2000 ug/mL is 1 mL), so more than 1 mL/day of scheduled drug is a programming error.
-MAX_DAILY_NL = const(1000000)  # basal + periodic + patient boluses at their daily maximum
-MAX_BASAL_NL_PER_H = const(41666)  # any basal step: 1 mL/day
+# The table allows dilute solutions (trialling; baclofen at the label's 50 ug/mL screening strength), and at
+# the minimum concentrations the maximum daily doses need far more than 1 mL/day: clonidine 600 ug at
+# 50 ug/mL is 12 mL, morphine 15 mg at 1 mg/mL 15 mL, baclofen 2000 ug at 50 ug/mL 40 mL. The ceiling is
+# 12 mL/day (500 uL/h), basal and boluses together. No manufacturer's maximum programmable flow was found
+# in the sources searched (SynchroMed II, Prometra), so none is claimed; the choice rests on: it is half the
+# 1 mL/h hard rate below, so a bolus always has 0.5 mL/h of room over any basal; it empties the smaller
+# reservoir size (20 mL: Prometra's labeling lists 20 and 40 mL pumps, reservoir.CAPACITIES_NL) in under
+# two days, past which a stronger concentration is the answer, not more volume; it covers 5 mL/day
+# (bench accuracy runs, dilute trialling) with room. More is refused with the limit named.
+# Volume limits are checked on the exact volume (dose * 1000 / concentration, in integers), never on a
+# rounded rate: a prescription exactly at a limit passes, one a fraction of a nL over does not.
+MAX_DAILY_NL = const(12000000)  # basal + periodic + patient boluses at their daily maximum
+MAX_BASAL_NL_PER_DAY = const(12000000)  # any basal step, as a daily volume
+MAX_BASAL_NL_PER_H = const(500000)  # the same per hour: 12 mL / 24 h exactly, so in-limit rates round to <= it
 # SynchroMed II's lowest programmable flow is 0.048 mL/day (its programmer guide); slower than that,
 # catheter patency and the accuracy of a few steps an hour both suffer.
-MIN_BASAL_NL_PER_H = const(2000)
+MIN_BASAL_NL_PER_DAY = const(48000)
+MIN_BASAL_NL_PER_H = const(2000)  # the same per hour (48000 / 24 exactly)
 # Hard ceiling on the total rate, boluses included: 1 mL/h pushes a 0.2 mL catheter prime in 12 min, and
 # with 20 nL per microstep is 14 steps/s. dosing.py relies on rate <= 1e6 to keep rate*ms below 2**30.
 MAX_RATE_NL_PER_H = const(1000000)

@@ -15,11 +15,12 @@
 # their volume. The per-tick calls allocate nothing.
 from itpump import drugs
 from itpump.drugs import (
-    MAX_BASAL_NL_PER_H,
+    MAX_BASAL_NL_PER_DAY,
     MAX_BOLUS_NL,
     MAX_CATHETER_NL,
     MAX_DAILY_NL,
     MAX_RATE_NL_PER_H,
+    MIN_BASAL_NL_PER_DAY,
     MIN_BASAL_NL_PER_H,
 )
 
@@ -113,9 +114,21 @@ def _int(d, key, lo, hi, path="", what=""):
     return v
 
 
-def _dose_for_rate(rate, conc):
-    """Smallest dose (ng/day) whose rate rounds to >= rate: names the limit in dose terms."""
-    return (rate * 6 * conc - 3 * conc + 249) // 250
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _check_basal_volume(field, dose, conc):
+    """A basal dose (ng/day) against the device's basal volume range, on the exact daily volume
+    (dose * 1000 / conc nL; never a rounded rate). The limit is named as a dose."""
+    if dose and dose * 1000 < MIN_BASAL_NL_PER_DAY * conc:
+        raise LimitError(field, dose, _ceil_div(MIN_BASAL_NL_PER_DAY * conc, 1000),
+                         "gives %d nL/day (%d nL/h), under the device minimum %d nL/day; minimum"
+                         % (dose * 1000 // conc, rate_nl_per_h(dose, conc), MIN_BASAL_NL_PER_DAY))
+    if dose * 1000 > MAX_BASAL_NL_PER_DAY * conc:
+        raise LimitError(field, dose, MAX_BASAL_NL_PER_DAY * conc // 1000,
+                         "gives %d nL/day (%d nL/h), over the basal maximum %d nL/day; maximum"
+                         % (_ceil_div(dose * 1000, conc), rate_nl_per_h(dose, conc), MAX_BASAL_NL_PER_DAY))
 
 
 class _Bolus:
@@ -135,7 +148,7 @@ def _check_volume(dose_ng, conc, field):
     v = volume_nl(dose_ng, conc)
     if v < 1:
         raise LimitError(field, dose_ng, (conc + 1999) // 2000, "under 1 nL at this concentration; minimum")
-    if v > MAX_BOLUS_NL:
+    if dose_ng * 1000 > MAX_BOLUS_NL * conc:  # the exact volume: the rounded one may sit at the limit
         raise LimitError(field, dose_ng, MAX_BOLUS_NL * conc // 1000,
                          "over the %d nL bolus volume limit; maximum" % MAX_BOLUS_NL)
     return v
@@ -196,22 +209,15 @@ class Therapy:
             fields = ["dose_ng_per_day"]
         rates = []
         for i in range(len(doses)):
-            r = rate_nl_per_h(doses[i], conc)
-            if doses[i] and r < MIN_BASAL_NL_PER_H:
-                raise LimitError(fields[i], doses[i], _dose_for_rate(MIN_BASAL_NL_PER_H, conc),
-                                 "gives %d nL/h, under the device minimum %d nL/h; minimum"
-                                 % (r, MIN_BASAL_NL_PER_H))
-            if r > MAX_BASAL_NL_PER_H:
-                raise LimitError(fields[i], doses[i], _dose_for_rate(MAX_BASAL_NL_PER_H + 1, conc) - 1,
-                                 "gives %d nL/h, over the basal maximum %d nL/h; maximum"
-                                 % (r, MAX_BASAL_NL_PER_H))
-            rates.append(r)
+            _check_basal_volume(fields[i], doses[i], conc)
+            rates.append(rate_nl_per_h(doses[i], conc))
         self.starts_ms = starts
         self.rates = rates
         self.doses = doses
         basal_max = max(rates)
 
-        # daily totals: basal over each step's share of the day, then boluses
+        # daily totals: basal over each step's share of the day, then boluses. day_vol is what the pump
+        # delivers (rounded rates and bolus volumes); the volume limit is checked on the exact volume.
         dose_min_x1440 = 0  # ng/day * min
         vol_nl_x60 = 0  # nL/h * min
         for i in range(len(starts)):
@@ -221,6 +227,7 @@ class Therapy:
             vol_nl_x60 += rates[i] * mins
         day_dose = dose_min_x1440 // MIN_PER_DAY
         day_vol = vol_nl_x60 // 60
+        bolus_ng = 0  # boluses at their daily maximum, ng
 
         self.periodic = None
         self._period_ms = 0
@@ -237,6 +244,7 @@ class Therapy:
             n = 24 // every
             day_dose += n * pb.dose_ng
             day_vol += n * pb.volume_nl
+            bolus_ng += n * pb.dose_ng
         if day_dose < lim[2]:
             raise LimitError("total_ng_per_day", day_dose, lim[2], "below the minimum daily dose of " + drug)
 
@@ -250,11 +258,14 @@ class Therapy:
             pb.max_per_day = _int(p, "max_per_day", 1, MAX_PATIENT_PER_DAY, "patient_bolus.")
             day_dose += pb.max_per_day * pb.dose_ng
             day_vol += pb.max_per_day * pb.volume_nl
+            bolus_ng += pb.max_per_day * pb.dose_ng
         if day_dose > lim[3]:
             raise LimitError("total_ng_per_day", day_dose, lim[3],
                              "basal + boluses over the maximum daily dose of " + drug)
-        if day_vol > MAX_DAILY_NL:
-            raise LimitError("total_nl_per_day", day_vol, MAX_DAILY_NL,
+        # exact daily volume = (dose_min_x1440 / 1440 + bolus_ng) * 1000 / conc nL, compared in integers
+        exact_x = (dose_min_x1440 + bolus_ng * MIN_PER_DAY) * 1000  # nL * conc * 1440
+        if exact_x > MAX_DAILY_NL * conc * MIN_PER_DAY:
+            raise LimitError("total_nl_per_day", _ceil_div(exact_x, conc * MIN_PER_DAY), MAX_DAILY_NL,
                              "basal + boluses over the device daily volume maximum")
         self.day_dose_ng = day_dose
         self.day_volume_nl = day_vol
@@ -474,9 +485,9 @@ class Therapy:
             conc = old.conc_ug_per_ml
             starts = self.starts_ms
             rates = [rate_nl_per_h(d, conc) for d in self.doses]
-            for i in range(len(rates)):
-                if rates[i] > MAX_BASAL_NL_PER_H:
-                    raise LimitError("bridge.rate_nl_per_h", rates[i], MAX_BASAL_NL_PER_H,
+            for dose in self.doses:
+                if dose * 1000 > MAX_BASAL_NL_PER_DAY * conc:  # exact, as the prescription's own check
+                    raise LimitError("bridge.nl_per_day", _ceil_div(dose * 1000, conc), MAX_BASAL_NL_PER_DAY,
                                      "the new dose through the old %d ug/mL is over the basal maximum"
                                      % conc)
         else:

@@ -118,17 +118,57 @@ def test_every_top_level_limit():
     assert e.field == "prescription"
 
 
-def test_basal_rate_device_limits():
-    # 40 ug/day at 1 mg/mL = 1667 nL/h, under the 2000 nL/h minimum; the limit is named as a dose
-    e = refused(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=40000), "dose_ng_per_day")
-    assert e.limit == 47988 and T.rate_nl_per_h(e.limit, 1000) == drugs.MIN_BASAL_NL_PER_H
-    assert T.rate_nl_per_h(e.limit - 1, 1000) < drugs.MIN_BASAL_NL_PER_H
-    assert "nL/h" in str(e)
-    T.Therapy(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=50000))
-    # 1.1 mL/day of basal
-    e = refused(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=11000000), "dose_ng_per_day")
-    assert T.rate_nl_per_h(e.limit, 10000) <= drugs.MAX_BASAL_NL_PER_H
-    assert T.rate_nl_per_h(e.limit + 1, 10000) > drugs.MAX_BASAL_NL_PER_H
+def test_device_volume_limits_are_consistent():
+    assert drugs.MAX_BASAL_NL_PER_H * 24 == drugs.MAX_BASAL_NL_PER_DAY <= drugs.MAX_DAILY_NL
+    assert drugs.MIN_BASAL_NL_PER_H * 24 == drugs.MIN_BASAL_NL_PER_DAY
+    # a bolus always has room over the largest basal; rates stay in dosing's int range
+    assert drugs.MAX_BASAL_NL_PER_H < drugs.MAX_RATE_NL_PER_H <= 1000000
+
+
+def test_basal_minimum_is_exact():
+    # 0.048 mL/day of hydromorphone at 0.501 mg/mL is 24.048 ug/day exactly: at the limit passes,
+    # 1 ng under (47998 nL/day) is refused though its rate rounds to the 2000 nL/h minimum
+    hm = {"drug": "hydromorphone", "conc_ug_per_ml": 501}
+    th = T.Therapy(rx_cont(dose_ng_per_day=24048, **hm))
+    assert th.rates == [drugs.MIN_BASAL_NL_PER_H]
+    T.Therapy(rx_cont(dose_ng_per_day=24049, **hm))
+    e = refused(rx_cont(dose_ng_per_day=24047, **hm), "dose_ng_per_day")
+    assert e.value == 24047 and e.limit == 24048
+    assert "47998 nL/day" in str(e) and "under the device minimum 48000 nL/day" in str(e)
+    assert T.rate_nl_per_h(24047, 501) == drugs.MIN_BASAL_NL_PER_H
+
+
+def test_basal_maximum_is_exact():
+    # 12 mL/day at 1 mg/mL = 12 mg/day: at the limit passes (500000 nL/h), 1 ng over is refused
+    th = T.Therapy(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=12000000))
+    assert th.rates == [drugs.MAX_BASAL_NL_PER_H] and th.day_volume_nl == drugs.MAX_DAILY_NL
+    T.Therapy(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=11999999))
+    e = refused(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=12000001), "dose_ng_per_day")
+    assert e.value == 12000001 and e.limit == 12000000
+    assert "12000001 nL/day" in str(e) and "over the basal maximum 12000000 nL/day" in str(e)
+    # a flex step at 1.001 mg/mL: 1 ng over is 0.999 nL/day over, though its rate still rounds to 500000
+    steps = [{"start_min": 0, "dose_ng_per_day": 500000}, {"start_min": 60, "dose_ng_per_day": 12012000}]
+    th = T.Therapy(rx_flex(drug="morphine", conc_ug_per_ml=1001, flex=steps))
+    assert th.rates[1] == drugs.MAX_BASAL_NL_PER_H
+    steps[1]["dose_ng_per_day"] = 12012001
+    e = refused(rx_flex(drug="morphine", conc_ug_per_ml=1001, flex=steps), "flex[1].dose_ng_per_day")
+    assert e.value == 12012001 and e.limit == 12012000
+    assert T.rate_nl_per_h(12012001, 1001) == drugs.MAX_BASAL_NL_PER_H
+
+
+def test_one_ml_per_day_is_accepted():
+    # exactly 1 mL/day rounds to 41667 nL/h: once refused against a 41666 nL/h limit
+    th = T.Therapy(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=10000000))
+    assert th.rates == [41667] and th.day_dose_ng == 10000000
+
+
+def test_five_ml_per_day_is_programmable():
+    # the accuracy run's 5 mL/day: morphine 5 mg/day at 1 mg/mL, dilute baclofen 500 ug/day at 100 ug/mL
+    th = T.Therapy(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=5000000))
+    assert th.rates == [208333] and th.day_volume_nl == 4999992  # 208333 nL/h x 24 h
+    th = T.Therapy(rx_cont(drug="baclofen", conc_ug_per_ml=100, dose_ng_per_day=500000,
+                           patient_bolus=patient(dose_ng=50000, duration_min=60, max_per_day=4)))
+    assert th.rates == [208333] and th.patient.volume_nl == 500000
 
 
 def test_daily_dose_floor():
@@ -224,12 +264,39 @@ def test_periodic_limits():
     assert e.limit == 48
     p["duration_min"] = 48
     T.Therapy(rx_periodic(periodic=p))
-    p = {"dose_ng": 300000, "every_h": 8, "start_min": 0, "duration_min": 60}
-    refused(rx_periodic(periodic=p), "total_nl_per_day")  # 3 x 0.6 mL
+    # the bolus volume limit on the exact volume: 1 mL at 1.999 mg/mL is 1999 ug; 1 ng more is 0.5 nL over
+    p = {"dose_ng": 1999000, "every_h": 24, "start_min": 0, "duration_min": 60}
+    th = T.Therapy(rx_periodic(conc_ug_per_ml=1999, periodic=p))
+    assert th.periodic.volume_nl == drugs.MAX_BOLUS_NL
+    p["dose_ng"] = 1999001
+    e = refused(rx_periodic(conc_ug_per_ml=1999, periodic=p), "periodic.dose_ng")
+    assert e.value == 1999001 and e.limit == 1999000
     p = {"dose_ng": 50000, "every_h": 6, "start_min": 0, "duration_min": 10, "x": 1}
     refused(rx_periodic(periodic=p), "periodic.x")
     refused(rx_periodic(periodic=None), "periodic")
     refused(rx_cont(periodic={}), "periodic")
+
+
+def test_total_daily_volume_limit_is_exact():
+    # 12 x 1 mL periodic boluses of dilute baclofen (50 ug/mL) is exactly the 12 mL day
+    p = {"dose_ng": 50000, "every_h": 2, "start_min": 0, "duration_min": 60}
+    th = T.Therapy(rx_periodic(conc_ug_per_ml=50, periodic=p))
+    assert th.day_volume_nl == drugs.MAX_DAILY_NL
+    p["dose_ng"] = 49999  # just below
+    T.Therapy(rx_periodic(conc_ug_per_ml=50, periodic=p))
+    p["dose_ng"] = 50000  # plus the smallest background basal (48 uL/day): over
+    p["duration_min"] = 61  # room for the basal under the hard rate
+    e = refused(rx_periodic(conc_ug_per_ml=50, dose_ng_per_day=2400, periodic=p), "total_nl_per_day")
+    assert e.value == 12048000 and e.limit == drugs.MAX_DAILY_NL
+    assert "daily volume maximum" in str(e)
+    # fractions of a nL count: at 1.001 mg/mL a 12.012 mg/day basal is exactly 12 mL/day, and a 1 ng patient
+    # bolus (0.999 nL, rounded to 1 nL) takes the day over; 1 ng less basal brings it to exactly 12 mL
+    pb = patient(dose_ng=1, duration_min=1, lockout_min=60, max_per_day=1)
+    e = refused(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12012000, patient_bolus=pb), "total_nl_per_day")
+    assert e.value == 12000001 and e.limit == 12000000
+    th = T.Therapy(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12011999, patient_bolus=pb))
+    assert th.patient.volume_nl == 1
+    T.Therapy(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12011998, patient_bolus=pb))
 
 
 def test_total_daily_dose_counts_basal_and_boluses_together():
@@ -386,11 +453,13 @@ def test_bridge_flex_uses_new_doses_through_old_concentration():
 
 def test_bridge_rate_over_limit_refused():
     old = T.Therapy(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=500000))
-    new = T.Therapy(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=1500000))  # 62.5 uL/h at 1 mg/mL
+    new = T.Therapy(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=12000001))  # 12.000001 mL/day at 1 mg/mL
     e = raises(T.LimitError, new.start_bridge, old, 0)
-    assert e.field == "bridge.rate_nl_per_h" and e.limit == drugs.MAX_BASAL_NL_PER_H
+    assert e.field == "bridge.nl_per_day" and e.value == 12000001 and e.limit == drugs.MAX_BASAL_NL_PER_DAY
     assert new.bridge_left_nl == 0
     raises(T.LimitError, new.start_bridge, old, -1)
+    new = T.Therapy(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=12000000))  # exactly at the limit
+    assert new.start_bridge(old, 0) == 200000 and new.rate_nl_per_h(0) == drugs.MAX_BASAL_NL_PER_H
 
 
 def test_bolus_during_bridge_uses_old_concentration_for_the_old_fluid():
