@@ -173,10 +173,16 @@ def cmd_refill(a) -> int:
 
 
 def cmd_calibrate(a) -> int:
-    from .session import calibrate_args
+    from .session import calibrate_args, mass_to_nl
 
+    args = calibrate_args(a.measured_ul, a.steps, a.mass_mg, a.water_temp_c)  # bad input: nothing sent
+    if a.mass_mg is not None:
+        t = 20 if a.water_temp_c is None else a.water_temp_c
+        nl, dens = mass_to_nl(a.mass_mg, t)
+        print(f"{a.mass_mg} mg of water at {t} C, density {dens // 10**6}.{dens % 10**6:06d} mg/uL: "
+              f"{nl // 1000}.{nl % 1000:03d} uL ({nl} nL, rounded up) over {a.steps} steps")
     with _session(a) as s:
-        r = s.change("calibrate", calibrate_args(a.measured_ul, a.steps))
+        r = s.change("calibrate", args)
     print(f"calibrated: {r['pl_per_step']} pL/step (was {r['previous_pl_per_step']})")
     return 0
 
@@ -325,9 +331,12 @@ def add_commands(sub, with_port) -> None:
     sp.add_argument("--rx", metavar="FILE.toml", help="the prescription for a new drug/concentration")
     sp.set_defaults(func=cmd_refill)
 
-    sp = with_port(sub.add_parser("calibrate", help="set volume per step from a measured volume"))
-    sp.add_argument("--measured-ul", required=True, help="volume measured (uL, e.g. weighed)")
-    sp.add_argument("--steps", type=int, required=True, help="microsteps that delivered it")
+    sp = with_port(sub.add_parser("calibrate", help="set volume per step from a weighed delivery "
+                                                    "(docs/hardware.md: Calibration)"))
+    sp.add_argument("--mass-mg", help="mass of water delivered, as the balance reads it (mg)")
+    sp.add_argument("--water-temp-c", help="water temperature for its density, 15-30 C (default 20)")
+    sp.add_argument("--measured-ul", help="or: the volume delivered, already in uL")
+    sp.add_argument("--steps", type=int, required=True, help="confirmed microsteps that delivered it")
     sp.set_defaults(func=cmd_calibrate)
 
     sp = with_port(sub.add_parser("suspend", help="suspend delivery"))

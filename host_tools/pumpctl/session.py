@@ -113,10 +113,53 @@ def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, 
     return a
 
 
-def calibrate_args(measured_ul: str, steps: int) -> dict:
+# Density of air-free water at 1 atm, ug per mL (= 1e-6 mg/uL), whole degrees 15-30 C: Kell's equation on
+# ITS-90 (Bettin and Spieweck), as tabulated in the CRC Handbook of Chemistry and Physics (53rd ed., p. F-4:
+# 15.0 C 0.999099 g/mL) and in IP Standard Methods 1998, Appendix G. Later CRC editions (IAPWS) differ by
+# at most 4 ppm (20 C: 0.998207), below a 1 mg balance's resolution on a 3 g weighing.
+WATER_UG_PER_ML = {15: 999099, 16: 998942, 17: 998774, 18: 998595, 19: 998404, 20: 998203, 21: 997991,
+                   22: 997769, 23: 997537, 24: 997295, 25: 997043, 26: 996782, 27: 996511, 28: 996232,
+                   29: 995943, 30: 995645}
+WATER_T_MIN_C = min(WATER_UG_PER_ML)
+WATER_T_MAX_C = max(WATER_UG_PER_ML)
+
+
+def water_density_ug_per_ml(temp_c: str | int) -> int:
+    """Water density at temp_c (decimal, 0.1 C resolution, 15..30), interpolated between whole degrees
+    and rounded DOWN (a lighter water reads as more volume: the calibration never under-counts)."""
+    t10 = parse_amount(temp_c, 10, "--water-temp-c", minimum=-(10**9))
+    if not WATER_T_MIN_C * 10 <= t10 <= WATER_T_MAX_C * 10:
+        raise PumpctlError(f"--water-temp-c {temp_c}: outside the density table "
+                           f"({WATER_T_MIN_C}..{WATER_T_MAX_C} C); bring the water to room temperature")
+    i, tenths = divmod(t10, 10)
+    d = WATER_UG_PER_ML[i]
+    if tenths:
+        d -= -(-(d - WATER_UG_PER_ML[i + 1]) * tenths // 10)
+    return d
+
+
+def mass_to_nl(mass_mg: str, water_temp_c: str | int = 20) -> tuple[int, int]:
+    """A weighed mass of water -> (volume in nL rounded UP, density used in ug/mL). Rounded up as the
+    firmware's calibrate rounds pl_per_step up: counting a little more per step never under-counts."""
+    mass_ug = parse_amount(mass_mg, 1000, "--mass-mg")
+    dens = water_density_ug_per_ml(water_temp_c)
+    return -(-mass_ug * 1_000_000 // dens), dens
+
+
+def calibrate_args(measured_ul: str | None, steps: int, mass_mg: str | None = None,
+                   water_temp_c: str | int | None = None) -> dict:
+    """The calibrate op's args from a measured volume (--measured-ul) or a weighed mass of water
+    (--mass-mg, at --water-temp-c, default 20 C), and the confirmed microsteps that delivered it."""
     if steps < 1:
         raise PumpctlError(f"calibrate: --steps {steps} must be at least 1")
-    return {"measured_nl": parse_amount(measured_ul, 1000, "--measured-ul"), "steps": steps}
+    if (measured_ul is None) == (mass_mg is None):
+        raise PumpctlError("calibrate: give either --mass-mg X (weighed water) or --measured-ul V, not both")
+    if mass_mg is None:
+        if water_temp_c is not None:
+            raise PumpctlError("calibrate: --water-temp-c goes with --mass-mg (a volume needs no density)")
+        return {"measured_nl": parse_amount(str(measured_ul), 1000, "--measured-ul"), "steps": steps}
+    nl = mass_to_nl(mass_mg, 20 if water_temp_c is None else water_temp_c)[0]
+    return {"measured_nl": nl, "steps": steps}
 
 
 def time_sync_args(now_s: float | None = None, tz_min: int | None = None) -> dict:

@@ -77,6 +77,38 @@ def test_bolus_arguments():
             session.bolus_args(**kw)
 
 
+def test_water_density_table_and_interpolation():
+    assert session.water_density_ug_per_ml("20") == 998203 and session.water_density_ug_per_ml(15) == 999099
+    assert session.water_density_ug_per_ml("30") == 995645
+    # 20.5 C: halfway between 998203 and 997991 is 998097, rounded down (more volume, never less)
+    assert session.water_density_ug_per_ml("20.5") == 998097
+    assert session.water_density_ug_per_ml("20.3") == 998203 - 64  # 63.6 rounded up off the density
+    prev = 10**6
+    for t in range(150, 301):  # strictly decreasing over the table's range, in 0.1 C steps
+        d = session.water_density_ug_per_ml(f"{t // 10}.{t % 10}")
+        assert 995000 < d < prev
+        prev = d
+
+
+def test_mass_becomes_nl_through_the_density_rounded_up():
+    # 3210 mg at 20 C: 3210 / 0.998203 = 3215.7789 uL -> 3215779 nL (up); 1 mg is not 1 uL
+    assert session.mass_to_nl("3210", "20") == (3215779, 998203)
+    assert session.mass_to_nl("3210", 25) == (3219521, 997043)  # 3219.5201: warmer water, more volume
+    assert session.mass_to_nl("998.203", 20) == (1_000_000, 998203)  # exact: no rounding
+    assert session.mass_to_nl("998.204", 20)[0] == 1_000_002  # 1000001.002 rounds up
+    assert session.calibrate_args(None, 192000, "9630.5") == {"measured_nl": 9647838, "steps": 192000}
+    assert session.calibrate_args(None, 192000, "9630.5", "22.5")["measured_nl"] == 9653156  # 0.997653 at 22.5 C
+    assert session.calibrate_args("210", 10000) == {"measured_nl": 210000, "steps": 10000}  # the volume form
+    for args, msg in (((None, 100, "0"), "at least"), ((None, 100, "-3"), "at least"),
+                      ((None, 100, "abc"), "not a number"), ((None, 100, "5", "14.9"), "outside the density table"),
+                      ((None, 100, "5", "30.1"), "15..30 C"), ((None, 100, "5", "-4"), "outside"),
+                      ((None, 100, "5", "nan"), "not a number"), ((None, 100, "5", "20.05"), "finer"),
+                      (("5", 100, "5"), "either"), ((None, 100), "either"),
+                      (("5", 100, None, "20"), "goes with --mass-mg"), ((None, 0, "5"), "--steps")):
+        with pytest.raises(PumpctlError, match=msg):
+            session.calibrate_args(*args)
+
+
 def test_time_sync_uses_the_host_clock_and_offset():
     assert session.time_sync_args(1704090600.7, 60) == {"unix_s": 1704090600, "tz_min": 60}
     a = session.time_sync_args()
@@ -151,7 +183,12 @@ def test_bad_input_sends_nothing_and_costs_no_counter(board, capsys):
                  ("refill", "--drug", "x", "--conc-ug-per-ml", "1.5", "--added-ml", "1", "--removed-ml", "0"),
                  ("refill", "--drug", "x", "--conc-ug-per-ml", "10", "--added-ml", "0", "--removed-ml", "0"),
                  ("calibrate", "--measured-ul", "1e-9", "--steps", "10"),
-                 ("calibrate", "--measured-ul", "100", "--steps", "0")):
+                 ("calibrate", "--measured-ul", "100", "--steps", "0"),
+                 ("calibrate", "--mass-mg", "0", "--steps", "10000"),
+                 ("calibrate", "--mass-mg", "-210", "--steps", "10000"),
+                 ("calibrate", "--mass-mg", "210", "--water-temp-c", "35", "--steps", "10000"),
+                 ("calibrate", "--mass-mg", "210", "--measured-ul", "210", "--steps", "10000"),
+                 ("calibrate", "--steps", "10000")):
         rc, out, err = pc(capsys, *args)
         assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
     assert board.written == [] and board.ks.counters() == {"patient": 0, "clinician": 0, "service": 0}
@@ -164,6 +201,15 @@ def test_suspend_resume_calibrate_time_ack_service(board, capsys):
     assert pc(capsys, "resume")[1].strip() == "delivery resumed"
     rc, out, err = pc(capsys, "calibrate", "--measured-ul", "210", "--steps", "10000")
     assert rc == 0 and "21000 pL/step (was 20000)" in out
+    # the mass the balance reads: 210 mg at 22 C is 210.467 uL (density 0.997769), 21047 pL/step (up)
+    rc, out, err = pc(capsys, "calibrate", "--mass-mg", "210", "--water-temp-c", "22", "--steps", "10000")
+    assert rc == 0, err
+    assert "density 0.997769 mg/uL" in out and "210.470 uL (210470 nL, rounded up)" in out
+    assert "21047 pL/step (was 21000)" in out
+    assert sent(board)[-1] == ("calibrate", {"measured_nl": 210470, "steps": 10000}, "clinician")
+    assert board.app.pump.dosing.pl_per_step == 21047
+    rc, out, err = pc(capsys, "calibrate", "--mass-mg", "209.6", "--steps", "10000")  # 20 C by default
+    assert rc == 0 and "density 0.998203 mg/uL" in out and sent(board)[-1][1]["measured_nl"] == 209978
     rc, out, err = pc(capsys, "time", "sync")
     assert rc == 0 and "board clock set to" in out and board.app.time_source == "host"
     rc, out, err = pc(capsys, "ack", "OCCLUSION")
