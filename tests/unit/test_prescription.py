@@ -36,6 +36,21 @@ def test_example_contents():
     assert P.summary(rx)["basal_nl_per_h"][0] == 10417  # 500 ug/day at 2 mg/mL
     rx = P.load(REPO_ROOT / "examples" / "hydromorphone_patient_bolus.toml")
     assert rx["patient_bolus"] == {"dose_ng": 25000, "duration_min": 10, "lockout_min": 120, "max_per_day": 4}
+    s = P.summary(P.load(REPO_ROOT / "examples" / "baclofen_dilute_5ml_per_day.toml"))
+    assert s["basal_nl_per_h"] == [208333] and s["day_volume_nl"] == 4999992  # 5 mL/day, rate rounded down
+
+
+def test_volume_limits_are_exact_on_the_host_too():
+    """The host validates with the firmware module: at the 12 mL/day limit passes, 1 ng over is refused
+    with the field, value and limit the pump would report."""
+    at = BASE.replace("10_000", "1_000").replace("1_000_000", "12_000_000")
+    assert P.summary(P.loads(at))["basal_nl_per_h"] == [500000]
+    P.loads(at.replace("12_000_000", "11_999_999"))
+    with pytest.raises(P.PrescriptionError) as ei:
+        P.loads(at.replace("12_000_000", "12_000_001"))
+    assert (ei.value.field, ei.value.value, ei.value.limit) == ("dose_ng_per_day", 12000001, 12000000)
+    assert "over the basal maximum 12000000 nL/day" in str(ei.value)
+    P.loads(BASE.replace("1_000_000", "10_000_000"))  # exactly 1 mL/day (41666.67 nL/h): accepted
 
 
 def test_validation_is_the_firmware_module():
