@@ -7,7 +7,10 @@
 # pulls the pressure towards zero. Two one-sided CUSUMs watch r: a fast one per tick (fast rates: the
 # ramp is steep) and a slow one on 16-tick means (slow rates: single stairs, 4x less noise). An alarm
 # needs the rise to have happened while steps were delivered, so a back-pressure bump between steps is
-# not an occlusion until pumping continues into it.
+# not an occlusion until pumping continues into it. A reading that repeats the last one (the first sign
+# of a frozen ADC) feeds no statistic. A leak is a fall below half the baseline learnt after priming
+# (the baseline carries the sensor's offset, so an absolute "near zero" alone misses it on some units);
+# a smaller settled fall is a new tip pressure, relearnt.
 #
 # Integer only (Pa, nL, steps, Q8/Q16 fixed point), nothing allocated per tick.
 try:
@@ -40,6 +43,7 @@ _RS_HALF = const(1 << (_RS_SHIFT - 1))
 # CUSUM tuning in units of the estimated noise sigma (x8 to stay integer). Chosen with bench/occlusion.py:
 # zero false alarms in 30 simulated days at each rate, then as fast as that allows.
 _KF_X8 = const(12)  # fast: allowance 1.5 sigma per tick (near-optimal for a ramp of 0.5 sigma/tick)
+_KO_X8 = const(8)  # onset tracker: allowance 1 sigma
 _HF_X8 = const(56)  # fast: threshold 7 sigma (white-noise ARL ~1e10 ticks, Siegmund's approximation)
 _KS_X8 = const(12)  # slow: allowance 1.5 sigma_w per window
 _HS_X8 = const(80)  # slow: threshold 10 sigma_w
@@ -99,6 +103,7 @@ class Detector:
         self._sabs = n * 289 >> 8  # EWMA of |successive difference| = 1.128 sigma
         self._swabs = self._sabs >> 2
         self.b_q8 = 0  # baseline pressure (learned tip pressure + offset)
+        self.bref_q8 = 0  # the baseline when it armed (after priming): what a leak is judged against
         self._bshift = 0
         self._bn = 0
         self.x_q8 = 0  # expected pressure above baseline from recent steps
@@ -111,7 +116,10 @@ class Detector:
         self.ss = 0
         self.sl = 0
         self._f_steps = 0
+        self._so = 0
+        self._o_steps = 0
         self._s_steps = 0
+        self._s_all = 0
         self._l_steps = 0
         self._wsum = 0
         self._wsteps = 0
@@ -146,6 +154,15 @@ class Detector:
         res = self._follow(p_q8, x)
         if res != _GO:
             return res
+        if self._same_n:
+            # The reading repeats the last one: the first sign of a frozen ADC (a live, dithered reading
+            # repeats on a few % of ticks). It feeds no statistic, so a freeze can neither raise an
+            # occlusion or leak before SENSOR nor leave a CUSUM half way to one when the sensor returns.
+            # Its steps still count.
+            self._wsteps += steps_confirmed
+            if self.sf > 0:
+                self._f_steps += steps_confirmed
+            return OK
         r = self._r
         # -- noise estimates (open line only)
         d = r - self._r_prev
@@ -169,23 +186,39 @@ class Detector:
                 if self._bn >= (1 << bs):
                     self._bshift = bs + 1
                     self._bn = 0
+                    if bs + 1 == _ARM_SHIFT:
+                        self.bref_q8 = self.b_q8
         if self._bshift < _ARM_SHIFT:
             return OK
         m = self.xavg_q8 * _MODEL_X8 >> 3
+        # -- onset tracker: a CUSUM with half the noise as allowance leaves zero near the start of a
+        # ramp (the alarm CUSUM, with its larger allowance, only once the ramp is steep); the steps since
+        # it left zero are the volume pumped into the blocked line when the fast CUSUM alarms
+        so = self._so + r - (sig * _KO_X8 >> 3)
+        if so <= 0:
+            so = 0
+            self._o_steps = 0
+        else:
+            self._o_steps += steps_confirmed
+            if so > sig << 5:  # bounded: a long excursion of a slow rate must not grow it without end
+                so = sig << 5
+        self._so = so
         # -- fast CUSUM, every tick
         sf = self.sf + r - (sig * _KF_X8 >> 3)
         if sf <= 0:
             sf = 0
             self._f_steps = 0
         else:
-            if r > (sig * _KF_X8 >> 3):  # only steps pumped into a rising residual count
-                self._f_steps += steps_confirmed
+            # steps since it left zero: they need not each meet a rising residual (at fast rates most
+            # of a ramp's steps land on noise-low ticks); a frozen reading feeds no CUSUM (above)
+            self._f_steps += steps_confirmed
             hf = sig * _HF_X8 >> 3
             if sf > hf:
                 sf = hf
                 if self._f_steps >= _MIN_STEPS:
                     self.sf = sf
-                    return self._alarm(self._f_steps)
+                    n = self._o_steps
+                    return self._alarm(n if n > self._f_steps else self._f_steps)
         self.sf = sf
         # -- slow CUSUMs on 16-tick means
         self._wsteps += steps_confirmed
@@ -223,11 +256,14 @@ class Detector:
         if ss <= 0:
             ss = 0
             self._s_steps = 0
-        elif ss > hw:
-            ss = hw
-            if self._s_steps >= _MIN_STEPS:
-                self.ss = ss
-                return self._alarm(self._s_steps)
+            self._s_all = 0
+        else:
+            self._s_all += n  # every step since it left zero: the volume pumped into the rise
+            if ss > hw:
+                ss = hw
+                if self._s_steps >= _MIN_STEPS:
+                    self.ss = ss
+                    return self._alarm(self._s_all)
         self.ss = ss
         sl = self.sl - rw - kw
         if sl <= 0:
@@ -235,13 +271,14 @@ class Detector:
             self._l_steps = 0
         elif sl > hw:
             sl = hw
-            if self._l_steps >= _MIN_STEPS and self.pw_q8 < self.leak_zero_q8:
+            pw = self.pw_q8
+            if self._l_steps >= _MIN_STEPS and (pw < self.leak_zero_q8 or pw < self.bref_q8 >> 1):
                 self.state = LEAK
                 self._clear_n = 0
                 self.sl = sl
                 return LEAK
             if self._l_steps >= _MIN_STEPS:
-                # the line pressure settled lower but not near zero (tip pressure fell): learn it
+                # settled lower, above half the primed baseline (the tip pressure fell): learn it
                 self.b_q8 += rw
                 self.rs_q8 = 0
                 sl = 0
@@ -327,7 +364,10 @@ class Detector:
         self.ss = 0
         self.sl = 0
         self._f_steps = 0
+        self._so = 0
+        self._o_steps = 0
         self._s_steps = 0
+        self._s_all = 0
         self._l_steps = 0
         self._wsum = 0
         self._wsteps = 0
@@ -373,5 +413,6 @@ class Detector:
         return OK
 
     def missed_nl(self):
-        """Drug pumped into the line since the rise began (not delivered yet): onset steps x volume."""
+        """Drug pumped into the line since the rise began (not delivered yet): steps since the alarm's
+        CUSUM (fast alarm: the onset tracker's, when larger) left zero, x volume per step."""
         return self.onset_steps * self.pl_per_step // 1000

@@ -13,8 +13,9 @@ TIP = 1000  # Pa
 class Line:
     """A line the way the detector models it, with deterministic noise (LCG, same on both interpreters)."""
 
-    def __init__(self, seed=1, noise=NOISE):
+    def __init__(self, seed=1, noise=NOISE, offset=0):
         self.p = TIP * 1.0
+        self.offset = offset  # the sensor's zero error, Pa
         self.s = seed
         self.noise = noise
         self.occluded = False
@@ -34,7 +35,7 @@ class Line:
             self.p *= 0.05
         elif not self.occluded:
             self.p = TIP + (self.p - TIP) * 2.718281828 ** (-dt / self.tau)
-        return int(self.p + self.noise * self._gauss())
+        return int(self.p + self.offset + self.noise * self._gauss())
 
 
 def make(**kw):
@@ -200,12 +201,12 @@ def test_sensor_missing_or_frozen():
     line = Line(seed=29)
     feed(d, line, 300, every=5)
     assert d.update(None, 0, 0) == occ.SENSOR
-    # A frozen ADC: only the repeats prove it. Before they do, a frozen offset may look like a pressure
-    # rise to the slow CUSUM; an occlusion alarm then is acceptable (the motor stops either way).
+    # A frozen ADC: only the repeats prove it, and a repeated reading feeds no statistic, so the frozen
+    # value (here 11 sigma high) is never called an occlusion first
     r = occ.OK
     for i in range(60):
         r = d.update(1234, 0, 0)
-        assert r in (occ.OK, occ.OCCLUSION, occ.SENSOR), occ.NAMES[r]
+        assert r in (occ.OK, occ.SENSOR), occ.NAMES[r]
         if r == occ.SENSOR:
             break
     assert r == occ.SENSOR and i == 50, i  # the first 1234 is a change, then 50 repeats
@@ -238,3 +239,98 @@ def test_update_allocates_nothing():
             d.update(readings[i], n, n)
     finally:
         micropython.heap_unlock()
+
+
+def test_frozen_sensor_while_pumping_is_a_sensor_fault_only_and_leaves_no_stale_statistics():
+    """Issue 4: a reading frozen a little above the baseline while the pump runs gave OCCLUSION before
+    SENSOR, or a CUSUM left near its threshold that fired on the first steps after recovery."""
+    d = make()
+    line = Line(seed=41)
+    feed(d, line, 3000, every=5)
+    frozen = (d.b_q8 >> 8) + 3 * NOISE  # one unlucky reading, 3 sigma high, then stuck
+    r = occ.OK
+    for i in range(200):
+        n = 1 if i % 5 == 0 else 0
+        line.step(n)  # the line goes on; the sensor does not see it
+        r = d.update(frozen, n, n)
+        assert r in (occ.OK, occ.SENSOR), (i, occ.NAMES[r])
+        if r == occ.SENSOR:
+            break
+    assert r == occ.SENSOR and i == 100, i
+    for _ in range(30):  # the app stops the motor; the sensor comes back
+        assert d.update(line.step(0), 0, 0) == occ.OK
+    feed(d, line, 3000, every=5)  # delivery resumes: no occlusion (asserts OK throughout)
+
+
+def test_fast_rise_counts_every_step_since_the_cusum_left_zero():
+    """Issue 4 (5 mL/day worst case): at fast rates a ramp's steps land on ticks whose residual is low by
+    noise; counting only steps on high-residual ticks held the alarm back (here: for ever)."""
+    d = make()
+    line = Line(seed=43)
+    feed(d, line, 3000, every=2)
+    sig = d.sig_q8 >> 8
+    got = None
+    for i in range(40):
+        n = 1 if i % 2 == 0 else 0
+        # the reading the detector expects, plus 1 sigma on step ticks and 6 sigma between them
+        x = (d.x_q8 * d._a_q16 >> 16) + n * d._dp_q8
+        p = (d.b_q8 + x >> 8) + (sig if n else 6 * sig) + (i & 1)  # never twice the same reading
+        if d.update(p, n, n) == occ.OCCLUSION:
+            got = i
+            break
+    assert got is not None and got < 10, got
+
+
+def occlusion_missed(every, seed, noise):
+    """Occlusion at a known tick: (steps pumped since it began, the detector's missed_nl() at the alarm)."""
+    d = occ.Detector(PL, C, R, noise)
+    line = Line(seed=seed, noise=noise)
+    feed(d, line, 3000, every=every)
+    line.occluded = True
+    steps = 0
+    for i in range(20000):
+        n = 1 if i % every == 0 else 0
+        steps += n
+        if d.update(line.step(n), n, n) == occ.OCCLUSION:
+            return steps, d.missed_nl()
+    raise AssertionError("no occlusion")
+
+
+def test_missed_volume_is_the_volume_pumped_since_the_rise_began():
+    """Issue 4: missed_nl() stayed near 2 steps (the alarm's minimum) when the ramp is shallow against the
+    noise (a step of half a sigma, as at 5 mL/day on the plant) and the alarm needs 6-10 steps."""
+    true_nl = 0
+    got_nl = 0
+    for every in (1, 2):
+        for seed in range(1, 24, 3):
+            steps, missed = occlusion_missed(every, seed, 50)
+            assert missed >= 2 * PL // 1000, (every, seed, steps, missed)
+            true_nl += steps * PL // 1000
+            got_nl += missed
+    assert true_nl * 7 // 10 <= got_nl <= true_nl * 13 // 10, (got_nl, true_nl)
+
+
+def test_disconnection_is_a_leak_despite_a_sensor_offset():
+    """Issue 4: with the sensor reading 450 Pa high, a disconnected line reads ~450 Pa, above the absolute
+    400 Pa 'near zero' mark, and was relearnt as a lower tip pressure. A leak is judged against the
+    baseline learnt after priming: the line fell below half of it."""
+    d = make()
+    line = Line(seed=73, offset=450)
+    feed(d, line, 3000, every=5)
+    line.leak = True
+    hit = feed(d, line, 1200, every=5, stop_on=occ.LEAK)
+    assert hit is not None, (d.b_q8 >> 8, d.pw_q8 >> 8)
+
+
+def test_lower_tip_pressure_is_relearned_with_a_sensor_offset_too():
+    global TIP
+    d = make()
+    line = Line(seed=79, offset=450)
+    feed(d, line, 3000, every=5)
+    old = TIP
+    TIP = 700
+    try:
+        feed(d, line, 3000, every=5)  # asserts OK throughout
+    finally:
+        TIP = old
+    assert abs((d.b_q8 >> 8) - 1150) < 30, d.b_q8 >> 8
