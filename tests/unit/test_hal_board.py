@@ -5,6 +5,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from hal_mocks import mocked_hal
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,9 +4,9 @@ range fault, battery divider: the hal input drivers over the machine mock's Pin 
 import itertools
 
 import pytest
-from hal_mocks import mocked_hal
 
 from fakes import FakeClock
+from hal_mocks import mocked_hal
 
 BUTTON = 14
 

@@ -2,6 +2,7 @@
 first step, disable after the move, queue limits, bad input."""
 
 import pytest
+
 from hal_mocks import mocked_hal
 
 STEP, DIR, EN, MS1, MS2, DIAG = 2, 3, 4, 5, 6, 7

@@ -2,6 +2,7 @@
 run cycle by cycle in the rp2040-pio-emulator: pulse counts, period, width and the pushed count."""
 
 import pytest
+
 from hal_mocks import mocked_hal, step_edges
 
 STEP = 2
