@@ -82,6 +82,24 @@ def test_pumping_raises_pressure_and_an_occlusion_more():
     assert w.plant.delivered_ul < 0.5
 
 
+def test_rotor_index_counts_passes_of_the_turning_rotor_only():
+    clk, w = make()
+    m = w.motor
+    r = simhw.SimRotor(w)
+    e0 = r.edges()
+    m.enable(True)
+    m.move(3200, 100)  # one revolution: three roller passes, three magnets
+    clk.advance(320)
+    assert m.take_confirmed() == 3200 and r.edges() - e0 == 3
+    w.plant.inject("stall", diag=False)  # silent stall: the driver confirms, the rotor stands
+    m.move(3200, 100)
+    clk.advance(400)
+    assert m.take_confirmed() == 3200 and r.edges() - e0 == 3
+    assert w.state()["index_edges"] == w.plant.index_edges == 3
+    w.plant.index_edges = (1 << 30) + 2
+    assert r.edges() == 2  # wraps at 2**30 (board contract)
+
+
 def test_outputs_and_button():
     clk, w = make()
     simhw.SimBuzzer(w).tone(2000)
@@ -105,6 +123,7 @@ def _ff_clock():
 
 
 def test_fast_forward_jumps_a_quantum_and_ends_exactly_at_its_target():
+    import vclock
     c, _w, _r = _ff_clock()
     t0 = c.elapsed_ms()
     c.fast_forward(12000, 5000)
@@ -115,7 +134,7 @@ def test_fast_forward_jumps_a_quantum_and_ends_exactly_at_its_target():
     c.idle(100)
     c.idle(100)  # the last jump is cut at the target
     assert c.elapsed_ms() - t0 == 12000 and not c.skipping()
-    assert raises(ValueError, c.fast_forward, 1000, 5001)
+    assert raises(ValueError, c.fast_forward, 1000, vclock.QUANTUM_MAX_MS + 1)
     c.fast_forward(1000, 100)
     c.idle(30)
     t1 = c.elapsed_ms()

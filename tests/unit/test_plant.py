@@ -26,7 +26,8 @@ UL_PER_STEP = plantmod.NOMINAL_PL_PER_STEP * 1e-6
 
 def ideal(seed=1, **kw):
     """A plant with an ideal head: no bias, scatter or pulsation (closed forms apply exactly)."""
-    args = {"unit_bias": 0.0, "pulsation": 0.0, "step_scatter": 0.0}
+    args = {"unit_bias": 0.0, "pulsation": 0.0, "step_scatter": 0.0, "pulsation_spread": 0.0,
+            "pulsation_phase_steps": 0.0, "magnet_err_steps": (0.0, 0.0, 0.0)}
     args.update(kw)
     return plantmod.Plant(seed=seed, **args)
 
@@ -363,3 +364,160 @@ def test_world_ignores_a_torn_snapshot():
     f = io.StringIO('{"p": 5000.0, "reservoir": 1')
     w = simhw.World(_Clock(0), f, 17)
     assert w.plant.p == plantmod.OUTLET_PA and w.plant.reservoir == plantmod.RESERVOIR_UL
+
+
+# -- rotor index (Hall switch, one magnet per roller) and the unit's flow profile ------------------
+SPP = plantmod.STEPS_PER_REV / plantmod.ROLLERS
+
+
+def edges_one_by_one(p, n):
+    """Reference: the rotor walked one microstep at a time, an edge each time it reaches a magnet."""
+    e, s = 0, p.rotor_step
+    for _ in range(n):
+        s = (s + 1) % plantmod.STEPS_PER_REV
+        e += s in p.magnets
+    return e
+
+
+def test_index_gives_one_edge_per_roller_pass_for_any_chunking():
+    p = plantmod.Plant(seed=21)
+    assert len(p.magnets) == plantmod.ROLLERS == 3
+    for chunk in (1, 7, 333, 1066, 1067, 3200, 9999):
+        e0, n = p.index_edges, 3 * plantmod.STEPS_PER_REV + chunk
+        expect = edges_one_by_one(p, n)
+        done = 0
+        while done < n:
+            k = min(chunk, n - done)
+            p.step(100, k)
+            done += k
+        assert p.index_edges - e0 == expect, chunk
+        assert expect in (9 + chunk * 3 // plantmod.STEPS_PER_REV, 10 + chunk * 3 // plantmod.STEPS_PER_REV)
+    # a whole number of revolutions in one call: exactly 3 per revolution, wherever the rotor starts
+    e0 = p.index_edges
+    p.step(1000, 7 * plantmod.STEPS_PER_REV)
+    assert p.index_edges - e0 == 21
+
+
+def test_index_edge_is_at_the_magnet_angle():
+    p = plantmod.Plant(seed=4)
+    m = p.magnets[1]
+    p.rotor_step = m - 2
+    p.step(100, 1)
+    assert p.index_edges == 0
+    p.step(100, 1)  # reaches the magnet's angle
+    assert p.index_edges == 1 and p.rotor_step == m
+    p.step(100, 1)
+    assert p.index_edges == 1
+
+
+def test_no_edges_while_stalled_but_while_slipping():
+    p = plantmod.Plant(seed=3)
+    p.inject("stall", diag=False)
+    for _ in range(50):
+        p.step(1000, 500)  # 25,000 steps pulsed: > 23 passes
+    assert p.index_edges == 0 and p.steps_moved == 0
+    p.clear()
+    p.inject("slip")  # the rotor turns, the tube does not pump: the index still sees the rotor
+    p.step(1000, plantmod.STEPS_PER_REV)
+    assert p.index_edges == 3 and p.pumped_ul == 0
+
+
+def test_per_unit_head_geometry_stays_in_its_documented_bands():
+    units = [plantmod.Plant(seed=s) for s in range(200)]
+    err = [e for u in units for e in u.magnet_err_steps]
+    lim = plantmod.MAGNET_ERR_PASS * SPP
+    assert all(abs(e) <= lim for e in err) and max(err) > 0.8 * lim and min(err) < -0.8 * lim
+    for u in units:
+        for k, m in enumerate(u.magnets):
+            d = (m - k * SPP + plantmod.STEPS_PER_REV / 2) % plantmod.STEPS_PER_REV - plantmod.STEPS_PER_REV / 2
+            assert abs(d - u.magnet_err_steps[k]) <= 0.5 + 1e-9  # the nearest whole microstep
+    amp = [u.pulsation / plantmod.PULSATION - 1 for u in units]
+    assert all(abs(a) <= plantmod.PULSATION_SPREAD + 1e-12 for a in amp) and max(amp) - min(amp) > 0.15
+    ph = [u.pulsation_phase_steps for u in units]
+    assert all(abs(x) <= plantmod.PULSATION_PHASE_PASS * SPP for x in ph) and max(ph) - min(ph) > 0.08 * SPP
+    # a new stream: the quantities drawn before the rotor's keep their values for a seed
+    assert plantmod.Plant(seed=7).unit_bias == plantmod.Plant(seed=7, magnet_err_steps=(0, 0, 0)).unit_bias
+
+
+def bench_profile(p, bins=32, lag=0):
+    """Reference: the plant pumped one step at a time from each magnet's edge over its pass; the
+    measured volume of step i (lagged by `lag` steps, as the flow meter sees it) goes to bin
+    floor(i bins / spp); ppm of the mean over all steps."""
+    sums, counts = [0.0] * bins, [0] * bins
+    for m in p.magnets:
+        vols = []
+        p.rotor_step = (m - lag) % plantmod.STEPS_PER_REV
+        for _ in range(int(SPP) + 1):
+            v0 = p.pumped_ul
+            p.step(0, 1)
+            vols.append(p.pumped_ul - v0)
+        for i, v in enumerate(vols):
+            j = i * bins * 3 // plantmod.STEPS_PER_REV
+            if j < bins:
+                sums[j] += v
+                counts[j] += 1
+    mean = sum(sums) / sum(counts)
+    return [(sums[j] / counts[j] / mean - 1) * 1e6 for j in range(bins)], counts
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_profile_is_the_units_binned_per_step_volume(no_slip, seed):
+    p = plantmod.Plant(seed=seed, step_scatter=0.0)
+    for lag in (0, plantmod.PROFILE_LAG_STEPS):
+        ref, counts = bench_profile(p, lag=lag)
+        got = p.profile_ppm(noise_ppm=0, lag_steps=lag)
+        assert len(got) == 32 and all(isinstance(x, int) for x in got)
+        assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) <= 1.0, (lag, got, ref)
+        assert abs(sum(a * n for a, n in zip(got, counts, strict=True))) <= 32 * 34  # zero mean per step, to rounding
+        # the cosine: bin 0 near the crest, the trough half a pass on, amplitude near the unit's
+        assert max(got) == pytest.approx(p.pulsation * 1e6, rel=0.03)
+        assert got.index(max(got)) in (30, 31, 0, 1, 2) and 14 <= got.index(min(got)) <= 18  # phase +-1.6 bins
+    # per-magnet placement is in: an ideal head with perfect magnets gives the pure cosine bin means
+    q = ideal(pulsation=plantmod.PULSATION)
+    ideal_ppm = q.profile_ppm(noise_ppm=0, lag_steps=0)
+    w = 2 * math.pi / SPP
+    mags = [round(k * SPP) for k in range(3)]
+    means, counts = [], []
+    for j in range(32):  # 1 + A cos integrated over the bin's steps, averaged over the three passes
+        lo, hi = -(-j * 3200 // 96), -(-(j + 1) * 3200 // 96)  # ceil(j spp / 32), in integers
+        cos_int = sum(math.sin(w * (m + hi)) - math.sin(w * (m + lo)) for m in mags) / (3 * w)
+        means.append(1 + plantmod.PULSATION * cos_int / (hi - lo))
+        counts.append(hi - lo)
+    # over the binned steps (1067, not 1066.7)
+    mean = sum(m * n for m, n in zip(means, counts, strict=True)) / sum(counts)
+    for x, m in zip(ideal_ppm, means, strict=True):
+        assert x == pytest.approx((m / mean - 1) * 1e6, abs=1.0)
+    lagged = p.profile_ppm(noise_ppm=0, lag_steps=plantmod.PROFILE_LAG_STEPS)
+    assert p.profile_ppm(noise_ppm=0) == lagged != p.profile_ppm(noise_ppm=0, lag_steps=0)  # lag by default
+
+
+def test_profile_measurement_error_is_the_documented_noise_and_deterministic():
+    devs = []
+    for seed in range(30):
+        p = plantmod.Plant(seed=seed)
+        got = p.profile_ppm()
+        assert got == p.profile_ppm() == plantmod.Plant(seed=seed).profile_ppm()  # per seed, repeatable
+        exact = p.profile_ppm(noise_ppm=0)
+        devs += [a - b for a, b in zip(got, exact, strict=True)]
+        assert all(-500000 <= x <= 500000 for x in got)
+    # the measured bin relative to the measured mean: noise_ppm rms per bin (minus the renormalisation)
+    rms = statistics.pstdev(devs)
+    assert rms == pytest.approx(plantmod.PROFILE_NOISE_PPM, rel=0.1)
+    assert abs(statistics.fmean(devs)) < 0.1 * plantmod.PROFILE_NOISE_PPM
+    assert plantmod.Plant(seed=1).profile_ppm() != plantmod.Plant(seed=2).profile_ppm()
+
+
+def test_world_persists_the_index_count_and_the_rotor_reads_it_masked():
+    f = io.StringIO()
+    clock = _Clock(0)
+    w = simhw.World(clock, f, 17)
+    rotor = simhw.SimRotor(w)
+    w.motor.enable(True)
+    w.motor.move(5000, 1000)  # 5 s, 4.7 passes
+    clock.t += 6000
+    assert rotor.edges() == w.plant.index_edges in (4, 5)
+    w.save()
+    w2 = simhw.World(_Clock(123), f, 17)  # a board reset: the count runs on (free-running, compare deltas)
+    assert simhw.SimRotor(w2).edges() == rotor.edges() and w2.plant.rotor_step == w.plant.rotor_step
+    w2.plant.index_edges = (1 << 30) + 5
+    assert simhw.SimRotor(w2).edges() == 5  # wraps at 2**30 like the rp2 counter

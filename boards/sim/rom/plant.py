@@ -43,6 +43,32 @@ PULSATION = 0.2
 # Back-slip under back pressure: the roller occlusion leaks backwards as outlet pressure rises.
 # ASSUMPTION: 2 % less volume per step per 100 kPa (order of magnitude for well-occluded heads).
 SLIP_PER_PA = 0.02 / 100000.0
+# Per-unit pulsation: the amplitude depends on the occlusion gap and the tube wall of the unit's head
+# and tubing set. ASSUMPTION: PULSATION +-10 % uniform per unit. Its phase against the rollers' geometric
+# positions (the flow dips as a roller leaves the tube, whose recovery lags) ASSUMPTION: +-5 % of a pass
+# per unit. Both are common to the three passes, so a unit's bench profile (profile_ppm) captures them:
+# they cost a firmware that assumes an ideal cosine, not one that uses the unit's characterisation.
+PULSATION_SPREAD = 0.10
+PULSATION_PHASE_PASS = 0.05
+# Rotor index: a digital Hall switch (e.g. DRV5011-class latch/switch) faces one magnet per roller and
+# gives a rising edge per roller pass, nominally at the pass start (phase 0 of the pulsation cosine).
+# Placement error of each magnet, ASSUMPTION +-1.5 % of a pass (1.8 deg) uniform, independent per magnet:
+# a pocket position tolerance of +-0.2 mm (FDM print; machined is better) at ~8 mm hub radius is
+# +-1.4 deg, and the remanence spread of N35 magnets (+-few %) moves the switch's operate point along the
+# field's flank by a further fraction of a degree. The mean over the three magnets is common to every
+# pass (the bench profile absorbs it); each magnet's deviation from that mean is not: it shifts that
+# pass's profile, an error no characterisation removes. The switch's own operate point is absorbed in
+# the placement; its repeatability pass to pass (<< one microstep, 0.09 % of a pass) is neglected.
+MAGNET_ERR_PASS = 0.015
+# Bench characterisation of a unit's flow profile (profile_ppm): a thermal liquid flow meter in line
+# (Sensirion SLI-1000: repeatability 0.5 % of m.v. or 0.02 % FS, response 40 ms, datasheet) at a 20 ms
+# step period (45 uL/min), 5 passes averaged per bin. ASSUMPTION 1 % rms per bin: the meter's 0.5 %
+# on a pulsed (per-microstep) flow, plus the 5 % step scatter over 5 x 33 steps (0.4 %), rounded up.
+# The meter's 40 ms response lags the flow by ~2 steps at 20 ms/step (phase lag w tau = 0.19 % of a
+# pass): the measured profile is shifted by that, a systematic error kept in.
+PROFILE_NOISE_PPM = 10000
+PROFILE_LAG_STEPS = 2
+PROFILE_BINS = 32
 
 # ---- line: compliance ---------------------------------------------------------------------------
 # Thick-walled elastic tube (Lame, incompressible wall nu = 0.5): dV/dP per length
@@ -213,9 +239,31 @@ class Plant:
                  resistance_kpa_s_per_ul=None, outlet_pa=OUTLET_PA, reservoir_ul=RESERVOIR_UL,
                  pulsation=PULSATION, step_scatter=STEP_SCATTER, unit_bias=None,
                  adc_noise_lsb=ADC_NOISE_LSB, diurnal_c=DIURNAL_C, dnl_width_lsb=DNL_WIDTH_LSB,
-                 battery_soc=1.0):
+                 battery_soc=1.0, pulsation_spread=None, pulsation_phase_steps=None, magnet_err_steps=None):
+        self.seed = seed
         self.rng = XorShift32(seed)
         self._noise = XorShift32(seed ^ 0x5A5A5A5A)  # sensor noise: own stream, reads don't shift physics
+        # The rotor's per-unit geometry (spread, phase, magnets: all drawn always, so passing one shifts no
+        # other) from its own stream, so the figures drawn before it keep their values for a seed.
+        # The Hall switch fires as the rotor reaches the magnets' angles (whole microsteps), one per roller.
+        h = XorShift32(seed ^ 0x3C3C3C3C)
+        spp = STEPS_PER_REV / ROLLERS
+        spread = (2.0 * h.uniform() - 1.0) * PULSATION_SPREAD
+        if pulsation_spread is not None:
+            spread = pulsation_spread
+        x = (2.0 * h.uniform() - 1.0) * PULSATION_PHASE_PASS * spp
+        self.pulsation_phase_steps = x if pulsation_phase_steps is None else pulsation_phase_steps
+        mags = []
+        errs = []
+        for k in range(ROLLERS):
+            x = (2.0 * h.uniform() - 1.0) * MAGNET_ERR_PASS * spp
+            if magnet_err_steps is not None:
+                x = magnet_err_steps[k]
+            errs.append(x)
+            mags.append(int(math.floor(k * spp + x + 0.5)) % STEPS_PER_REV)
+        self.magnet_err_steps = errs  # each magnet's placement error, in microsteps of rotor angle
+        self.magnets = mags
+        self.index_edges = 0  # rising edges of the Hall switch (rotor turns only: none during a stall)
         rng = self.rng
         if unit_bias is None:
             unit_bias = (2.0 * rng.uniform() - 1.0) * UNIT_BIAS_MAX
@@ -227,7 +275,7 @@ class Plant:
         self.r_nominal = r
         self.g0 = 1.0 / (r * 1000.0)  # uL/s per Pa
         self.outlet0 = outlet_pa
-        self.pulsation = pulsation
+        self.pulsation = pulsation * (1.0 + spread)  # this unit's amplitude
         self.step_scatter = step_scatter
         # sensor: per-unit offset / gain error within the datasheet accuracy, temperature phase
         self.s_offset_pa = (2.0 * rng.uniform() - 1.0) * ACCURACY_FSS * SENSOR_FSS_PA  # no zeroing assumed
@@ -333,14 +381,53 @@ class Plant:
         b = a + n
         v = float(n)
         if self.pulsation:
-            # integral of (1 + A cos(2 pi s / spp)) ds from a to b
+            # integral of (1 + A cos(2 pi (s - phase) / spp)) ds from a to b
             w = 2.0 * math.pi / spp
-            v += self.pulsation / w * (math.sin(w * b) - math.sin(w * a))
+            ph = self.pulsation_phase_steps
+            v += self.pulsation / w * (math.sin(w * (b - ph)) - math.sin(w * (a - ph)))
         if self.step_scatter:
             v += self.step_scatter * math.sqrt(n) * self.rng.gauss()
-        self.rotor_step = b % STEPS_PER_REV
+        self._turn(n)
         v *= self.ul_per_step * (1.0 - SLIP_PER_PA * max(self.p, 0.0))
         return max(v, 0.0)
+
+    def _turn(self, n):
+        """The rotor turns n microsteps: count the index edges it crosses (exact for any n)."""
+        a = self.rotor_step
+        b = a + n
+        e = 0
+        for m in self.magnets:  # edges at m + k STEPS_PER_REV with a < . <= b
+            e += (b - m) // STEPS_PER_REV - (a - m) // STEPS_PER_REV
+        self.index_edges += e
+        self.rotor_step = b % STEPS_PER_REV
+
+    def profile_ppm(self, bins=PROFILE_BINS, noise_ppm=PROFILE_NOISE_PPM, lag_steps=PROFILE_LAG_STEPS):
+        """This unit's flow profile as its bench characterisation gives it: `bins` ints, bin j = the mean
+        volume of the steps j*spp/bins <= i < (j+1)*spp/bins after an index edge (i = 0 is the step that
+        leaves the edge's angle), averaged over the three magnets' passes, relative to the mean, in ppm.
+        The exact bin means of the true per-step volume, then the flow meter's lag and error per bin
+        (PROFILE_*), relative to the measured mean. Deterministic per seed (its own stream)."""
+        w = 2.0 * math.pi * ROLLERS / STEPS_PER_REV
+        ph = self.pulsation_phase_steps + lag_steps
+        k = self.pulsation / w / ROLLERS
+        rb = ROLLERS * bins
+        g = XorShift32(self.seed ^ 0x0F0F0F0F)
+        out = []
+        tot = 0.0
+        lo = 0
+        for j in range(bins):
+            hi = ((j + 1) * STEPS_PER_REV + rb - 1) // rb  # the bin's steps: lo = ceil(j spp / bins) .. hi - 1
+            v = float(hi - lo)
+            for m in self.magnets:  # the integral of 1 + A cos over them, mean of the three passes
+                v += k * (math.sin(w * (m + hi - ph)) - math.sin(w * (m + lo - ph)))
+            v *= 1.0 + noise_ppm * 1e-6 * g.gauss()
+            tot += v
+            out.append(v / (hi - lo))
+            lo = hi
+        tot /= lo  # the measured mean volume per step
+        for j in range(bins):
+            out[j] = int(math.floor((out[j] / tot - 1.0) * 1e6 + 0.5))
+        return out
 
     def step(self, dt_ms, steps=0):
         """Advance dt_ms with `steps` microsteps pulsed evenly over the interval. Returns the steps the
@@ -354,7 +441,7 @@ class Plant:
             if "stall" in f:
                 moved = 0
             elif "slip" in f:
-                self.rotor_step = (self.rotor_step + moved) % STEPS_PER_REV
+                self._turn(moved)
             else:
                 v = self._volume_for(moved)
                 if v > self.reservoir:  # pumping air from an empty reservoir moves no drug

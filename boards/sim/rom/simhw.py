@@ -38,7 +38,8 @@ _SAVE_REAL_MS = const(2000)
 
 # Plant state that survives a reset of the board (the fluid does not forget what it did).
 _PERSIST = ("p", "reservoir", "soc", "pumped_ul", "delivered_ul", "leaked_ul", "t_ms", "rotor_step",
-            "steps_in", "steps_moved", "extra_ma")
+            "steps_in", "steps_moved", "extra_ma", "index_edges")
+_EDGE_MASK = const(0x3FFFFFFF)  # the rotor's edge count wraps at 2**30 (board contract)
 
 
 class World:
@@ -122,7 +123,8 @@ class World:
             "pressure_pa_true": int(p.true_pressure_pa()),
             "delivered_ul": p.delivered_ul, "pumped_ul": p.pumped_ul, "leaked_ul": p.leaked_ul,
             "stored_ul": p.stored_ul(), "reservoir_ul": p.reservoir_ul(), "battery_mv": p.battery_mv(),
-            "steps_in": p.steps_in, "steps_moved": p.steps_moved, "faults": list(p.faults),
+            "steps_in": p.steps_in, "steps_moved": p.steps_moved, "index_edges": p.index_edges,
+            "faults": list(p.faults),
             "motor_enabled": self.motor.enabled, "motor_busy": bool(self.motor.queue),
             "buzzer_hz": self.buzzer_hz, "led": self.led, "t_ms": p.t_ms,
         }
@@ -209,6 +211,19 @@ class SimPressure:
         """Line pressure in Pa as the board's ADC driver reports it; ValueError on a sensor fault."""
         self._w.sync()
         return self._w.plant.pressure_pa()
+
+
+class SimRotor:
+    """Rotor index sensor (Hall switch, one magnet per roller): rising edges since boot, as the rp2
+    board's Pin.irq counter gives them. The plant counts the edges its rotor crossed while integrating,
+    so the count is exact however far apart the reads are."""
+
+    def __init__(self, world):
+        self._w = world
+
+    def edges(self):
+        self._w.sync()
+        return self._w.plant.index_edges & _EDGE_MASK
 
 
 class SimBattery:
