@@ -120,7 +120,7 @@ def test_long_tick_is_capped_and_the_gap_reported():
     th = Fixed(36000)  # 10 nL/s
     d = D.Dosing(1000)
     s = d.tick(th, 60000, 0)  # the loop stalled a minute
-    assert s == 50 and d.skipped_ms == 55000
+    assert s == D.MAX_TICK_MS // 100 and d.skipped_ms == 60000 - D.MAX_TICK_MS
     assert d.tick(th, -5, 0) == 0
 
 
@@ -132,8 +132,8 @@ def test_max_rate_long_tick_keeps_small_ints():
         for v in (d._basal_rem, d._basal_pl, d._bolus_rem, d._bolus_pl, d._due_pl, d.in_flight):
             assert 0 <= v < SMALL
         assert D.MAX_RATE_NL_PER_H * D.CHUNK_MS + 3600 < SMALL
-    # 2 x 1 mL/h for 250 s
-    assert d.programmed_nl == 2 * (1000000 * 250 // 3600)
+    # 2 x 1 mL/h for 50 maximal ticks
+    assert d.programmed_nl == 2 * (1000000 * 50 * D.MAX_TICK_MS // 3600000)
 
 
 def test_bolus_stream_ends_exactly_at_its_volume():

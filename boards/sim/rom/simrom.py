@@ -126,11 +126,13 @@ def op_clock(args):
 
 def op_advance(args):
     """Fast-forward N virtual seconds as fast as the CPU allows (poll sim.clock for the end).
-    quantum_ms (default vclock.DEFAULT_QUANTUM_MS, at most 5000, dosing.MAX_TICK_MS): how far one idle
-    wait of the loop may jump, so the firmware
-    ticks up to that far apart (never across the armed watchdog's deadline); 100 ticks every 100 ms."""
+    quantum_ms (default and maximum vclock.DEFAULT_QUANTUM_MS / QUANTUM_MAX_MS, under dosing.MAX_TICK_MS):
+    how far one idle wait of the loop may jump, so the firmware ticks up to that far apart (never across
+    the armed watchdog's deadline); 100 ticks every 100 ms."""
     _only(args, ("s", "quantum_ms"))
-    q = int(_num(args, "quantum_ms", 1, 5000)) if "quantum_ms" in args else vclockmod.DEFAULT_QUANTUM_MS
+    q = vclockmod.DEFAULT_QUANTUM_MS
+    if "quantum_ms" in args:
+        q = int(_num(args, "quantum_ms", 1, vclockmod.QUANTUM_MAX_MS))
     target = clock.fast_forward(int(_num(args, "s", 0, 400 * 86400) * 1000), q)
     return {"until_virtual_ms": target, "quantum_ms": q}
 

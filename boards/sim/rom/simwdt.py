@@ -33,14 +33,12 @@ class SimWdt:
         if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise ValueError("WDT timeout must be 1..%d ms" % MAX_TIMEOUT_MS)
         self.timeout_ms = timeout_ms
-        self._clock.watch = self.check
-        self._clock.wdt = self
         self.feed()
+        self._clock.wdt = self  # the clock checks the deadline on every read (VClock.ticks_ms)
 
     def disable(self):
         """Stop the watchdog for service (rp2: clear WATCHDOG_CTRL.ENABLE; machine.WDT cannot)."""
         self.timeout_ms = 0
-        self._clock.watch = None
         self._clock.wdt = None
         self._signal("WDT 0")
 
@@ -50,7 +48,7 @@ class SimWdt:
     def feed(self):
         if not self.timeout_ms:
             return
-        self._deadline = self._clock.ticks_add(self._clock.raw_ticks_ms(), self.timeout_ms)
+        self._deadline = self._clock.wdt_deadline = self._clock.ticks_add(self._clock.raw_ticks_ms(), self.timeout_ms)
         now = time.ticks_ms()
         if time.ticks_diff(now, self._last_beat) >= _BEAT_EVERY_MS or not self._last_beat:
             self._last_beat = now
@@ -63,7 +61,11 @@ class SimWdt:
         return self._clock.ticks_diff(self._deadline, self._clock.raw_ticks_ms())
 
     def check(self, now_ms):
-        # ticks_diff(now, deadline) > 0, inlined (runs on every clock read)
+        """Reset if now_ms is past the deadline (VClock.ticks_ms does this inline on every read)."""
         d = (now_ms - self._deadline) & _TICKS_MASK
         if d and d < _TICKS_HALF and self.timeout_ms:
+            self._reset("WDT")
+
+    def expired(self):
+        if self.timeout_ms:
             self._reset("WDT")

@@ -18,15 +18,16 @@ TICKS_PERIOD = const(1 << 30)  # rp2: ticks_ms wraps at 2**30 (~12.4 days)
 _TICKS_MASK = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
 START_MS = const((1 << 30) - 300000)  # first wrap 5 virtual minutes after boot
-# Fast-forward quantum: an idle wait jumps up to this much virtual time at once (the firmware's tick
-# then sees a long gap, as after a stall). dosing.MAX_TICK_MS is 5000: a longer gap is not delivered.
-QUANTUM_MAX_MS = const(5000)
-# Default: 100 ms under MAX_TICK_MS, so the real time around a fast-forward's end (or a tick that came
-# late before its start) never pushes the firmware's tick gap over it (that time would go undelivered).
-DEFAULT_QUANTUM_MS = const(4900)
 # A jump stops this far short of the armed watchdog's deadline: the firmware must run its tick and feed
 # after the jump (a few ms of real time, more with a flash write or a GC) before the deadline.
 WDT_MARGIN_MS = const(300)
+# Fast-forward quantum: an idle wait jumps up to this much virtual time at once (the firmware's tick
+# then sees a long gap, as after a stall). The app's watchdog (8000 ms, fed every tick) allows jumps of
+# 8000 - WDT_MARGIN_MS; dosing.MAX_TICK_MS (8000) delivers such a gap, with 300 ms left for the real
+# time around a fast-forward's end (or a tick that came late before its start), which would otherwise
+# push a tick gap over it (that time would go undelivered, counted in skipped_ms).
+QUANTUM_MAX_MS = const(7700)
+DEFAULT_QUANTUM_MS = const(7700)
 
 
 class VClock:
@@ -38,8 +39,8 @@ class VClock:
         self._virt0 = start_ms  # unwrapped virtual ms at _real0 (unix ints are 63-bit)
         self.skip_to = -1  # while >= 0 (unwrapped virtual ms), idling jumps time (fast-forward)
         self.quantum_ms = DEFAULT_QUANTUM_MS  # of the running (or next) fast-forward
-        self.watch = None  # the watchdog's check(now_ms), run on every clock read once started
-        self.wdt = None  # the started watchdog (room_ms()): fast-forward jumps never cross its deadline
+        self.wdt = None  # the started watchdog: expired() on every clock read past wdt_deadline; fast-forward
+        self.wdt_deadline = 0  # jumps never cross it (simwdt.SimWdt sets both)
         self.jumps = 0  # fast-forward jumps since power-on (sim-side statistics)
         self._woke = -(1 << 40)  # virtual ms at the end of the last jump
 
@@ -66,11 +67,13 @@ class VClock:
         return self._virt() & _TICKS_MASK
 
     def ticks_ms(self):
-        # the firmware reads the clock several times a tick: the fast-forward path is inlined
+        # the firmware reads the clock several times a tick: the fast-forward path and the watchdog's
+        # deadline check (ticks_diff(now, deadline) > 0) are inlined
         now = (self._virt0 if self.skip_to >= 0 else self._virt()) & _TICKS_MASK
-        w = self.watch
-        if w is not None:
-            w(now)
+        if self.wdt is not None:
+            d = (now - self.wdt_deadline) & _TICKS_MASK
+            if d and d < _TICKS_HALF:
+                self.wdt.expired()
         return now
 
     def ticks_diff(self, a, b):
