@@ -23,6 +23,7 @@ class Board:
         self.buzzer = simhw.SimBuzzer(w)
         self.led = simhw.SimLed(w)
         self.button = simhw.SimButton(w)
+        self.rotor = simhw.SimRotor(w)  # Hall index: one rising edge per roller pass
         # Nominal calibration of the simulated head; the plant's true volume/step differs by a
         # per-unit bias, as a real head differs from its datasheet until calibrated on a scale.
         # The line model (occlusion detector) from the plant's documented nominal tubing, catheter and
@@ -34,6 +35,11 @@ class Board:
             "resistance_pa_s_per_ul": int(pm.RESISTANCE_KPA_S_PER_UL * 1000 + 0.5),
             # one reading is a mean of 16 conversions: the code noise / sqrt(16), in Pa
             "noise_pa": int(pm.ADC_NOISE_LSB / pm.CODES_PER_PA / 4 + 0.5),
+            # the rotor index: microsteps per roller pass x 1000, and this unit's flow profile per 1/32
+            # of a pass from the index edge, as its bench characterisation sheet gives it (measured, with
+            # the flow meter's error: plant.profile_ppm), not the plant's true profile
+            "steps_per_pass_milli": int(pm.STEPS_PER_REV * 1000 / pm.ROLLERS + 0.5),
+            "pulsation_ppm": w.plant.profile_ppm(),
         }
 
     def reset_cause(self):

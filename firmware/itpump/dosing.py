@@ -13,6 +13,16 @@
 # carried: delivery lags the exact integral by less than one microstep plus 1 nL per stream and never
 # runs ahead of it. Delivered drug counts only steps the driver confirmed, and reports round up.
 # rp2 small ints are 31-bit: rate <= 1e6 nL/h times a chunk of <= 1000 ms stays below 2**30.
+#
+# Roller pulsation (boards with a rotor index sensor, boards/README.md): a step carries
+# pl_per_step * (1e6 + profile_ppm[bin]) / 1e6 pL, bin = 32 * phase // steps per roller pass, phase =
+# confirmed steps since the pass start (the sensor's index edge). While the phase is known, tick() hands
+# out the next step only when the programmed volume not yet stepped covers THAT step's volume, so the
+# volume, not the step count, follows the programme within a pass; confirm() accounts each step at its
+# phase. Until the first edge (boot, a stall) the phase is unknown and every step is the mean, as without
+# a sensor. The invariant, in pL: programmed = delivered + in flight + due + dropped (withheld), exact in
+# integers, so nothing drifts; due < the next step's volume after tick(). See index_edge() for the phase
+# error and the one case (an edge while steps are in flight) where delivery runs transiently ahead.
 from itpump.drugs import MAX_RATE_NL_PER_H
 from itpump.therapy import DAY_MS, LimitError
 
@@ -23,14 +33,24 @@ except ImportError:  # CPython (host tools, unit tests)
         return x
 
 CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RATE_NL_PER_H
-# A longer gap (the loop stalled, delivery was suspended) is not caught up: catching up hours of basal
-# at once would be a bolus nobody programmed. The time dropped is counted in skipped_ms for the log.
-MAX_TICK_MS = const(5000)
+# A gap up to the app's watchdog timeout (app.WDT_TIMEOUT_MS) is delivered: a loop stalled longer is
+# reset by the watchdog, so such a gap is the loop's own (a slow flash write, the virtual board's
+# fast-forward ticks, up to 7.7 s apart); its volume is the programmed rate integrated over the gap
+# (at most 8 s of basal, ~1 uL at the 500 uL/h maximum; a bolus stays capped at its volume), still
+# capped by the guard, not a bolus nobody programmed. A longer gap (no watchdog, delivery suspended)
+# is not caught up: hours of basal at once would be one. The time dropped is counted in skipped_ms.
+MAX_TICK_MS = const(8000)
 PL_PER_STEP_MIN = const(1000)  # 1 nL per microstep; the plant range is 20-100 nL (DESIGN.md)
 PL_PER_STEP_MAX = const(1000000)  # 1 uL
 CAL_MIN_NL = const(100000)  # 0.1 mL: on a 1 mg balance that is +-1 %
 CAL_MIN_STEPS = const(1000)
 CAL_MAX_CHANGE_PCT = const(20)  # larger jumps mean air, a leak or a misread balance, not wear
+PROFILE_BINS = const(32)  # pulsation profile bins per roller pass (board contract)
+PROFILE_PPM_MAX = const(500000)  # each bin within -50 %..+50 % of the mean
+PROFILE_MEAN_PPM_MAX = const(1000)  # the bins average to the mean (sum ~ 0): |mean| <= 0.1 %
+SPP_MILLI_MIN = const(32000)  # at least one step per bin
+SPP_MILLI_MAX = const(8000000)  # 8000 steps per pass: phase * 32000 and (k + 1) * spp_milli < 2**30
+PHASE_MAX = const(1 << 28)  # the phase stops counting here (the last bin holds long before)
 
 
 def check_pl_per_step(pl_per_step):
@@ -65,14 +85,37 @@ def calibrate(measured_nl, steps, current_pl_per_step=0):
     return pl
 
 
+def check_profile(profile_ppm, steps_per_pass_milli):
+    """Validate a roller pulsation profile (board calibration "pulsation_ppm", "steps_per_pass_milli");
+    returns it as a tuple of 32 ints. LimitError names the bad field."""
+    spp = steps_per_pass_milli
+    if type(spp) is not int:
+        raise LimitError("steps_per_pass_milli", spp, "an integer", "must be")
+    if not SPP_MILLI_MIN <= spp <= SPP_MILLI_MAX:
+        raise LimitError("steps_per_pass_milli", spp, SPP_MILLI_MIN if spp < SPP_MILLI_MIN else SPP_MILLI_MAX,
+                         "outside %d..%d (microsteps per roller pass x 1000); limit" % (SPP_MILLI_MIN, SPP_MILLI_MAX))
+    if not isinstance(profile_ppm, (list, tuple)) or len(profile_ppm) != PROFILE_BINS:
+        raise LimitError("pulsation_ppm", profile_ppm, PROFILE_BINS, "must be a list of this many integers:")
+    total = 0
+    for i in range(PROFILE_BINS):
+        v = profile_ppm[i]
+        if type(v) is not int or not -PROFILE_PPM_MAX <= v <= PROFILE_PPM_MAX:
+            raise LimitError("pulsation_ppm[%d]" % i, v, PROFILE_PPM_MAX, "must be an integer within +-")
+        total += v
+    if total > PROFILE_BINS * PROFILE_MEAN_PPM_MAX or total < -PROFILE_BINS * PROFILE_MEAN_PPM_MAX:
+        raise LimitError("pulsation_ppm", total, PROFILE_BINS * PROFILE_MEAN_PPM_MAX,
+                         "sum (the bins must average to the mean volume, pl_per_step) is beyond +-")
+    return tuple(profile_ppm)
+
+
 class Dosing:
-    def __init__(self, pl_per_step):
+    def __init__(self, pl_per_step, profile_ppm=None, steps_per_pass_milli=0):
         self.pl_per_step = check_pl_per_step(pl_per_step)
         self._basal_rem = 0  # rate*ms not yet a whole pL (units of pL/3600)
         self._basal_pl = 0  # pL not yet a whole nL
         self._bolus_rem = 0
         self._bolus_pl = 0
-        self._due_pl = 0  # programmed, not yet a whole step
+        self._due_pl = 0  # programmed, not yet stepped (negative after in-flight steps were re-priced up)
         self.in_flight = 0  # steps handed out by tick() and neither confirmed nor withheld
         self.withheld_steps = 0  # refused by the guard (dropped)
         self.over_confirmed = 0  # steps the driver confirmed beyond those asked: a driver fault sign
@@ -81,9 +124,68 @@ class Dosing:
         self.delivered_nl = 0  # confirmed, whole nL; the part below 1 nL is in _deliv_pl
         self._deliv_pl = 0
         self._r = 0  # _integrate's second result (no tuple allocated per tick)
+        # pulsation: per-bin step volumes and bin ends (first phase of the next bin), made once
+        self._vol = [pl_per_step] * PROFILE_BINS
+        self._bound = [PHASE_MAX] * PROFILE_BINS
+        self.profile_ppm = None
+        self.spp_milli = 0  # 0: no pass length known, index_edge() does nothing
+        self.max_step_pl = pl_per_step  # the largest step volume of the profile
+        self.pass_excess_pl = 0  # volume a run of steps can carry beyond steps * pl_per_step (see below)
+        self.phase_known = False
+        self.phase_steps = 0  # confirmed steps since the pass start (capped at PHASE_MAX)
+        self._edge_milli = 0  # the pass started this many milli-steps before phase 0 (< 1000)
+        self.index_edges = 0
+        if profile_ppm is not None or steps_per_pass_milli:
+            self.set_profile(profile_ppm, steps_per_pass_milli)
 
     def set_pl_per_step(self, pl_per_step):
-        self.pl_per_step = check_pl_per_step(pl_per_step)
+        pl_per_step = check_pl_per_step(pl_per_step)
+        f = self._flight_pl()
+        self.pl_per_step = pl_per_step
+        self._tables()
+        self._due_pl += f - self._flight_pl()
+
+    def set_profile(self, profile_ppm, steps_per_pass_milli):
+        """A new roller profile (None: flat) for passes of steps_per_pass_milli / 1000 microsteps. Bad
+        values raise LimitError and change nothing. The phase is kept (the rotor did not move)."""
+        if profile_ppm is None:
+            check_profile([0] * PROFILE_BINS, steps_per_pass_milli)
+        else:
+            profile_ppm = check_profile(profile_ppm, steps_per_pass_milli)
+        f = self._flight_pl()
+        self.profile_ppm = profile_ppm
+        self.spp_milli = steps_per_pass_milli
+        self._tables()
+        self._due_pl += f - self._flight_pl()
+
+    def _tables(self):
+        pl = self.pl_per_step
+        prof = self.profile_ppm
+        spp = self.spp_milli
+        vol = self._vol
+        bound = self._bound
+        top = pl
+        excess = 0
+        start = 0
+        for k in range(PROFILE_BINS):
+            # rounded up: a step is never counted below its volume
+            v = pl if prof is None else (pl * (1000000 + prof[k]) + 999999) // 1000000
+            vol[k] = v
+            if v > top:
+                top = v
+            end = ((k + 1) * spp + 31999) // 32000 if spp else PHASE_MAX
+            if k == PROFILE_BINS - 1:
+                end = PHASE_MAX  # a late edge: the steps past the pass end stay in the last bin
+            elif v > pl:
+                excess += (end - start) * (v - pl)
+            bound[k] = end
+            start = end
+        if vol[PROFILE_BINS - 1] > pl and spp:
+            excess += ((spp + 999) // 1000 - start) * (vol[PROFILE_BINS - 1] - pl)
+        self.max_step_pl = top
+        # Consecutive steps are consecutive rotor phases (the rotor moves only by steps), so any run of n
+        # steps carries at most n * pl_per_step + pass_excess_pl: the guard's volume windows use it.
+        self.pass_excess_pl = excess
 
     # -- per tick (no allocation) ----------------------------------------------------------------
     def _integrate(self, rate, ms, rem):
@@ -146,10 +248,63 @@ class Dosing:
         nl = basal_nl + bolus_nl
         self.programmed_nl += nl
         due = self._due_pl + nl * 1000
-        steps = due // self.pl_per_step
-        self._due_pl = due - steps * self.pl_per_step
+        if not self.phase_known:
+            steps = due // self.pl_per_step if due > 0 else 0
+            self._due_pl = due - steps * self.pl_per_step
+            self.in_flight += steps
+            return steps
+        # paced: each next step only when the due volume covers it at its phase (bin by bin)
+        q = self.phase_steps + self.in_flight  # phase of the next step
+        vol = self._vol
+        bound = self._bound
+        b = self._bin(q)
+        steps = 0
+        while True:
+            v = vol[b]
+            if due < v:
+                break
+            n = due // v
+            if b < PROFILE_BINS - 1:
+                room = bound[b] - q
+                if n >= room:
+                    n = room
+                    b += 1
+            due -= n * v
+            q += n
+            steps += n
+        self._due_pl = due
         self.in_flight += steps
         return steps
+
+    def _bin(self, phase):
+        if phase >= self._bound[PROFILE_BINS - 2]:
+            return PROFILE_BINS - 1
+        return phase * 32000 // self.spp_milli
+
+    def _sum_pl(self, phase, n):
+        """Volume of n steps from `phase` on at the current phase state (no allocation for tick-sized n)."""
+        if n <= 0:
+            return 0
+        if not self.phase_known:
+            return n * self.pl_per_step
+        vol = self._vol
+        bound = self._bound
+        b = self._bin(phase)
+        pl = 0
+        while n > 0:
+            k = n
+            if b < PROFILE_BINS - 1:
+                room = bound[b] - phase
+                if k > room:
+                    k = room
+            pl += k * vol[b]
+            phase += k
+            n -= k
+            b += 1
+        return pl
+
+    def _flight_pl(self):
+        return self._sum_pl(self.phase_steps, self.in_flight)
 
     def withhold(self, steps):
         """The guard refused `steps` of those tick() returned: they are dropped, not caught up later."""
@@ -169,12 +324,68 @@ class Dosing:
             self.in_flight = 0
         else:
             self.in_flight -= steps
-        pl = steps * self.pl_per_step
+        if self.phase_known:
+            p = self.phase_steps
+            pl = self._sum_pl(p, steps)
+            p += steps
+            self.phase_steps = p if p < PHASE_MAX else PHASE_MAX
+        else:
+            pl = steps * self.pl_per_step
         d = self._deliv_pl + pl
         nl = d // 1000
         self.delivered_nl += nl
         self._deliv_pl = d - nl * 1000
         return pl
+
+    def index_edge(self, batch_steps=0):
+        """The rotor index sensor saw a pass start among the last batch_steps confirmed steps (those
+        confirmed since the caller last read the sensor; already passed to confirm()). Sets the phase.
+
+        Where in the batch: with the phase known, where the last pass predicts it (its start plus one
+        pass, kept to the milli-step), held within the batch (an early edge: at its end; a late one: at
+        its start). Phase error after the edge: < 1 step when the edge comes where predicted (evenly
+        spaced magnets), else at most the batch; the first edge (phase unknown) at the batch's middle,
+        error <= batch / 2. A batch is 0-2 steps at 100 ms ticks at the plant's rates, up to ~100 in a
+        5 s fast-forward tick. The batch's steps after the edge were already counted in the last bin (a
+        late edge keeps the last bin; the profile is continuous over the pass start, so that costs at
+        most the batch times the bin 31 - bin 0 difference).
+        Steps still in flight are re-priced at their new phases and the difference settled on the next
+        steps (no drift); if they now carry more, delivery runs ahead of the programme by at most
+        in_flight * (max - min step volume) until it is caught up. The pump reads the sensor right after
+        collecting confirmations, when normally nothing is in flight."""
+        if not self.spp_milli:
+            return
+        if batch_steps < 0:
+            batch_steps = 0
+        f = self._flight_pl()
+        p = self.phase_steps
+        x = 0
+        if not self.phase_known:
+            p = batch_steps >> 1
+        else:
+            d = self.spp_milli - self._edge_milli  # milli-steps from phase 0 to the predicted edge
+            s = (d + 999) // 1000  # first step boundary at or after it
+            p -= s
+            if p < 0:  # early
+                p = 0
+            elif p > batch_steps:  # late
+                p = batch_steps
+            else:
+                x = s * 1000 - d
+        self.phase_known = True
+        self.phase_steps = p
+        self._edge_milli = x
+        self.index_edges += 1
+        self._due_pl += f - self._flight_pl()
+
+    def forget_phase(self):
+        """The rotor's position is no longer known (a stall): flat mean steps until the next edge."""
+        if self.phase_known:
+            f = self._flight_pl()
+            self.phase_known = False
+            self.phase_steps = 0
+            self._edge_milli = 0
+            self._due_pl += f - self._flight_pl()
 
     def delivered_nl_up(self):
         """Delivered volume in nL, rounded up (never under-counts)."""

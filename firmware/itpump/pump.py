@@ -20,6 +20,16 @@
 # pressure SENSOR fault (SENSOR_TICKS readings in a row) stop the motor, raise the alarm and log a SAFETY
 # record; CLEARED logs the bolus the line released. Those halts latch: delivery resumes only once the
 # alarm is inactive (acknowledged AND its condition gone, see release_inactive()).
+# Rotor index sensor (board.rotor, boards/README.md; with the calibration's steps_per_pass_milli and
+# optional pulsation_ppm): after the confirmations of each tick the pump reads the sensor's edge count;
+# a new pass start sets the dosing phase (pulsation compensation, dosing.py). Silent stall: the driver
+# confirms every pulse but the rotor is stuck (no DIAG): more than 5/4 of a pass of confirmed steps
+# without an edge stops with STALL (SAFETY record "stall", volume_nl = the steps beyond one pass).
+# Edges closer than half a pass after the last accepted one are bounce (counted, ignored). A motor stop
+# keeps the count: the rotor does not turn while stopped, so the steps since the last edge stay true
+# (a stall hidden by frequent stops is still caught). A stall halt (DIAG, detector or this check)
+# restarts it at 0 and forgets the phase: where the rotor stands after lost steps is unknown, and the
+# next edge must come within 5/4 of a pass of steps from anywhere.
 # Ticks far from TICK_MS (a stalled loop, the virtual board's fast clock: up to 5 s apart) do not feed
 # the detector's statistics, which are tuned to a fixed tick: Detector.update_gap() runs the motor and
 # sensor checks, decays the line model over the gap and keeps a gross pressure limit, so fast-forward
@@ -86,6 +96,7 @@ SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault sto
 MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
 GAP_MIN_MS = const(50)  # ticks outside GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
 GAP_MAX_MS = const(200)
+ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
 
 # SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
 SAFETY = eventlog.SAFETY
@@ -99,11 +110,29 @@ S_LATE_TASK = const(9)
 S_RESET = const(10)
 
 
-def hard_limits(pl_per_step):
+def hard_limits(pl_per_step, pass_excess_pl=0):
     """The guard's limits: the device's hard ceilings, whatever the prescription says (the guard must
     hold when therapy or dosing is wrong): rate 1 mL/h, 1 mL in any hour, the daily maximum plus one
-    maximal bolus (a catheter prime) in any 24 h."""
-    return Limits.from_nl(pl_per_step, MAX_RATE_NL_PER_H, MAX_RATE_NL_PER_H, MAX_DAILY_NL + MAX_BOLUS_NL)
+    maximal bolus (a catheter prime) in any 24 h.
+    Roller pulsation (dosing.pass_excess_pl): steps are consecutive rotor phases, so any run of n steps
+    carries at most n * pl_per_step + pass_excess_pl; the window limits leave that room, so they hold in
+    volume, not only in mean steps. The rate stays in mean steps: counted at the largest step it would
+    throttle a prescription at the device's maximum rate by the profile's depth (a 1 mL/h prime would
+    lose a sixth at +-20 %); within a pass the volume rate may exceed it by pass_excess_pl."""
+    lim = Limits.from_nl(pl_per_step, MAX_RATE_NL_PER_H, MAX_RATE_NL_PER_H, MAX_DAILY_NL + MAX_BOLUS_NL)
+    if pass_excess_pl > 0:
+        lim = Limits(lim.max_rate_steps_per_h, (MAX_RATE_NL_PER_H * 1000 - pass_excess_pl) // pl_per_step,
+                     ((MAX_DAILY_NL + MAX_BOLUS_NL) * 1000 - pass_excess_pl) // pl_per_step)
+    return lim
+
+
+def rotor_calibration(cal):
+    """(pulsation_ppm or None, steps_per_pass_milli) from a board's calibration dict; a board with a
+    rotor sensor must give steps_per_pass_milli (ValueError names it)."""
+    spp = cal.get("steps_per_pass_milli")
+    if spp is None:
+        raise ValueError("steps_per_pass_milli missing from the calibration of a board with a rotor sensor")
+    return cal.get("pulsation_ppm"), spp
 
 
 def detector_calibration(cal):
@@ -120,9 +149,25 @@ class Pump:
         self.clock = board.clock
         self.alarms = alarms
         self.log = log
-        self.dosing = Dosing(pl_per_step)
+        # rotor index sensor: only with the calibration that says what a pass is (a fallback Pump built
+        # without a calibration ignores it)
+        self.rotor = getattr(board, "rotor", None) if cal is not None else None
+        if self.rotor is not None:
+            prof, spp = rotor_calibration(cal)
+            self.dosing = Dosing(pl_per_step, prof, spp)  # LimitError (a ValueError) names a bad value
+            self._rot_last = self.rotor.edges()
+            self._rot_stall = spp * 5 // 4000  # confirmed steps without an edge: a silent stall
+            self._rot_bounce = spp // 2000  # an edge sooner than this after the last one is bounce
+        else:
+            self.dosing = Dosing(pl_per_step)
+            self._rot_last = self._rot_stall = self._rot_bounce = 0
+        self._rot_steps = 0  # confirmed steps since the last accepted edge (or boot, or a stall halt)
+        self._rot_batch = 0  # confirmed steps since the sensor was last read
+        self._rot_seen = False  # an edge was accepted since boot / the last stall halt
+        self.rotor_edges = 0  # accepted edges
+        self.early_edges = 0  # ignored as bounce
         self.reservoir = Reservoir()
-        self.guard = Guard(hard_limits(pl_per_step), self.clock)
+        self.guard = Guard(hard_limits(pl_per_step, self.dosing.pass_excess_pl), self.clock)
         self.therapy = None
         self.halt = 0
         self.tod_ms = 0
@@ -185,6 +230,9 @@ class Pump:
         c = motor.take_confirmed()
         if c:
             self._confirmed(c, now)
+        rotor = self.rotor
+        if rotor is not None:
+            self._rotor_read(rotor)
         run = self.running()
         if run != self.enabled:
             self._set_enabled(run)
@@ -227,10 +275,42 @@ class Pump:
             self._move_n = n
             self._move_t = now
 
+    def _rotor_read(self, rotor):
+        """New index edges -> dosing phase; too many steps without one -> silent stall (no allocation
+        unless it stops)."""
+        e = rotor.edges()
+        n = (e - self._rot_last) & ROTOR_MASK
+        batch = self._rot_batch
+        self._rot_batch = 0
+        if n:
+            self._rot_last = e
+            if self._rot_seen and self._rot_steps < self._rot_bounce:
+                self.early_edges += n
+            else:
+                self.early_edges += n - 1  # two pass starts in one read: one is bounce
+                self._rot_seen = True
+                self.rotor_edges += 1
+                self.dosing.index_edge(batch)
+                self._rot_steps = self.dosing.phase_steps  # the batch's steps after the edge
+        elif self._rot_steps > self._rot_stall:
+            self._rotor_stall()
+
+    def _rotor_stall(self):
+        steps = self._rot_steps
+        nl = (steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
+        self._safety_stop(H_STALL, A.STALL, O.STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
+
+    def _rotor_clear(self):
+        """After a stall halt: count afresh, phase unknown until the next edge."""
+        self._rot_steps = 0
+        self._rot_batch = 0
+        self._rot_seen = False
+        self.dosing.forget_phase()
+
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
         d = self.dosing
-        return self.delivered_nl + d.delivered_nl + (d.in_flight * d.pl_per_step + 999) // 1000 + 1
+        return self.delivered_nl + d.delivered_nl + (d.in_flight * d.max_step_pl + 999) // 1000 + 1
 
     def _sense(self, now, el, det, pr, motor):
         """Pressure + step counts -> the detector; acts on what it finds (allocates only on a finding)."""
@@ -339,6 +419,8 @@ class Pump:
 
     def _confirmed(self, c, now):
         self.occ_conf += c
+        self._rot_steps += c
+        self._rot_batch += c
         pl = self.dosing.confirm(c)
         self.reservoir.draw_pl(pl)
         if self.guard.record(c, now):
@@ -375,6 +457,8 @@ class Pump:
             c = m.take_confirmed()
             if c:
                 self.occ_conf += c
+                self._rot_steps += c
+                self._rot_batch += c
                 pl = self.dosing.confirm(c)
                 self.reservoir.draw_pl(pl)
                 self.guard.record(c, self._last)
@@ -411,6 +495,8 @@ class Pump:
         try:
             self._halt_motor()
         finally:
+            if bit == H_STALL:
+                self._rotor_clear()
             self.alarms.raise_alarm(alarm)
 
     def release(self, bit):
@@ -446,7 +532,7 @@ class Pump:
         periodic bolus, what is in flight."""
         th = self.therapy
         d = self.dosing
-        extra = (d.in_flight * d.pl_per_step + 999) // 1000 + 1
+        extra = (d.in_flight * d.max_step_pl + 999) // 1000 + 1
         if th is not None:
             extra += th.bolus_left_nl
             if th.periodic is not None:
@@ -472,7 +558,7 @@ class Pump:
 
     def set_pl_per_step(self, pl):
         self.dosing.set_pl_per_step(pl)
-        self.guard.set_limits(hard_limits(pl))
+        self.guard.set_limits(hard_limits(pl, self.dosing.pass_excess_pl))
         if self.occ is not None:  # a step's pressure changed: a new model, learnt afresh
             self.occ = self._detector(pl)
             self.occ_state = O.OK
@@ -490,4 +576,11 @@ class Pump:
         else:
             d["occlusion"] = {"state": O.NAMES[self.occ_state], "armed": det.armed(), "stored_nl": det.stored_nl,
                               "released_nl": det.released_nl, "pending_steps": det.pending}
+        if self.rotor is None:
+            d["rotor"] = None
+        else:
+            dz = self.dosing
+            d["rotor"] = {"edges": self.rotor_edges, "phase_steps": dz.phase_steps, "known": dz.phase_known,
+                          "early_edges": self.early_edges, "steps_since_edge": self._rot_steps,
+                          "stall_steps": self._rot_stall}
         return d

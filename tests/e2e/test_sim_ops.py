@@ -1,5 +1,6 @@
 """The virtual board's own hardware: watchdog, reset button, virtual clock control."""
 
+import math
 import time
 
 import pytest
@@ -155,4 +156,7 @@ def test_coarse_fast_forward_delivers_what_the_fine_tick_delivers(fresh_board, t
         assert abs(coarse - fine) <= expected // 1000
         assert st["reset_cause"] != "WDT" and st["alarms"] == [] and st["dosing"]["skipped_ms"] == 0
         w = c.request("sim.state")
-        assert abs(w["steps_in"] * 15 - st["delivered_nl"]) <= 2 * 15  # the plant got what was counted
+        # the plant got what was counted: the firmware prices each step at its phase of the roller pass
+        # (the sim unit's pulsation profile, +-24 % at most), so steps x mean differs from its count by at
+        # most the profile's excess over a partial pass (spp * A / pi = 1067 * 0.24 / pi steps), plus 2
+        assert abs(w["steps_in"] * 15 - st["delivered_nl"]) <= 15 * (2 + 1067 * 0.24 / math.pi)
