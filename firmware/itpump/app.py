@@ -97,6 +97,8 @@ class App:
         self.board = board
         self.clock = board.clock
         self.serial = board.serial
+        # the link's raw stream, if the board gives one: read replies are written to it piecewise
+        self._stream = getattr(board.serial, "stream", None)
         self.root = root
         self.reader = protocol.LineReader()
         self.uptime = Uptime(board.clock)
@@ -255,7 +257,11 @@ class App:
         try:
             state, gen, problems = self.store.load()
         except Exception:
-            state, gen, problems = None, 0, ["load failed"]
+            gc.collect()  # a MemoryError at boot: once more on a collected heap before giving up
+            try:
+                state, gen, problems = self.store.load()
+            except Exception as e:
+                state, gen, problems = None, 0, ["load failed: %s" % type(e).__name__]
         for msg in problems:
             slot = 0 if msg.startswith("state.0") else 1 if msg.startswith("state.1") else 255
             self.event(eventlog.STORE_PROBLEM, gen, slot)
@@ -403,7 +409,9 @@ class App:
             if st == protocol.FEED_LINE:
                 line = self.reader.take()
                 if line.strip():  # blank lines (a terminal's Enter) are not requests
-                    self.send(protocol.dispatch(line, self.ops, self.auth))
+                    r = protocol.dispatch(line, self.ops, self.auth, self._stream)
+                    if r is not None:
+                        self.send(r)
                     self.pump.sync_repl_lock()  # a program locks at once, not at the next tick
             elif st == protocol.FEED_OVERFLOW:
                 self.send(protocol.error_line(

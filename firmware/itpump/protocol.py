@@ -288,20 +288,39 @@ def op_entry(ops, name):
     return e, READ
 
 
-def _apply(req, handler):
+def _apply(req, handler, out=None):
+    """Run a handler; its reply line, or None once the reply was written to out (a read's, streamed)."""
     try:
-        return ok_line(req.id, handler(req.args))
+        r = handler(req.args)
+        if out is None:
+            return ok_line(req.id, r)
     except ProtocolError as e:
         return error_line(req.id, e.code, e.message)
     except Exception as e:  # a handler bug must not take the control loop down
         return error_line(req.id, E_INTERNAL, "%s in '%s': %s" % (type(e).__name__, req.op, e))
+    try:
+        return write_ok(out, req.id, r)
+    except Exception as e:  # a result json cannot encode: end the torn line, then the error
+        out.write("\n")
+        return error_line(req.id, E_INTERNAL, "%s in '%s' reply: %s" % (type(e).__name__, req.op, e))
 
 
-def dispatch(line, ops, auth=None):
+def write_ok(out, req_id, result):
+    """Write ok_line(req_id, result) to the stream out piece by piece (json.dump): a large reply (the
+    status is ~1.7 KB) needs no reply-sized block of contiguous heap, which a long-running, fragmented
+    MicroPython heap may not have although it has the bytes free. Returns None."""
+    out.write('{"id": %d, "ok": true, "result": ' % req_id)
+    json.dump(result, out)
+    out.write("}\n")
+
+
+def dispatch(line, ops, auth=None, out=None):
     """Handle one request line; always returns one reply line, never raises.
 
     ops: {op: handler(args) -> result} for reads, {op: (handler, CHANGE)} for changes. A change (marked
     so, or named in the auth permission table) runs only through auth.run(); with no auth it is refused.
+    out: a stream (the link's): a read's successful reply is written to it (write_ok) and None
+    returned instead. Changes always return their line (auth keeps it for a retry).
     """
     try:
         try:
@@ -315,6 +334,6 @@ def dispatch(line, ops, auth=None):
             if auth is None:
                 return error_line(req.id, E_AUTH_NOKEYS, "'%s' changes the pump: no authenticator" % req.op)
             return auth.run(req, lambda: _apply(req, handler))
-        return _apply(req, handler)
+        return _apply(req, handler, out)
     except Exception as e:  # a bug here (or MemoryError) must still answer and keep the loop alive
         return error_line(None, E_INTERNAL, "%s while handling a request" % type(e).__name__)

@@ -142,8 +142,11 @@ class Store:
             if not _exists(path):
                 continue
             try:
+                # read what the file holds, not the bound: a fragmented heap after boot may lack a
+                # free 4 KiB block while a ~1 KiB document fits (decode() rejects an oversize one)
+                n = os.stat(path)[6]
                 with open(path, "rb") as f:
-                    raw = f.read(HDR_LEN + MAX_DOC_BYTES + 1)
+                    raw = f.read(n if n <= HDR_LEN + MAX_DOC_BYTES else HDR_LEN + MAX_DOC_BYTES + 1)
                 state, gen = decode(raw)
             except (OSError, ValueError) as e:
                 problems.append("%s: corrupt, skipped (%s)" % (SLOTS[i], e))

@@ -18,6 +18,7 @@ class Cdc:
         self._clock = clock
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
+        self.stream = self._out  # for json.dump of large replies (protocol.write_ok)
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._one = bytearray(1)

@@ -8,6 +8,7 @@ class UsbCdc:
     def __init__(self):
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
+        self.stream = self._out  # for json.dump of large replies (protocol.write_ok)
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._one = bytearray(1)
