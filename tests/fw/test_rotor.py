@@ -1,0 +1,224 @@
+# Rotor index and roller pulsation (CPython and micropython): dosing paced by the unit's profile once
+# the phase is known, exact volume bookkeeping through edges, bad profiles refused whole; in the pump,
+# the silent stall (pulses confirmed, no index edge for 5/4 of a pass), bounce edges, a board without
+# the pass length.
+import struct
+
+from test_app import Rig
+
+from fakes import FakePumpBoard, raises
+from itpump import alarms, eventlog, pump
+from itpump import dosing as D
+from itpump.therapy import LimitError
+
+# A two-level profile: the first half of each pass carries +20 %, the second -20 % (mean 0)
+HILO = [200000] * 16 + [-200000] * 16
+PL = 10000  # 10 nL per step: 12 nL in the first half of a pass, 8 nL in the second
+SPP_MILLI = 320000  # 320 steps per pass: 10 per bin
+
+
+class Rate:
+    """Constant basal, no bolus (a therapy stand-in)."""
+
+    seg_end_ms = 86400000
+    bolus_left_nl = 0
+
+    def __init__(self, nl_per_h):
+        self.rate = nl_per_h
+
+    def basal_nl_per_h(self, tod_ms):
+        return self.rate
+
+    def bolus_nl_per_h(self):
+        return 0
+
+    def programmed(self, basal_nl, bolus_nl):
+        pass
+
+    def update(self, tod_ms):
+        pass
+
+
+def delivered_pl(d):
+    return d.delivered_nl * 1000 + d._deliv_pl
+
+
+def balance(d):
+    """programmed = delivered + in flight + due, exact in pL (the module's invariant)."""
+    return d.programmed_nl * 1000 - delivered_pl(d) - d._flight_pl() - d._due_pl
+
+
+def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
+    assert D.check_profile(HILO, SPP_MILLI) == tuple(HILO)
+    bad = [
+        (HILO[:31], "pulsation_ppm"),  # 31 bins
+        (HILO[:31] + [1.5], "pulsation_ppm[31]"),  # not an int
+        (HILO[:31] + [600000], "pulsation_ppm[31]"),  # beyond +-50 %
+        ([40000] * 32, "pulsation_ppm"),  # mean +4 %: the bins must average to pl_per_step
+    ]
+    for prof, field in bad:
+        e = raises(LimitError, D.check_profile, prof, SPP_MILLI)
+        assert e.field == field, (field, e.field)
+    assert raises(LimitError, D.check_profile, HILO, 31999).field == "steps_per_pass_milli"
+    assert raises(LimitError, D.check_profile, HILO, 320000.0).field == "steps_per_pass_milli"
+    d = D.Dosing(PL, HILO, SPP_MILLI)
+    vol = list(d._vol)
+    raises(LimitError, d.set_profile, [0] * 31, SPP_MILLI)
+    assert d.profile_ppm == tuple(HILO) and list(d._vol) == vol and d.spp_milli == SPP_MILLI
+    assert d._vol[0] == 12000 and d._vol[31] == 8000 and d.max_step_pl == 12000
+    # the guard's room: a run of steps over the high half carries 160 x 2 nL beyond the mean
+    assert d.pass_excess_pl == 160 * 2000
+
+
+def test_unknown_phase_steps_the_mean_volume():
+    d = D.Dosing(PL, HILO, SPP_MILLI)
+    assert not d.phase_known
+    th = Rate(36000)  # 10 nL/s: one mean step per second
+    n = 0
+    for _ in range(100):
+        s = d.tick(th, 1000, 0)
+        d.confirm(s)
+        n += s
+    assert n == 100 and delivered_pl(d) == 100 * PL and balance(d) == 0
+
+
+def test_known_phase_paces_each_step_by_its_volume_and_follows_the_programme():
+    d = D.Dosing(PL, HILO, SPP_MILLI)
+    th = Rate(36000)  # 10 nL/s
+    d.index_edge(0)  # the pass starts here
+    turned = 0  # the true rotor: steps since this edge
+    times = []  # tick at which each step went out
+    for t in range(1, 3 * 3200 + 1):  # three passes of 3.2 uL, 100 ms ticks
+        s = d.tick(th, 100, 0)
+        d.confirm(s)
+        for _ in range(s):
+            times.append(t)
+        old = turned
+        turned += s
+        if old // 320 != turned // 320:  # the rotor reached the next pass start
+            d.index_edge(turned % 320)
+        assert balance(d) == 0
+        # volume, not step count, follows the programme: behind by less than one step, never ahead
+        ahead = delivered_pl(d) - d.programmed_nl * 1000
+        assert -d.max_step_pl < ahead <= 0, (t, ahead)
+    assert d.index_edges == 4 and d.phase_steps == turned % 320
+    # within a pass the 12 nL steps come 1.2 s apart and the 8 nL steps 0.8 s apart (100 ms ticks)
+    high = times[160] - times[0]
+    low = times[320] - times[160]
+    assert 1900 <= high <= 1930 and 1270 <= low <= 1290, (high, low)
+    # over whole passes the mean holds: 3 passes of 320 steps carry 3 x 3.2 uL
+    assert len(times) in (959, 960)
+
+
+def test_an_edge_while_steps_are_in_flight_reprices_them_without_losing_a_pl():
+    d = D.Dosing(PL, HILO, SPP_MILLI)
+    th = Rate(360000)
+    d.index_edge(0)
+    for _ in range(200):  # 100 nL/s, steps handed out but never confirmed
+        d.tick(th, 100, 0)
+    assert d.in_flight > 50 and balance(d) == 0
+    d.confirm(40)
+    d.index_edge(5)  # an early edge: the pass restarts, the rest in flight moves to other bins
+    assert balance(d) == 0 and d.phase_steps == 0
+    d.confirm(d.in_flight)
+    assert balance(d) == 0
+    d.forget_phase()
+    assert not d.phase_known and balance(d) == 0
+
+
+def test_calibration_change_keeps_the_balance_with_steps_in_flight():
+    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d.index_edge(0)
+    for _ in range(10):
+        d.tick(Rate(360000), 100, 0)
+    d.set_pl_per_step(11000)
+    assert balance(d) == 0 and d._vol[0] == 13200 and d._vol[31] == 8800
+    d.set_profile(None, SPP_MILLI)  # flat: every bin the mean
+    assert balance(d) == 0 and d._vol[0] == d._vol[31] == 11000
+
+
+# -- the pump with a rotor index (FakeRotor over the motor's pulses) -------------------------------
+RX = {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000, "mode": "continuous",
+      "dose_ng_per_day": 9600000}  # 40,000 nL/h: 2000 steps/h of 20 nL
+FILL = {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0}
+ROTOR_SPP_MILLI = 200000  # 200 steps a pass (6 min at 2000 steps/h): the stall limit is 250 steps
+
+
+def rotor_rig():
+    r = Rig(FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI))
+    r.a.boot()
+    r.ok("refill", FILL)
+    r.ok("program", {"rx": RX})
+    return r
+
+
+def safety_kinds(r):
+    out = []
+    for c, d in r.events():
+        if c == pump.SAFETY:
+            out.append(pump.SAFETY_KINDS[struct.unpack(pump.SAFETY_FMT, d)[0]])
+    return out
+
+
+def test_turning_rotor_sets_the_phase_and_never_stops_the_pump():
+    r = rotor_rig()
+    p = r.a.pump
+    r.run_ms(3600000)  # an hour: 2000 steps, 10 passes
+    assert p.running() and p.rotor_edges == 10 and p.early_edges == 0
+    assert p.dosing.phase_known and p.dosing.phase_steps == (r.b.motor.emitted - 10) % 200
+    assert "stall" not in safety_kinds(r) and not r.a.alarms.is_active(alarms.STALL)
+    st = r.read("status")["line"]["rotor"]
+    assert st["edges"] == 10 and st["known"] and st["stall_steps"] == 250
+    r.close()
+
+
+def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
+    r = rotor_rig()
+    p, m, rot = r.a.pump, r.b.motor, r.b.rotor
+    r.run_ms(900000)  # past the first edges
+    assert p.rotor_edges >= 2 and p.running()
+    since_edge = p._rot_steps
+    rot.stick(True)  # the driver still confirms every pulse: no DIAG
+    e0 = m.emitted
+    t = 0
+    while not p.halt & pump.H_STALL:
+        r.run_ms(1000)
+        t += 1000
+        assert t < 1200000, "no stall alarm"
+        if not p.halt:  # not one step beyond the limit before it stops
+            assert since_edge + m.emitted - e0 <= 251
+    lost = m.emitted - e0
+    assert 250 - since_edge <= lost <= 252 - since_edge, (since_edge, lost)
+    assert not m.enabled and r.a.alarms.is_active(alarms.STALL)
+    assert (eventlog.ALARM_RAISED, bytes([alarms.STALL])) in r.events()
+    assert "stall" in safety_kinds(r)
+    assert not p.dosing.phase_known  # where the rotor stands is unknown now
+    rot.stick(False)
+    r.ok("ack", {"code": "STALL"})
+    r.run_ms(600000)
+    assert p.running() and p.rotor_edges >= 3 and p.dosing.phase_known
+    r.close()
+
+
+def test_a_bounce_edge_soon_after_an_edge_is_counted_and_ignored():
+    r = rotor_rig()
+    p = r.a.pump
+    r.run_ms(60000)
+    while not (p.rotor_edges >= 2 and p.dosing.phase_steps < 50):  # just after an edge
+        r.run_ms(10000)
+    n, phase = p.rotor_edges, p.dosing.phase_steps
+    r.b.rotor.bounce()
+    r.run_ms(200)
+    assert p.rotor_edges == n and p.early_edges == 1 and p.dosing.phase_steps >= phase
+    r.close()
+
+
+def test_a_rotor_board_without_the_pass_length_is_refused_by_name():
+    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI)
+    del b.calibration["steps_per_pass_milli"]
+    am = alarms.AlarmManager(b.clock)
+    e = raises(ValueError, pump.Pump, b, am, 20000, None, b.calibration)
+    assert "steps_per_pass_milli" in str(e)
+    b.calibration["steps_per_pass_milli"] = 1000  # below one step per bin
+    e = raises(ValueError, pump.Pump, b, am, 20000, None, b.calibration)
+    assert "steps_per_pass_milli" in str(e)
