@@ -1,4 +1,5 @@
 # Protocol framing and parsing (CPython and micropython).
+import io
 import json
 
 from fakes import raises
@@ -196,3 +197,34 @@ def test_member_without_a_name_is_not_json():
         assert e.code == P.E_JSON, (line, e.code)
         r = json.loads(P.dispatch(line, {"ping": lambda a: 1, "status": lambda a: 2}))
         assert r["error"]["code"] == P.E_JSON, r
+
+
+class Sink(io.IOBase):
+    """A byte stream (the link's raw stream): json.dump writes into it through the stream protocol."""
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.writes = 0
+
+    def write(self, b):
+        self.writes += 1
+        self.buf += b.encode() if isinstance(b, str) else bytes(b)
+        return len(b)
+
+
+def test_a_read_reply_streams_to_the_link_and_a_change_still_returns_its_line():
+    big = {"values": list(range(400)), "name": "x" * 300, "nested": {"a": [1.5, None, True], "b": "\u00b5L"}}
+    ops = {"status": lambda args: big, "set": (lambda args: {"done": 1}, P.CHANGE)}
+    out = Sink()
+    assert P.dispatch(b'{"id":9,"op":"status"}', ops, None, out) is None
+    assert out.buf.endswith(b"\n") and out.buf.count(b"\n") == 1 and out.writes > 3  # piecewise
+    assert json.loads(out.buf) == {"id": 9, "ok": True, "result": big}
+    assert json.loads(out.buf) == json.loads(P.dispatch(b'{"id":9,"op":"status"}', ops))  # as the line
+    out.buf = bytearray()
+    line = P.dispatch(b'{"id":10,"op":"set"}', ops, None, out)  # a change: no auth, refused, as a line
+    assert json.loads(line)["error"]["code"] == P.E_AUTH_NOKEYS and not out.buf
+    err = P.dispatch(b'{"id":11,"op":"nope"}', ops, None, out)
+    assert json.loads(err)["error"]["code"] == P.E_UNKNOWN_OP and not out.buf
+    boom = {"status": lambda args: 1 // 0}
+    assert json.loads(P.dispatch(b'{"id":12,"op":"status"}', boom, None, out))["error"]["code"] == P.E_INTERNAL
+    assert not out.buf  # a handler that fails writes nothing
