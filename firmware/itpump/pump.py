@@ -75,6 +75,11 @@ H_LEAK = const(64)
 H_SENSOR = const(128)  # pressure sensor missing / frozen
 H_BATTERY = const(256)  # battery at end of service
 H_SAFE = const(512)  # boot loop (supervisor): until a clinician acknowledges INTERNAL; never persisted
+# After these halts the line's pressure history says nothing about the running line (pressure near zero,
+# or confirmed steps that moved nothing, or no readings): the detector relearns the baseline when delivery
+# resumes, else the return to the true tip pressure reads as a rise the model cannot explain (a false
+# OCCLUSION, seen in the e2e fault matrix after a disconnection and after a silent stall).
+_RELEARN_AFTER = const(H_STALL | H_LEAK | H_SENSOR)
 H_NAMES = ("reservoir_empty", "dose_guard", "step_mismatch", "stall", "internal", "occlusion", "leak",
            "pressure_sensor", "battery_eos", "safe_mode")
 H_BY_ALARM = {A.RESERVOIR_EMPTY: H_EMPTY, A.DOSE_GUARD: H_GUARD, A.STEP_MISMATCH: H_MISMATCH,
@@ -198,6 +203,7 @@ class Pump:
         self._priming = False
         self.gap_ticks = 0  # ticks that skipped the detector's statistics
         self.sensor_misses = 0
+        self._relearn = False  # reset the detector when delivery resumes (_RELEARN_AFTER)
         self.other_sensor_fault = False  # another sensor (battery) holds SENSOR_FAULT: not cleared here
         if self.motor is not None and self.pressure is not None:
             self.occ = self._detector(pl_per_step)  # ValueError names a bad calibration value
@@ -430,6 +436,9 @@ class Pump:
 
     def _set_enabled(self, on):
         self.enabled = on
+        if on and self._relearn:
+            self._relearn = False
+            self.reset_detector()
         if on and self.motor is not None:
             self.motor.enable(True)
         else:
@@ -492,6 +501,8 @@ class Pump:
         across a reset)."""
         self.halt |= bit
         self.need_save = True
+        if bit & _RELEARN_AFTER:
+            self._relearn = True
         try:
             self._halt_motor()
         finally:

@@ -13,31 +13,21 @@ by tests/fw (guard, app safety) and the hypothesis test. test_no_sim_fault_can_r
 pins that premise.
 """
 
-import time
-
 import pytest
 
 from itpump import alarms as A  # the firmware's alarm table (firmware/ is on sys.path: tests/conftest.py)
 from pumpctl.client import Client, DeviceError
 from pumpctl.link import Link
 from pumpctl.session import read_logs
-from vbtools import VBoard, install_keys, run
+from vbtools import FILL, RX, advance, keyed_board, raised, until
 
 pytestmark = pytest.mark.e2e
-
-RX = {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000, "mode": "continuous",
-      "dose_ng_per_day": 9600000}  # 0.96 mL/day: ~0.74 steps/s of 15 nL
-FILL = {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0}
-CHUNK_S = 10  # virtual seconds per fast-forward chunk (the detection time's resolution)
 
 
 @pytest.fixture(scope="module")
 def pump(tmp_path_factory):
     """A flashed virtual board with keys on it (/keys.json), filled and running RX."""
-    b = VBoard(tmp_path_factory.mktemp("vb"))
-    b.start()
-    run("pumpctl", "flash", "--board", "sim", "--port", b.port, "--quiet", check=True)
-    b.ks = install_keys(b.port, tmp_path_factory.mktemp("keys"))
+    b = keyed_board(tmp_path_factory)
     with Link(b.port) as link:
         c = Client(link)
         c.wait_ready(10)
@@ -48,31 +38,6 @@ def pump(tmp_path_factory):
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def advance(c, s, quantum_ms=100):
-    """Fast-forward s virtual seconds and wait for the end (quantum_ms: see test_safety.advance)."""
-    c.request("sim.advance", {"s": s, "quantum_ms": quantum_ms})
-    deadline = time.monotonic() + 60
-    while c.request("sim.clock")["fast_forward"]:
-        assert time.monotonic() < deadline, "fast-forward did not end"
-        time.sleep(0.02)
-
-
-def until(c, cond, max_s, quantum_ms=100, chunk_s=CHUNK_S):
-    """Advance in chunk_s steps until cond(status); returns (virtual seconds it took, status)."""
-    t = 0
-    while t < max_s:
-        advance(c, chunk_s, quantum_ms)
-        t += chunk_s
-        st = c.request("status")
-        if cond(st):
-            return t, st
-    raise AssertionError(f"not within {max_s} virtual s: {c.request('status')}\nevents {c.events}")
-
-
-def raised(c, code):
-    return any(e.get("event") == "alarm" and e.get("kind") == "raise" and e.get("code") == code for e in c.events)
 
 
 def unacked(c):

@@ -3,58 +3,21 @@ stops the motor with an OCCLUSION alarm event within a bounded virtual time; cle
 stored bolus, logged, and delivery resumes after the clinician's acknowledgement; a dead pressure sensor
 stops the pump too."""
 
-import time
-
 import pytest
 
 from pumpctl.client import Client
 from pumpctl.link import Link
-from vbtools import VBoard, install_keys, run
+from vbtools import FILL, RX, advance, keyed_board, raised, until
 
 pytestmark = pytest.mark.e2e
-
-RX = {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000, "mode": "continuous",
-      "dose_ng_per_day": 9600000}  # 0.96 mL/day: ~0.74 steps/s of 15 nL
-FILL = {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0}
-CHUNK_S = 10  # virtual seconds per fast-forward chunk (the detection time's resolution)
 
 
 @pytest.fixture(scope="module")
 def pump(tmp_path_factory):
     """A flashed virtual board with keys on it (/keys.json), filled and running RX."""
-    b = VBoard(tmp_path_factory.mktemp("vb"))
-    b.start()
-    run("pumpctl", "flash", "--board", "sim", "--port", b.port, "--quiet", check=True)
-    b.ks = install_keys(b.port, tmp_path_factory.mktemp("keys"))
+    b = keyed_board(tmp_path_factory)
     yield b
     b.stop()
-
-
-def advance(c, s, quantum_ms=100):
-    """Fast-forward s virtual seconds and wait for the end. quantum_ms: how far apart the firmware's
-    ticks run (100: every tick, the detector's statistics work; 5000: the sim's default fast mode, where
-    they are skipped and only the gross pressure limit can call an occlusion)."""
-    c.request("sim.advance", {"s": s, "quantum_ms": quantum_ms})
-    deadline = time.monotonic() + 60
-    while c.request("sim.clock")["fast_forward"]:
-        assert time.monotonic() < deadline, "fast-forward did not end"
-        time.sleep(0.02)
-
-
-def until(c, cond, max_s, quantum_ms=100):
-    """Advance in CHUNK_S steps until cond(status); returns the virtual seconds it took."""
-    t = 0
-    while t < max_s:
-        advance(c, CHUNK_S, quantum_ms)
-        t += CHUNK_S
-        st = c.request("status")
-        if cond(st):
-            return t, st
-    raise AssertionError(f"not within {max_s} virtual s: {c.request('status')}")
-
-
-def alarm_raised(c, code):
-    return any(e.get("event") == "alarm" and e.get("kind") == "raise" and e.get("code") == code for e in c.events)
 
 
 def test_occlusion_stops_the_motor_with_an_alarm_and_clears_with_a_logged_bolus(pump):
@@ -72,7 +35,7 @@ def test_occlusion_stops_the_motor_with_an_alarm_and_clears_with_a_logged_bolus(
         c.request("sim.fault", {"fault": "occlusion", "k": None})  # full blockage at the catheter
         t, st = until(c, lambda s: "OCCLUSION" in s["alarms"], 600)
         assert not st["running"] and "occlusion" in st["halt"], st
-        assert alarm_raised(c, "OCCLUSION"), c.events  # the unsolicited event line
+        assert raised(c, "OCCLUSION"), c.events  # the unsolicited event line
         w = c.request("sim.state")
         assert not w["motor_enabled"] and not w["motor_busy"]
         steps = w["steps_in"]
@@ -104,7 +67,7 @@ def test_fast_forward_does_not_false_alarm_and_still_catches_a_gross_occlusion(p
         c.request("sim.fault", {"fault": "occlusion", "k": None})
         # 10 kPa over the baseline at ~18 Pa/s (0.74 steps/s of 25 Pa): ~9 virtual minutes
         t, st = until(c, lambda s: "OCCLUSION" in s["alarms"], 1800, quantum_ms=5000)
-        assert not st["running"] and alarm_raised(c, "OCCLUSION") and not c.request("sim.state")["motor_enabled"]
+        assert not st["running"] and raised(c, "OCCLUSION") and not c.request("sim.state")["motor_enabled"]
         print(f"gross occlusion alarm within {t} virtual s between 5 s ticks")
         c.request("sim.fault", {"fault": "occlusion", "clear": True})
         advance(c, 120)
@@ -122,7 +85,7 @@ def test_a_dead_pressure_sensor_stops_the_pump(pump):
         c.events.clear()
         c.request("sim.fault", {"fault": "sensor", "mode": "open"})
         t, st = until(c, lambda s: "SENSOR_FAULT" in s["alarms"], 30)
-        assert not st["running"] and "pressure_sensor" in st["halt"] and alarm_raised(c, "SENSOR_FAULT")
+        assert not st["running"] and "pressure_sensor" in st["halt"] and raised(c, "SENSOR_FAULT")
         assert not c.request("sim.state")["motor_enabled"]
         c.request("sim.fault", {"fault": "sensor", "clear": True})
         c.change("ack", {"code": "SENSOR_FAULT"}, pump.ks)

@@ -4,6 +4,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pumpctl import vboard
@@ -70,3 +71,47 @@ def install_keys(port: str, keys_root: Path):
         dev.write_file("/keys.json", ks.device_file())
     run("pumpctl", "restart", "--port", port, check=True)
     return ks
+
+
+# -- a therapy-running board for the safety and fault tests --------------------------------------
+RX = {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000, "mode": "continuous",
+      "dose_ng_per_day": 9600000}  # 0.96 mL/day: ~0.74 steps/s of 15 nL
+FILL = {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0}
+CHUNK_S = 10  # virtual seconds per fast-forward chunk (the detection time's resolution)
+
+
+def keyed_board(tmp_path_factory):
+    """A started, flashed virtual board with keys on it (/keys.json); its Keystore as .ks."""
+    b = VBoard(tmp_path_factory.mktemp("vb"))
+    b.start()
+    run("pumpctl", "flash", "--board", "sim", "--port", b.port, "--quiet", check=True)
+    b.ks = install_keys(b.port, tmp_path_factory.mktemp("keys"))
+    return b
+
+
+def advance(c, s, quantum_ms=100):
+    """Fast-forward s virtual seconds and wait for the end. quantum_ms: how far apart the firmware's
+    ticks run (100: every tick, the detector's statistics work; longer: the sim's fast mode, where
+    they are skipped and only the gross pressure limit can call an occlusion)."""
+    c.request("sim.advance", {"s": s, "quantum_ms": quantum_ms})
+    deadline = time.monotonic() + 60
+    while c.request("sim.clock")["fast_forward"]:
+        assert time.monotonic() < deadline, "fast-forward did not end"
+        time.sleep(0.02)
+
+
+def until(c, cond, max_s, quantum_ms=100, chunk_s=CHUNK_S):
+    """Advance in chunk_s steps until cond(status); returns (virtual seconds it took, status)."""
+    t = 0
+    while t < max_s:
+        advance(c, chunk_s, quantum_ms)
+        t += chunk_s
+        st = c.request("status")
+        if cond(st):
+            return t, st
+    raise AssertionError(f"not within {max_s} virtual s: {c.request('status')}\nevents {c.events}")
+
+
+def raised(c, code):
+    """The board sent the unsolicited raise event of alarm `code` (seen by this client)."""
+    return any(e.get("event") == "alarm" and e.get("kind") == "raise" and e.get("code") == code for e in c.events)

@@ -206,5 +206,6 @@ def test_coarse_fast_forward_integrates_the_plant_like_the_fine_tick():
     assert abs(coarse.pumped_ul - fine.pumped_ul) < 1e-4 * fine.pumped_ul, (coarse.pumped_ul, fine.pumped_ul)
     for p in (fine, coarse):  # mass balance over long jumps (exact RC solution): pumped = out + stored
         assert abs(p.pumped_ul - p.delivered_ul - p.leaked_ul - p.stored_ul()) < 1e-6 * p.pumped_ul
-        assert p.t_ms == 605200
+        # after the fast-forward, virtual time runs with real time: a loaded machine adds a few ms
+        assert 605200 <= p.t_ms < 605300, p.t_ms
     assert abs(coarse.delivered_ul - fine.delivered_ul) < 1e-3 * fine.delivered_ul
