@@ -2,7 +2,8 @@
 
 Every output (pin write, PWM setting, watchdog start/feed, mem32 write, reset) is appended to
 `timeline` as a tuple, in call order; tests assert on sequences. Inputs come from dicts the test fills:
-`inputs[pin] = level`, `adc_codes[channel] = iterable or callable of 12-bit codes`.
+`inputs[pin] = level`, `adc_codes[channel] = iterable or callable of 12-bit codes`; `drive(pin, level)`
+sets an input and, on an edge the pin's irq() asked for, calls its handler as the port's IRQ would.
 Loaded fresh per test by tests/unit/hal_mocks.py; never installed globally.
 """
 
@@ -27,14 +28,35 @@ class Pin:
     OPEN_DRAIN = 2
     PULL_UP = 1
     PULL_DOWN = 2
+    IRQ_FALLING = 4  # rp2 values (ports/rp2/machine_pin.c)
+    IRQ_RISING = 8
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None):
         self.id = id
         self.mode = mode
         self.pull = pull
         self._out = 0 if value is None else int(bool(value))
+        self.irq_handler = None
+        self.irq_trigger = 0
+        self.irq_hard = False
         pins[id] = self
         timeline.append(("pin.init", id, mode, pull, value))
+
+    def init(self, mode=-1, pull=-1, *, value=None):
+        """Reconfigure; pull None means no pull resistor (as on the port)."""
+        if mode != -1:
+            self.mode = mode
+        if pull != -1:
+            self.pull = pull
+        if value is not None:
+            self._out = int(bool(value))
+        timeline.append(("pin.init", self.id, mode, pull, value))
+
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, hard=False):
+        self.irq_handler = handler
+        self.irq_trigger = trigger
+        self.irq_hard = hard
+        timeline.append(("pin.irq", self.id, trigger, hard))
 
     def value(self, v=None):
         if v is None:
@@ -47,6 +69,18 @@ class Pin:
 
     def __call__(self, v=None):
         return self.value(v)
+
+
+def drive(gpio, level):
+    """The outside world sets input `gpio` to `level`: an edge the pin's irq() trigger selects calls its
+    handler with the pin (immediately, as a hard IRQ would)."""
+    pin = pins.get(gpio)
+    before = pin.value() if pin is not None else inputs.get(gpio, 0)
+    inputs[gpio] = level
+    if pin is None or pin.irq_handler is None or level == before:
+        return
+    if pin.irq_trigger & (Pin.IRQ_RISING if level else Pin.IRQ_FALLING):
+        pin.irq_handler(pin)
 
 
 class ADC:

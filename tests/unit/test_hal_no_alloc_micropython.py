@@ -1,6 +1,7 @@
 """The per-tick hal calls allocate nothing: run them under the real micropython binary with the heap
 locked (micropython.heap_lock makes any allocation raise MemoryError). Fake pins/ADC/PWM and a fake
-rp2 StateMachine stand in for the hardware; the drivers are the firmware's own modules."""
+rp2 StateMachine stand in for the hardware; the drivers are the firmware's own modules. The rotor's edge
+handler (a hard IRQ on the board) is called as the port's ISR calls it: the object given to pin.irq()."""
 
 import subprocess
 from pathlib import Path
@@ -15,8 +16,16 @@ sys.path.insert(0, ROOT + "/firmware")
 import micropython
 
 class Pin:
+    IN = 0
+    PULL_UP = 1
+    IRQ_RISING = 8
     def __init__(self, level=1):
         self.level = level
+        self.handler = None
+    def init(self, mode, pull):
+        pass
+    def irq(self, handler, trigger, hard):
+        self.handler = handler
     def value(self, v=None):
         if v is None:
             return self.level
@@ -84,6 +93,7 @@ from itpump.hal.button import Button
 from itpump.hal.buzzer import Buzzer
 from itpump.hal.led import Led
 from itpump.hal.stepper import PioStepper
+from itpump.hal.rotor import EDGE_MASK, IndexCounter
 
 clock = Clock()
 pressure = PressureSensor(OversampledAdc(Adc(1600), 16))
@@ -93,12 +103,15 @@ button = Button(bpin, clock)
 buzzer = Buzzer(Pwm())
 led = Led(Pin(0))
 motor = PioStepper(0, Pin(), Pin(), Pin(), Pin(0), (Pin(), Pin()))
+rpin = Pin()
+rotor = IndexCounter(rpin)
 motor.enable(True)
 sm = motor._sm
-results = [0, 0]
+results = [0, 0, 0]
 for i in range(4):  # warm up: attribute caches, first-call paths
     pressure.read_pa(); battery.read_mv(); button.poll(); buzzer.tone(2000); buzzer.off(); led.value(1)
     motor.move(7, 100); sm.count -= 7; sm.rx += 1; motor.take_confirmed(); motor.busy(); motor.fault()
+    rpin.handler(rpin); rotor.edges()
 
 def ticks(n):  # a function: its locals live on the stack, module globals would grow a dict
     total = 0
@@ -117,17 +130,21 @@ def ticks(n):  # a function: its locals live on the stack, module globals would 
         total += motor.take_confirmed()
         motor.busy()
         motor.fault()
+        rpin.handler(rpin)  # an index edge, as the ISR delivers it
+        total += rotor.edges()
     results[0] = total  # a tuple return would allocate
     results[1] = events
+    results[2] = rotor.edges()
 
 ticks(2)
+rotor._edges = EDGE_MASK - 100  # the locked run crosses the 2**30 wrap
 micropython.heap_lock()
 try:
     ticks(300)
 finally:
     micropython.heap_unlock()
-total, events = results
-print("OK", total > 0, events)
+total, events, edges = results
+print("OK", total > 0, edges, events)
 """
 
 
@@ -137,3 +154,4 @@ def test_per_tick_hal_calls_allocate_nothing_under_micropython():
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "OK True" in r.stdout, out
     assert int(r.stdout.split()[-1]) == 1 + 2  # a short and a long press, seen with the heap locked
+    assert int(r.stdout.split()[-2]) == 300 - 101  # 300 edges counted, wrapped at 2**30

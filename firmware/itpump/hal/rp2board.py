@@ -12,6 +12,7 @@ from itpump.hal.buzzer import Buzzer
 from itpump.hal.led import Led
 from itpump.hal.pressure import PressureSensor
 from itpump.hal.resetcause import ResetCause
+from itpump.hal.rotor import IndexCounter
 from itpump.hal.stepper import PioStepper
 from itpump.hal.usbcdc import UsbCdc
 from itpump.hal.watchdog import Watchdog
@@ -33,6 +34,13 @@ DEFAULT_CALIBRATION = {
     "resistance_pa_s_per_ul": 465,
     "noise_pa": 41,
     "battery": "liion_1s",
+    # Rotor index sensor (docs/hardware.md): microsteps per roller pass x 1000. None = no sensor fitted,
+    # and then the board has no `rotor`: the pump's silent-stall check would stop it for want of edges.
+    # Set it when the sensor is fitted: 200 full steps/rev x microsteps / rollers, for the carrier's
+    # 3-roller head at 16 microsteps 3200 * 1000 / 3 = 1_066_667.
+    "steps_per_pass_milli": None,
+    # The unit's flow profile (32 ints, ppm of the mean, from the index edge): None = flat (docs/hardware.md)
+    "pulsation_ppm": None,
 }
 
 # Register blocks used for the reset-cause marker, per chip (RP2040 / RP2350 datasheets, address maps):
@@ -73,6 +81,8 @@ class Rp2Board:
         self.buzzer = Buzzer(machine.PWM(Pin(pins.BUZZER)))
         self.led = Led(Pin(pins.LED, Pin.OUT))
         self.button = Button(Pin(pins.BUTTON, Pin.IN, Pin.PULL_UP), time)
+        if cal.get("steps_per_pass_milli") is not None:  # only a fitted sensor (see DEFAULT_CALIBRATION)
+            self.rotor = IndexCounter(Pin(pins.ROTOR), getattr(pins, "ROTOR_PULL_UP", True))
         self.wdt = Watchdog(watchdog_base)
 
     def reset_cause(self):
