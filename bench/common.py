@@ -19,6 +19,31 @@ from pumpctl.link import Link  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
+# MicroPython source for the benches that run the App in one micropython process (heap7d, prof_ff): given
+# a board `b` and littlefs mounted at /fl (and gc, json imported), write a clinician key, boot the App as
+# `a`, and refill and program 0.5 mL/day of morphine through signed request frames (change()).
+MP_KEYED_APP = r'''
+KEY = bytes(range(40, 72))
+with open("/fl/keys.json", "w") as f:
+    f.write(json.dumps({"v": 1, "keys": {"clinician": "".join("%02x" % x for x in KEY)}}))
+gc.collect()
+from itpump import app, auth, protocol
+a = app.App(b, root="/fl/")
+a.sup.start()
+a.boot()
+n = [0]
+
+def change(op, args):
+    n[0] += 1
+    body = json.dumps({"id": n[0], "op": op, "args": args, "role": "clinician", "ctr": n[0]}).encode()
+    r = json.loads(protocol.dispatch(body + b"\t" + auth.hmac_hex(KEY, body).encode(), a.ops, a.auth))
+    assert r["ok"], r
+
+change("refill", {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0})
+change("program", {"rx": {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000,
+                          "mode": "continuous", "dose_ng_per_day": 5000000}})
+'''
+
 
 def tool(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     r = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=300)

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from common import MP_KEYED_APP  # noqa: E402
 from pumpctl import flash, vboard  # noqa: E402
 
 HEAP_K = 96
@@ -84,25 +85,7 @@ def wait(ms):  # the fast-forward's coarse idle: jump the quantum (the sim ROM's
     clk.advance(Q[0] if Q[0] > ms else ms)
 
 b.serial.wait = wait
-KEY = bytes(range(40, 72))
-with open("/fl/keys.json", "w") as f:
-    f.write(json.dumps({"v": 1, "keys": {"clinician": "".join("%%02x" %% x for x in KEY)}}))
-from itpump import app, auth, protocol
-a = app.App(b, root="/fl/")
-a.sup.start()
-a.boot()
-n = [0]
-
-def change(op, args):
-    n[0] += 1
-    body = json.dumps({"id": n[0], "op": op, "args": args, "role": "clinician", "ctr": n[0]}).encode()
-    r = json.loads(protocol.dispatch(body + b"\\t" + auth.hmac_hex(KEY, body).encode(), a.ops, a.auth))
-    assert r["ok"], r
-
-change("refill", {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0})
-change("program", {"rx": {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000,
-                          "mode": "continuous", "dose_ng_per_day": 5000000}})
-gc.collect()
+%(rig)sgc.collect()
 boot_alloc = gc.mem_alloc()
 out = {"heap": gc.mem_alloc() + gc.mem_free(), "boot_base": boot_base, "boot_alloc": boot_alloc}
 min_free = gc.mem_free()
@@ -224,7 +207,7 @@ def import_footprint(fw: Path) -> int:
 def lean_run(fw: Path, tmp: Path, days: float, heap: str) -> dict:
     return mp(LEAN_SCRIPT % {"fw": str(fw), "fakes": str(ROOT / "tests/fw"), "rom": str(ROOT / "boards/sim/rom"),
                              "flash": str(tmp / "lean_flash.bin"), "quantum": 4900, "days": days,
-                             "locked": 3000, "counted": 300}, heap, timeout=1800)
+                             "locked": 3000, "counted": 300, "rig": MP_KEYED_APP}, heap, timeout=1800)
 
 
 def vboard_run(days: float, heap: str) -> dict:

@@ -17,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import MP_KEYED_APP  # noqa: E402
 
 SCRIPT = r"""
 import gc, json, sys, time
@@ -45,26 +48,7 @@ vfs.mount(vfs.VfsLfs2(fl), "/fl")
 simrom.world = simhw.World(clk, open(TMP + "/plant.json", "w+"), 1)
 import board
 b = board.build()
-KEY = bytes(range(40, 72))
-with open("/fl/keys.json", "w") as f:
-    f.write(json.dumps({"v": 1, "keys": {"clinician": "".join("%02x" % x for x in KEY)}}))
-gc.collect()
-from itpump import app, auth, protocol
-a = app.App(b, root="/fl/")
-a.sup.start()
-a.boot()
-n = [0]
-
-def change(op, args):
-    n[0] += 1
-    body = json.dumps({"id": n[0], "op": op, "args": args, "role": "clinician", "ctr": n[0]}).encode()
-    r = json.loads(protocol.dispatch(body + b"\t" + auth.hmac_hex(KEY, body).encode(), a.ops, a.auth))
-    assert r["ok"], r
-
-change("refill", {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "removed_nl": 0})
-change("program", {"rx": {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000,
-                          "mode": "continuous", "dose_ng_per_day": 5000000}})
-nt = clk.ticks_add(clk.ticks_ms(), app.TICK_MS)
+""" + MP_KEYED_APP + r"""nt = clk.ticks_add(clk.ticks_ms(), app.TICK_MS)
 for _ in range(50):  # the program's first ticks at the real rate
     nt = a.step(nt)
 
