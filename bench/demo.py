@@ -5,7 +5,9 @@ examples/morphine_continuous.toml, run one virtual hour, show the status, add a 
 prescription (the diff is shown before it is sent), press it, show the log's tail. Then an occlusion:
 block the simulated catheter (sim.fault), run virtual time until the OCCLUSION alarm event, show the
 alarms table, clear the blockage, acknowledge, and show delivery resumed and the bolus the line released
-(from the event log); stop.
+(from the event log). Then a day schedule: change the drug at a refill to examples/baclofen_flex.toml
+(the morphine left in the pump tube and catheter goes first, as a bridge bolus), fast-forward a whole
+simulated day, and print what was delivered against what the schedule asks; stop.
 Each step's command and its output are shown as they are.
 """
 
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STATE = ROOT / ".vboard" / "demo"
 RX = ROOT / "examples" / "morphine_continuous.toml"
+FLEX = ROOT / "examples" / "baclofen_flex.toml"
 PATIENT_BOLUS = """
 [patient_bolus]                  # added by the demo: 50 ug over 10 min, every 2 h at most, 4 a day
 dose_ng = 50_000
@@ -122,6 +125,39 @@ def occlusion(port: str, p: list[str]) -> None:
          str(seq), "--format", "table", *p)
 
 
+def day_schedule(port: str, p: list[str]) -> None:
+    """Refill with baclofen and its day schedule, run one virtual day, compare with the schedule."""
+    with sim(port) as c:
+        left_ml = c.request("status")["reservoir_nl"] / 1e6
+    step("empty the morphine, fill baclofen 2 mg/mL with its day schedule (bridge bolus first)", "refill",
+         "--drug", "baclofen", "--conc-ug-per-ml", "2000", "--added-ml", "20", "--removed-ml",
+         f"{left_ml:.6f}", "--rx", str(FLEX.relative_to(ROOT)), *p)
+    with sim(port) as c:
+        st = c.request("status")
+        bridge = st["therapy"]["bridge_left_nl"]
+        print(f"\n# virtual clock: until the {bridge / 1000:.0f} uL bridge is through (at morphine's 1.2 mg/day, "
+              f"{bridge / 120000:.1f} days), then +24 h on the schedule (sim.advance, coarse quantum)", flush=True)
+        w0 = time.monotonic()
+        days = 0.0
+        while st["therapy"]["bridge_left_nl"] and days < 5:
+            ff(c, 6 * 3600)
+            days += 0.25
+            st = c.request("status")
+        t0, tod0 = st["delivered_total_nl"], st["tod_ms"]
+        ff(c, 86400)
+        wall = time.monotonic() - w0
+        st = c.request("status")
+        got = st["delivered_total_nl"] - t0
+        day = st["therapy"]["day_volume_nl"]  # the schedule's own day volume (its four steps at 2 mg/mL)
+        print(f"# ... {days + 1:.2f} virtual days took {wall:.1f} s of wall time; the 24 h from "
+              f"{tod0 // 3600000:02d}:{tod0 // 60000 % 60:02d}: delivered {got / 1000:.2f} uL, the schedule asks "
+              f"{day / 1000:.2f} uL ({(got - day) * 100 / day:+.2f} %); alarms {st['alarms'] or 'none'}")
+        if not st["running"] or st["alarms"] or st["therapy"]["bridge_left_nl"] or abs(got - day) > day // 100:
+            raise SystemExit(f"demo failed: the day schedule did not deliver: {st}")
+    step("after a day on the schedule", "status", *p)
+    step("what the pump is set to", "therapy", *p)
+
+
 def main() -> int:
     shutil.rmtree(STATE, ignore_errors=True)  # a fresh, blank board each demo
     # the demo board gets a new device id each run: its keys stay with it, not in ~/.config/itpump/keys
@@ -145,6 +181,7 @@ def main() -> int:
         step("the patient presses for a bolus (patient key)", "bolus", "--patient", *p)
         step("the event log over the link, last lines", "logs", "--format", "table", *p, tail=10)
         occlusion(port, p)
+        day_schedule(port, p)
     finally:
         step("power it off (its flash image stays in .vboard/demo)", "vboard", "stop", *d)
     return 0
