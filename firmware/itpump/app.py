@@ -469,8 +469,20 @@ class App:
             p._halt_motor()
         except Exception:
             pass
-        self.alarms.raise_alarm(A.INTERNAL)
-        self.last_error = "%s: %s" % (type(e).__name__, e)
+        # The exception may be a MemoryError: nothing below may raise out of the loop. The motor is
+        # already stopped; the alarm is retried once on a collected heap.
+        try:
+            self.alarms.raise_alarm(A.INTERNAL)
+        except Exception:
+            gc.collect()
+            try:
+                self.alarms.raise_alarm(A.INTERNAL)
+            except Exception:
+                pass
+        try:
+            self.last_error = "%s: %s" % (type(e).__name__, e)
+        except Exception:
+            self.last_error = type(e).__name__  # an existing string: no allocation
         try:
             self.send(protocol.event_line("internal", {"error": self.last_error}))
         except Exception:

@@ -351,3 +351,34 @@ def test_app_tick_allocates_nothing_between_housekeepings():
         i += 1
     assert r.b.motor.moves >= moves + 10 and a.pump.running() and r.b.wdt.feeds >= feeds + 299
     r.close()
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise MemoryError("memory allocation failed")
+
+
+def test_fail_safe_cannot_raise_out_of_the_loop_when_memory_runs_out():
+    r = programmed()
+    r.run_ms(2000)
+    a = r.a
+    assert r.b.motor.enabled
+    real = a.alarms.raise_alarm
+    calls = []
+
+    def flaky(code, *args):  # the first raise finds no heap
+        calls.append(code)
+        if len(calls) == 1:
+            raise MemoryError("memory allocation failed")
+        return real(code, *args)
+
+    def boom(now):
+        raise _Unprintable()
+
+    a.alarms.raise_alarm = flaky
+    a.pump.tick = boom
+    a.tick()  # must not raise: the loop goes on, the motor is stopped, the alarm raised on the retry
+    assert a.pump.halt & pump.H_INTERNAL and not r.b.motor.enabled
+    assert calls == [alarms.INTERNAL, alarms.INTERNAL] and a.alarms.is_active(alarms.INTERNAL)
+    assert a.last_error == "_Unprintable"
+    r.close()
