@@ -69,7 +69,8 @@ def main() -> int:
     print(f"  ring holds:          {held} records (seq {first}..{seq}, {segs} segments of 16 KiB; "
           f"eventlog.MAX_SEGS x SEG_BYTES)")
     print(f"  read:                {n} records, {got.bytes:,} bytes ({got.line_bytes:,} hex chars) "
-          f"in {got.seconds:.2f} s, {got.pages} pages of {got.page} (asked {a.page}; "
+          f"in {got.seconds:.2f} s, {got.pages} pages of at most {got.page} asked, "
+          f"{n / max(got.pages, 1):.0f} records each on average (the board caps a page: ops.LOG_PAGE_RECORDS; "
           f"{got.memory_retries} halvings after a board MemoryError)")
     print(f"  rate:                {rate:,.0f} records/s, {got.bytes / got.seconds / 1024:,.0f} KiB/s of records")
     print(f"  pumpctl logs (CLI):  {cli_s:.2f} s wall for the same read + csv export (process start included)")
