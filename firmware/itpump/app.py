@@ -112,6 +112,7 @@ class App:
         self.rx_id = 0
         self.boot_count = 0
         self.store_failures = 0
+        self.store_error = None  # the last checkpoint failure, for status
         self.keys_state = "none"
         self._next_delivery_log_s = DELIVERY_LOG_S
         self._last_tod = 0
@@ -375,8 +376,12 @@ class App:
     def _checkpoint_safe(self):
         try:
             self.checkpoint()
-        except Exception:
+        except Exception as e:
             self.store_failures += 1
+            try:
+                self.store_error = "%s: %s" % (type(e).__name__, e)
+            except Exception:  # a MemoryError: its name is an existing string
+                self.store_error = type(e).__name__
             if self.store_failures == 1 or self.store_failures % 100 == 0:
                 self.event(eventlog.STORE_PROBLEM, self.store.generation, 255)
             # no new mark: delivery stops at the old one (pump waits), and the alarm says why

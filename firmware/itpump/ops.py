@@ -140,7 +140,7 @@ def op_status(app, args):
                    "over_confirmed": p.dosing.over_confirmed, "reserve_waits": p.reserve_waits},
         "keys": app.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
         "log_seq": app.log.seq if app.log is not None else -1, "store_generation": app.store.generation,
-        "store_failures": app.store_failures, "motor": p.motor is not None,
+        "store_failures": app.store_failures, "store_error": app.store_error, "motor": p.motor is not None,
         "line": p.status(), "pressure_pa": p.pressure_pa,
         "occlusion": None if p.occ is None else st_name(p),
         "battery_mv": app.battery_mv,

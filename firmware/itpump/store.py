@@ -2,7 +2,10 @@
 # generation number and a CRC32, written as a new generation every time.
 #
 # Write path (power-safe on littlefs, whose rename is atomic under power loss):
-#   1. write header + JSON to "state.tmp", close it (littlefs commits on close);
+#   1. write header + JSON to "state.tmp", close it (littlefs commits on close). The JSON is streamed
+#      into the file (json.dump) and the CRC read back from it through a 64-byte buffer, so a save
+#      needs no document-sized block of heap (a long-running heap may have the bytes free but not in
+#      one piece: "allocating 1668 bytes" failed with 36 KB free on the virtual board);
 #   2. os.rename("state.tmp", slot) over the slot NOT holding the newest valid copy.
 # So the newest valid copy is never touched while a save is in flight: a cut leaves either the
 # old generation or the new one, and the other slot still holds the generation before.
@@ -44,6 +47,9 @@ import binascii
 import json
 import os
 import struct
+import sys
+
+_MPY = sys.implementation.name == "micropython"
 
 try:
     from micropython import const
@@ -122,6 +128,7 @@ class Store:
             os.mkdir(dir_path)
         self.generation = 0  # newest generation on flash (valid); 0: none yet
         self._slot = -1  # slot index holding it
+        self._buf = bytearray(64)  # save()'s read-back buffer, made once
 
     def load(self):
         """(state or None, generation, problems). problems: strings for the caller to log."""
@@ -160,16 +167,49 @@ class Store:
         return best, best_gen, problems
 
     def save(self, state):
-        """Write state as the next generation; returns it. Raises OSError/ValueError, state unchanged."""
+        """Write state as the next generation; returns it. Raises OSError/ValueError, state unchanged
+        (the temporary file is removed; load() would discard it anyway)."""
         gen = self.generation + 1
-        raw = encode(state, gen)
         slot = 1 if self._slot == 0 else 0  # never overwrite the newest valid copy
         tmp = _join(self.dir, TMP)
-        with open(tmp, "wb") as f:
-            f.write(raw)
+        try:
+            with open(tmp, "w+b") as f:
+                self._write(f, state, gen)
+        except Exception:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
         os.rename(tmp, _join(self.dir, SLOTS[slot]))
         self.generation, self._slot = gen, slot
         return gen
+
+    def _write(self, f, state, gen):
+        """Header placeholder, the JSON streamed, then the real header with the CRC of what the file
+        holds (read back in 64-byte pieces): the same bytes as encode(state, gen)."""
+        hdr = bytearray(HDR_LEN)
+        f.write(hdr)
+        if _MPY:
+            json.dump(state, f)  # piece by piece into the file
+        else:
+            f.write(json.dumps(state).encode())  # CPython's json.dump writes str: not to a binary file
+        n = f.tell() - HDR_LEN
+        if n > MAX_DOC_BYTES:
+            raise ValueError("state document is %d bytes, over the %d-byte limit" % (n, MAX_DOC_BYTES))
+        struct.pack_into(_HDR, hdr, 0, MAGIC, VERSION, gen, n, 0)
+        crc = binascii.crc32(memoryview(hdr)[:_CRC_SPAN])
+        buf = self._buf
+        mv = memoryview(buf)
+        f.seek(HDR_LEN)
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                break
+            crc = binascii.crc32(mv[:k], crc)
+        struct.pack_into("<I", hdr, _CRC_SPAN, crc & 0xFFFFFFFF)
+        f.seek(0)
+        f.write(hdr)
 
 
 # -- reserve rule -------------------------------------------------------------------------------

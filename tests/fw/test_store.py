@@ -192,3 +192,21 @@ def test_checkpoint_policy_idle_for_a_week_keeps_its_schedule():
 def test_saves_per_day():
     assert store.saves_per_day() == 144
     assert store.saves_per_day(600000, 20) == 164
+
+
+def test_streamed_save_writes_exactly_the_framed_document():
+    # save() streams the JSON into the file and reads the CRC back: the slot must hold the same bytes
+    # encode() frames (which decode() checks), for a document larger than the read-back buffer
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        doc = {"rx": {"drug": "morphine", "flex": [[i * 60, 1000 + i] for i in range(10)]}, "total_nl": 123456789,
+               "guard": {"b": list(range(48))}, "note": "x" * 300}
+        gen = s.save(doc)
+        with open(d + "/" + store.SLOTS[s._slot], "rb") as f:
+            raw = f.read()
+        assert raw == store.encode(doc, gen) and len(raw) > 64 * 10
+        assert store.decode(raw) == (doc, gen)
+        assert s.load()[0] == doc
+
+    _with_dir(body)
