@@ -39,6 +39,7 @@ class Board:
             # of a pass from the index edge, as its bench characterisation sheet gives it (measured, with
             # the flow meter's error: plant.profile_ppm), not the plant's true profile
             "steps_per_pass_milli": int(pm.STEPS_PER_REV * 1000 / pm.ROLLERS + 0.5),
+            "index_magnets": pm.ROLLERS,
             "pulsation_ppm": w.plant.profile_ppm(),
         }
 

@@ -51,6 +51,7 @@ PROFILE_MEAN_PPM_MAX = const(1000)  # the bins average to the mean (sum ~ 0): |m
 SPP_MILLI_MIN = const(32000)  # at least one step per bin
 SPP_MILLI_MAX = const(8000000)  # 8000 steps per pass: phase * 32000 and (k + 1) * spp_milli < 2**30
 PHASE_MAX = const(1 << 28)  # the phase stops counting here (the last bin holds long before)
+LEAD_MAX_DIV = const(16000)  # a magnet's lead is held within 1/16 of a pass (2 bins; placement is ~0.5)
 
 
 def check_pl_per_step(pl_per_step):
@@ -134,6 +135,7 @@ class Dosing:
         self.phase_known = False
         self.phase_steps = 0  # confirmed steps since the pass start (capped at PHASE_MAX)
         self._edge_milli = 0  # the pass started this many milli-steps before phase 0 (< 1000)
+        self._lead = 0  # steps this edge's magnet sits after the mean pass start (index_edge lead_steps)
         self.index_edges = 0
         if profile_ppm is not None or steps_per_pass_milli:
             self.set_profile(profile_ppm, steps_per_pass_milli)
@@ -254,11 +256,23 @@ class Dosing:
             self.in_flight += steps
             return steps
         # paced: each next step only when the due volume covers it at its phase (bin by bin)
-        q = self.phase_steps + self.in_flight  # phase of the next step
+        q = self.phase_steps + self.in_flight + self._lead  # phase of the next step
         vol = self._vol
         bound = self._bound
-        b = self._bin(q)
         steps = 0
+        if q < 0:  # before the pass start (this magnet sits ahead of the mean): the pass end's volume
+            v = vol[PROFILE_BINS - 1]
+            n = due // v if due > 0 else 0  # due is negative after in-flight steps were re-priced up
+            if n > -q:
+                n = -q
+            due -= n * v
+            q += n
+            steps = n
+            if q < 0:
+                self._due_pl = due
+                self.in_flight += steps
+                return steps
+        b = self._bin(q)
         while True:
             v = vol[b]
             if due < v:
@@ -289,8 +303,16 @@ class Dosing:
             return n * self.pl_per_step
         vol = self._vol
         bound = self._bound
-        b = self._bin(phase)
+        phase += self._lead
         pl = 0
+        if phase < 0:  # see tick(): before the pass start
+            k = n if n < -phase else -phase
+            pl = k * vol[PROFILE_BINS - 1]
+            phase += k
+            n -= k
+            if n <= 0:
+                return pl
+        b = self._bin(phase)
         while n > 0:
             k = n
             if b < PROFILE_BINS - 1:
@@ -337,7 +359,7 @@ class Dosing:
         self._deliv_pl = d - nl * 1000
         return pl
 
-    def index_edge(self, batch_steps=0):
+    def index_edge(self, batch_steps=0, lead_steps=0):
         """The rotor index sensor saw a pass start among the last batch_steps confirmed steps (those
         confirmed since the caller last read the sensor; already passed to confirm()). Sets the phase.
 
@@ -352,7 +374,11 @@ class Dosing:
         Steps still in flight are re-priced at their new phases and the difference settled on the next
         steps (no drift); if they now carry more, delivery runs ahead of the programme by at most
         in_flight * (max - min step volume) until it is caught up. The pump reads the sensor right after
-        collecting confirmations, when normally nothing is in flight."""
+        collecting confirmations, when normally nothing is in flight.
+        lead_steps: where this edge's magnet sits against the mean of the magnets (the profile's
+        reference), learnt by the pump from the step counts between edges: the pass start the profile
+        means is lead_steps before this edge (negative: after it; the steps before it then carry the
+        pass end's volume). Held within 1/16 of a pass."""
         if not self.spp_milli:
             return
         if batch_steps < 0:
@@ -375,6 +401,8 @@ class Dosing:
         self.phase_known = True
         self.phase_steps = p
         self._edge_milli = x
+        lim = self.spp_milli // LEAD_MAX_DIV
+        self._lead = -lim if lead_steps < -lim else lim if lead_steps > lim else lead_steps
         self.index_edges += 1
         self._due_pl += f - self._flight_pl()
 
@@ -385,6 +413,7 @@ class Dosing:
             self.phase_known = False
             self.phase_steps = 0
             self._edge_milli = 0
+            self._lead = 0
             self._due_pl += f - self._flight_pl()
 
     def delivered_nl_up(self):

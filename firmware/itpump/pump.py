@@ -163,9 +163,22 @@ class Pump:
             self._rot_last = self.rotor.edges()
             self._rot_stall = spp * 5 // 4000  # confirmed steps without an edge: a silent stall
             self._rot_bounce = spp // 2000  # an edge sooner than this after the last one is bounce
+            k = cal.get("index_magnets", 3)
+            if type(k) is not int or not 1 <= k <= 8:
+                raise ValueError("index_magnets = %r: must be an int 1..8 (one magnet per roller)" % (k,))
         else:
             self.dosing = Dosing(pl_per_step)
             self._rot_last = self._rot_stall = self._rot_bounce = 0
+            k = 1
+        # Magnet placement, learnt: each gap between edges pinned to a step (a read that confirmed one
+        # step) is the pass length plus the difference of two magnets' errors; with the gaps ending at
+        # every magnet, each magnet's offset from their mean (the profile's reference) follows
+        # (_lead_for). Slots follow the magnets round, one per accepted edge; a stall halt forgets them.
+        self._mags = k
+        self._gap_milli = [0] * k  # gap ending at the magnet of each slot, minus a pass (milli-steps)
+        self._gap_known = [False] * k
+        self._slot = 0
+        self._gap_steps = -1  # confirmed steps since the last edge pinned to a step (-1: none)
         self._rot_steps = 0  # confirmed steps since the last accepted edge (or boot, or a stall halt)
         self._rot_batch = 0  # confirmed steps since the sensor was last read
         self._rot_seen = False  # an edge was accepted since boot / the last stall halt
@@ -296,10 +309,41 @@ class Pump:
                 self.early_edges += n - 1  # two pass starts in one read: one is bounce
                 self._rot_seen = True
                 self.rotor_edges += 1
-                self.dosing.index_edge(batch)
+                lead = 0
+                k = self._mags
+                if k > 1:
+                    i = self._slot + 1
+                    if i >= k:
+                        i = 0
+                    self._slot = i
+                    if batch == 1:  # the edge is at the one step this read confirmed
+                        if self._gap_steps > 0:
+                            self._gap_milli[i] = self._gap_steps * 1000 - self.dosing.spp_milli
+                            self._gap_known[i] = True
+                        self._gap_steps = 0
+                    else:
+                        self._gap_steps = -1
+                    lead = self._lead_for(i)
+                self.dosing.index_edge(batch, lead)
                 self._rot_steps = self.dosing.phase_steps  # the batch's steps after the edge
         elif self._rot_steps > self._rot_stall:
             self._rotor_stall()
+
+    def _lead_for(self, i):
+        """Steps the magnet of slot i sits after the magnets' mean, from the learnt gaps (0 until the
+        gaps ending at all but one magnet are known): with e_j the magnets' errors and gap_j = pass +
+        e_j - e_(j-1), e_i - mean(e) = sum over j = 0..k-2 of (k-1-j) gap_(i-j) / k."""
+        k = self._mags
+        d = 0
+        for j in range(k - 1):
+            s = i - j
+            if s < 0:
+                s += k
+            if not self._gap_known[s]:
+                return 0
+            d += (k - 1 - j) * self._gap_milli[s]
+        d //= k
+        return (d + 500) // 1000
 
     def _rotor_stall(self):
         steps = self._rot_steps
@@ -311,6 +355,9 @@ class Pump:
         self._rot_steps = 0
         self._rot_batch = 0
         self._rot_seen = False
+        self._gap_steps = -1
+        for j in range(self._mags):  # which magnet comes next is unknown now
+            self._gap_known[j] = False
         self.dosing.forget_phase()
 
     def _est_nl(self):
@@ -365,6 +412,8 @@ class Pump:
         if st == prev:
             return
         if st == O.OCCLUSION:
+            if self._relearn and self.halt:
+                return  # halted on a STALL / LEAK / SENSOR: the model is void, relearnt on resuming
             self._safety_stop(H_OCCLUSION, A.OCCLUSION, st, det.missed_nl())
         elif st == O.LEAK:
             self._safety_stop(H_LEAK, A.LEAK, st, 0)
@@ -427,6 +476,8 @@ class Pump:
         self.occ_conf += c
         self._rot_steps += c
         self._rot_batch += c
+        if self._gap_steps >= 0:
+            self._gap_steps += c
         pl = self.dosing.confirm(c)
         self.reservoir.draw_pl(pl)
         if self.guard.record(c, now):
@@ -468,6 +519,8 @@ class Pump:
                 self.occ_conf += c
                 self._rot_steps += c
                 self._rot_batch += c
+                if self._gap_steps >= 0:
+                    self._gap_steps += c
                 pl = self.dosing.confirm(c)
                 self.reservoir.draw_pl(pl)
                 self.guard.record(c, self._last)
@@ -593,5 +646,6 @@ class Pump:
             dz = self.dosing
             d["rotor"] = {"edges": self.rotor_edges, "phase_steps": dz.phase_steps, "known": dz.phase_known,
                           "early_edges": self.early_edges, "steps_since_edge": self._rot_steps,
-                          "stall_steps": self._rot_stall}
+                          "stall_steps": self._rot_stall, "lead_steps": dz._lead,
+                          "gaps_known": sum(1 for g in self._gap_known if g)}
         return d

@@ -341,17 +341,23 @@ class FakeWdt:
 
 class FakeRotor:
     """Rotor index over the motor's pulses (the plant's truth): an edge each time the turned steps reach
-    offset_steps + k * spp_milli / 1000 (k = 0, 1, ...). stick(True): the rotor stands while the driver
-    still emits (a silent stall). bounce(): one spurious edge."""
+    offset_steps + k * spp_milli // 1000 + errs[k % len(errs)] (k = 0, 1, ...: one magnet per roller,
+    errs its placement errors in steps). stick(True): the rotor stands while the driver still emits (a
+    silent stall). bounce(): one spurious edge."""
 
-    def __init__(self, motor, spp_milli, offset_steps=0):
+    def __init__(self, motor, spp_milli, offset_steps=0, errs=(0,)):
         self.motor = motor
         self.spp_milli = spp_milli
         self.offset = offset_steps
+        self.errs = errs
         self.turned = 0
         self._seen = motor.emitted
         self.stuck = False
         self.extra = 0
+        self._k = 0  # edges passed
+
+    def edge_at(self, k):
+        return self.offset + k * self.spp_milli // 1000 + self.errs[k % len(self.errs)]
 
     def _sync(self):
         self.motor.busy()  # brings the motor's pulses up to now
@@ -369,10 +375,9 @@ class FakeRotor:
 
     def edges(self):
         self._sync()
-        n = 0
-        if self.turned >= self.offset:
-            n = (self.turned - self.offset) * 1000 // self.spp_milli + 1
-        return (n + self.extra) & 0x3FFFFFFF
+        while self.turned >= self.edge_at(self._k):
+            self._k += 1
+        return (self._k + self.extra) & 0x3FFFFFFF
 
 
 class FakePumpBoard(FakeBoard):
@@ -380,7 +385,8 @@ class FakePumpBoard(FakeBoard):
 
     name = "fakepump"
 
-    def __init__(self, cause="PWRON", pl_per_step=20000, uid="fake-0001", rotor_spp_milli=0, profile=None):
+    def __init__(self, cause="PWRON", pl_per_step=20000, uid="fake-0001", rotor_spp_milli=0, profile=None,
+                 magnet_errs=(0,)):
         FakeBoard.__init__(self, cause)
         self.motor = FakeMotor(self.clock)
         # a line like the sim's nominal one: 606 nL/kPa, 465 Pa s/uL (tau 282 ms); 20 nL/step = 33 Pa
@@ -393,7 +399,7 @@ class FakePumpBoard(FakeBoard):
         self.calibration = {"pl_per_step": pl_per_step, "pressure_offset_pa": 0, "compliance_nl_per_kpa": 606,
                             "resistance_pa_s_per_ul": 465, "noise_pa": 12}
         if rotor_spp_milli:  # a rotor index sensor fitted (boards/README.md), first edge 10 steps in
-            self.rotor = FakeRotor(self.motor, rotor_spp_milli, 10)
+            self.rotor = FakeRotor(self.motor, rotor_spp_milli, 10, magnet_errs)
             self.calibration["steps_per_pass_milli"] = rotor_spp_milli
             self.calibration["pulsation_ppm"] = profile
         self._uid = uid

@@ -7,7 +7,7 @@ import struct
 from test_app import Rig
 
 from fakes import FakePumpBoard, raises
-from itpump import alarms, eventlog, pump
+from itpump import alarms, eventlog, occlusion, pump
 from itpump import dosing as D
 from itpump.therapy import LimitError
 
@@ -193,6 +193,13 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     assert (eventlog.ALARM_RAISED, bytes([alarms.STALL])) in r.events()
     assert "stall" in safety_kinds(r)
     assert not p.dosing.phase_known  # where the rotor stands is unknown now
+    # while halted on it the line model is void: a rise it reads then is no OCCLUSION (relearnt later)
+    det = p.occ
+    det.update = lambda *a: occlusion.OCCLUSION
+    det.update_gap = lambda *a: occlusion.OCCLUSION
+    r.run_ms(2000)
+    assert not r.a.alarms.is_active(alarms.OCCLUSION) and not p.halt & pump.H_OCCLUSION
+    del det.update, det.update_gap
     rot.stick(False)
     r.ok("ack", {"code": "STALL"})
     r.run_ms(1000)
@@ -226,3 +233,83 @@ def test_a_rotor_board_without_the_pass_length_is_refused_by_name():
     b.calibration["steps_per_pass_milli"] = 1000  # below one step per bin
     e = raises(ValueError, pump.Pump, b, am, 20000, None, b.calibration)
     assert "steps_per_pass_milli" in str(e)
+
+
+def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_by_it():
+    # three magnets 0, +9 and -5 steps off their nominal angles: mean +4/3, so offsets -1.3, +7.7, -6.3
+    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    r = Rig(b)
+    r.a.boot()
+    r.ok("refill", FILL)
+    r.ok("program", {"rx": RX})  # 0.55 steps/s: every read confirms 0 or 1 step, every edge is pinned
+    p, rot = r.a.pump, b.rotor
+    seen = []
+    last = p.rotor_edges
+    for _ in range(6 * 3600):  # 6 h: 60 passes
+        r.run_ms(1000)
+        if p.rotor_edges != last:
+            last = p.rotor_edges
+            k = rot._k - 1  # the magnet whose edge this was
+            seen.append((k % 3, p.dosing._lead))
+    assert len(seen) >= 55 and p.running()
+    want = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}
+    learnt = seen[3:]  # from the fourth edge on, both gaps ending at this magnet and the one before
+    assert all(abs(lead - want[m]) <= 1 for m, lead in learnt), (want, seen[:9])
+    assert [lead for _, lead in seen[:2]] == [0, 0]  # nothing known before two gaps
+    st = r.read("status")["line"]["rotor"]
+    assert st["gaps_known"] == 3 and abs(st["lead_steps"]) <= 9
+    # a stall forgets them: the next magnet is unknown
+    rot.stick(True)
+    while not p.halt & pump.H_STALL:
+        r.run_ms(1000)
+    assert not any(p._gap_known) and p.dosing._lead == 0
+    r.close()
+
+
+def test_a_lead_prices_the_steps_before_the_mean_pass_start_at_the_pass_end():
+    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d.index_edge(0, -5)  # this magnet is 5 steps early: the pass the profile means starts 5 steps on
+    assert d._sum_pl(0, 5) == 5 * 8000 and d._sum_pl(0, 6) == 5 * 8000 + 12000
+    d.index_edge(0, 7)  # 7 steps late: the profile's pass began 7 steps ago
+    assert d._sum_pl(0, 153) == 153 * 12000 and d._sum_pl(153, 1) == 8000
+    d.index_edge(0, 999)  # held within 1/16 of a pass (20 steps here)
+    assert d._lead == 20
+    th = Rate(36000)
+    d.index_edge(0, -5)
+    n = 0
+    for _ in range(60):  # 600 nL at 10 nL/s: five 8 nL steps first, then 12 nL ones
+        s = d.tick(th, 1000, 0)
+        d.confirm(s)
+        n += s
+        assert balance(d) == 0 and -d.max_step_pl < delivered_pl(d) - d.programmed_nl * 1000 <= 0
+    assert n == 5 + (600000 - 5 * 8000) // 12000
+
+
+
+def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
+    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    r = Rig(b)
+    r.a.boot()
+    r.ok("refill", FILL)
+    r.ok("program", {"rx": RX})
+    r.run_ms(5000)
+    p, c = r.a.pump, b.clock
+    try:
+        import micropython
+        lock, unlock = micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):  # CPython: the same loop, values checked only
+        lock = unlock = int
+    e0 = p.rotor_edges
+    for _ in range(16):  # 40 min: 6+ passes, edges with learning and leads, no allocation
+        lock()
+        try:
+            i = 0
+            while i < 1500:
+                c.advance(100)
+                p.tick(c.ticks_ms())
+                i += 1
+        finally:
+            unlock()
+        r.run_ms(100)  # the app's housekeeping (checkpoints: the reserve mark) runs unlocked
+    assert p.rotor_edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
+    r.close()

@@ -155,7 +155,7 @@ def profiles(draw):
 @settings(max_examples=200, deadline=None)
 @given(pl=pl_per_step, prof=profiles(), spp_milli=st.integers(D.SPP_MILLI_MIN, 3_000_000),
        pattern=st.lists(st.tuples(ticks, st.integers(0, drugs.MAX_BASAL_NL_PER_H), st.integers(0, 100),
-                                  st.integers(-1, 40)), min_size=1, max_size=400))
+                                  st.integers(-1, 40), st.integers(-400, 400)), min_size=1, max_size=400))
 def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(pl, prof, spp_milli, pattern):
     """With a profile and index edges at any moments (misplaced magnets, bounce, a stall): every pL is
     accounted for (programmed = delivered + in flight + due, exactly); with the edges read once what
@@ -164,7 +164,7 @@ def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(p
     th = Fixed()
     d = D.Dosing(pl, prof, spp_milli)
     exact = Fraction(0)
-    for ms, basal, confirm_pct, edge in pattern:
+    for ms, basal, confirm_pct, edge, lead in pattern:
         th.basal = basal
         exact += Fraction(basal * ms, 3600)
         d.tick(th, ms, 0)
@@ -172,7 +172,7 @@ def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(p
         c = d.in_flight * confirm_pct // 100
         d.confirm(c)
         if edge >= 0 and not d.in_flight:
-            d.index_edge(min(edge, c))
+            d.index_edge(min(edge, c), lead)
         elif edge == -1 and not d.in_flight:  # a stall halt abandons what is in flight first
             d.forget_phase()
         flight = d._flight_pl()
@@ -186,7 +186,7 @@ def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(p
 @settings(max_examples=100, deadline=None)
 @given(pl=pl_per_step, prof=profiles(), spp_milli=st.integers(D.SPP_MILLI_MIN, 3_000_000),
        pattern=st.lists(st.tuples(ticks, st.integers(0, drugs.MAX_BASAL_NL_PER_H), st.integers(0, 100),
-                                  st.integers(-1, 40)), min_size=1, max_size=300))
+                                  st.integers(-1, 40), st.integers(-400, 400)), min_size=1, max_size=300))
 def test_an_edge_with_steps_in_flight_is_settled_on_the_next_steps(pl, prof, spp_milli, pattern):
     """An edge read while steps are still in flight re-prices them at their new phases: the books stay
     exact and delivery runs ahead of the programme by at most what that re-pricing added."""
@@ -194,14 +194,14 @@ def test_an_edge_with_steps_in_flight_is_settled_on_the_next_steps(pl, prof, spp
     d = D.Dosing(pl, prof, spp_milli)
     lo = min(d._vol)
     allowance = 0  # pL the re-pricing of in-flight steps may put delivery ahead, summed
-    for ms, basal, confirm_pct, edge in pattern:
+    for ms, basal, confirm_pct, edge, lead in pattern:
         th.basal = basal
         d.tick(th, ms, 0)
         c = d.in_flight * confirm_pct // 100
         d.confirm(c)
         if edge >= 0:
             allowance += d.in_flight * (d.max_step_pl - lo)
-            d.index_edge(min(edge, c))
+            d.index_edge(min(edge, c), lead)
         elif edge == -1:
             allowance += d.in_flight * (d.max_step_pl - lo)
             d.forget_phase()

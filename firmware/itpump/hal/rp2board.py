@@ -41,6 +41,7 @@ DEFAULT_CALIBRATION = {
     "steps_per_pass_milli": None,
     # The unit's flow profile (32 ints, ppm of the mean, from the index edge): None = flat (docs/hardware.md)
     "pulsation_ppm": None,
+    "index_magnets": 3,  # one per roller: the pump learns each one's placement from the gaps between edges
 }
 
 # Register blocks used for the reset-cause marker, per chip (RP2040 / RP2350 datasheets, address maps):
