@@ -334,3 +334,26 @@ def test_lower_tip_pressure_is_relearned_with_a_sensor_offset_too():
     finally:
         TIP = old
     assert abs((d.b_q8 >> 8) - 1150) < 30, d.b_q8 >> 8
+
+
+def test_steps_into_the_rise_count_from_the_onset_tracker():
+    """bench/occlusion.py, 5 mL/day worst cases: noise dipped the fast CUSUM to zero mid-ramp; it then
+    saturated one step later with a single step since it left zero, and waited for the next step although
+    the onset tracker (which the missed volume already counts from) had seen two steps pumped into the rise."""
+    d = make()
+    line = Line(seed=83)
+    feed(d, line, 3000, every=3)
+    sig = d.sig_q8 >> 8
+    # residual (x10 sigma) per tick, a step on ticks 0, 3, 6: rise, a noise dip that resets the fast CUSUM
+    # (allowance 1.5 sigma) but not the onset tracker (1 sigma), then a jump far past the fast threshold
+    trace = (20, 5, 12, 90, 90, 90, 90)
+    got = None
+    for i, z in enumerate(trace):
+        n = 1 if i % 3 == 0 else 0
+        x = (d.x_q8 * d._a_q16 >> 16) + n * d._dp_q8
+        p = (d.b_q8 + x >> 8) + z * sig // 10 + (i & 1)  # never twice the same reading
+        if d.update(p, n, n) == occ.OCCLUSION:
+            got = i
+            break
+    assert got == 3, got  # the old count waited for the step on tick 6
+    assert d.onset_steps == 2, d.onset_steps
