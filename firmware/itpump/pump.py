@@ -102,6 +102,11 @@ MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its st
 GAP_MIN_MS = const(50)  # ticks outside GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
 GAP_MAX_MS = const(200)
 ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
+# An edge read with at most this many steps confirmed since the last read is pinned (to its middle,
+# within a step): its gap to the last pinned edge teaches the magnets' placement (within 2 steps; they
+# sit +-16 off on the sim's head). At 100 ms ticks that is up to ~30 steps/s: a catheter prime at the
+# device's maximum rate included (18.5 steps/s of 15 nL).
+PIN_BATCH = const(3)
 
 # SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
 SAFETY = eventlog.SAFETY
@@ -170,15 +175,16 @@ class Pump:
             self.dosing = Dosing(pl_per_step)
             self._rot_last = self._rot_stall = self._rot_bounce = 0
             k = 1
-        # Magnet placement, learnt: each gap between edges pinned to a step (a read that confirmed one
-        # step) is the pass length plus the difference of two magnets' errors; with the gaps ending at
+        # Magnet placement, learnt: each gap between pinned edges (reads that confirmed at most PIN_BATCH
+        # steps) is the pass length plus the difference of two magnets' errors; with the gaps ending at
         # every magnet, each magnet's offset from their mean (the profile's reference) follows
         # (_lead_for). Slots follow the magnets round, one per accepted edge; a stall halt forgets them.
         self._mags = k
         self._gap_milli = [0] * k  # gap ending at the magnet of each slot, minus a pass (milli-steps)
         self._gap_known = [False] * k
         self._slot = 0
-        self._gap_steps = -1  # confirmed steps since the last edge pinned to a step (-1: none)
+        self._gap_steps = -1  # confirmed steps since the read of the last pinned edge (-1: none)
+        self._gap_after = 0  # milli-steps of that read after its edge
         self._rot_steps = 0  # confirmed steps since the last accepted edge (or boot, or a stall halt)
         self._rot_batch = 0  # confirmed steps since the sensor was last read
         self._rot_seen = False  # an edge was accepted since boot / the last stall halt
@@ -316,11 +322,14 @@ class Pump:
                     if i >= k:
                         i = 0
                     self._slot = i
-                    if batch == 1:  # the edge is at the one step this read confirmed
+                    if 1 <= batch <= PIN_BATCH:  # the edge is at one of the few steps this read confirmed
+                        after = (batch - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
                         if self._gap_steps > 0:
-                            self._gap_milli[i] = self._gap_steps * 1000 - self.dosing.spp_milli
+                            g = self._gap_steps * 1000 + self._gap_after - after
+                            self._gap_milli[i] = g - self.dosing.spp_milli
                             self._gap_known[i] = True
                         self._gap_steps = 0
+                        self._gap_after = after
                     else:
                         self._gap_steps = -1
                     lead = self._lead_for(i)

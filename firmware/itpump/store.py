@@ -94,19 +94,33 @@ def encode(state, generation):
     return bytes(hdr) + body
 
 
-def decode(raw):
-    """(state, generation) from slot bytes; ValueError saying what is wrong."""
-    if len(raw) < HDR_LEN:
-        raise ValueError("truncated header (%d bytes)" % len(raw))
-    magic, ver, gen, n, crc = struct.unpack_from(_HDR, raw, 0)
+def _header(hdr, size):
+    """(generation, crc) from a slot's first HDR_LEN bytes and its total size; ValueError says what is
+    wrong."""
+    if len(hdr) < HDR_LEN:
+        raise ValueError("truncated header (%d bytes)" % len(hdr))
+    magic, ver, gen, n, crc = struct.unpack_from(_HDR, hdr, 0)
     if magic != MAGIC:
         raise ValueError("bad magic")
     if ver != VERSION:
         raise ValueError("unknown version %d" % ver)
     if n > MAX_DOC_BYTES:
         raise ValueError("length %d over the limit" % n)
-    if len(raw) != HDR_LEN + n:
-        raise ValueError("length %d but %d bytes of body" % (n, len(raw) - HDR_LEN))
+    if size != HDR_LEN + n:
+        raise ValueError("length %d but %d bytes of body" % (n, size - HDR_LEN))
+    return gen, crc
+
+
+def _parse(state):
+    if not isinstance(state, dict):
+        raise ValueError("document is not an object")
+    return state
+
+
+def decode(raw):
+    """(state, generation) from slot bytes; ValueError saying what is wrong (Store reads a file the
+    same way, without holding its bytes)."""
+    gen, crc = _header(raw, len(raw))
     mv = memoryview(raw)
     if binascii.crc32(mv[HDR_LEN:], binascii.crc32(mv[:_CRC_SPAN])) & 0xFFFFFFFF != crc:
         raise ValueError("CRC mismatch")
@@ -114,9 +128,7 @@ def decode(raw):
         state = json.loads(bytes(mv[HDR_LEN:]))
     except ValueError:
         raise ValueError("CRC good but JSON unreadable")
-    if not isinstance(state, dict):
-        raise ValueError("document is not an object")
-    return state, gen
+    return _parse(state), gen
 
 
 class Store:
@@ -149,12 +161,7 @@ class Store:
             if not _exists(path):
                 continue
             try:
-                # read what the file holds, not the bound: a fragmented heap after boot may lack a
-                # free 4 KiB block while a ~1 KiB document fits (decode() rejects an oversize one)
-                n = os.stat(path)[6]
-                with open(path, "rb") as f:
-                    raw = f.read(n if n <= HDR_LEN + MAX_DOC_BYTES else HDR_LEN + MAX_DOC_BYTES + 1)
-                state, gen = decode(raw)
+                state, gen = self._read(path)
             except (OSError, ValueError) as e:
                 problems.append("%s: corrupt, skipped (%s)" % (SLOTS[i], e))
                 continue
@@ -165,6 +172,32 @@ class Store:
             return None, 0, problems
         self.generation, self._slot = best_gen, best_slot
         return best, best_gen, problems
+
+    def _read(self, path):
+        """(state, generation) of a slot file, checked as decode() checks the bytes, without holding
+        them: the CRC is read through the 64-byte buffer, then the JSON parsed from the file (a heap
+        just after boot, fragmented by the imports, may lack a document-sized block: "load failed:
+        MemoryError" after a watchdog reset, and no therapy resumed)."""
+        size = os.stat(path)[6]
+        with open(path, "rb") as f:
+            hdr = f.read(HDR_LEN)
+            gen, crc = _header(hdr, size)
+            c = binascii.crc32(memoryview(hdr)[:_CRC_SPAN])
+            buf = self._buf
+            mv = memoryview(buf)
+            while True:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                c = binascii.crc32(mv[:k], c)
+            if c & 0xFFFFFFFF != crc:
+                raise ValueError("CRC mismatch")
+            f.seek(HDR_LEN)
+            try:
+                state = json.load(f)
+            except ValueError:
+                raise ValueError("CRC good but JSON unreadable")
+        return _parse(state), gen
 
     def save(self, state):
         """Write state as the next generation; returns it. Raises OSError/ValueError, state unchanged

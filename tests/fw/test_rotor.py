@@ -313,3 +313,25 @@ def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
         r.run_ms(100)  # the app's housekeeping (checkpoints: the reserve mark) runs unlocked
     assert p.rotor_edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
     r.close()
+
+
+def test_a_catheter_prime_teaches_the_magnets_before_the_basal_starts():
+    # 200 uL in 15 min: 80,000 steps/h of 10 nL, 2-3 steps a read: edges pinned within a step
+    b = FakePumpBoard(pl_per_step=10000, rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    r = Rig(b)
+    r.a.boot()
+    r.ok("refill", FILL)
+    r.ok("program", {"rx": RX})
+    r.ok("bolus", {"kind": "prime", "duration_min": 15})
+    p, rot = r.a.pump, b.rotor
+    want = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}
+    seen, last = [], p.rotor_edges
+    while p.therapy.bolus_kind is not None:
+        r.run_ms(100)
+        if p.rotor_edges != last:
+            last = p.rotor_edges
+            seen.append(((rot._k - 1) % 3, p.dosing._lead))
+    assert len(seen) >= 95, len(seen)  # 20,000 steps: 100 passes
+    assert all(p._gap_known)
+    assert all(abs(lead - want[m]) <= 2 for m, lead in seen[4:]), (want, seen[:8])
+    r.close()
