@@ -98,6 +98,30 @@ class FakeBoard:
         self.serial.interrupt_enabled = not locked
 
 
+def heap_lock_pair():
+    """(lock, unlock): micropython's heap_lock/heap_unlock, where any allocation raises MemoryError;
+    under CPython two no-ops (the same loop runs, only its values are checked)."""
+    try:
+        import micropython
+        return micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):
+        return int, int
+
+
+def pump_ticks_locked(pump, clock, n, step_ms=100):
+    """n pump ticks step_ms apart with the heap locked (the steady-state tick must allocate nothing)."""
+    lock, unlock = heap_lock_pair()
+    lock()
+    try:
+        i = 0
+        while i < n:
+            clock.advance(step_ms)
+            pump.tick(clock.ticks_ms())
+            i += 1
+    finally:
+        unlock()
+
+
 def raises(exc, fn, *args, **kw):
     """Assert fn(*args) raises exc; return the exception (no pytest under micropython)."""
     try:

@@ -3,7 +3,7 @@ import json
 
 import scratch
 
-from fakes import TICKS_PERIOD, FakeBoard, FakePumpBoard
+from fakes import TICKS_PERIOD, FakeBoard, FakePumpBoard, pump_ticks_locked
 from itpump import VERSION, alarms, app, auth, eventlog, pump
 
 KEYS = {"patient": bytes(range(32)), "clinician": bytes(range(40, 72)), "service": bytes(range(80, 112))}
@@ -328,21 +328,8 @@ def test_steady_state_tick_allocates_nothing():
     r.run_ms(5000)  # past the first moves and checkpoint
     p = r.a.pump
     c = r.b.clock
-    try:
-        import micropython
-        lock, unlock = micropython.heap_lock, micropython.heap_unlock
-    except (ImportError, AttributeError):  # CPython: the same loop, values checked only
-        lock = unlock = int
     moves = r.b.motor.moves
-    lock()
-    try:
-        i = 0
-        while i < 300:
-            c.advance(100)
-            p.tick(c.ticks_ms())
-            i += 1
-    finally:
-        unlock()
+    pump_ticks_locked(p, c, 300)
     assert r.b.motor.moves >= moves + 10 and p.running()  # a step every ~1.8 s
     r.close()
 

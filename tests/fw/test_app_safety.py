@@ -6,7 +6,7 @@ import struct
 
 from test_app import RX, RX_PB, Rig, programmed
 
-from fakes import FakePumpBoard
+from fakes import FakePumpBoard, heap_lock_pair
 from itpump import alarms, eventlog, pump
 
 ARMED_MS = 40000  # the detector learns its baseline over 256 ticks before it may alarm
@@ -329,11 +329,7 @@ def test_app_tick_allocates_nothing_between_housekeepings():
     a, c = r.a, r.b.clock
     a.sup.start()
     r.run_ms(ARMED_MS)  # armed detector, moves, checkpoint behind us
-    try:
-        import micropython
-        lock, unlock = micropython.heap_lock, micropython.heap_unlock
-    except (ImportError, AttributeError):  # CPython: the same loop, values checked only
-        lock = unlock = int
+    lock, unlock = heap_lock_pair()
     moves = r.b.motor.moves
     feeds = r.b.wdt.feeds
     i = 0

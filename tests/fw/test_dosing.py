@@ -1,5 +1,5 @@
 # Rates -> microsteps, remainders, confirmed-only accounting, calibration (CPython and micropython).
-from fakes import FakeClock, raises
+from fakes import FakeClock, heap_lock_pair, raises
 from itpump import dosing as D
 from itpump import therapy as T
 from itpump.drugs import MAX_RATE_NL_PER_H
@@ -167,11 +167,7 @@ def test_tick_allocates_nothing():
     th = T.Therapy(rx)
     d = D.Dosing(20000)
     th.request_patient_bolus(0)
-    try:
-        import micropython
-        lock, unlock = micropython.heap_lock, micropython.heap_unlock
-    except (ImportError, AttributeError):  # CPython: the same loop, values checked only
-        lock = unlock = int
+    lock, unlock = heap_lock_pair()
     tod = 599 * 60000
     total = 0
     lock()

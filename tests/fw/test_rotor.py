@@ -6,7 +6,7 @@ import struct
 
 from test_app import Rig
 
-from fakes import FakePumpBoard, raises
+from fakes import FakePumpBoard, pump_ticks_locked, raises
 from itpump import alarms, eventlog, occlusion, pump
 from itpump import dosing as D
 from itpump.therapy import LimitError
@@ -294,22 +294,9 @@ def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
     r.ok("program", {"rx": RX})
     r.run_ms(5000)
     p, c = r.a.pump, b.clock
-    try:
-        import micropython
-        lock, unlock = micropython.heap_lock, micropython.heap_unlock
-    except (ImportError, AttributeError):  # CPython: the same loop, values checked only
-        lock = unlock = int
     e0 = p.rotor_edges
     for _ in range(16):  # 40 min: 6+ passes, edges with learning and leads, no allocation
-        lock()
-        try:
-            i = 0
-            while i < 1500:
-                c.advance(100)
-                p.tick(c.ticks_ms())
-                i += 1
-        finally:
-            unlock()
+        pump_ticks_locked(p, c, 1500)
         r.run_ms(100)  # the app's housekeeping (checkpoints: the reserve mark) runs unlocked
     assert p.rotor_edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
     r.close()
