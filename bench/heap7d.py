@@ -37,8 +37,10 @@ from common import MP_KEYED_APP  # noqa: E402
 from pumpctl import flash, vboard  # noqa: E402
 
 HEAP_K = 96
-MODULES = ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard", "reservoir",
-           "occlusion", "power", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin", "app")
+# app first, as main.py imports it: compiling app.py from source takes ~100 KB of parse tree on the
+# 64-bit port, which only an empty heap has (app then imports the others, a gc.collect() between each)
+MODULES = ("app", "protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
+           "reservoir", "occlusion", "power", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin")
 
 # -- scripts run by the micropython binary ------------------------------------------------------------
 ROM_SCRIPT = """
