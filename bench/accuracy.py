@@ -249,7 +249,7 @@ def run(args: tuple) -> dict:
         if k == n_ticks:
             break
         tick_at(t_nom, k)
-        if edge1 < 0 and getattr(pump, "rotor_edges", 0):
+        if edge1 < 0 and pump.idx is not None and pump.idx.edges:
             edge1 = len(delivered) + 1  # the first sample that starts after it
     pump.account()
     total_exp = float(exp_acc)
@@ -258,8 +258,8 @@ def run(args: tuple) -> dict:
            "cal_steps": cal[2], "bias": p.unit_bias, "err24": (total - total_exp) / total_exp * 100,
            "fw_err24": (pump.delivered_nl / 1000 - total_exp) / total_exp * 100,
            "alarms": alarms.raised, "withheld": pump.dosing.withheld_steps, "waits": pump.reserve_waits,
-           "skipped_ms": pump.dosing.skipped_ms, "edges": getattr(pump, "rotor_edges", None),
-           "early_edges": getattr(pump, "early_edges", None), "plant_edges": p.index_edges,
+           "skipped_ms": pump.dosing.skipped_ms, "edges": pump.idx.edges if pump.idx else None,
+           "early_edges": pump.idx.early if pump.idx else None, "plant_edges": p.index_edges,
            "edge1_h": edge1 * SAMPLE_MS / 3_600_000 if edge1 >= 0 else None}
     exp_f = [float(e) for e in expected]
     spm = 60_000 // SAMPLE_MS

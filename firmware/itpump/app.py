@@ -23,7 +23,8 @@ import sys
 # after each, in dependency order: compiles interleaved with each other's garbage and the app's
 # long-lived objects fragment the heap until a small block cannot be found (seen on the sim's heap).
 for _m in ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
-           "reservoir", "occlusion", "power", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin"):
+           "reservoir", "occlusion", "power", "rotor", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus",
+           "ops_admin"):
     __import__("itpump." + _m)
     gc.collect()
 

@@ -20,16 +20,11 @@
 # pressure SENSOR fault (SENSOR_TICKS readings in a row) stop the motor, raise the alarm and log a SAFETY
 # record; CLEARED logs the bolus the line released. Those halts latch: delivery resumes only once the
 # alarm is inactive (acknowledged AND its condition gone, see release_inactive()).
-# Rotor index sensor (board.rotor, boards/README.md; with the calibration's steps_per_pass_milli and
-# optional pulsation_ppm): after the confirmations of each tick the pump reads the sensor's edge count;
-# a new pass start sets the dosing phase (pulsation compensation, dosing.py). Silent stall: the driver
-# confirms every pulse but the rotor is stuck (no DIAG): more than 5/4 of a pass of confirmed steps
-# without an edge stops with STALL (SAFETY record "stall", volume_nl = the steps beyond one pass).
-# Edges closer than half a pass after the last accepted one are bounce (counted, ignored). A motor stop
-# keeps the count: the rotor does not turn while stopped, so the steps since the last edge stay true
-# (a stall hidden by frequent stops is still caught). A stall halt (DIAG, detector or this check)
-# restarts it at 0 and forgets the phase: where the rotor stands after lost steps is unknown, and the
-# next edge must come within 5/4 of a pass of steps from anywhere.
+# Rotor index sensor (board.rotor, with the calibration's steps_per_pass_milli and optional
+# pulsation_ppm): after the confirmations of each tick, rotor.Index reads its edge count. A pass start
+# sets the dosing phase, led by the magnet's learnt placement (pulsation compensation, dosing.py). Too
+# many confirmed steps without an edge is a silent stall: STALL (SAFETY record "stall", volume_nl = the
+# steps beyond one pass). A stall halt (DIAG, detector or this check) clears the index and the phase.
 # Ticks far from TICK_MS (a stalled loop, the virtual board's fast clock: up to 5 s apart) do not feed
 # the detector's statistics, which are tuned to a fixed tick: Detector.update_gap() runs the motor and
 # sensor checks, decays the line model over the gap and keeps a gross pressure limit, so fast-forward
@@ -47,6 +42,10 @@ from itpump.dosing import Dosing
 from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
 from itpump.guard import Guard, Limits
 from itpump.reservoir import Reservoir
+from itpump.rotor import EDGE as R_EDGE
+from itpump.rotor import STALL as R_STALL
+from itpump.rotor import Index
+from itpump.rotor import magnets as rotor_magnets
 from itpump.therapy import DAY_MS
 
 try:
@@ -101,12 +100,6 @@ SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault sto
 MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
 GAP_MIN_MS = const(50)  # ticks outside GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
 GAP_MAX_MS = const(200)
-ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
-# An edge read with at most this many steps confirmed since the last read is pinned (to its middle,
-# within a step): its gap to the last pinned edge teaches the magnets' placement (within 2 steps; they
-# sit +-16 off on the sim's head). At 100 ms ticks that is up to ~30 steps/s: a catheter prime at the
-# device's maximum rate included (18.5 steps/s of 15 nL).
-PIN_BATCH = const(3)
 
 # SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
 SAFETY = eventlog.SAFETY
@@ -162,34 +155,13 @@ class Pump:
         # rotor index sensor: only with the calibration that says what a pass is (a fallback Pump built
         # without a calibration ignores it)
         self.rotor = getattr(board, "rotor", None) if cal is not None else None
+        self.idx = None  # rotor.Index over it
         if self.rotor is not None:
             prof, spp = rotor_calibration(cal)
             self.dosing = Dosing(pl_per_step, prof, spp)  # LimitError (a ValueError) names a bad value
-            self._rot_last = self.rotor.edges()
-            self._rot_stall = spp * 5 // 4000  # confirmed steps without an edge: a silent stall
-            self._rot_bounce = spp // 2000  # an edge sooner than this after the last one is bounce
-            k = cal.get("index_magnets", 3)
-            if type(k) is not int or not 1 <= k <= 8:
-                raise ValueError("index_magnets = %r: must be an int 1..8 (one magnet per roller)" % (k,))
+            self.idx = Index(self.rotor, spp, rotor_magnets(cal))
         else:
             self.dosing = Dosing(pl_per_step)
-            self._rot_last = self._rot_stall = self._rot_bounce = 0
-            k = 1
-        # Magnet placement, learnt: each gap between pinned edges (reads that confirmed at most PIN_BATCH
-        # steps) is the pass length plus the difference of two magnets' errors; with the gaps ending at
-        # every magnet, each magnet's offset from their mean (the profile's reference) follows
-        # (_lead_for). Slots follow the magnets round, one per accepted edge; a stall halt forgets them.
-        self._mags = k
-        self._gap_milli = [0] * k  # gap ending at the magnet of each slot, minus a pass (milli-steps)
-        self._gap_known = [False] * k
-        self._slot = 0
-        self._gap_steps = -1  # confirmed steps since the read of the last pinned edge (-1: none)
-        self._gap_after = 0  # milli-steps of that read after its edge
-        self._rot_steps = 0  # confirmed steps since the last accepted edge (or boot, or a stall halt)
-        self._rot_batch = 0  # confirmed steps since the sensor was last read
-        self._rot_seen = False  # an edge was accepted since boot / the last stall halt
-        self.rotor_edges = 0  # accepted edges
-        self.early_edges = 0  # ignored as bounce
         self.reservoir = Reservoir()
         self.guard = Guard(hard_limits(pl_per_step, self.dosing.pass_excess_pl), self.clock)
         self.therapy = None
@@ -255,9 +227,14 @@ class Pump:
         c = motor.take_confirmed()
         if c:
             self._confirmed(c, now)
-        rotor = self.rotor
-        if rotor is not None:
-            self._rotor_read(rotor)
+        idx = self.idx
+        if idx is not None:
+            r = idx.read()
+            if r == R_EDGE:
+                self.dosing.index_edge(idx.edge_batch, idx.lead)
+                idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
+            elif r == R_STALL:
+                self._rotor_stall(idx)
         run = self.running()
         if run != self.enabled:
             self._set_enabled(run)
@@ -300,74 +277,9 @@ class Pump:
             self._move_n = n
             self._move_t = now
 
-    def _rotor_read(self, rotor):
-        """New index edges -> dosing phase; too many steps without one -> silent stall (no allocation
-        unless it stops)."""
-        e = rotor.edges()
-        n = (e - self._rot_last) & ROTOR_MASK
-        batch = self._rot_batch
-        self._rot_batch = 0
-        if n:
-            self._rot_last = e
-            if self._rot_seen and self._rot_steps < self._rot_bounce:
-                self.early_edges += n
-            else:
-                self.early_edges += n - 1  # two pass starts in one read: one is bounce
-                self._rot_seen = True
-                self.rotor_edges += 1
-                lead = 0
-                k = self._mags
-                if k > 1:
-                    i = self._slot + 1
-                    if i >= k:
-                        i = 0
-                    self._slot = i
-                    if 1 <= batch <= PIN_BATCH:  # the edge is at one of the few steps this read confirmed
-                        after = (batch - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
-                        if self._gap_steps > 0:
-                            g = self._gap_steps * 1000 + self._gap_after - after
-                            self._gap_milli[i] = g - self.dosing.spp_milli
-                            self._gap_known[i] = True
-                        self._gap_steps = 0
-                        self._gap_after = after
-                    else:
-                        self._gap_steps = -1
-                    lead = self._lead_for(i)
-                self.dosing.index_edge(batch, lead)
-                self._rot_steps = self.dosing.phase_steps  # the batch's steps after the edge
-        elif self._rot_steps > self._rot_stall:
-            self._rotor_stall()
-
-    def _lead_for(self, i):
-        """Steps the magnet of slot i sits after the magnets' mean, from the learnt gaps (0 until the
-        gaps ending at all but one magnet are known): with e_j the magnets' errors and gap_j = pass +
-        e_j - e_(j-1), e_i - mean(e) = sum over j = 0..k-2 of (k-1-j) gap_(i-j) / k."""
-        k = self._mags
-        d = 0
-        for j in range(k - 1):
-            s = i - j
-            if s < 0:
-                s += k
-            if not self._gap_known[s]:
-                return 0
-            d += (k - 1 - j) * self._gap_milli[s]
-        d //= k
-        return (d + 500) // 1000
-
-    def _rotor_stall(self):
-        steps = self._rot_steps
-        nl = (steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
+    def _rotor_stall(self, idx):
+        nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
         self._safety_stop(H_STALL, A.STALL, O.STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
-
-    def _rotor_clear(self):
-        """After a stall halt: count afresh, phase unknown until the next edge."""
-        self._rot_steps = 0
-        self._rot_batch = 0
-        self._rot_seen = False
-        self._gap_steps = -1
-        for j in range(self._mags):  # which magnet comes next is unknown now
-            self._gap_known[j] = False
-        self.dosing.forget_phase()
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
@@ -483,10 +395,8 @@ class Pump:
 
     def _confirmed(self, c, now):
         self.occ_conf += c
-        self._rot_steps += c
-        self._rot_batch += c
-        if self._gap_steps >= 0:
-            self._gap_steps += c
+        if self.idx is not None:
+            self.idx.confirmed(c)
         pl = self.dosing.confirm(c)
         self.reservoir.draw_pl(pl)
         if self.guard.record(c, now):
@@ -526,10 +436,8 @@ class Pump:
             c = m.take_confirmed()
             if c:
                 self.occ_conf += c
-                self._rot_steps += c
-                self._rot_batch += c
-                if self._gap_steps >= 0:
-                    self._gap_steps += c
+                if self.idx is not None:
+                    self.idx.confirmed(c)
                 pl = self.dosing.confirm(c)
                 self.reservoir.draw_pl(pl)
                 self.guard.record(c, self._last)
@@ -568,8 +476,9 @@ class Pump:
         try:
             self._halt_motor()
         finally:
-            if bit == H_STALL:
-                self._rotor_clear()
+            if bit == H_STALL and self.idx is not None:  # where the rotor stands is unknown now
+                self.idx.clear()
+                self.dosing.forget_phase()
             self.alarms.raise_alarm(alarm)
 
     def release(self, bit):
@@ -649,12 +558,5 @@ class Pump:
         else:
             d["occlusion"] = {"state": O.NAMES[self.occ_state], "armed": det.armed(), "stored_nl": det.stored_nl,
                               "released_nl": det.released_nl, "pending_steps": det.pending}
-        if self.rotor is None:
-            d["rotor"] = None
-        else:
-            dz = self.dosing
-            d["rotor"] = {"edges": self.rotor_edges, "phase_steps": dz.phase_steps, "known": dz.phase_known,
-                          "early_edges": self.early_edges, "steps_since_edge": self._rot_steps,
-                          "stall_steps": self._rot_stall, "lead_steps": dz._lead,
-                          "gaps_known": sum(1 for g in self._gap_known if g)}
+        d["rotor"] = None if self.idx is None else self.idx.status(self.dosing)
         return d

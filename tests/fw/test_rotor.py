@@ -164,7 +164,7 @@ def test_turning_rotor_sets_the_phase_and_never_stops_the_pump():
     r = rotor_rig()
     p = r.a.pump
     r.run_ms(3600000)  # an hour: 2000 steps, 10 passes
-    assert p.running() and p.rotor_edges == 10 and p.early_edges == 0
+    assert p.running() and p.idx.edges == 10 and p.idx.early == 0
     assert p.dosing.phase_known and p.dosing.phase_steps == (r.b.motor.emitted - 10) % 200
     assert "stall" not in safety_kinds(r) and not r.a.alarms.is_active(alarms.STALL)
     st = r.read("status")["line"]["rotor"]
@@ -176,8 +176,8 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     r = rotor_rig()
     p, m, rot = r.a.pump, r.b.motor, r.b.rotor
     r.run_ms(900000)  # past the first edges
-    assert p.rotor_edges >= 2 and p.running()
-    since_edge = p._rot_steps
+    assert p.idx.edges >= 2 and p.running()
+    since_edge = p.idx.steps
     rot.stick(True)  # the driver still confirms every pulse: no DIAG
     e0 = m.emitted
     t = 0
@@ -206,7 +206,7 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     # the steps confirmed while nothing moved are no line history: the detector relearns on resuming
     assert p.running() and not p.occ.armed()
     r.run_ms(600000)
-    assert p.running() and p.rotor_edges >= 3 and p.dosing.phase_known and p.occ.armed()
+    assert p.running() and p.idx.edges >= 3 and p.dosing.phase_known and p.occ.armed()
     assert not r.a.alarms.is_active(alarms.OCCLUSION) and not r.a.alarms.is_active(alarms.LEAK)
     r.close()
 
@@ -215,12 +215,12 @@ def test_a_bounce_edge_soon_after_an_edge_is_counted_and_ignored():
     r = rotor_rig()
     p = r.a.pump
     r.run_ms(60000)
-    while not (p.rotor_edges >= 2 and p.dosing.phase_steps < 50):  # just after an edge
+    while not (p.idx.edges >= 2 and p.dosing.phase_steps < 50):  # just after an edge
         r.run_ms(10000)
-    n, phase = p.rotor_edges, p.dosing.phase_steps
+    n, phase = p.idx.edges, p.dosing.phase_steps
     r.b.rotor.bounce()
     r.run_ms(200)
-    assert p.rotor_edges == n and p.early_edges == 1 and p.dosing.phase_steps >= phase
+    assert p.idx.edges == n and p.idx.early == 1 and p.dosing.phase_steps >= phase
     r.close()
 
 
@@ -244,11 +244,11 @@ def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_b
     r.ok("program", {"rx": RX})  # 0.55 steps/s: every read confirms 0 or 1 step, every edge is pinned
     p, rot = r.a.pump, b.rotor
     seen = []
-    last = p.rotor_edges
+    last = p.idx.edges
     for _ in range(6 * 3600):  # 6 h: 60 passes
         r.run_ms(1000)
-        if p.rotor_edges != last:
-            last = p.rotor_edges
+        if p.idx.edges != last:
+            last = p.idx.edges
             k = rot._k - 1  # the magnet whose edge this was
             seen.append((k % 3, p.dosing._lead))
     assert len(seen) >= 55 and p.running()
@@ -262,7 +262,7 @@ def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_b
     rot.stick(True)
     while not p.halt & pump.H_STALL:
         r.run_ms(1000)
-    assert not any(p._gap_known) and p.dosing._lead == 0
+    assert not any(p.idx.gap_known) and p.dosing._lead == 0
     r.close()
 
 
@@ -294,11 +294,11 @@ def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
     r.ok("program", {"rx": RX})
     r.run_ms(5000)
     p, c = r.a.pump, b.clock
-    e0 = p.rotor_edges
+    e0 = p.idx.edges
     for _ in range(16):  # 40 min: 6+ passes, edges with learning and leads, no allocation
         pump_ticks_locked(p, c, 1500)
         r.run_ms(100)  # the app's housekeeping (checkpoints: the reserve mark) runs unlocked
-    assert p.rotor_edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
+    assert p.idx.edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
     r.close()
 
 
@@ -312,13 +312,13 @@ def test_a_catheter_prime_teaches_the_magnets_before_the_basal_starts():
     r.ok("bolus", {"kind": "prime", "duration_min": 15})
     p, rot = r.a.pump, b.rotor
     want = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}
-    seen, last = [], p.rotor_edges
+    seen, last = [], p.idx.edges
     while p.therapy.bolus_kind is not None:
         r.run_ms(100)
-        if p.rotor_edges != last:
-            last = p.rotor_edges
+        if p.idx.edges != last:
+            last = p.idx.edges
             seen.append(((rot._k - 1) % 3, p.dosing._lead))
     assert len(seen) >= 95, len(seen)  # 20,000 steps: 100 passes
-    assert all(p._gap_known)
+    assert all(p.idx.gap_known)
     assert all(abs(lead - want[m]) <= 2 for m, lead in seen[4:]), (want, seen[:8])
     r.close()

@@ -57,7 +57,7 @@ def test_pull_up_only_when_asked(hw):
 
 
 def test_count_wraps_at_2_30_and_the_pump_difference_holds_across_it(hw):
-    from itpump.pump import ROTOR_MASK
+    from itpump.rotor import ROTOR_MASK
 
     c = _counter(hw)
     c._edges = MASK - 1
@@ -196,7 +196,7 @@ def test_pump_reads_the_rp2_rotor_and_paces_by_the_profile(hw):
     assert p.rotor is b.rotor and p.dosing.spp_milli == SPP_MILLI and p.dosing.profile_ppm == tuple(prof)
     steps = _run(hw, b, p, 600, edge_every_steps=40)  # 60 s
     assert steps > 5 * 40 and p.halt == 0 and not al.is_active(alarms.STALL)
-    assert p.rotor_edges == b.rotor.edges() == steps // 40 and p.early_edges == 0
+    assert p.idx.edges == b.rotor.edges() == steps // 40 and p.idx.early == 0
     assert p.dosing.phase_known
 
 

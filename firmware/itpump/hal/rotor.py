@@ -7,7 +7,7 @@ except ImportError:  # CPython unit tests
     def const(x):
         return x
 
-EDGE_MASK = const(0x3FFFFFFF)  # the count wraps at 2**30 (pump.ROTOR_MASK)
+EDGE_MASK = const(0x3FFFFFFF)  # the count wraps at 2**30 (itpump.rotor.ROTOR_MASK)
 
 
 class IndexCounter:

@@ -1,0 +1,133 @@
+# Rotor index sensor (board.rotor, boards/README.md): a Hall switch facing one magnet per roller gives
+# an edge per roller pass. Index turns the edge count and the confirmed steps into what the pump acts on:
+# - an accepted pass start (EDGE): the dosing phase is set from it, led by the magnet's learnt placement;
+# - bounce: an edge closer than half a pass after the last accepted one is counted and ignored;
+# - a silent stall (STALL): the driver confirms every pulse but the rotor is stuck (no DIAG): more than
+#   5/4 of a pass of confirmed steps without an edge. A motor stop keeps the count (the rotor does not
+#   turn while stopped, so a stall hidden by frequent stops is still caught); a stall halt restarts it
+#   (clear()): where the rotor stands after lost steps is unknown.
+# - magnet placement, learnt: each gap between pinned edges (reads that confirmed at most PIN_BATCH
+#   steps) is the pass length plus the difference of two magnets' errors; with the gaps ending at every
+#   magnet, each magnet's offset from their mean (the profile's reference, dosing.py) follows (lead_for).
+#   Slots follow the magnets round, one per accepted edge; a stall halt forgets them.
+# A module of its own: MicroPython compiles a module whole, so a smaller pump.py needs a smaller parse
+# tree at boot (the virtual board's 64-bit heap ran out compiling it from source).
+# Steady state allocates nothing: ints and the lists made in __init__.
+try:
+    from micropython import const
+except ImportError:  # CPython (host tools, unit tests)
+    def const(x):
+        return x
+
+ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
+# An edge read with at most this many steps confirmed since the last read is pinned (to its middle,
+# within a step): its gap to the last pinned edge teaches the magnets' placement (within 2 steps; they
+# sit +-16 off on the sim's head). At 100 ms ticks that is up to ~30 steps/s: a catheter prime at the
+# device's maximum rate included (18.5 steps/s of 15 nL).
+PIN_BATCH = const(3)
+NONE = const(0)
+EDGE = const(1)  # an accepted pass start: batch and lead say where (Pump calls dosing.index_edge)
+STALL = const(2)  # too many confirmed steps without an edge
+
+
+def magnets(cal):
+    """index_magnets from a calibration dict (default 3, one per roller); ValueError names it."""
+    k = cal.get("index_magnets", 3)
+    if type(k) is not int or not 1 <= k <= 8:
+        raise ValueError("index_magnets = %r: must be an int 1..8 (one magnet per roller)" % (k,))
+    return k
+
+
+class Index:
+    def __init__(self, sensor, spp_milli, n_magnets):
+        self.sensor = sensor
+        self.spp_milli = spp_milli
+        self.last = sensor.edges()
+        self.stall_steps = spp_milli * 5 // 4000  # confirmed steps without an edge: a silent stall
+        self.bounce_steps = spp_milli // 2000  # an edge sooner than this after the last one is bounce
+        self.steps = 0  # confirmed steps since the last accepted edge (or boot, or a stall halt)
+        self.batch = 0  # confirmed steps since the sensor was last read
+        self.edge_batch = 0  # at an EDGE: the batch of the read that saw it
+        self.seen = False  # an edge was accepted since boot / the last stall halt
+        self.edges = 0  # accepted edges
+        self.early = 0  # ignored as bounce
+        self.lead = 0  # at an EDGE: steps this magnet sits after the magnets' mean
+        self.n = n_magnets
+        self.gap_milli = [0] * n_magnets  # gap ending at the magnet of each slot, minus a pass
+        self.gap_known = [False] * n_magnets
+        self.slot = 0
+        self._gap_steps = -1  # confirmed steps since the read of the last pinned edge (-1: none)
+        self._gap_after = 0  # milli-steps of that read after its edge
+
+    def confirmed(self, c):
+        self.steps += c
+        self.batch += c
+        if self._gap_steps >= 0:
+            self._gap_steps += c
+
+    def read(self):
+        """NONE, EDGE (edge_batch and lead are this edge's; the caller sets steps to the batch's steps
+        after the edge) or STALL."""
+        e = self.sensor.edges()
+        n = (e - self.last) & ROTOR_MASK
+        b = self.batch
+        self.batch = 0
+        if not n:
+            return STALL if self.steps > self.stall_steps else NONE
+        self.last = e
+        if self.seen and self.steps < self.bounce_steps:
+            self.early += n
+            return NONE
+        self.early += n - 1  # two pass starts in one read: one is bounce
+        self.seen = True
+        self.edges += 1
+        self.edge_batch = b
+        self.lead = 0
+        k = self.n
+        if k > 1:
+            i = self.slot + 1
+            if i >= k:
+                i = 0
+            self.slot = i
+            if 1 <= b <= PIN_BATCH:  # the edge is at one of the few steps this read confirmed
+                after = (b - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
+                if self._gap_steps > 0:
+                    g = self._gap_steps * 1000 + self._gap_after - after
+                    self.gap_milli[i] = g - self.spp_milli
+                    self.gap_known[i] = True
+                self._gap_steps = 0
+                self._gap_after = after
+            else:
+                self._gap_steps = -1
+            self.lead = self.lead_for(i)
+        return EDGE
+
+    def lead_for(self, i):
+        """Steps the magnet of slot i sits after the magnets' mean, from the learnt gaps (0 until the
+        gaps ending at all but one magnet are known): with e_j the magnets' errors and gap_j = pass +
+        e_j - e_(j-1), e_i - mean(e) = sum over j = 0..k-2 of (k-1-j) gap_(i-j) / k."""
+        k = self.n
+        d = 0
+        for j in range(k - 1):
+            s = i - j
+            if s < 0:
+                s += k
+            if not self.gap_known[s]:
+                return 0
+            d += (k - 1 - j) * self.gap_milli[s]
+        d //= k
+        return (d + 500) // 1000
+
+    def clear(self):
+        """After a stall halt: count afresh, phase and which magnet comes next unknown."""
+        self.steps = 0
+        self.batch = 0
+        self.seen = False
+        self._gap_steps = -1
+        for j in range(self.n):
+            self.gap_known[j] = False
+
+    def status(self, dosing):
+        return {"edges": self.edges, "phase_steps": dosing.phase_steps, "known": dosing.phase_known,
+                "early_edges": self.early, "steps_since_edge": self.steps, "stall_steps": self.stall_steps,
+                "lead_steps": dosing._lead, "gaps_known": sum(1 for g in self.gap_known if g)}
