@@ -298,6 +298,8 @@ class App:
         cal = st.get("cal") or {}
         if "pl_per_step" in cal:
             p.set_pl_per_step(cal["pl_per_step"])
+        if p.idx is not None:
+            p.idx.restore(st.get("rotor"))  # the index magnets' placement, learnt before the restart
         if st.get("reservoir"):
             p.reservoir = Reservoir.from_dict(st["reservoir"])
         delivered = st.get("delivered_nl", 0)
@@ -357,7 +359,7 @@ class App:
             "total_nl": p.total_nl, "day_nl": p.day_nl, "guard": p.guard.to_dict(now),
             "cal": {"pl_per_step": p.dosing.pl_per_step}, "boot_count": self.boot_count,
             "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt & ~pump.H_SAFE,
-            "svc": self.serviced,
+            "svc": self.serviced, "rotor": None if p.idx is None else p.idx.gaps(),
         }
 
     def checkpoint(self):

@@ -9,7 +9,8 @@
 # - magnet placement, learnt: each gap between pinned edges (reads that confirmed at most PIN_BATCH
 #   steps) is the pass length plus the difference of two magnets' errors; with the gaps ending at every
 #   magnet, each magnet's offset from their mean (the profile's reference, dosing.py) follows (lead_for).
-#   Slots follow the magnets round, one per accepted edge; a stall halt forgets them.
+#   Slots follow the magnets round, one per accepted edge. The gaps are kept in the store; after a
+#   restart or a stall the first pinned gap names the magnet it ends at, and all apply at once.
 # A module of its own: MicroPython compiles a module whole, so a smaller pump.py needs a smaller parse
 # tree at boot (the virtual board's 64-bit heap ran out compiling it from source).
 # Steady state allocates nothing: ints and the lists made in __init__.
@@ -25,6 +26,7 @@ ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
 # sit +-16 off on the sim's head). At 100 ms ticks that is up to ~30 steps/s: a catheter prime at the
 # device's maximum rate included (18.5 steps/s of 15 nL).
 PIN_BATCH = const(3)
+MATCH_MILLI = const(2500)  # a measured gap names a kept magnet within 2.5 steps (pinning: +-2)
 NONE = const(0)
 EDGE = const(1)  # an accepted pass start: batch and lead say where (Pump calls dosing.index_edge)
 STALL = const(2)  # too many confirmed steps without an edge
@@ -58,6 +60,7 @@ class Index:
         self.slot = 0
         self._gap_steps = -1  # confirmed steps since the read of the last pinned edge (-1: none)
         self._gap_after = 0  # milli-steps of that read after its edge
+        self.saved = None  # gaps kept over a restart or a stall, until matched (_learn)
 
     def confirmed(self, c):
         self.steps += c
@@ -93,14 +96,54 @@ class Index:
                 after = (b - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
                 if self._gap_steps > 0:
                     g = self._gap_steps * 1000 + self._gap_after - after
-                    self.gap_milli[i] = g - self.spp_milli
-                    self.gap_known[i] = True
+                    i = self._learn(i, g - self.spp_milli)
+                    self.slot = i
                 self._gap_steps = 0
                 self._gap_after = after
             else:
                 self._gap_steps = -1
             self.lead = self.lead_for(i)
         return EDGE
+
+    def _learn(self, i, g):
+        """A measured gap (milli-steps beyond a pass) ending at the magnet of slot i; returns the slot.
+        With gaps kept from before a restart or a stall (saved), the one slot whose kept gap alone
+        matches it within MATCH_MILLI names this magnet and every kept gap applies at once; an
+        ambiguous or no match learns afresh."""
+        kept = self.saved
+        if kept is not None:
+            self.saved = None
+            j = -1
+            for s in range(self.n):
+                d = kept[s] - g
+                if -MATCH_MILLI <= d <= MATCH_MILLI:
+                    j = s if j == -1 else -2
+            if j >= 0:
+                for s in range(self.n):
+                    self.gap_milli[s] = kept[s]
+                    self.gap_known[s] = True
+                i = j
+        self.gap_milli[i] = g
+        self.gap_known[i] = True
+        return i
+
+    def gaps(self):
+        """The learnt gaps for the store (None until every magnet's is known): the magnets' placement
+        outlives a restart; which one comes next does not (matched again by _learn)."""
+        for ok in self.gap_known:
+            if not ok:
+                return self.saved
+        return list(self.gap_milli)
+
+    def restore(self, gaps):
+        """Gaps from the store (gaps()); anything but one small int per magnet is ignored."""
+        lim = self.spp_milli // 8
+        if self.n < 2 or not isinstance(gaps, list) or len(gaps) != self.n:
+            return
+        for g in gaps:
+            if type(g) is not int or not -lim <= g <= lim:
+                return
+        self.saved = gaps
 
     def lead_for(self, i):
         """Steps the magnet of slot i sits after the magnets' mean, from the learnt gaps (0 until the
@@ -119,11 +162,15 @@ class Index:
         return (d + 500) // 1000
 
     def clear(self):
-        """After a stall halt: count afresh, phase and which magnet comes next unknown."""
+        """After a stall halt: count afresh, phase and which magnet comes next unknown (the magnets
+        stay where they are: the learnt gaps are kept, matched again at the next pinned gap)."""
         self.steps = 0
         self.batch = 0
         self.seen = False
         self._gap_steps = -1
+        kept = self.gaps()
+        if kept is not None:
+            self.saved = kept
         for j in range(self.n):
             self.gap_known[j] = False
 

@@ -322,3 +322,68 @@ def test_a_catheter_prime_teaches_the_magnets_before_the_basal_starts():
     assert all(p.idx.gap_known)
     assert all(abs(lead - want[m]) <= 2 for m, lead in seen[4:]), (want, seen[:8])
     r.close()
+
+
+def _edges_until(r, p, rot, n_edges, seen):
+    """Run until n_edges more accepted edges; record (magnet, lead) of each."""
+    last, goal = p.idx.edges, p.idx.edges + n_edges
+    while p.idx.edges < goal:
+        r.run_ms(1000)
+        if p.idx.edges != last:
+            last = p.idx.edges
+            seen.append(((rot._k - 1) % 3, p.dosing._lead))
+
+
+WANT = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}  # magnets 0, +9, -5 steps off
+
+
+def test_learnt_magnets_survive_a_restart_and_a_stall_and_are_matched_at_the_first_gap():
+    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    r = Rig(b)
+    r.a.boot()
+    r.ok("refill", FILL)
+    r.ok("program", {"rx": RX})
+    p = r.a.pump
+    _edges_until(r, p, b.rotor, 6, [])
+    gaps = p.idx.gaps()
+    assert gaps is not None and len(gaps) == 3
+    r.run_ms(700000)  # a checkpoint keeps them
+    r.a.log.close()
+    # power cycle: a new board object, the rotor where it was (its magnets in the same order)
+    b2 = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    r2 = Rig(b2, d=r.dir)
+    r2.ctr = r.ctr  # the host's counters go on
+    r2.a.boot()
+    p2 = r2.a.pump
+    assert p2.idx.saved == gaps and not any(p2.idx.gap_known)
+    seen = []
+    _edges_until(r2, p2, b2.rotor, 4, seen)
+    # the first edge sets the phase, the second closes the first pinned gap and names the magnet:
+    # from then on every lead is the magnet's own, 2 passes sooner than learning afresh
+    assert all(p2.idx.gap_known) and all(abs(lead - WANT[m]) <= 1 for m, lead in seen[1:]), seen
+    # a stall forgets which magnet is next, not where the magnets are
+    b2.rotor.stick(True)
+    while not p2.halt & pump.H_STALL:
+        r2.run_ms(1000)
+    assert not any(p2.idx.gap_known) and p2.idx.saved is not None
+    b2.rotor.stick(False)
+    r2.ok("ack", {"code": "STALL"})
+    seen = []
+    _edges_until(r2, p2, b2.rotor, 4, seen)
+    assert all(abs(lead - WANT[m]) <= 1 for m, lead in seen[1:]), seen
+    r2.close()
+
+
+def test_kept_gaps_that_do_not_name_one_magnet_are_learnt_afresh():
+    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    r = Rig(b)
+    r.a.boot()
+    idx = r.a.pump.idx
+    idx.restore([500, 1000, -1500])  # all within 2.5 steps of each other: no single match
+    assert idx.saved == [500, 1000, -1500]
+    assert idx._learn(1, 800) == 1 and idx.saved is None and idx.gap_known == [False, True, False]
+    idx.restore([0, "x", 0])  # malformed: ignored
+    idx.restore([0, 0])  # not one per magnet: ignored
+    idx.restore([0, 10 ** 9, 0])  # not a placement: ignored
+    assert idx.saved is None
+    r.close()
