@@ -144,8 +144,14 @@ FILL = {"drug": "morphine", "conc_ug_per_ml": 10000, "added_nl": 20000000, "remo
 ROTOR_SPP_MILLI = 200000  # 200 steps a pass (6 min at 2000 steps/h): the stall limit is 250 steps
 
 
-def rotor_rig():
-    r = Rig(FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI))
+def magnet_board(**kw):
+    """A board with the index (200-step passes), the +-20 % profile and magnets 0, +9, -5 steps off."""
+    return FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5), **kw)
+
+
+def rotor_rig(board=None):
+    """Booted, filled and running RX on board (default: the index, evenly placed, flat profile)."""
+    r = Rig(board or FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI))
     r.a.boot()
     r.ok("refill", FILL)
     r.ok("program", {"rx": RX})
@@ -285,13 +291,9 @@ def test_a_lead_prices_the_steps_before_the_mean_pass_start_at_the_pass_end():
     assert n == 5 + (600000 - 5 * 8000) // 12000
 
 
-
 def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
-    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
-    r = Rig(b)
-    r.a.boot()
-    r.ok("refill", FILL)
-    r.ok("program", {"rx": RX})
+    b = magnet_board()
+    r = rotor_rig(b)
     r.run_ms(5000)
     p, c = r.a.pump, b.clock
     e0 = p.idx.edges
@@ -304,11 +306,8 @@ def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
 
 def test_a_catheter_prime_teaches_the_magnets_before_the_basal_starts():
     # 200 uL in 15 min: 80,000 steps/h of 10 nL, 2-3 steps a read: edges pinned within a step
-    b = FakePumpBoard(pl_per_step=10000, rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
-    r = Rig(b)
-    r.a.boot()
-    r.ok("refill", FILL)
-    r.ok("program", {"rx": RX})
+    b = magnet_board(pl_per_step=10000)
+    r = rotor_rig(b)
     r.ok("bolus", {"kind": "prime", "duration_min": 15})
     p, rot = r.a.pump, b.rotor
     want = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}
@@ -338,11 +337,8 @@ WANT = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}  # magne
 
 
 def test_learnt_magnets_survive_a_restart_and_a_stall_and_are_matched_at_the_first_gap():
-    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
-    r = Rig(b)
-    r.a.boot()
-    r.ok("refill", FILL)
-    r.ok("program", {"rx": RX})
+    b = magnet_board()
+    r = rotor_rig(b)
     p = r.a.pump
     _edges_until(r, p, b.rotor, 6, [])
     gaps = p.idx.gaps()
@@ -350,7 +346,7 @@ def test_learnt_magnets_survive_a_restart_and_a_stall_and_are_matched_at_the_fir
     r.run_ms(700000)  # a checkpoint keeps them
     r.a.log.close()
     # power cycle: a new board object, the rotor where it was (its magnets in the same order)
-    b2 = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
+    b2 = magnet_board()
     r2 = Rig(b2, d=r.dir)
     r2.ctr = r.ctr  # the host's counters go on
     r2.a.boot()
@@ -375,8 +371,7 @@ def test_learnt_magnets_survive_a_restart_and_a_stall_and_are_matched_at_the_fir
 
 
 def test_kept_gaps_that_do_not_name_one_magnet_are_learnt_afresh():
-    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
-    r = Rig(b)
+    r = Rig(magnet_board())
     r.a.boot()
     idx = r.a.pump.idx
     idx.restore([500, 1000, -1500])  # all within 2.5 steps of each other: no single match
