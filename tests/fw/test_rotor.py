@@ -243,11 +243,8 @@ def test_a_rotor_board_without_the_pass_length_is_refused_by_name():
 
 def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_by_it():
     # three magnets 0, +9 and -5 steps off their nominal angles: mean +4/3, so offsets -1.3, +7.7, -6.3
-    b = FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI, profile=HILO, magnet_errs=(0, 9, -5))
-    r = Rig(b)
-    r.a.boot()
-    r.ok("refill", FILL)
-    r.ok("program", {"rx": RX})  # 0.55 steps/s: every read confirms 0 or 1 step, every edge is pinned
+    b = magnet_board()
+    r = rotor_rig(b)  # 0.55 steps/s: every read confirms 0 or 1 step, every edge is pinned
     p, rot = r.a.pump, b.rotor
     seen = []
     last = p.idx.edges
