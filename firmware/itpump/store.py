@@ -140,7 +140,7 @@ class Store:
             os.mkdir(dir_path)
         self.generation = 0  # newest generation on flash (valid); 0: none yet
         self._slot = -1  # slot index holding it
-        self._buf = bytearray(64)  # save()'s read-back buffer, made once
+        self._buf = bytearray(64)  # _crc()'s read buffer (save and load), made once
 
     def load(self):
         """(state or None, generation, problems). problems: strings for the caller to log."""
@@ -175,22 +175,14 @@ class Store:
 
     def _read(self, path):
         """(state, generation) of a slot file, checked as decode() checks the bytes, without holding
-        them: the CRC is read through the 64-byte buffer, then the JSON parsed from the file (a heap
+        them: the CRC is read through the 64-byte buffer (_crc), then the JSON parsed from the file (a heap
         just after boot, fragmented by the imports, may lack a document-sized block: "load failed:
         MemoryError" after a watchdog reset, and no therapy resumed)."""
         size = os.stat(path)[6]
         with open(path, "rb") as f:
             hdr = f.read(HDR_LEN)
             gen, crc = _header(hdr, size)
-            c = binascii.crc32(memoryview(hdr)[:_CRC_SPAN])
-            buf = self._buf
-            mv = memoryview(buf)
-            while True:
-                k = f.readinto(buf)
-                if not k:
-                    break
-                c = binascii.crc32(mv[:k], c)
-            if c & 0xFFFFFFFF != crc:
+            if self._crc(f, hdr) != crc:
                 raise ValueError("CRC mismatch")
             f.seek(HDR_LEN)
             try:
@@ -220,7 +212,7 @@ class Store:
 
     def _write(self, f, state, gen):
         """Header placeholder, the JSON streamed, then the real header with the CRC of what the file
-        holds (read back in 64-byte pieces): the same bytes as encode(state, gen)."""
+        holds (_crc): the same bytes as encode(state, gen)."""
         hdr = bytearray(HDR_LEN)
         f.write(hdr)
         if _MPY:
@@ -231,7 +223,13 @@ class Store:
         if n > MAX_DOC_BYTES:
             raise ValueError("state document is %d bytes, over the %d-byte limit" % (n, MAX_DOC_BYTES))
         struct.pack_into(_HDR, hdr, 0, MAGIC, VERSION, gen, n, 0)
-        crc = binascii.crc32(memoryview(hdr)[:_CRC_SPAN])
+        struct.pack_into("<I", hdr, _CRC_SPAN, self._crc(f, hdr))
+        f.seek(0)
+        f.write(hdr)
+
+    def _crc(self, f, hdr):
+        """The slot's CRC32: hdr's covered bytes, then the file's body read through the 64-byte buffer."""
+        c = binascii.crc32(memoryview(hdr)[:_CRC_SPAN])
         buf = self._buf
         mv = memoryview(buf)
         f.seek(HDR_LEN)
@@ -239,10 +237,8 @@ class Store:
             k = f.readinto(buf)
             if not k:
                 break
-            crc = binascii.crc32(mv[:k], crc)
-        struct.pack_into("<I", hdr, _CRC_SPAN, crc & 0xFFFFFFFF)
-        f.seek(0)
-        f.write(hdr)
+            c = binascii.crc32(mv[:k], c)
+        return c & 0xFFFFFFFF
 
 
 # -- reserve rule -------------------------------------------------------------------------------
