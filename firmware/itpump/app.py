@@ -88,6 +88,15 @@ def _exists(p):
         return False
 
 
+def _err_text(e):
+    """'Name: message' of an exception; its name alone (an existing string) if even that text cannot
+    be made (a MemoryError, or a message that raises)."""
+    try:
+        return "%s: %s" % (type(e).__name__, e)
+    except Exception:
+        return type(e).__name__
+
+
 def _mkdir(p):
     if not _exists(p):
         os.mkdir(p)
@@ -141,7 +150,7 @@ class App:
         try:
             self.log = eventlog.EventLog(root + "data/log", board.clock, self.wall)
         except Exception as e:  # no log is bad, no pump is worse: run, and say so in status
-            self.log_error = "%s: %s" % (type(e).__name__, e)
+            self.log_error = _err_text(e)
         self.device_id = self._device_id()
         cal = getattr(board, "calibration", None) or {}
         try:
@@ -273,7 +282,7 @@ class App:
                 self._apply_state(state)
             except Exception as e:
                 # invalid state: no basal resumes; what was delivered stays counted where it could be read
-                self.state_problem = "%s: %s" % (type(e).__name__, e)
+                self.state_problem = _err_text(e)
                 self.event(eventlog.STORE_PROBLEM, gen, 255)
                 p.therapy = None
                 self.alarms.raise_alarm(A.INTERNAL)
@@ -381,10 +390,7 @@ class App:
             self.checkpoint()
         except Exception as e:
             self.store_failures += 1
-            try:
-                self.store_error = "%s: %s" % (type(e).__name__, e)
-            except Exception:  # a MemoryError: its name is an existing string
-                self.store_error = type(e).__name__
+            self.store_error = _err_text(e)
             if self.store_failures == 1 or self.store_failures % 100 == 0:
                 self.event(eventlog.STORE_PROBLEM, self.store.generation, 255)
             # no new mark: delivery stops at the old one (pump waits), and the alarm says why
@@ -487,10 +493,7 @@ class App:
                 self.alarms.raise_alarm(A.INTERNAL)
             except Exception:
                 pass
-        try:
-            self.last_error = "%s: %s" % (type(e).__name__, e)
-        except Exception:
-            self.last_error = type(e).__name__  # an existing string: no allocation
+        self.last_error = _err_text(e)
         try:
             self.send(protocol.event_line("internal", {"error": self.last_error}))
         except Exception:
