@@ -393,13 +393,17 @@ class Pump:
         c, r, noise = self._cal
         return O.Detector(pl_per_step, c, r, noise, tick_ms=TICK_MS)
 
-    def _confirmed(self, c, now):
+    def _book(self, c, now):
+        """c confirmed steps into every count that follows them (detector, rotor index, dosing,
+        reservoir, guard); returns the guard's verdict (True: a limit is exceeded)."""
         self.occ_conf += c
         if self.idx is not None:
             self.idx.confirmed(c)
-        pl = self.dosing.confirm(c)
-        self.reservoir.draw_pl(pl)
-        if self.guard.record(c, now):
+        self.reservoir.draw_pl(self.dosing.confirm(c))
+        return self.guard.record(c, now)
+
+    def _confirmed(self, c, now):
+        if self._book(c, now):
             self.stop(H_GUARD, A.DOSE_GUARD)
         elif self.dosing.over_confirmed > MISMATCH_STEPS:
             self.stop(H_MISMATCH, A.STEP_MISMATCH)
@@ -435,12 +439,7 @@ class Pump:
             m.stop()
             c = m.take_confirmed()
             if c:
-                self.occ_conf += c
-                if self.idx is not None:
-                    self.idx.confirmed(c)
-                pl = self.dosing.confirm(c)
-                self.reservoir.draw_pl(pl)
-                self.guard.record(c, self._last)
+                self._book(c, self._last)  # stopping already: a guard verdict changes nothing
         finally:
             # what was asked and never emitted is dropped: not a stall to the detector
             self.occ_cmd = self.occ_conf
