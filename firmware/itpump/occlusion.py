@@ -5,9 +5,10 @@
 # decays with tau = R C. The residual r = measured - baseline - expected is white noise while the line
 # is open; an occlusion turns every later step into a persistent v/C stair, a leak or disconnection
 # pulls the pressure towards zero. Two one-sided CUSUMs watch r: a fast one per tick (fast rates: the
-# ramp is steep) and a slow one on 16-tick means (slow rates: single stairs, 4x less noise). An alarm
-# needs the rise (from where the onset tracker puts its start) to have happened while steps were
-# delivered, so a back-pressure bump between steps is not an occlusion until pumping continues into it.
+# ramp is steep) and a slow one on 16-tick means (slow rates: single stairs, 4x less noise); a stair
+# test (the likelihood ratio of a blockage since one of the last steps) is the fastest at middle rates.
+# An alarm needs the rise (from where the onset tracker puts its start) to have happened while steps
+# were delivered, so a back-pressure bump between steps is not an occlusion until pumping continues into it.
 # A reading that repeats the last one (the first sign of a frozen ADC) feeds no statistic. A leak is a
 # fall below half the baseline learnt after priming (the baseline carries the sensor's offset, so an
 # absolute "near zero" alone misses it on some units); a smaller settled fall is a new tip pressure,
@@ -56,6 +57,35 @@ _MODEL_X8 = const(3)
 _CLEAR_TICKS = const(10)  # occlusion gone when the smoothed residual stays under a third of its peak
 _GAP_DECAY_MAX = const(64)  # ticks of model decay applied over a gap (x is ~0 long before for any tau < 2 s)
 _MIN_STEPS = const(2)  # steps delivered during the rise before occlusion / leak is called
+# Stair test: the likelihood ratio of "the line has been blocked since just before step j" against
+# "open", for each of the last _SK step ticks j, each followed _SW ticks. Blocked, every step from j on
+# stays in the line as a full v/C stair and the pressure held at the onset stops decaying, so the
+# residual's expected shape is known: mu = (v/C) * steps since j + x at j - x now. The log likelihood
+# ratio sum(mu r - mu^2 / 2) / sigma^2 is the optimal statistic for that known change with an unknown
+# onset (Lorden's CUSUM over onsets). It calls a blocked line at its second stair where the steps are
+# seconds apart (bench, 0.5 mL/day: median 0.77 x the physical limit, was 0.98 with the CUSUMs alone)
+# and ties with the fast CUSUM at 5 mL/day. Its threshold bounds false alarms: open, each candidate's
+# likelihood ratio is a martingale, so it ever exceeds e**20 with probability <= e**-20 (Ville), ~0.02
+# expected in the ~1e7 onsets of 30 days at 5 mL/day (the bench's 7-day open-line maximum: 12.4 nats).
+# Units: sigma / 16, so every sum stays below 2**27.
+_SK = const(4)
+_SW = const(32)  # 3.2 s: slower rates are the slow CUSUM's (their stairs are single, far apart)
+_SH_X256 = const(5120)  # threshold 20 nats (x 256: the sums are in (sigma / 16)**2)
+_S_CLIP = const(2048)  # |mu|, |r| held within 128 sigma (r: 8 sigma) so products stay small ints
+_SR_CLIP = const(128)
+_SN_MAX = const(64)
+# one flat list holds the test (an attribute more on the instance slows every lookup of the tick under
+# micropython: 10 more cost the whole update 45 % on the unix port): per candidate _CF ints, then 3
+_CF = const(6)
+_F_N = const(0)  # steps since the candidate onset
+_F_X = const(1)  # the model's x just before its step (sigma / 16)
+_F_S = const(2)  # sum mu r
+_F_Q = const(3)  # sum mu^2
+_F_M = const(4)  # steps pumped into its ratio since that was last <= 0 (after its own)
+_F_A = const(5)  # ticks followed (a candidate lives _SW)
+_C_NEXT = const(24)  # _SK * _CF: the next slot; the live candidates are the _C_LIVE slots before it
+_C_LIVE = const(25)
+_C_DP = const(26)  # one step's full pressure v/C (Pa x 256): what a blocked line keeps
 
 
 class Detector:
@@ -94,6 +124,8 @@ class Detector:
         self.stall_margin = stall_margin_steps
         self.leak_zero_q8 = leak_near_zero_pa << 8
         self.stuck_ticks = stuck_ticks
+        self._c = [0] * (_C_DP + 1)  # the stair test (made once: the tick only rewrites its ints)
+        self._c[_C_DP] = dp_q8
         self.reset()
 
     def reset(self):
@@ -137,6 +169,7 @@ class Detector:
         self._clear_n = 0
         self._last_p = -1
         self._same_n = 0
+        self._stairs_clear()
 
     def armed(self):
         return self._bshift >= _ARM_SHIFT
@@ -163,6 +196,7 @@ class Detector:
             self._wsteps += steps_confirmed
             if self.sf > 0:
                 self._f_steps += steps_confirmed
+            self._stairs(0, steps_confirmed, False)
             return OK
         r = self._r
         # -- noise estimates (open line only)
@@ -227,6 +261,9 @@ class Detector:
                     self.sf = sf
                     return self._alarm(n)
         self.sf = sf
+        res = self._stairs(r, steps_confirmed, True)
+        if res != OK:
+            return res
         # -- slow CUSUMs on 16-tick means
         self._wsteps += steps_confirmed
         self._wsum += r
@@ -291,6 +328,67 @@ class Detector:
                 sl = 0
                 self._l_steps = 0
         self.sl = sl
+        return OK
+
+    def _stairs_clear(self):
+        self._c[_C_NEXT] = 0
+        self._c[_C_LIVE] = 0
+
+    def _stairs(self, r, steps, feed):
+        """The stair test (see _SK): a new candidate on a tick with steps, every live one followed
+        (they were made on different ticks and live equally long, so the oldest is the one to expire).
+        feed False (a repeated reading): steps are counted, the sums are not fed."""
+        c = self._c
+        live = c[_C_LIVE]
+        sig = self.sig_q8
+        x = self.x_q8
+        if steps > 0:
+            j = c[_C_NEXT]
+            c[_C_NEXT] = j + _CF if j + _CF < _C_NEXT else 0
+            c[j + _F_N] = 0
+            # what a line blocked just before this tick's steps holds: x before them
+            v = ((x - steps * self._dp_q8) << 4) // sig
+            c[j + _F_X] = _S_CLIP if v > _S_CLIP else (-_S_CLIP if v < -_S_CLIP else v)
+            c[j + _F_S] = 0
+            c[j + _F_Q] = 0
+            c[j + _F_A] = 0
+            if live < _SK:
+                live += 1
+        if not live:
+            return OK
+        rs = (r << 4) // sig
+        rs = _SR_CLIP if rs > _SR_CLIP else (-_SR_CLIP if rs < -_SR_CLIP else rs)
+        xs = (x << 4) // sig
+        ds = (c[_C_DP] << 4) // sig
+        if ds > _S_CLIP:
+            ds = _S_CLIP
+        a = 0
+        j = c[_C_NEXT]
+        for _ in range(live):  # newest first
+            j = (j if j else _C_NEXT) - _CF
+            a = c[j + _F_A] + 1
+            c[j + _F_A] = a
+            n = c[j + _F_N] + steps
+            if n > _SN_MAX:
+                n = _SN_MAX
+            c[j + _F_N] = n
+            if not feed:
+                continue
+            mu = ds * n + c[j + _F_X] - xs
+            mu = _S_CLIP if mu > _S_CLIP else (-_S_CLIP if mu < -_S_CLIP else mu)
+            sm = c[j + _F_S] + mu * rs
+            q = c[j + _F_Q] + mu * mu
+            c[j + _F_S] = sm
+            c[j + _F_Q] = q
+            llr = sm - (q >> 1)
+            # as for the CUSUMs, steps must go into the rise: a back-pressure bump after the pump went
+            # idle fits an onset some steps back, and is not an occlusion until pumping continues into it
+            m = 0 if (llr <= 0 or a == 1) else c[j + _F_M] + steps
+            c[j + _F_M] = m
+            if llr > _SH_X256 and m > 0 and n >= _MIN_STEPS:
+                c[_C_LIVE] = live
+                return self._alarm(n)
+        c[_C_LIVE] = live - 1 if a >= _SW else live
         return OK
 
     def _alarm(self, steps):
@@ -382,6 +480,7 @@ class Detector:
         self._wn = 0
         self._clear_n = 0
         self.stored_nl = 0
+        self._stairs_clear()
 
     def clear_motor(self):
         """The motor was stopped (or a stall acknowledged): what was asked and never confirmed is dropped,
@@ -400,6 +499,7 @@ class Detector:
         res = self._motor_and_sensor(pressure_pa, steps_cmd, steps_confirmed, diag)
         if res != _GO:
             return res
+        self._stairs_clear()  # its shapes assume the fixed tick
         x = self.x_q8 + steps_confirmed * self._dp_q8
         n = elapsed_ms // self.tick_ms
         if n > _GAP_DECAY_MAX:

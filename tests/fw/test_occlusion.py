@@ -121,6 +121,30 @@ def test_fast_rate_occlusion_is_fast():
     assert hit is not None and hit[0] < 15, hit
 
 
+def test_stair_test_calls_an_occlusion_at_its_second_stair():
+    """Issue 4: one step every 2.6 s (0.5 mL/day-like). Blocked, each step stays in the line as a
+    1.25 sigma stair; the CUSUMs needed 40-52 ticks (4-5 stairs) on most of these seeds, the stair
+    test (the likelihood ratio of the known shape, over onsets at the last steps) calls it right after
+    the second stair."""
+    worst = 0
+    for seed in range(1, 9):
+        d = make()
+        line = Line(seed=seed)
+        feed(d, line, 3000, every=26)
+        line.occluded = True
+        hit = feed(d, line, 2000, every=26, stop_on=occ.OCCLUSION)
+        assert hit is not None, seed
+        worst = max(worst, hit[0])
+        assert d.onset_steps >= 2, (seed, d.onset_steps)  # the stairs it saw: the drug in the blocked line
+    assert worst <= 34, worst
+
+
+def test_stair_test_is_quiet_on_an_open_line():
+    for every in (2, 3, 26):
+        d = make()
+        feed(d, Line(seed=40 + every), 20000, every=every)  # feed() asserts OK on every tick
+
+
 def test_pressure_rise_without_pumping_is_not_occlusion():
     d = make()
     line = Line(seed=11)
@@ -221,6 +245,13 @@ def test_no_float_and_small_ints():
         v = getattr(d, k)
         assert isinstance(v, int), k
         assert -(1 << 30) < v < (1 << 30), (k, v)
+    # the stair test's sums, at the largest values their clips allow over a candidate's life
+    # (micropython folds _-prefixed consts away: checked under CPython)
+    if hasattr(occ, "_SW"):
+        assert occ._SW * occ._S_CLIP * occ._S_CLIP < (1 << 30)
+        assert occ._C_NEXT == occ._SK * occ._CF
+    for i, v in enumerate(d._c):
+        assert isinstance(v, int) and -(1 << 30) < v < (1 << 30), (i, v)
 
 
 def test_update_allocates_nothing():
