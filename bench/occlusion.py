@@ -10,7 +10,8 @@ For each rate (0.1, 0.5, 5 mL/day): occlusion time-to-alarm beside the physical 
 pressure to rise 3 sigma of one reading's noise at that flow and the plant's compliance), their ratio
 (goal <= 1.5), the drug volume missed before the alarm (plant truth, and the detector's own estimate),
 the bolus released when the occlusion clears (plant truth and the detector's estimate), leak
-(disconnection at the pump, partial leak) and stall time-to-alarm, and false alarms in a no-fault run of
+(disconnection at the pump, partial leak), partial occlusion (catheter resistance x 20, x 100) and stall
+time-to-alarm, and false alarms in a no-fault run of
 --days days (goal 0). The detector gets a deliberately imperfect calibration (C 25 % low, R 30 % high,
 volume/step nominal while the unit is biased), as a real one would be.
 
@@ -46,6 +47,9 @@ FAULTS = (
     ("leak 0.05 kPa s/uL (~90 % of flow)", "leak", {"r_kpa_s_per_ul": 0.05}, occlusion.LEAK),
     ("leak = R catheter (~half the flow)", "leak", {"r_kpa_s_per_ul": plantmod.RESISTANCE_KPA_S_PER_UL},
      occlusion.LEAK),
+    # a kinked catheter: the flow still gets through (the pump displaces it), the pressure rises to Q R k
+    ("partial occlusion, R x 20", "occlusion", {"k": 20.0}, occlusion.OCCLUSION),
+    ("partial occlusion, R x 100", "occlusion", {"k": 100.0}, occlusion.OCCLUSION),
     ("stall, driver DIAG high", "stall", {"diag": True}, occlusion.STALL),
     ("stall, DIAG silent (pressure only)", "stall", {"diag": False}, occlusion.STALL),
 )
@@ -255,8 +259,9 @@ def main() -> None:
               f"{fmt(statistics.median(clr) if clr else None, 's')}"
               + (f"  ({undetected} not detected)" if undetected else ""))
     print()
-    print("leak and stall, 4 onsets each, 1 h max; due = drug due from the onset to the alarm (or the hour), missed =\n"
-          "due - net delivered at the tip (a leak below the tip pressure also draws fluid back up the catheter)")
+    print("leak, partial occlusion and stall, 4 onsets each, 1 h max; due = drug due from the onset to the alarm (or\n"
+          "the hour), missed = due - net delivered at the tip (a leak below the tip pressure also draws fluid back up\n"
+          "the catheter; a partial occlusion lets the pumped flow through, so what it misses is what the line stores)")
     print(f"  {'fault':<34} {'rate':>9} | {'detected':>8} | {'median':>7} | {'worst':>7} | {'due uL':>8} | "
           f"{'missed uL':>9} | other codes")
     for name, *_ in FAULTS:
