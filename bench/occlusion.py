@@ -11,9 +11,11 @@ pressure to rise 3 sigma of one reading's noise at that flow and the plant's com
 (goal <= 1.5), the drug volume missed before the alarm (plant truth, and the detector's own estimate),
 the bolus released when the occlusion clears (plant truth and the detector's estimate), leak
 (disconnection at the pump, partial leak), partial occlusion (catheter resistance x 20, x 100) and stall
-time-to-alarm, and false alarms in a no-fault run of
---days days (goal 0). The detector gets a deliberately imperfect calibration (C 25 % low, R 30 % high,
-volume/step nominal while the unit is biased), as a real one would be.
+time-to-alarm, and false alarms in a no-fault run of --days days (goal 0). Beside the detector, an oracle
+bound: the same onsets seen by a detector that knows the onset and the true line (oracle_trial), the
+best any detector can do with one reading per tick. The detector gets a deliberately imperfect
+calibration (C 25 % low, R 30 % high, volume/step nominal while the unit is biased), as a real one
+would be.
 
 The detector is given only what the firmware can know: steps commanded, steps the driver CONFIRMED (the
 PIO counts the pulses it emitted, not rotor motion: there is no encoder, and the sim driver does the
@@ -26,6 +28,7 @@ which this bench, driving occlusion.Detector alone, does not run.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -159,6 +162,48 @@ def occlusion_trial(args: tuple) -> dict:
     return out
 
 
+ORACLE_NATS = (15, 20)
+
+
+def oracle_trial(args: tuple) -> dict:
+    """What no detector can beat with these readings: an oracle that knows the onset tick, the plant's
+    true line and the noise sigma. Its log likelihood ratio sum(mu^2 / 2 + mu e) / sigma^2, with mu =
+    true p(blocked) - true p(open) for the same steps (a copy of the plant left open) and e the sensor's
+    error less its offset before the onset. A real detector does not know the onset: with ~1e7 candidate
+    onsets in 30 days at 5 mL/day it needs its threshold in nats well above the oracle's 15."""
+    rate, trial, cal = args
+    rig = Rig(rate, 100 + trial, cal)
+    warm(rig, rate, trial)
+    p = rig.plant
+    sigma = cal["noise_measured_pa"]
+    limit = physical_limit_s(rate, p, sigma)
+    q = copy.deepcopy(p)
+    errs = []
+    for _ in range(100):
+        q.step(TICK_MS, 0)
+        errs.append(q.pressure_pa() - q.true_pressure_pa())
+    off = statistics.mean(errs)
+    open_line = copy.deepcopy(p)
+    p.inject("occlusion")
+    llr = 0.0
+    hit: dict[int, float] = {}
+    for t in range(1, 36_000):
+        rig.acc += rig.rate_pl_per_day * TICK_MS
+        steps = rig.acc // rig.den
+        rig.acc -= steps * rig.den
+        p.step(TICK_MS, steps)
+        open_line.step(TICK_MS, steps)
+        mu = p.true_pressure_pa() - open_line.true_pressure_pa()
+        e = p.pressure_pa() - p.true_pressure_pa() - off
+        llr += (mu * mu / 2 + mu * e) / sigma ** 2
+        for h in ORACLE_NATS:
+            if h not in hit and llr >= h:
+                hit[h] = t * TICK_MS / 1000 / limit
+        if len(hit) == len(ORACLE_NATS):
+            break
+    return hit
+
+
 def fault_trial(args: tuple) -> dict:
     rate, trial, cal, fault, kw, code = args
     rig = Rig(rate, 200 + trial, cal)
@@ -230,6 +275,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         nf = {r: ex.submit(no_fault_run, (r, a.days, cal, 7)) for r in RATES_ML_DAY} if a.days > 0 else {}
         occ = {r: list(ex.map(occlusion_trial, [(r, i, cal) for i in range(a.trials)])) for r in RATES_ML_DAY}
+        oracle = {r: list(ex.map(oracle_trial, [(r, i, cal) for i in range(a.trials)])) for r in RATES_ML_DAY}
         other = {(f[0], r): list(ex.map(fault_trial, [(r, i, cal, f[1], f[2], f[3]) for i in range(4)]))
                  for f in FAULTS for r in RATES_ML_DAY}
         nf = {r: f.result() for r, f in nf.items()}
@@ -258,6 +304,12 @@ def main() -> None:
               f"({statistics.median(est):5.3f}) | "
               f"{fmt(statistics.median(clr) if clr else None, 's')}"
               + (f"  ({undetected} not detected)" if undetected else ""))
+    print("  oracle bound (onset and true line known; ratio median [worst] at a threshold of "
+          + " and ".join(f"{h}" for h in ORACLE_NATS) + " nats):")
+    for r in RATES_ML_DAY:
+        print(f"  {r:>5} mL/d | " + " | ".join(
+            f"{h} nats {statistics.median(x[h] for x in oracle[r]):4.2f} [{max(x[h] for x in oracle[r]):4.2f}]"
+            for h in ORACLE_NATS))
     print()
     print("leak, partial occlusion and stall, 4 onsets each, 1 h max; due = drug due from the onset to the alarm (or\n"
           "the hour), missed = due - net delivered at the tip (a leak below the tip pressure also draws fluid back up\n"
