@@ -63,15 +63,16 @@ _MIN_STEPS = const(2)  # steps delivered during the rise before occlusion / leak
 # residual's expected shape is known: mu = (v/C) * steps since j + x at j - x now. The log likelihood
 # ratio sum(mu r - mu^2 / 2) / sigma^2 is the optimal statistic for that known change with an unknown
 # onset (Lorden's CUSUM over onsets). It calls a blocked line at its second stair where the steps are
-# seconds apart (bench, 0.5 mL/day: median 0.77 x the physical limit, was 0.98 with the CUSUMs alone)
-# and ties with the fast CUSUM at 5 mL/day. Its threshold bounds false alarms: open, each candidate's
+# seconds apart (bench, median x the physical limit: 0.61 at 0.1 mL/day and 0.70 at 0.5, were 0.81 and
+# 0.98 with the CUSUMs alone) and ties with the fast CUSUM at 5 mL/day. Clipping mu keeps it a
+# likelihood ratio (of a clipped blockage shape), so the bound below still holds. Its threshold bounds false alarms: open, each candidate's
 # likelihood ratio is a martingale, so it ever exceeds e**20 with probability <= e**-20 (Ville), ~0.02
 # expected in the ~1e7 onsets of 30 days at 5 mL/day (the bench's 7-day open-line maximum: 12.4 nats).
-# Units: sigma / 16, so every sum stays below 2**27.
+# Units: sigma / 16, so every sum stays below 2**29.
 _SK = const(4)
-_SW = const(32)  # 3.2 s: slower rates are the slow CUSUM's (their stairs are single, far apart)
+_SW = const(256)  # 25.6 s: two stairs at 0.1 mL/day (13 s apart) fit in one candidate's life
 _SH_X256 = const(5120)  # threshold 20 nats (x 256: the sums are in (sigma / 16)**2)
-_S_CLIP = const(2048)  # |mu|, |r| held within 128 sigma (r: 8 sigma) so products stay small ints
+_S_CLIP = const(1024)  # |mu| held within 64 sigma, |r| within 8: _SW * _S_CLIP**2 < 2**30
 _SR_CLIP = const(128)
 _SN_MAX = const(64)
 # one flat list holds the test (an attribute more on the instance slows every lookup of the tick under
