@@ -231,7 +231,7 @@ class Pump:
         if idx is not None:
             r = idx.read()
             if r == R_EDGE:
-                self.dosing.index_edge(idx.edge_batch, idx.lead)
+                self.reservoir.draw_pl(self.dosing.index_edge(idx.edge_batch, idx.lead))
                 idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
             elif r == R_STALL:
                 self._rotor_stall(idx)
