@@ -56,8 +56,13 @@ SPP_MILLI_MAX = const(8000000)  # 8000 steps per pass: phase * 32000 and (k + 1)
 PHASE_MAX = const(1 << 28)  # the phase stops counting here (the last bin holds long before)
 LEAD_MAX_DIV = const(16000)  # a magnet's lead is held within 1/16 of a pass (2 bins; placement is ~0.5)
 BLIND_MAX = const(1 << 20)  # steps counted while the phase is unknown (x 1000 < 2**30); beyond: no re-pricing
-REPRICE_MAX_PL = const(1 << 28)  # a pass's steps times the largest step deviation: beyond it, no re-pricing
-SETTLE_DIV = const(64)  # the re-pricing is settled at <= 1/64 of the programmed flow (1.6 %: trumpet windows)
+REPRICE_MAX_PL = const(1 << 28)  # a pass's steps x the largest step deviation, and the owed: small ints
+REPRICE_BATCH_DIV = const(8)  # an edge placed no better than 1/8 of a pass (its batch) re-prices nothing
+# The re-pricing is settled at <= 1/256 of the programmed flow (rounded up to the pL): it moves a trumpet
+# window by at most 0.4 %, and 0.5 % of a day (the cold 24 h error it cures) takes ~30 h. Faster costs the
+# 31-min figures, which at 0.1 mL/day have no room (bench/accuracy.py: the known-phase residual is ~1.5-1.9 %
+# of the 2 %; 1/64 put 2nd-hour windows 1.5 % lower), slower the 24 h one.
+SETTLE_DIV = const(256)
 
 
 def check_pl_per_step(pl_per_step):
@@ -272,7 +277,7 @@ class Dosing:
         due = self._due_pl + nl * 1000
         o = self._owed_pl
         if o:  # the first edge's re-pricing, settled on the programme at most 1/SETTLE_DIV at a time
-            cap = nl * 1000 // SETTLE_DIV
+            cap = (nl * 1000 + SETTLE_DIV - 1) // SETTLE_DIV
             if o > cap:
                 o = cap
             elif o < -cap:
@@ -461,7 +466,10 @@ class Dosing:
         never below the truth the profile gives. The settled pL is owed to the programme (tick())."""
         spp = self.spp_milli
         n = self._blind
-        if n <= 0 or n >= BLIND_MAX or not self._reprice_ok or batch * 8000 > spp:
+        self.repriced_pl = self.reprice_est_pl = 0
+        o = self._owed_pl
+        if n <= 0 or n >= BLIND_MAX or not self._reprice_ok or batch * 1000 * REPRICE_BATCH_DIV > spp \
+                or o > REPRICE_MAX_PL or o < -REPRICE_MAX_PL:
             return 0  # nothing blind, too long to know, a profile too deep for small ints, an edge unplaced
         m = n * 1000
         r = (m % spp) // 1000  # the steps within the last pass
