@@ -261,7 +261,8 @@ def run(args: tuple) -> dict:
            "alarms": alarms.raised, "withheld": pump.dosing.withheld_steps, "waits": pump.reserve_waits,
            "skipped_ms": pump.dosing.skipped_ms, "edges": pump.idx.edges if pump.idx else None,
            "early_edges": pump.idx.early if pump.idx else None, "plant_edges": p.index_edges,
-           "edge1_h": edge1 * SAMPLE_MS / 3_600_000 if edge1 >= 0 else None}
+           "edge1_h": edge1 * SAMPLE_MS / 3_600_000 if edge1 >= 0 else None,
+           "repriced_nl": pump.dosing.repriced_pl / 1000, "reprice_est_nl": pump.dosing.reprice_est_pl / 1000}
     exp_f = [float(e) for e in expected]
     spm = 60_000 // SAMPLE_MS
     steady = (spm * 60, len(delivered))  # hour 1 to the end
@@ -345,7 +346,8 @@ def main() -> int:
               f"{r['pl']} pL/step (true mean {plantmod.NOMINAL_PL_PER_STEP * (1 + r['bias']):.0f} at rest); "
               f"firmware's own count {r['fw_err24']:+.2f} % vs prescription; alarms {r['alarms'] or 'none'}, "
               f"withheld {r['withheld']}, reserve waits {r['waits']}, skipped {r['skipped_ms']} ms; index edges "
-              f"{r['plant_edges']} (firmware accepted {r['edges']}, bounce {r['early_edges']})")
+              f"{r['plant_edges']} (firmware accepted {r['edges']}, bounce {r['early_edges']}); the first edge "
+              f"re-priced the blind steps by {r['repriced_nl']:+.1f} nL (estimate {r['reprice_est_nl']:+.1f})")
     print("\ncalibration procedure: pl_per_step found, and the delivery error it leaves (true/found - 1)")
     for c in cals:
         print(f"  unit {c['seed']}: docs/hardware.md (20 ms/step, pumpctl --mass-mg at 20 C): {c['doc'][0]} pL/step "
