@@ -22,7 +22,8 @@
 # alarm is inactive (acknowledged AND its condition gone, see release_inactive()).
 # Rotor index sensor (board.rotor, with the calibration's steps_per_pass_milli and optional
 # pulsation_ppm): after the confirmations of each tick, rotor.Index reads its edge count. A pass start
-# sets the dosing phase, led by the magnet's learnt placement (pulsation compensation, dosing.py). Too
+# sets the dosing phase, led by the magnet's learnt placement (pulsation compensation, dosing.py); the
+# first one after boot or a stall also re-prices the steps confirmed blind, reservoir included. Too
 # many confirmed steps without an edge is a silent stall: STALL (SAFETY record "stall", volume_nl = the
 # steps beyond one pass). A stall halt (DIAG, detector or this check) clears the index and the phase.
 # Ticks far from TICK_MS (a stalled loop, the virtual board's fast clock: up to 5 s apart) do not feed
@@ -231,7 +232,7 @@ class Pump:
         if idx is not None:
             r = idx.read()
             if r == R_EDGE:
-                self.dosing.index_edge(idx.edge_batch, idx.lead)
+                self.reservoir.draw_pl(self.dosing.index_edge(idx.edge_batch, idx.lead))
                 idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
             elif r == R_STALL:
                 self._rotor_stall(idx)

@@ -6,7 +6,7 @@ import struct
 
 from test_app import Rig
 
-from fakes import FakePumpBoard, pump_ticks_locked, raises
+from fakes import FakePumpBoard, FakeRotor, pump_ticks_locked, raises
 from itpump import alarms, eventlog, occlusion, pump
 from itpump import dosing as D
 from itpump.therapy import LimitError
@@ -44,8 +44,8 @@ def delivered_pl(d):
 
 
 def balance(d):
-    """programmed = delivered + in flight + due, exact in pL (the module's invariant)."""
-    return d.programmed_nl * 1000 - delivered_pl(d) - d._flight_pl() - d._due_pl
+    """programmed = delivered + in flight + due + owed, exact in pL (the module's invariant)."""
+    return d.programmed_nl * 1000 - delivered_pl(d) - d._flight_pl() - d._due_pl - d._owed_pl
 
 
 def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
@@ -135,6 +135,141 @@ def test_calibration_change_keeps_the_balance_with_steps_in_flight():
     assert balance(d) == 0 and d._vol[0] == 13200 and d._vol[31] == 8800
     d.set_profile(None, SPP_MILLI)  # flat: every bin the mean
     assert balance(d) == 0 and d._vol[0] == d._vol[31] == 11000
+
+
+# -- the first edge re-prices the steps confirmed blind ---------------------------------------------
+LOHI = HILO[16:] + HILO[:16]  # -20 % in the first half of each pass, +20 % in the second
+
+
+def blind_then_edge(prof, blind, batch=0, lead=0):
+    """A Dosing that confirmed `blind` steps with the phase unknown, then saw its first edge."""
+    d = D.Dosing(PL, prof, SPP_MILLI)
+    run_steps(d, blind)
+    assert delivered_pl(d) == blind * PL and balance(d) == 0
+    a = d.index_edge(batch, lead)
+    return d, a
+
+
+def run_steps(d, n):
+    """Tick 10 nL/s a second at a time, confirming all, until n steps went out (exactly n while blind:
+    a mean step a second)."""
+    th = Rate(36000)
+    k = 0
+    while k < n:
+        s = d.tick(th, 1000, 0)
+        d.confirm(s)
+        k += s
+    assert d.in_flight == 0
+
+
+def test_first_edge_adds_what_the_blind_steps_carried_beyond_the_mean_and_settles_it_slowly():
+    # 100 blind steps, the edge at the end of the last read: they were phases 220..319 of the pass
+    # before, the high half of LOHI, 12 nL each: 100 x 2 nL more than counted
+    d, a = blind_then_edge(LOHI, 100)
+    assert a == 200000 and d.repriced_pl == d.reprice_est_pl == 200000
+    assert delivered_pl(d) == 100 * PL + 200000 and d._owed_pl == -200000 and balance(d) == 0
+    # the programme takes it back at most 1/256 of its flow: 10 nL/s gives 40 pL of 10000 a tick
+    th = Rate(36000)
+    t = 0
+    while d._owed_pl:
+        s = d.tick(th, 1000, 0)
+        d.confirm(s)
+        t += 1
+        assert balance(d) == 0 and t < 10000
+        # ahead of the programme only by what is not settled yet
+        assert delivered_pl(d) - d.programmed_nl * 1000 <= -d._owed_pl
+    assert t == 200000 // 40 == 5000
+    # settled: delivered follows the programme within a step again
+    assert -d.max_step_pl < delivered_pl(d) - d.programmed_nl * 1000 <= 0
+
+
+def test_first_edge_lowers_the_count_only_by_what_holds_wherever_the_edge_and_the_magnet_were():
+    # HILO: the same 100 blind steps carried 8 nL each, 200 nL less than counted. But the magnet may
+    # sit up to 1/16 of a pass (20 steps) off the profile's pass start, unknown at a first edge: the
+    # arc may have been phases 240..339, 60 + 20 x 12 nL... = -200 + 80 nL: only -120 nL is proven
+    d, a = blind_then_edge(HILO, 100)
+    assert d.reprice_est_pl == -200000 and a == -120000 == d.repriced_pl
+    assert delivered_pl(d) == 100 * PL - 120000 and d._owed_pl == 120000 and balance(d) == 0
+    # the edge in a read of 6 steps: 3 after it (estimate -188 nL), +-3 steps more doubt: -96 nL
+    d, a = blind_then_edge(HILO, 100, 6)
+    assert d.reprice_est_pl == -97 * 2000 + 3 * 2000 and a == -74 * 2000 + 26 * 2000
+    # a lead given at a first edge moves the estimate, not the doubt (the lead is not learnt yet)
+    d, a = blind_then_edge(HILO, 100, 0, 10)
+    assert d.reprice_est_pl == -90 * 2000 + 10 * 2000 and a == -120000
+    # a whole pass and 100 steps: the pass is the mean, within a step where it is split from the arc
+    d, a = blind_then_edge(HILO, 420)
+    assert d.reprice_est_pl == -200000 and a == -120000 + 2000
+    # 30 steps: -60 nL by the estimate, but 20 steps later they would have been +20 nL: nothing proven
+    d, a = blind_then_edge(HILO, 30)
+    assert d.reprice_est_pl == -60000 and a == 0 and delivered_pl(d) == 30 * PL and d._owed_pl == 0
+    # an edge somewhere in a read of more than 1/8 of a pass: left alone
+    d, a = blind_then_edge(HILO, 100, 41)
+    assert a == 0 and delivered_pl(d) == 100 * PL
+    # the owed volume is stepped out over the next ticks, at most 1/256 of the flow more
+    d, a = blind_then_edge(HILO, 100)
+    th = Rate(36000)
+    for _ in range(3000):  # 120 nL at 40 pL a second
+        d.confirm(d.tick(th, 1000, 0))
+        assert balance(d) == 0
+    assert d._owed_pl == 0 and -d.max_step_pl < delivered_pl(d) - d.programmed_nl * 1000 <= 0
+
+
+def test_only_the_first_edge_reprices_and_a_lost_phase_counts_afresh():
+    d, a = blind_then_edge(LOHI, 100)
+    assert a == 200000
+    run_steps(d, 100)  # known phase: priced as they go
+    assert d.index_edge(0) == 0 and d.repriced_pl == 200000 and balance(d) == 0
+    d.forget_phase()  # a stall: blind again
+    run_steps(d, 50)
+    d.forget_phase()  # another stall before an edge: those 50 may not have turned the rotor
+    run_steps(d, 100)
+    owed = d._owed_pl
+    assert d.index_edge(0) == 200000 and d._owed_pl == owed - 200000 and balance(d) == 0
+    assert d.index_edge(0) == 0
+
+
+def test_the_pump_settles_a_first_edge_into_the_reservoir_and_never_reports_delivered_falling():
+    # the first edge 150 steps after boot (4.5 min at 2000 steps/h): the blind steps were phases
+    # 50..199 of a 200-step HILO pass, 50 high and 100 low: -200 nL by the estimate, -104 nL proven
+    b = magnet_board()
+    b.rotor = FakeRotor(b.motor, ROTOR_SPP_MILLI, 150, (0, 9, -5))
+    r = rotor_rig(b)
+    p, c = r.a.pump, b.clock
+    reported = [p.total_nl]
+    while not p.dosing.phase_known:
+        r.run_ms(100)
+        reported.append(p.total_nl)
+    d = p.dosing
+    assert d.repriced_pl == -104000 and d.reprice_est_pl == -200000
+    # the reservoir got the drop back; the count fell below what was reported: carried, not reported
+    assert p.account() == 0 and d.delivered_nl < 0
+    st = r.read("status")["line"]["rotor"]
+    assert st["repriced_pl"] == -104000 and 0 < st["owed_pl"] <= 104000
+    n = 0
+    while d._owed_pl:  # 104 nL at 1/256 of 40 uL/h: 40 min
+        pump_ticks_locked(p, c, 300)  # the owed steps go out in steady ticks: no allocation
+        r.run_ms(100)
+        reported.append(p.total_nl)
+        n += 1
+        assert n < 100
+    assert all(x <= y for x, y in zip(reported, reported[1:])) and reported[-1] > reported[0]  # never falls
+    # the books: what was reported plus what is carried is what the reservoir gave, to the pL
+    res = p.reservoir
+    assert p.delivered_nl * 1000 + delivered_pl(d) == 20000000 * 1000 - (res._vol_nl * 1000 - res._used_pl)
+    assert p.running() and d.over_confirmed == 0
+    r.close()
+
+
+def test_a_first_edge_in_the_tick_allocates_nothing():
+    b = magnet_board()
+    b.rotor = FakeRotor(b.motor, ROTOR_SPP_MILLI, 150, (0, 9, -5))
+    r = rotor_rig(b)
+    p, c = r.a.pump, b.clock
+    r.run_ms(200000)  # 111 steps: blind
+    assert not p.dosing.phase_known
+    pump_ticks_locked(p, c, 1500)  # the first edge and its re-pricing, heap locked
+    assert p.dosing.phase_known and p.dosing.repriced_pl == -104000
+    r.close()
 
 
 # -- the pump with a rotor index (FakeRotor over the motor's pulses) -------------------------------
