@@ -304,6 +304,20 @@ def fmt_ng(ng: int | None) -> str:
     return f"{ng / 1e6:g} mg" if ng >= 1_000_000 else f"{ng / 1000:g} ug"
 
 
+def rotor_text(rot: dict) -> str:
+    """The rotor index line of `pumpctl status`. Until the first index edge (after boot or a stall) the
+    flow within a roller pass is not compensated: short windows (31 min) are off by up to the head's
+    pulsation, for up to one pass (3.8 h at 0.1 mL/day); a prime crosses edges at once (docs/hardware.md)."""
+    if not rot.get("known"):
+        return ("phase NOT KNOWN yet: short-window accuracy reduced until the first index edge "
+                "(up to one roller pass; `pumpctl bolus --prime` finds it)")
+    txt = f"phase known, {rot.get('edges', 0)} index edges, {rot.get('gaps_known', 0)} magnet gaps learnt"
+    owed = rot.get("owed_pl") or 0
+    if owed:
+        txt += f", {owed / 1000:+.1f} nL re-priced still to settle"
+    return txt
+
+
 def therapy_rows(st: dict) -> list[tuple[str, str]]:
     """The therapy lines of `pumpctl status` from a status reply."""
     rows: list[tuple[str, str]] = []
@@ -337,6 +351,9 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
         if isinstance(dte, int) and dte >= 0:
             r += f", {dte} days to empty"
         rows.append(("reservoir", r))
+    rot = (st.get("line") or {}).get("rotor")
+    if isinstance(rot, dict):
+        rows.append(("rotor", rotor_text(rot)))
     if "alarms" in st:
         rows.append(("alarms", ", ".join(st["alarms"]) or "none"))
     if "halt" in st:

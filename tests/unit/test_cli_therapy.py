@@ -319,6 +319,15 @@ def test_status_rows_of_a_board_without_therapy_fields():
     assert rows["therapy"] == "not programmed" and rows["battery"] == "4100 mV" and rows["alarms"] == "none"
     rows = dict(session.therapy_rows({"battery": {"state": "LOW", "fault": False, "avg_mv": 3310}}))
     assert rows["battery"] == "LOW, 3310 mV"
+    assert "rotor" not in dict(session.therapy_rows({"line": {"rotor": None}}))  # a board without the index
+
+
+def test_status_says_when_the_rotor_phase_is_not_known():
+    rows = dict(session.therapy_rows({"line": {"rotor": {"known": False, "edges": 0}}}))
+    assert "NOT KNOWN" in rows["rotor"] and "--prime" in rows["rotor"]
+    rows = dict(session.therapy_rows({"line": {"rotor": {"known": True, "edges": 7, "gaps_known": 3,
+                                                         "owed_pl": -230500}}}))
+    assert rows["rotor"] == "phase known, 7 index edges, 3 magnet gaps learnt, -230.5 nL re-priced still to settle"
 
 
 def test_page_limit_matches_firmware():
