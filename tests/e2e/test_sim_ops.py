@@ -130,12 +130,22 @@ def _programmed(board, tmp_path):
     return ks
 
 
+def _owed_nl(st):
+    return st["line"]["rotor"]["owed_pl"] / 1000
+
+
 def _delivered_over(c, seconds, quantum_ms):
+    """nL the firmware counted over `seconds`, plus what its first index edge's re-pricing of the blind
+    steps still owes the programme (booked at the edge, settled slowly: dosing.SETTLE_DIV), so the sum
+    follows the prescription whenever that edge falls."""
     st0 = c.request("status")
     c.request("sim.advance", {"s": seconds, "quantum_ms": quantum_ms})
     _wait_ff(c)
     st = c.request("status")
-    return st["delivered_nl"] - st0["delivered_nl"], st["ticks"] - st0["ticks"], st
+    got = st["delivered_nl"] - st0["delivered_nl"] + _owed_nl(st) - _owed_nl(st0)
+    print(f"over {seconds} s at {quantum_ms} ms: counted {st['delivered_nl'] - st0['delivered_nl']} nL, "
+          f"owed {_owed_nl(st0):+.1f} -> {_owed_nl(st):+.1f} nL")
+    return got, st["ticks"] - st0["ticks"], st
 
 
 def test_coarse_fast_forward_delivers_what_the_fine_tick_delivers(fresh_board, tmp_path):
