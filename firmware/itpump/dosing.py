@@ -183,7 +183,7 @@ class Dosing:
         spp = self.spp_milli
         vol = self._vol
         bound = self._bound
-        top = pl
+        top = low = pl
         excess = 0
         start = 0
         for k in range(PROFILE_BINS):
@@ -192,6 +192,8 @@ class Dosing:
             vol[k] = v
             if v > top:
                 top = v
+            elif v < low:
+                low = v
             end = ((k + 1) * spp + 31999) // 32000 if spp else PHASE_MAX
             if k == PROFILE_BINS - 1:
                 end = PHASE_MAX  # a late edge: the steps past the pass end stay in the last bin
@@ -202,12 +204,7 @@ class Dosing:
         if vol[PROFILE_BINS - 1] > pl and spp:
             excess += ((spp + 999) // 1000 - start) * (vol[PROFILE_BINS - 1] - pl)
         self.max_step_pl = top
-        dev = 0
-        for v in vol:
-            if v - pl > dev:
-                dev = v - pl
-            elif pl - v > dev:
-                dev = pl - v
+        dev = top - pl if top - pl > pl - low else pl - low  # the largest |step volume - pl_per_step|
         self._dev_max = dev
         self._reprice_ok = spp > 0 and (spp // 1000 + 2) * dev < REPRICE_MAX_PL
         # Consecutive steps are consecutive rotor phases (the rotor moves only by steps), so any run of n
