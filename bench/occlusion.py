@@ -94,12 +94,17 @@ class Rig:
         self.last = occlusion.OK
         self.seen = set()  # every non-OK code returned so far
 
+    def steps_due(self) -> int:
+        """This tick's steps at the rate, the remainder carried (0 while the pump is stopped)."""
+        if not self.pumping:
+            return 0
+        self.acc += self.rate_pl_per_day * TICK_MS
+        steps = self.acc // self.den
+        self.acc -= steps * self.den
+        return steps
+
     def tick(self) -> int:
-        steps = 0
-        if self.pumping:
-            self.acc += self.rate_pl_per_day * TICK_MS
-            steps = self.acc // self.den
-            self.acc -= steps * self.den
+        steps = self.steps_due()
         p = self.plant
         p.step(TICK_MS, steps)  # returns the steps the rotor turned: the firmware cannot see those
         try:
@@ -188,9 +193,7 @@ def oracle_trial(args: tuple) -> dict:
     llr = 0.0
     hit: dict[int, float] = {}
     for t in range(1, 36_000):
-        rig.acc += rig.rate_pl_per_day * TICK_MS
-        steps = rig.acc // rig.den
-        rig.acc -= steps * rig.den
+        steps = rig.steps_due()
         p.step(TICK_MS, steps)
         open_line.step(TICK_MS, steps)
         mu = p.true_pressure_pa() - open_line.true_pressure_pa()
