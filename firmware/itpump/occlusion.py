@@ -357,12 +357,14 @@ class Detector:
                 live += 1
         if not live:
             return OK
-        rs = (r << 4) // sig
-        rs = _SR_CLIP if rs > _SR_CLIP else (-_SR_CLIP if rs < -_SR_CLIP else rs)
-        xs = (x << 4) // sig
-        ds = (c[_C_DP] << 4) // sig
-        if ds > _S_CLIP:
-            ds = _S_CLIP
+        rs = xs = ds = 0
+        if feed:
+            rs = (r << 4) // sig
+            rs = _SR_CLIP if rs > _SR_CLIP else (-_SR_CLIP if rs < -_SR_CLIP else rs)
+            xs = (x << 4) // sig
+            ds = (c[_C_DP] << 4) // sig
+            if ds > _S_CLIP:
+                ds = _S_CLIP
         a = 0
         j = c[_C_NEXT]
         for _ in range(live):  # newest first
