@@ -55,8 +55,8 @@ def cmd_history(a) -> int:
     for c in ("when", "who", "device", "#", "from", "prescription"):
         t.add_column(c)
     for e in rows[-a.last:] if a.last else rows:
-        t.add_row(str(e.get("at", "?"))[:16].replace("T", " "), e.get("who", "?"), e.get("device_id", "?"), str(e.get("rx_id", "?")),
-                  e.get("source", "?"), describe(e.get("rx") or {}, prescription))
+        t.add_row(str(e.get("at", "?"))[:16].replace("T", " "), e.get("who", "?"), e.get("device_id", "?"),
+                  str(e.get("rx_id", "?")), e.get("source", "?"), describe(e.get("rx") or {}, prescription))
     con.print(t)
     return 0
 
