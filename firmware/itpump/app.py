@@ -600,8 +600,7 @@ class App:
 
     def boot(self):
         cause = self.board.reset_cause()
-        i = eventlog.RESET_CAUSES.index(cause) if cause in eventlog.RESET_CAUSES else 255
-        self.event(eventlog.BOOT, i, self.boot_count)
+        self.event(eventlog.BOOT, eventlog.reset_cause_index(cause), self.boot_count)
         self._checkpoint_safe()  # boot_count and the recovered totals are on flash before delivery
         self.booted = True
         self.send(protocol.event_line("boot", {

@@ -105,6 +105,17 @@ def test_boot_event_names_firmware_board_reset_cause_and_device():
     r.close()
 
 
+def test_every_reset_cause_is_logged_by_name():
+    # the bridge's CRASH (the interpreter died) was logged as 255, a value no table names
+    for cause, want in (("CRASH", "CRASH"), ("PWRON", "PWRON"), ("BROWNOUT", "UNKNOWN")):
+        r = Rig(FakeBoard(cause=cause))
+        r.a.boot()
+        boot = [eventlog.fields(c, d) for c, d in r.events() if c == eventlog.BOOT][-1]
+        assert eventlog.RESET_CAUSES[boot["reset_cause"]] == want, (cause, boot)
+        r.close()
+    assert "CRASH" in eventlog.RESET_CAUSES and eventlog.RESET_CAUSES[-1] == "UNKNOWN"
+
+
 def test_status_and_ping_over_the_link():
     b, a, r = make()
     b.serial.feed(b'{"id":1,"op":"ping"}\n{"id":2,"op":"status"}\n')
