@@ -138,6 +138,34 @@ def test_device_id_is_made_once_and_kept_when_the_board_has_none():
     r.close()
 
 
+class _IdBoard(FakeBoard):
+    def __init__(self, uid):
+        FakeBoard.__init__(self)
+        self.uid = uid
+
+    def unique_id(self):
+        return self.uid
+
+
+def test_a_degenerate_unique_id_gets_a_random_id_made_once_and_kept():
+    good = Rig(_IdBoard(b"\xe6\x60\x38\xb7\x13\x3a\x7a\x2f"))
+    assert good.a.device_id == "fake-e66038b7133a7a2f"
+    good.close()
+    ids = []
+    for uid in (bytes(8), bytes(8), b"\xff" * 8, b""):  # the emulator's is all zeros
+        r = Rig(_IdBoard(uid))
+        first = r.a.device_id
+        assert first.startswith("fake-") and len(first) == 17 and first != "fake-" + "00" * 6, first
+        r.a.log.close()
+        r.b.uid = b"\x12" * 8
+        again = app.App(r.b, root=r.dir + "/")  # made once, used from then on
+        assert again.device_id == first
+        again.log.close()
+        ids.append(first)
+        r.close()
+    assert len(set(ids)) == 4  # no two such boards share an id
+
+
 def test_bad_input_gets_errors_and_the_loop_keeps_serving():
     b, a, r = make()
     b.serial.feed(b"{oops\n" + b"x" * 5000 + b"\n" + b'{"id":5,"op":"warp"}\n\r\n' + b'{"id":6,"op":"ping"}\n')
