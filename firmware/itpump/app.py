@@ -331,8 +331,7 @@ class App:
         mark = self.store.mark
         recovered = store.recovered_delivered_nl(st, mark)
         if self.store.mark_bad and p.therapy is not None:  # the mark's value is lost: book what it could reach
-            recovered = store.reserve_mark(recovered, p.reserve_rate(), store.reserve_bound_ms(),
-                                           p.therapy.bolus_left_nl)
+            recovered = store.reserve_mark(recovered, p.reserve_rate(), store.RESERVE_BOUND_MS)
         unrecorded_nl = recovered - delivered  # maybe given after the checkpoint: counted as given
         known = mark[0] if mark is not None and mark[0] > delivered else delivered  # confirmed, last known
         self.booked_total_nl = st.get("booked_nl", 0)
