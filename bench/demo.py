@@ -28,9 +28,9 @@ RX = ROOT / "examples" / "morphine_continuous.toml"
 FLEX = ROOT / "examples" / "baclofen_flex.toml"
 PATIENT_BOLUS = """
 [patient_bolus]                  # added by the demo: 50 ug over 10 min, every 2 h at most, 4 a day
-dose_ng = 50_000
-duration_min = 10
-lockout_min = 120
+dose = "50 ug"
+over = "10 min"
+lockout = "2 h"
 max_per_day = 4
 """
 

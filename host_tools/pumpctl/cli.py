@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_therapy import add_commands
 
     add_commands(sub, with_port)
+    from .cli_clinic import add_commands as add_clinic_commands
+
+    add_clinic_commands(sub, with_port)
     return p
 
 

@@ -61,19 +61,13 @@ def cmd_provision(a) -> int:
 
 
 def _summary_rows(rep: dict) -> list[tuple[str, str]]:
-    from .session import fmt_ng, fmt_nl, fmt_rate
+    from . import prescription
 
     if rep.get("rx") is None:
         return [("therapy", "not programmed")]
-    s = rep.get("summary", {})
-    rows = [("prescription", f"#{rep.get('rx_id')}"), ("drug", f"{s.get('drug')} {s.get('conc_ug_per_ml')} ug/mL"),
-            ("mode", str(s.get("mode"))),
-            ("basal", ", ".join(fmt_rate(r) for r in s.get("basal_nl_per_h", []))),
-            ("daily dose", f"{fmt_ng(s.get('day_dose_ng'))} = {fmt_nl(s.get('day_volume_nl'))}/day")]
-    if "periodic_volume_nl" in s:
-        rows.append(("periodic bolus", f"{fmt_nl(s['periodic_volume_nl'])} at {fmt_rate(s['periodic_rate_nl_per_h'])}"))
-    if "patient_volume_nl" in s:
-        rows.append(("patient bolus", f"{fmt_nl(s['patient_volume_nl'])} at {fmt_rate(s['patient_rate_nl_per_h'])}"))
+    rows = [("prescription", f"#{rep.get('rx_id')}")]
+    for f, _old, text, _changed in prescription.diff(None, rep["rx"]):
+        rows.append((f.lstrip("=").replace("_", " "), _show(text)))
     st = rep.get("status") or {}
     if st:
         rows.append(("state", "suspended" if st.get("suspended") else "active"))
@@ -81,11 +75,21 @@ def _summary_rows(rep: dict) -> list[tuple[str, str]]:
 
 
 def cmd_therapy(a) -> int:
+    import datetime
     import json
+
+    from . import prescription
 
     with _session(a) as s:
         rep = s.read("therapy")
-    if a.json:
+        dev = s.status(fresh=False).get("device_id", "?") if a.toml else None
+    if a.toml:
+        if rep.get("rx") is None:
+            raise PumpctlError("therapy --toml: the pump has no prescription to write")
+        now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        print(prescription.to_toml(rep["rx"], f"prescription #{rep.get('rx_id')} running on {dev}, read {now}"),
+              end="")
+    elif a.json:
         print(json.dumps(rep, indent=2, sort_keys=True))
     else:
         _console().print(_kv_table("current therapy", _summary_rows(rep)))
@@ -117,7 +121,7 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_program(a) -> int:
-    from . import prescription
+    from . import history, prescription
 
     rx = prescription.load(a.file)  # validated offline first: a bad file never reaches the board
     with _session(a) as s:
@@ -134,6 +138,7 @@ def cmd_program(a) -> int:
             raise PumpctlError("not confirmed: nothing sent")
         s.change("program", {"rx": rx})
         rep = s.read("therapy")
+        history.record(s.device_id, rep.get("rx_id"), rep.get("rx") or rx, f"pumpctl program {Path(a.file).name}")
     _console().print(_kv_table("programmed", _summary_rows(rep)))
     return 0
 
@@ -307,6 +312,8 @@ def add_commands(sub, with_port) -> None:
 
     sp = with_port(sub.add_parser("therapy", help="show the current prescription"))
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--toml", action="store_true", help="write it as a prescription file (clinical units) that "
+                                                        "pumpctl program loads back to the same prescription")
     sp.set_defaults(func=cmd_therapy)
 
     sp = with_port(sub.add_parser("program", help="program a prescription (TOML): validate, diff, confirm, send"))

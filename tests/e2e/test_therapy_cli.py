@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pumpctl import prescription
 from pumpctl.client import Client
 from pumpctl.link import Link
 from vbtools import VBoard, pumpctl_env, run
@@ -67,7 +68,10 @@ def test_a_clinician_session(board):
     r = run("pumpctl", "program", RX)  # no --yes and no answer on stdin: nothing sent
     assert r.returncode == 1 and "not confirmed" in r.stderr and status()["therapy"] is None
     r = pc("program", RX, "--yes")
-    assert "hydromorphone" in r.stdout and "dose_ng_per_day" in r.stdout  # diff, then the summary
+    assert "hydromorphone" in r.stdout and "500 ug/day" in r.stdout  # diff, then the summary
+    r = pc("therapy", "--toml")  # the running prescription as a file: loads back to the same one
+    assert 'dose = "500 ug/day"' in r.stdout and "ng" not in r.stdout.split("\n", 1)[1]
+    assert prescription.loads(r.stdout) == prescription.load(RX)
     pc("time", "sync")
     assert status()["time_source"] == "host"
 

@@ -120,8 +120,8 @@ def test_time_sync_uses_the_host_clock_and_offset():
 
 def test_refill_program_and_status(board, capsys):
     out = programmed(board, capsys)
-    assert "dose_ng_per_day" in out and "500000" in out  # the diff against nothing
-    assert "hydromorphone 5000 ug/mL" in out  # the summary after
+    assert "dose" in out and "500 ug/day" in out  # the diff against nothing, in clinical units
+    assert "hydromorphone" in out and "5 mg/mL" in out  # the summary after
     assert [s[0] for s in sent(board)] == ["refill", "program"]
     assert sent(board)[0][1] == {"drug": "hydromorphone", "conc_ug_per_ml": 5000, "added_nl": 20000000,
                                  "removed_nl": 0}
@@ -132,20 +132,20 @@ def test_refill_program_and_status(board, capsys):
                  "alarms", "keys", "ok"):
         assert text in out, (text, out)
     rc, out, err = pc(capsys, "therapy")
-    assert rc == 0 and "patient bolus" in out and "5.0 uL" in out
+    assert rc == 0 and "patient bolus" in out and "5 uL at 30 uL/h" in out
 
 
 def test_program_shows_the_diff_and_sends_nothing_unless_confirmed(board, capsys, monkeypatch, tmp_path):
     programmed(board, capsys)
     new = tmp_path / "rx.toml"
     new.write_text((ROOT / "examples/hydromorphone_patient_bolus.toml").read_text()
-                   .replace("dose_ng_per_day = 500_000", "dose_ng_per_day = 600_000"))
+                   .replace('dose = "0.5 mg/day"', 'dose = "0.6 mg/day"'))
     n = len(board.written)
     monkeypatch.setattr("builtins.input", lambda *a: "n")
     monkeypatch.setattr("rich.console.Console.input", lambda self, *a, **k: "n")
     rc, out, err = pc(capsys, "program", str(new))
     assert rc == 1 and err.strip().endswith("pumpctl: error: not confirmed: nothing sent")
-    assert "600000" in out and "500000" in out
+    assert "600 ug/day" in out and "500 ug/day" in out
     assert len(board.changes()) == 2 and board.app.rx_id == 1  # refill + first program only
     monkeypatch.setattr("rich.console.Console.input", lambda self, *a, **k: "y")
     rc, out, err = pc(capsys, "program", str(new))
@@ -156,9 +156,10 @@ def test_program_shows_the_diff_and_sends_nothing_unless_confirmed(board, capsys
 def test_an_invalid_prescription_never_reaches_the_board(board, capsys, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text((ROOT / "examples/morphine_continuous.toml").read_text()
-                   .replace("dose_ng_per_day = 1_000_000", "dose_ng_per_day = 99_000_000"))
+                   .replace('dose = "1 mg/day"', 'dose = "99 mg/day"'))
     rc, out, err = pc(capsys, "program", str(bad), "--yes")
-    assert rc == 1 and len(err.strip().splitlines()) == 1 and "dose_ng_per_day" in err
+    assert rc == 1 and len(err.strip().splitlines()) == 1
+    assert 'dose = "99 mg/day": above the maximum for morphine 15 mg/day' in err  # as typed, not as ng
     assert board.written == [] and board.ks.counters()["clinician"] == 0
 
 

@@ -49,7 +49,8 @@ def test_volume_limits_are_exact_on_the_host_too():
     with pytest.raises(P.PrescriptionError) as ei:
         P.loads(at.replace("12_000_000", "12_000_001"))
     assert (ei.value.field, ei.value.value, ei.value.limit) == ("dose_ng_per_day", 12000001, 12000000)
-    assert "over the basal maximum 12000000 nL/day" in str(ei.value)
+    assert "dose_ng_per_day = 12000001: gives 12.000001 mL/day" in str(ei.value)
+    assert "over the basal maximum 12 mL/day; maximum 12000000 ng/day" in str(ei.value)
     P.loads(BASE.replace("1_000_000", "10_000_000"))  # exactly 1 mL/day (41666.67 nL/h): accepted
 
 
@@ -70,10 +71,12 @@ def test_limit_error_carries_field_value_limit():
 def test_float_and_typo_refused():
     with pytest.raises(P.PrescriptionError) as ei:
         P.loads(BASE.replace("1_000_000", "1.5"))
-    assert ei.value.field == "dose_ng_per_day" and ei.value.limit == "an integer"
-    with pytest.raises(P.PrescriptionError) as ei:
+    assert ei.value.field == "dose_ng_per_day" and "not a whole ng/day" in str(ei.value)
+    with pytest.raises(P.PrescriptionError, match="given twice"):
         P.loads(BASE + "dose_ug_per_day = 1\n")
-    assert ei.value.field == "dose_ug_per_day"
+    with pytest.raises(P.PrescriptionError, match="unknown field; allowed here: .*catheter_volume") as ei:
+        P.loads(BASE + "dose_ug_per_dya = 1\n")
+    assert ei.value.field == "dose_ug_per_dya"
 
 
 def test_bad_toml_and_missing_file():
@@ -98,11 +101,11 @@ def test_diff_rows_mark_changes_and_derived_figures():
     old = P.loads(BASE)
     new = P.loads(BASE.replace("1_000_000", "1_500_000"))
     rows = {r[0]: r[1:] for r in P.diff(old, new)}
-    assert rows["dose_ng_per_day"] == (1000000, 1500000, True)
+    assert rows["dose"] == ("1 mg/day", "1.5 mg/day", True)
     assert rows["drug"] == ("morphine", "morphine", False)
-    assert rows["=basal_nl_per_h"] == ([4167], [6250], True)
-    assert rows["=day_volume_nl"][2] is True
-    assert [r[0] for r in P.diff(old, new)][:4] == ["drug", "conc_ug_per_ml", "catheter_volume_nl", "mode"]
+    assert rows["=basal rate"] == ("4.167 uL/h", "6.250 uL/h", True)
+    assert rows["=daily volume"] == ("0.100008 mL/day", "0.15 mL/day", True)
+    assert [r[0] for r in P.diff(old, new)][:4] == ["drug", "concentration", "catheter_volume", "mode"]
 
 
 def test_diff_flex_steps_and_first_programming():
@@ -111,11 +114,11 @@ def test_diff_flex_steps_and_first_programming():
     assert all(r[1] is None and r[3] for r in rows)
     fields = [r[0] for r in rows]
     i = fields.index
-    assert i("flex[0].start_min") < i("flex[1].start_min") < i("flex[3].dose_ng_per_day")
+    assert i("flex[0].start") < i("flex[0].dose") < i("flex[1].start") < i("flex[3].dose")
     shorter = dict(new, flex=new["flex"][:2])
     rows = {r[0]: r[1:] for r in P.diff(new, shorter)}
-    assert rows["flex[3].start_min"] == (1260, None, True)
-    assert rows["flex[0].start_min"] == (0, 0, False)
+    assert rows["flex[3].start"] == ("21:00", None, True)
+    assert rows["flex[0].start"] == ("00:00", "00:00", False)
 
 
 def test_diff_refuses_an_invalid_side():

@@ -1,0 +1,96 @@
+"""pumpctl clinic commands: drugs (the firmware's own drug library), history (prescriptions sent from this
+computer), web (the local clinician programmer), report (a one-page therapy report). Thin: printing here,
+the work in prescription.py, history.py, web/ and report.py."""
+
+from __future__ import annotations
+
+import json
+
+
+def cmd_drugs(a) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import prescription
+    from . import units as U
+
+    d = prescription.drugs_module()
+    if a.json:
+        print(json.dumps({n: dict(zip(("conc_min_ug_per_ml", "conc_max_ug_per_ml", "dose_min_ng_per_day",
+                                       "dose_max_ng_per_day"), d.limits(n), strict=True)) for n in d.names()},
+                         indent=2))
+        return 0
+    t = Table(title="drug library (firmware/itpump/drugs.py: what the pump accepts)")
+    for c in ("drug", "concentration", "daily dose"):
+        t.add_column(c)
+    for n in d.names():
+        cmin, cmax, dmin, dmax = d.limits(n)
+        t.add_row(n, f"{U.fmt_conc(cmin)} to {U.fmt_conc(cmax)}", f"{U.fmt_dose_rate(dmin)} to {U.fmt_dose_rate(dmax)}")
+    con = Console(highlight=False)
+    con.print(t)
+    con.print(f"device: basal {U.fmt_volume(d.MIN_BASAL_NL_PER_DAY)}/day to "
+              f"{U.fmt_volume(d.MAX_BASAL_NL_PER_DAY)}/day; "
+              f"basal + boluses at most {U.fmt_volume(d.MAX_DAILY_NL)}/day; one bolus at most "
+              f"{U.fmt_volume(d.MAX_BOLUS_NL)}; total rate at most {U.fmt_rate(d.MAX_RATE_NL_PER_H)}; "
+              f"catheter at most {U.fmt_volume(d.MAX_CATHETER_NL)}")
+    con.print("The ranges bound what this benchtop mock accepts (sources in drugs.py); they are not clinical advice.")
+    return 0
+
+
+def cmd_history(a) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import history, prescription
+
+    rows = history.entries(a.device)
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    con = Console(highlight=False)
+    if not rows:
+        con.print(f"no prescriptions sent from this computer yet ({history.path()})")
+        return 0
+    t = Table(title=f"prescriptions sent ({history.path()})")
+    for c in ("when", "who", "device", "#", "from", "prescription"):
+        t.add_column(c)
+    for e in rows[-a.last:] if a.last else rows:
+        t.add_row(str(e.get("at", "?"))[:16].replace("T", " "), e.get("who", "?"), e.get("device_id", "?"),
+                  str(e.get("rx_id", "?")), e.get("source", "?"), describe(e.get("rx") or {}, prescription))
+    con.print(t)
+    return 0
+
+
+def describe(rx: dict, prescription) -> str:
+    """One line: drug, concentration, mode and dose in clinical units."""
+    try:
+        c = prescription.clinical(rx)
+    except Exception:  # an entry written by another version: show it as stored
+        return json.dumps(rx)
+    parts = [f"{c.get('drug')} {c.get('concentration')}", str(c.get("mode"))]
+    if "dose" in c:
+        parts.append(str(c["dose"]))
+    for s in c.get("flex", []):
+        parts.append(f"{s.get('start')} {s.get('dose')}")
+    if "periodic" in c:
+        p = c["periodic"]
+        parts.append(f"+ {p.get('dose')} every {p.get('every')} over {p.get('over')}")
+    if "patient_bolus" in c:
+        p = c["patient_bolus"]
+        parts.append(f"patient bolus {p.get('dose')} over {p.get('over')}, lockout {p.get('lockout')}, "
+                     f"{p.get('max_per_day')}/day")
+    return ", ".join(parts)
+
+
+def add_commands(sub, with_port) -> None:
+    sp = sub.add_parser("drugs", help="the drug library: concentrations and daily doses the pump accepts")
+    sp.add_argument("--json", action="store_true", help="machine-readable (the pump's integer units)")
+    sp.set_defaults(func=cmd_drugs)
+
+    sp = sub.add_parser("history", help="prescriptions sent from this computer (who, when, what)")
+    sp.add_argument("--device", help="only this device id")
+    sp.add_argument("--last", type=int, default=0, help="only the last N")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_history)
+
+
