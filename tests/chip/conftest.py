@@ -1,8 +1,10 @@
 """The chip stage: the firmware on the official rp2 MicroPython on an emulated Pico (pumpctl.epico).
 
 Needs node, the RP2040 bootrom and the firmware images (pumpctl.fwbuild: arm toolchain + MicroPython
-sources); without any of them the stage is skipped with one line naming what is missing. The images
-are built once per session (fwbuild caches them under build/). The stage's wall time is printed.
+sources; or prebuilt ones named by $ITPUMP_CHIP_STOCK and $ITPUMP_CHIP_FROZEN); without any of them the
+stage is skipped with one line naming what is missing. The images are built once per session (fwbuild
+keeps its build trees under build/: an unchanged rebuild takes seconds). The stage's wall time is
+printed.
 """
 
 from __future__ import annotations
@@ -21,12 +23,10 @@ _stage = {"missing": None, "wall_s": 0.0, "tests": 0}
 
 def _missing() -> list[str]:
     missing = epico.missing_prereqs()
-    if os.environ.get("ITPUMP_CHIP_STOCK"):  # prebuilt images given (e.g. a user's own build)
-        return missing
-    try:
-        from pumpctl import fwbuild
-    except ImportError:
-        return [*missing, "pumpctl.fwbuild (the firmware image builder)"]
+    if os.environ.get("ITPUMP_CHIP_STOCK") and os.environ.get("ITPUMP_CHIP_FROZEN"):
+        return missing  # prebuilt images given (e.g. a user's own build)
+    from pumpctl import fwbuild
+
     return missing + list(fwbuild.missing_prereqs())
 
 
