@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BOARD ?= rpi_pico
 PORT ?=
 
-.PHONY: setup test lint demo bench flash clean
+.PHONY: setup test lint demo bench flash clean screenshots
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: $(STAMP)
 
 flash: $(STAMP)
 	$(VENV)/bin/pumpctl flash --board $(BOARD) $(if $(PORT),--port $(PORT))
+
+# docs/img/*.png: the web programmer's pages, taken by its browser test against the virtual board
+screenshots: $(STAMP)
+	ITPUMP_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_web.py
 
 clean:
 	rm -rf $(VENV) .typings .vboard build *.egg-info host_tools/*.egg-info
