@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BOARD ?= rpi_pico
 PORT ?=
 
-.PHONY: setup test lint demo bench flash clean screenshots
+.PHONY: setup test lint demo bench flash firmware clean screenshots
 
 setup: $(STAMP)
 
@@ -43,6 +43,13 @@ flash: $(STAMP)
 # docs/img/*.png: the web programmer's pages, taken by its browser test against the virtual board
 screenshots: $(STAMP)
 	ITPUMP_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_web.py
+
+# A MicroPython v1.28 image for BOARD (rpi_pico, rpi_pico2) with the firmware frozen in:
+# build/$(BOARD)/firmware.uf2. FROZEN=0: the stock image (build/$(BOARD)-stock/). MPY_DIR: your checkout.
+FROZEN ?= 1
+MPY_DIR ?=
+firmware: $(STAMP)
+	$(PY) -m pumpctl.fwbuild --board $(BOARD) $(if $(filter 0,$(FROZEN)),--stock) $(if $(MPY_DIR),--mpy-dir $(MPY_DIR))
 
 clean:
 	rm -rf $(VENV) .typings .vboard build *.egg-info host_tools/*.egg-info

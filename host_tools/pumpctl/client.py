@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .keys import Keystore
 
 DEFAULT_TIMEOUT_S = 3.0
+BOOT_GRACE_S = 0.5  # wait_ready: after a 'boot' event, a request still queued is answered by then
 
 # Refusals of a signed change, told as what to do ({op}, {role}, {keys} = the keystore path, {msg} = the
 # board's own message). Codes not listed are shown as the board words them ("op: CODE: message").
@@ -42,11 +43,12 @@ class DeviceError(PumpctlError):
 
 
 class Client:
-    def __init__(self, link: Link, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, link: Link, timeout_s: float = DEFAULT_TIMEOUT_S, clock=time.monotonic):
         self.link = link
         self.timeout_s = timeout_s
         self.events: list[dict] = []
         self._ids = itertools.count(1)
+        self.clock = clock  # seconds; a test passes its own
 
     def request(self, op: str, args: dict | None = None, timeout_s: float | None = None) -> dict:
         req_id = next(self._ids)
@@ -73,9 +75,9 @@ class Client:
 
     def _await(self, req_id: int, op: str, timeout_s: float) -> dict:
 
-        deadline = time.monotonic() + timeout_s
+        deadline = self.clock() + timeout_s
         while True:
-            left = deadline - time.monotonic()
+            left = deadline - self.clock()
             line = self.link.readline(max(0.0, left)) if left > 0 else None
             if line is None:
                 raise PumpctlError(self._no_reply(op, timeout_s))
@@ -100,17 +102,43 @@ class Client:
         return f"board not answering on {self.link.port}: no reply to '{op}' in {timeout_s:.1f} s"
 
     def wait_ready(self, timeout_s: float) -> dict:
-        """After a restart: ping until the firmware answers (requests sent mid-reset are lost)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.request("status", timeout_s=min(0.5, max(0.05, deadline - time.monotonic())))
-            except DeviceError:
-                raise
-            except PumpctlError:
-                if time.monotonic() >= deadline:
-                    raise PumpctlError(f"board on {self.link.port} did not come back within "
-                                       f"{timeout_s:.0f} s of the restart") from None
+        """After a restart: ask for the status until the firmware answers. One request at a time: send,
+        wait for its reply (or its timeout), then ask again; a booting board reads its input only once
+        it runs, and requests sent every fraction of a second pile up there and starve its first ticks
+        (watchdog). A 'boot' event or an id-less error (our line glued to a partial one) means the
+        request will get no reply: ask again at once; after a 'boot' event, soon. A late reply to an
+        earlier try counts."""
+        deadline = self.clock() + timeout_s
+        sent: set[int] = set()
+        while (left := deadline - self.clock()) > 0:
+            req_id = next(self._ids)
+            sent.add(req_id)
+            self.link.write(json.dumps({"id": req_id, "op": "status"}, separators=(",", ":")).encode() + b"\n")
+            attempt_end = self.clock() + min(max(self.timeout_s, 0.5), left)
+            while (wait := attempt_end - self.clock()) > 0:
+                line = self.link.readline(wait)
+                if line is None:
+                    break
+                msg = _decode(line)
+                if msg is None:
+                    continue
+                if "event" in msg:
+                    if msg.get("event") == "boot":  # a reset: what was sent before may be gone
+                        attempt_end = min(attempt_end, self.clock() + BOOT_GRACE_S)
+                    self.events.append(msg)
+                    continue
+                if "ok" not in msg:
+                    continue
+                if msg.get("id") is None and not msg.get("ok"):
+                    break
+                if msg.get("id") not in sent:
+                    continue
+                if msg.get("ok"):
+                    return msg.get("result", {})
+                err = msg.get("error") or {}
+                raise DeviceError(err.get("code", "?"), err.get("message", ""), "status")
+        raise PumpctlError(f"board on {self.link.port} did not come back within {timeout_s:.0f} s "
+                           "of the restart")
 
     def wait_event(self, name: str, timeout_s: float) -> dict:
         """Wait for an unsolicited event (e.g. 'boot' after a restart)."""
@@ -119,8 +147,8 @@ class Client:
             if ev.get("event") == name:
                 self.events.remove(ev)
                 return ev
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
+        deadline = self.clock() + timeout_s
+        while (left := deadline - self.clock()) > 0:
             line = self.link.readline(left)
             if line is None:
                 break

@@ -31,11 +31,14 @@ DEFAULT_QUANTUM_MS = const(7700)
 
 
 class VClock:
-    def __init__(self, speed=1, start_ms=START_MS):
+    def __init__(self, speed=1, start_ms=START_MS, real_ms=None):
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self._set_ratio(speed)
-        self._real0 = time.ticks_ms()  # unix ticks: never wrap in practice
+        # the real clock (ms, never wrapping in practice): the host's, or a test's own so its exact
+        # equalities never see a stray millisecond of a loaded machine
+        self._real_ms = time.ticks_ms if real_ms is None else real_ms
+        self._real0 = self._real_ms()
         self._virt0 = start_ms  # unwrapped virtual ms at _real0 (unix ints are 63-bit)
         self.skip_to = -1  # while >= 0 (unwrapped virtual ms), idling jumps time (fast-forward)
         self.quantum_ms = DEFAULT_QUANTUM_MS  # of the running (or next) fast-forward
@@ -56,7 +59,7 @@ class VClock:
     def _virt(self):
         if self.skip_to >= 0:
             return self._virt0  # fast-forward: time moves by jumps only (deterministic, host-independent)
-        real = time.ticks_diff(time.ticks_ms(), self._real0)
+        real = time.ticks_diff(self._real_ms(), self._real0)
         if self._den == 1:
             return self._virt0 + real * self._num
         return self._virt0 + real * self._num // self._den
@@ -96,7 +99,7 @@ class VClock:
     def _anchor(self):
         """Restart the real-time reference from now (virtual time unchanged)."""
         v = self._virt()
-        self._real0 = time.ticks_ms()
+        self._real0 = self._real_ms()
         self._virt0 = v
 
     def advance(self, ms):
@@ -104,7 +107,7 @@ class VClock:
         self._virt0 += ms
         if self.skip_to >= 0 and self._virt0 >= self.skip_to:
             self.skip_to = -1
-            self._real0 = time.ticks_ms()  # the fast-forward is over: real time runs on from here
+            self._real0 = self._real_ms()  # the fast-forward is over: real time runs on from here
 
     def fast_forward(self, ms, quantum_ms=DEFAULT_QUANTUM_MS):
         """Run the next ms of virtual time as fast as the CPU allows: idle time is skipped, each idle
