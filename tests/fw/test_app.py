@@ -105,6 +105,17 @@ def test_boot_event_names_firmware_board_reset_cause_and_device():
     r.close()
 
 
+def test_every_reset_cause_is_logged_by_name():
+    # the bridge's CRASH (the interpreter died) was logged as 255, a value no table names
+    for cause, want in (("CRASH", "CRASH"), ("PWRON", "PWRON"), ("BROWNOUT", "UNKNOWN")):
+        r = Rig(FakeBoard(cause=cause))
+        r.a.boot()
+        boot = [eventlog.fields(c, d) for c, d in r.events() if c == eventlog.BOOT][-1]
+        assert eventlog.RESET_CAUSES[boot["reset_cause"]] == want, (cause, boot)
+        r.close()
+    assert "CRASH" in eventlog.RESET_CAUSES and eventlog.RESET_CAUSES[-1] == "UNKNOWN"
+
+
 def test_status_and_ping_over_the_link():
     b, a, r = make()
     b.serial.feed(b'{"id":1,"op":"ping"}\n{"id":2,"op":"status"}\n')
@@ -125,6 +136,34 @@ def test_device_id_is_made_once_and_kept_when_the_board_has_none():
     a2 = app.App(FakeBoard(), root=r.dir + "/")
     assert a2.device_id == first and len(first) > 8
     r.close()
+
+
+class _IdBoard(FakeBoard):
+    def __init__(self, uid):
+        FakeBoard.__init__(self)
+        self.uid = uid
+
+    def unique_id(self):
+        return self.uid
+
+
+def test_a_degenerate_unique_id_gets_a_random_id_made_once_and_kept():
+    good = Rig(_IdBoard(b"\xe6\x60\x38\xb7\x13\x3a\x7a\x2f"))
+    assert good.a.device_id == "fake-e66038b7133a7a2f"
+    good.close()
+    ids = []
+    for uid in (bytes(8), bytes(8), b"\xff" * 8, b""):  # the emulator's is all zeros
+        r = Rig(_IdBoard(uid))
+        first = r.a.device_id
+        assert first.startswith("fake-") and len(first) == 17 and first != "fake-" + "00" * 6, first
+        r.a.log.close()
+        r.b.uid = b"\x12" * 8
+        again = app.App(r.b, root=r.dir + "/")  # made once, used from then on
+        assert again.device_id == first
+        again.log.close()
+        ids.append(first)
+        r.close()
+    assert len(set(ids)) == 4  # no two such boards share an id
 
 
 def test_bad_input_gets_errors_and_the_loop_keeps_serving():
@@ -509,6 +548,58 @@ def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus()
     assert m["error"]["code"] == "LOCKOUT"
     r2.run_ms(60000)
     assert r2.read("status")["delivered_nl"] > st["delivered_nl"] - 1
+    r2.close()
+
+
+def _power_cut(r):
+    """A new app on the same files and board after a cut (the motor's emitted pulses stay the truth)."""
+    r.a.log.close()
+    r.b.motor.stop()
+    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
+    r2 = Rig(r.b, d=r.dir)
+    r2.ctr = r.ctr
+    r2.a.boot()
+    return r2
+
+
+def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():
+    r = programmed()  # 40000 nL/h: 2 min = 1334 nL (rounded up)
+    saves = []
+    real = r.a.store.save_mark
+    r.a.store.save_mark = lambda d, m: (saves.append(m), real(d, m))[1]
+    r.run_ms(15 * 60000)  # past the 10-minute full checkpoint
+    assert 8 <= len(saves) <= 11, saves  # the mark moves about every 90 s
+    truth = r.b.motor.emitted * 20
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    booked = st["unconfirmed_nl"]["boot"]
+    assert st["delivered_nl"] >= truth  # never under-counted
+    assert 0 < booked <= 1334 + 20 + 1, booked  # 2 min of basal + a step in flight (was up to 20 min)
+    assert st["delivered_nl"] - truth <= booked
+    assert st["unconfirmed_nl"]["total"] == booked
+    recs = [f for c, f in r2.events() if c == eventlog.RESERVE_BOOKED]
+    assert [eventlog.fields(eventlog.RESERVE_BOOKED, f) for f in recs] == [{"volume_nl": booked, "total_nl": booked}]
+    r2.run_ms(5 * 60000)
+    truth = r2.b.motor.emitted * 20
+    r3 = _power_cut(r2)
+    st3 = r3.read("status")
+    assert st3["delivered_nl"] >= truth and 0 < st3["unconfirmed_nl"]["boot"] <= 1334 + 21
+    assert st3["unconfirmed_nl"]["total"] == booked + st3["unconfirmed_nl"]["boot"]  # kept across boots
+    r3.close()
+
+
+def test_a_damaged_mark_books_the_most_it_could_have_reached():
+    r = programmed()
+    r.run_ms(3 * 60000)
+    truth = r.b.motor.emitted * 20
+    with open(r.dir + "/data/state/mark", "r+b") as f:
+        f.seek(12)
+        f.write(b"\xff")
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    # 12 min of basal past the state's mark: the farthest the lost mark could have moved
+    assert st["delivered_nl"] >= truth and st["delivered_nl"] >= 12 * 40000 // 60 + 1334
+    assert eventlog.STORE_PROBLEM in r2.codes()
     r2.close()
 
 
