@@ -84,7 +84,7 @@ CODES = {
 # Value tables for the small-int fields above (index = value)
 RESET_CAUSES = ("PWRON", "WDT", "SOFT", "HARD")
 REFUSE_REASONS = ("limit_1h", "limit_24h", "lockout", "alarm", "reservoir", "busy", "auth", "rate")
-AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out")
+AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out", "duplicate")
 ROLES = ("patient", "clinician", "service")
 SAFETY_KINDS = ("occlusion", "leak", "stall", "sensor", "cleared", "battery_eos", "boot_loop", "service",
                 "resume", "late_task", "occlusion_reset")
