@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BOARD ?= rpi_pico
 PORT ?=
 
-.PHONY: setup test lint demo bench flash clean
+.PHONY: setup test lint demo bench flash firmware clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ bench: $(STAMP)
 
 flash: $(STAMP)
 	$(VENV)/bin/pumpctl flash --board $(BOARD) $(if $(PORT),--port $(PORT))
+
+# A MicroPython v1.28 image for BOARD (rpi_pico, rpi_pico2) with the firmware frozen in:
+# build/$(BOARD)/firmware.uf2. FROZEN=0: the stock image (build/$(BOARD)-stock/). MPY_DIR: your checkout.
+FROZEN ?= 1
+MPY_DIR ?=
+firmware: $(STAMP)
+	$(PY) -m pumpctl.fwbuild --board $(BOARD) $(if $(filter 0,$(FROZEN)),--stock) $(if $(MPY_DIR),--mpy-dir $(MPY_DIR))
 
 clean:
 	rm -rf $(VENV) .typings .vboard build *.egg-info host_tools/*.egg-info

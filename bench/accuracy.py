@@ -210,13 +210,13 @@ def run(args: tuple) -> dict:
         late = jit.randrange(JITTER_MS + 1) + (GC_MS if jit.randrange(GC_EVERY) == 0 else 0)
         board.clock.t = t_nom + late
         pump.tick(board.clock.ticks_ms())
-        if k % 10 == 0 or pump.need_save:  # the app's housekeeping: accounting, reserve checkpoint
+        if k % 10 == 0 or pump.need_save or pump.need_mark:  # the app's housekeeping: accounting, reserve
             pump.account()
             if pump.reserve_low():
-                pump.need_save = True
-            if pump.need_save:
+                pump.need_mark = True
+            if pump.need_save or pump.need_mark:
                 pump.reserved_nl = pump.new_mark()
-                pump.need_save = False
+                pump.need_save = pump.need_mark = False
 
     if variant == "primed":  # the set-up after implant: the catheter primed (200 uL in 20 min) first
         assert pump.therapy.prime(PRIME_MIN) is None

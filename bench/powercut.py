@@ -32,6 +32,7 @@ def main() -> int:
     print("power-cut sweep on littlefs2 (VfsLfs2, 64 x 4096-byte blocks, RAM flash)")
     print(f"  scenario: {res['writes_in_scenario']} program/erase operations, {res['log_records']} log records,"
           f" log rotated (records up to seq {res['dropped_upto_seq']} dropped by design)")
+    print(f"  reserve mark file:          {res['mark_writes']} in-place writes in the scenario")
     print(f"  cut points tried:           {res['cut_points']} (every one)")
     print(f"  failures:                   {res['failures']}")
     print(f"  committed records lost:     {res['committed_records_lost']}")

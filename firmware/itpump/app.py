@@ -128,6 +128,8 @@ class App:
         self.boot_count = 0
         self.store_failures = 0
         self.store_error = None  # the last checkpoint failure, for status
+        self.booked_boot_nl = 0  # booked as delivered at this boot without confirmed pulses (reserve)
+        self.booked_total_nl = 0  # the same over every boot (persisted)
         self.keys_state = "none"
         self._next_delivery_log_s = DELIVERY_LOG_S
         self._last_tod = 0
@@ -320,9 +322,28 @@ class App:
             p.idx.restore(st.get("rotor"))  # the index magnets' placement, learnt before the restart
         if st.get("reservoir"):
             p.reservoir = Reservoir.from_dict(st["reservoir"])
+        rx = st.get("rx")
+        if rx is not None:
+            th = Therapy(rx)
+            th_state(th, st.get("therapy") or {}, self.uptime.s)
+            if st.get("svc"):  # suspended by the service op: a restart (after flashing) resumes it
+                th.suspended = False
+                p.log_safety(pump.S_RESUME, 0, 0)
+            p.therapy = th
+            self.rx_id = st.get("rx_id", 0)
         delivered = st.get("delivered_nl", 0)
-        recovered = store.recovered_delivered_nl(st)
+        mark = self.store.mark
+        recovered = store.recovered_delivered_nl(st, mark)
+        if self.store.mark_bad and p.therapy is not None:  # the mark's value is lost: book what it could reach
+            recovered = store.reserve_mark(recovered, p.reserve_rate(), store.reserve_bound_ms(),
+                                           p.therapy.bolus_left_nl)
         unrecorded_nl = recovered - delivered  # maybe given after the checkpoint: counted as given
+        known = mark[0] if mark is not None and mark[0] > delivered else delivered  # confirmed, last known
+        self.booked_total_nl = st.get("booked_nl", 0)
+        if recovered > known:
+            self.booked_boot_nl = recovered - known
+            self.booked_total_nl += self.booked_boot_nl
+            self.event(eventlog.RESERVE_BOOKED, self.booked_boot_nl, self.booked_total_nl)
         p.delivered_nl = recovered
         p.reserved_nl = recovered
         p.total_nl = st.get("total_nl", 0) + unrecorded_nl
@@ -352,15 +373,6 @@ class App:
         b = st.get("bolus")
         if b:  # a bolus interrupted by the reset: abandoned, never resumed
             self.event(eventlog.BOLUS_ABANDONED, b[1])
-        rx = st.get("rx")
-        if rx is not None:
-            th = Therapy(rx)
-            th_state(th, st.get("therapy") or {}, self.uptime.s)
-            if st.get("svc"):  # suspended by the service op: a restart (after flashing) resumes it
-                th.suspended = False
-                p.log_safety(pump.S_RESUME, 0, 0)
-            p.therapy = th
-            self.rx_id = st.get("rx_id", 0)
 
     def state(self):
         """The document the store keeps (all small ints, JSON-able)."""
@@ -378,6 +390,7 @@ class App:
             "cal": {"pl_per_step": p.dosing.pl_per_step}, "boot_count": self.boot_count,
             "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt & ~pump.H_SAFE,
             "svc": self.serviced, "rotor": None if p.idx is None else p.idx.gaps(),
+            "booked_nl": self.booked_total_nl,
         }
 
     def checkpoint(self):
@@ -392,11 +405,29 @@ class App:
             p.reserved_nl = old
             raise
         p.need_save = False
+        p.need_mark = False
         self.policy.saved()
 
-    def _checkpoint_safe(self):
+    def move_mark(self):
+        """Move the reserve mark RESERVE_MS of basal ahead in the mark file (no full save). Raises on
+        failure, the old mark kept (the pump waits at it)."""
+        p = self.pump
+        p.account()
+        old = p.reserved_nl
+        p.reserved_nl = p.new_mark()
         try:
-            self.checkpoint()
+            self.store.save_mark(p.delivered_nl, p.reserved_nl)
+        except Exception:
+            p.reserved_nl = old
+            raise
+        p.need_mark = False
+
+    def _checkpoint_safe(self, mark_only=False):
+        try:
+            if mark_only:
+                self.move_mark()
+            else:
+                self.checkpoint()
         except Exception as e:
             self.store_failures += 1
             self.store_error = _err_text(e)
@@ -487,7 +518,8 @@ class App:
             self.task_late()
 
     def housekeeping_due(self, now):
-        return self.clock.ticks_diff(now, self._house_t) >= HOUSEKEEP_MS or self.pump.need_save
+        p = self.pump
+        return self.clock.ticks_diff(now, self._house_t) >= HOUSEKEEP_MS or p.need_save or p.need_mark
 
     def task_late(self):
         """A task missed its deadline: the watchdog is no longer fed and will reset the board; stop the
@@ -553,9 +585,11 @@ class App:
         if p.running():
             self.policy.progress()
             if p.reserve_low():
-                p.need_save = True
+                p.need_mark = True
         if p.need_save or self.policy.due():
             self._checkpoint_safe()
+        elif p.need_mark:
+            self._checkpoint_safe(True)
 
     def check_battery(self, batt, battery):
         """One battery sample into the monitor; its state raises its alarm; at EOS delivery stops."""

@@ -59,6 +59,7 @@ STORE_PROBLEM = const(16)
 DELIVERY = const(17)
 CHANGE_REFUSED = const(18)
 SAFETY = const(19)
+RESERVE_BOOKED = const(20)
 
 CODES = {
     BOOT: ("boot", "<BI", ("reset_cause", "boot_count")),
@@ -80,6 +81,8 @@ CODES = {
     DELIVERY: ("delivery", "<II", ("delivered_nl", "rate_nl_per_h")),  # with each hourly checkpoint
     CHANGE_REFUSED: ("change_refused", "s", ("text",)),  # "op:CODE", ASCII
     SAFETY: ("safety", "<BiI", ("kind", "pressure_pa", "volume_nl")),  # kind: SAFETY_KINDS
+    # at boot: volume taken as delivered by the reserve rule without confirmed pulses; total: all boots
+    RESERVE_BOOKED: ("reserve_booked", "<II", ("volume_nl", "total_nl")),
 }
 # Value tables for the small-int fields above (index = value)
 RESET_CAUSES = ("PWRON", "WDT", "SOFT", "HARD")

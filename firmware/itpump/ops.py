@@ -131,6 +131,7 @@ def op_status(app, args):
         "days_to_empty": r.days_to_empty(th.day_volume_nl) if th is not None else -1,
         "delivered_today_nl": p.day_nl, "delivered_nl": p.delivered_nl, "delivered_total_nl": p.total_nl,
         "programmed_total_nl": p.programmed_nl, "reserved_nl": p.reserved_nl,
+        "unconfirmed_nl": {"boot": app.booked_boot_nl, "total": app.booked_total_nl},
         "alarms": [a["code"] for a in app.alarms.active()],
         "therapy": None if th is None else _th_status(app, th),
         "pl_per_step": p.dosing.pl_per_step,

@@ -179,7 +179,8 @@ class Pump:
         self.total_nl = 0
         self.day_nl = 0
         self.programmed_nl = 0
-        self.need_save = False  # the reserve mark is (nearly) reached: checkpoint now
+        self.need_save = False  # a halt to latch on flash: full checkpoint now
+        self.need_mark = False  # the reserve mark is (nearly) reached: move it now (store.save_mark)
         self.reserve_waits = 0  # ticks that held steps back for the checkpoint
         # line safety: occlusion detector over the pressure sensor (None without a sensor or a motor)
         self.pressure = getattr(board, "pressure", None)
@@ -262,7 +263,7 @@ class Pump:
         n = self.backlog
         if n and not motor.busy():
             if self._est_nl() > self.reserved_nl:
-                self.need_save = True  # never deliver past the persisted mark: wait for the checkpoint
+                self.need_mark = True  # never deliver past the persisted mark: wait for it to move
                 self.reserve_waits += 1
                 return
             if n > MAX_MOVE_STEPS:
@@ -510,26 +511,25 @@ class Pump:
         return r
 
     def reserve_extra_nl(self):
-        """Volume beyond the basal that may start before the next checkpoint: the running bolus, a
-        periodic bolus, what is in flight."""
+        """Volume beyond the basal that the mark must cover: the running bolus and what is in flight.
+        A periodic bolus is not booked ahead: when it starts, the tick waits (reserve_waits) until
+        housekeeping, run at once on need_mark, has moved the mark over it."""
         th = self.therapy
         d = self.dosing
         extra = (d.in_flight * d.max_step_pl + 999) // 1000 + 1
         if th is not None:
             extra += th.bolus_left_nl
-            if th.periodic is not None:
-                extra += th.periodic.volume_nl
         return extra
 
     def new_mark(self):
-        """The reserve mark to persist at a checkpoint."""
+        """The reserve mark to persist (mark file or checkpoint): RESERVE_MS of basal ahead."""
         return S.reserve_mark(self.delivered_nl, self.reserve_rate(), S.RESERVE_MS, self.reserve_extra_nl())
 
     def reserve_low(self):
-        """True when the mark is close: less than one checkpoint interval of basal plus the extras left."""
+        """True when the mark is close: less than RESERVE_HEADROOM_MS of basal plus the extras left."""
         if self.therapy is None:
             return False
-        need = S.reserve_mark(self._est_nl(), self.reserve_rate(), S.CHECKPOINT_MS, self.reserve_extra_nl())
+        need = S.reserve_mark(self._est_nl(), self.reserve_rate(), S.RESERVE_HEADROOM_MS, self.reserve_extra_nl())
         return need > self.reserved_nl
 
     def rate_now(self):

@@ -29,20 +29,19 @@
 # counts as delivered): the app logs it as abandoned.
 #
 # Reserve rule: never under-count delivered volume after a power cut.
-#   Before delivering past reserved_nl, the app saves a checkpoint whose reserved_nl covers the
-#   next chunk: reserve_mark(delivered_nl, rate, RESERVE_MS) for basal, + the whole bolus volume
-#   before a bolus starts. The dosing code must not issue steps beyond reserved_nl
-#   (may_deliver()). After a cut, recovered_delivered_nl() takes reserved_nl as delivered: the
-#   accounting errs towards MORE delivered, by at most one reserve horizon of basal plus the
-#   unfinished part of a bolus. Over-counting is the safe side: the reservoir reads emptier and
-#   the dose guard stricter.
+#   The pump never issues steps beyond reserved_nl, and reserved_nl is on flash before it moves:
+#   reserve_mark(delivered_nl, rate, RESERVE_MS) (2 min of the highest basal) + a running bolus.
+#   The mark moves in a 20-byte file ("mark", Store.save_mark) written against the newest state
+#   generation, whenever less than RESERVE_HEADROOM_MS of basal is left (so about every 90 s); a
+#   state save carries the mark too. After a cut, recovered_delivered_nl() takes the mark as
+#   delivered: the accounting errs towards MORE delivered, by at most 2 min of basal plus the
+#   unfinished part of a bolus (reported as booked, RESERVE_BOOKED). A mark older than the state is
+#   void (the state holds a newer one); a damaged mark is replaced by the bound it could have
+#   reached (reserve_bound_ms()). docs/persistence.md has the flash-wear budget.
 #
 # Checkpoint policy (CheckpointPolicy): save when something clinical changed (therapy, refill,
 # bolus start, alarm ack, auth counter, calibration) at once, else every CHECKPOINT_MS while
-# delivering. RESERVE_MS = 2 x CHECKPOINT_MS so the scheduled checkpoint always extends the mark
-# before delivery reaches it. Writes per day: 86400 / 600 = 144 scheduled + one per change
-# (about 10-20 on a busy day) = about 150-170 saves/day; bench/logfigures.py measures the flash
-# programs and erases these cost on littlefs.
+# delivering: about 150-170 saves/day, plus about 960 mark writes/day (bench/flashwear.py).
 import binascii
 import json
 import os
@@ -68,7 +67,14 @@ SLOTS = ("state.0", "state.1")
 TMP = "state.tmp"
 
 CHECKPOINT_MS = const(600000)  # scheduled checkpoint while delivering: 10 min
-RESERVE_MS = const(1200000)  # basal reserve horizon: 2 checkpoints, so the mark never runs out
+RESERVE_MS = const(120000)  # basal reserve horizon: at most 2 min of basal booked at a reset
+RESERVE_HEADROOM_MS = const(30000)  # move the mark when less than this is left (every ~90 s)
+
+MARK = "mark"
+MARK_TMP = "mark.tmp"
+MARK_MAGIC = b"ITPM"
+_MARK_FMT = "<4sIII"  # magic, generation, delivered_nl, reserved_nl; then crc32 of these 16 bytes
+MARK_LEN = const(20)
 
 
 def _join(d, name):
@@ -141,6 +147,10 @@ class Store:
         self.generation = 0  # newest generation on flash (valid); 0: none yet
         self._slot = -1  # slot index holding it
         self._buf = bytearray(64)  # _crc()'s read buffer (save and load), made once
+        self._mbuf = bytearray(MARK_LEN)
+        self._mark_ok = False  # the mark file exists whole: rewritten in place
+        self.mark = None  # (delivered_nl, reserved_nl) saved against the loaded generation
+        self.mark_bad = False  # a mark was found damaged or ahead of the state: not trusted
 
     def load(self):
         """(state or None, generation, problems). problems: strings for the caller to log."""
@@ -168,10 +178,54 @@ class Store:
             if gen > best_gen:
                 best, best_gen, best_slot = state, gen, i
         if best is None:
-            self.generation, self._slot = 0, -1
-            return None, 0, problems
+            best_gen, best_slot = 0, -1
         self.generation, self._slot = best_gen, best_slot
+        self._load_mark(best_gen, problems)
         return best, best_gen, problems
+
+    def _load_mark(self, gen, problems):
+        self.mark = None
+        self.mark_bad = False
+        self._mark_ok = False
+        tmp = _join(self.dir, MARK_TMP)
+        if _exists(tmp):  # a first write cut before its rename: the old mark stands
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        try:
+            with open(_join(self.dir, MARK), "rb") as f:
+                raw = f.read(MARK_LEN + 1)
+        except OSError:
+            return  # none yet
+        if len(raw) != MARK_LEN or raw[:4] != MARK_MAGIC or \
+                binascii.crc32(raw[:16]) & 0xFFFFFFFF != struct.unpack_from("<I", raw, 16)[0]:
+            problems.append("%s: corrupt, bounded (%d bytes)" % (MARK, len(raw)))
+            self.mark_bad = True
+            return
+        _, mgen, d, r = struct.unpack_from(_MARK_FMT, raw, 0)
+        if mgen == gen:
+            self.mark = (d, r)
+        elif mgen > gen:  # the state it extends was lost: its numbers may be another refill's
+            problems.append("%s: generation %d ahead of the state's %d, bounded" % (MARK, mgen, gen))
+            self.mark_bad = True
+
+    def save_mark(self, delivered_nl, reserved_nl):
+        """Persist the reserve mark against the newest generation. 20 bytes rewritten in place: one
+        littlefs metadata commit, atomic (old or new mark after a cut); the first write of a boot
+        goes through mark.tmp + rename, since creating a file commits it empty. Raises OSError."""
+        buf = self._mbuf
+        struct.pack_into(_MARK_FMT, buf, 0, MARK_MAGIC, self.generation, delivered_nl, reserved_nl)
+        struct.pack_into("<I", buf, 16, binascii.crc32(memoryview(buf)[:16]) & 0xFFFFFFFF)
+        if self._mark_ok:
+            with open(_join(self.dir, MARK), "r+b") as f:
+                f.write(buf)
+            return
+        tmp = _join(self.dir, MARK_TMP)
+        with open(tmp, "wb") as f:
+            f.write(buf)
+        os.rename(tmp, _join(self.dir, MARK))
+        self._mark_ok = True
 
     def _read(self, path):
         """(state, generation) of a slot file, checked as decode() checks the bytes, without holding
@@ -248,16 +302,29 @@ def reserve_mark(delivered_nl, rate_nl_per_h, horizon_ms=RESERVE_MS, extra_nl=0)
     return delivered_nl + (rate_nl_per_h * (horizon_ms // 1000) + 3599) // 3600 + extra_nl
 
 
+def reserve_bound_ms():
+    """How far past the state's own mark a damaged mark file could have reached: marks move only
+    between state saves (at most CHECKPOINT_MS apart while delivering), each RESERVE_MS ahead."""
+    return CHECKPOINT_MS + RESERVE_MS
+
+
 def may_deliver(delivered_nl, chunk_nl, reserved_nl):
     """True when delivering chunk_nl stays within the persisted mark."""
     return delivered_nl + chunk_nl <= reserved_nl
 
 
-def recovered_delivered_nl(state):
-    """Delivered volume to resume with after a reset: the persisted mark, never less."""
+def recovered_delivered_nl(state, mark=None):
+    """Delivered volume to resume with after a reset: the persisted mark (the state's, or the mark
+    file's (delivered_nl, reserved_nl) saved against the same generation), never less."""
     d = state.get("delivered_nl", 0)
     r = state.get("reserved_nl", 0)
-    return r if r > d else d
+    if r > d:
+        d = r
+    if mark is not None:
+        for v in mark:
+            if v > d:
+                d = v
+    return d
 
 
 class CheckpointPolicy:

@@ -564,6 +564,58 @@ def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus()
     r2.close()
 
 
+def _power_cut(r):
+    """A new app on the same files and board after a cut (the motor's emitted pulses stay the truth)."""
+    r.a.log.close()
+    r.b.motor.stop()
+    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
+    r2 = Rig(r.b, d=r.dir)
+    r2.ctr = r.ctr
+    r2.a.boot()
+    return r2
+
+
+def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():
+    r = programmed()  # 40000 nL/h: 2 min = 1334 nL (rounded up)
+    saves = []
+    real = r.a.store.save_mark
+    r.a.store.save_mark = lambda d, m: (saves.append(m), real(d, m))[1]
+    r.run_ms(15 * 60000)  # past the 10-minute full checkpoint
+    assert 8 <= len(saves) <= 11, saves  # the mark moves about every 90 s
+    truth = r.b.motor.emitted * 20
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    booked = st["unconfirmed_nl"]["boot"]
+    assert st["delivered_nl"] >= truth  # never under-counted
+    assert 0 < booked <= 1334 + 20 + 1, booked  # 2 min of basal + a step in flight (was up to 20 min)
+    assert st["delivered_nl"] - truth <= booked
+    assert st["unconfirmed_nl"]["total"] == booked
+    recs = [f for c, f in r2.events() if c == eventlog.RESERVE_BOOKED]
+    assert [eventlog.fields(eventlog.RESERVE_BOOKED, f) for f in recs] == [{"volume_nl": booked, "total_nl": booked}]
+    r2.run_ms(5 * 60000)
+    truth = r2.b.motor.emitted * 20
+    r3 = _power_cut(r2)
+    st3 = r3.read("status")
+    assert st3["delivered_nl"] >= truth and 0 < st3["unconfirmed_nl"]["boot"] <= 1334 + 21
+    assert st3["unconfirmed_nl"]["total"] == booked + st3["unconfirmed_nl"]["boot"]  # kept across boots
+    r3.close()
+
+
+def test_a_damaged_mark_books_the_most_it_could_have_reached():
+    r = programmed()
+    r.run_ms(3 * 60000)
+    truth = r.b.motor.emitted * 20
+    with open(r.dir + "/data/state/mark", "r+b") as f:
+        f.seek(12)
+        f.write(b"\xff")
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    # 12 min of basal past the state's mark: the farthest the lost mark could have moved
+    assert st["delivered_nl"] >= truth and st["delivered_nl"] >= 12 * 40000 // 60 + 1334
+    assert eventlog.STORE_PROBLEM in r2.codes()
+    r2.close()
+
+
 def test_a_corrupt_state_resumes_no_basal():
     r = programmed()
     r.a.log.close()

@@ -429,8 +429,8 @@ def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
     r.run_ms(5000)
     p, c = r.a.pump, b.clock
     e0 = p.idx.edges
-    for _ in range(16):  # 40 min: 6+ passes, edges with learning and leads, no allocation
-        pump_ticks_locked(p, c, 1500)
+    for _ in range(96):  # 40 min: 6+ passes, edges with learning and leads, no allocation
+        pump_ticks_locked(p, c, 250)  # 25 s: within the reserve mark's 30-s headroom
         r.run_ms(100)  # the app's housekeeping (checkpoints: the reserve mark) runs unlocked
     assert p.idx.edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
     r.close()

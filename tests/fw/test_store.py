@@ -1,4 +1,6 @@
 # Persistent state: generations, CRC, slot choice, corruption, the reserve rule, checkpoint policy.
+import os
+
 import scratch
 
 from fakes import FakeClock, raises
@@ -142,18 +144,55 @@ def test_oversized_document_is_refused_and_changes_nothing():
 
 
 def test_reserve_rule_never_under_counts():
-    # 20 uL/h over the 20-minute horizon: 6667 nL (rounded up), on top of what is delivered
+    # 20 uL/h over the 2-minute horizon: 667 nL (rounded up), on top of what is delivered
     mark = store.reserve_mark(1000, 20000)
-    assert mark == 1000 + 6667
+    assert mark == 1000 + 667
     assert store.reserve_mark(0, 20000, 1200000, extra_nl=50000) == 6667 + 50000
-    assert store.may_deliver(7000, 667, mark)
-    assert not store.may_deliver(7000, 668, mark)
+    assert store.may_deliver(1000, 667, mark)
+    assert not store.may_deliver(1000, 668, mark)
     # after a cut the persisted mark counts as delivered, never the lower confirmed total
     assert store.recovered_delivered_nl({"delivered_nl": 1000, "reserved_nl": mark}) == mark
     assert store.recovered_delivered_nl({"delivered_nl": 9000, "reserved_nl": mark}) == 9000
     assert store.recovered_delivered_nl({}) == 0
-    # the fastest rate the guard allows stays a small int on the rp2
-    assert store.reserve_mark(0, 1490000) < (1 << 30)
+    # the mark file's (delivered, reserved) counts too, and never lowers the state's
+    assert store.recovered_delivered_nl({"delivered_nl": 1000, "reserved_nl": mark}, (1500, 2300)) == 2300
+    assert store.recovered_delivered_nl({"delivered_nl": 1000, "reserved_nl": 2400}, (1500, 2300)) == 2400
+    # the fastest rate the guard allows stays a small int on the rp2, even over the damaged-mark bound
+    assert store.reserve_mark(0, 1490000, store.reserve_bound_ms()) < (1 << 30)
+
+
+def test_the_mark_file_moves_in_place_and_counts_only_for_its_generation():
+    def body(d):
+        s = store.Store(d)
+        s.load()
+        s.save({"delivered_nl": 0, "reserved_nl": 667})
+        s.save_mark(500, 1167)  # first of the boot: temp + rename
+        s.save_mark(900, 1567)  # then in place
+        assert not store._exists(d + "/" + store.MARK_TMP)
+        s2 = store.Store(d)
+        state, gen, problems = s2.load()
+        assert gen == 1 and s2.mark == (900, 1567) and not s2.mark_bad and problems == []
+        assert store.recovered_delivered_nl(state, s2.mark) == 1567
+        s2.save({"delivered_nl": 0, "reserved_nl": 667})  # a refill: the new state voids the old mark
+        s3 = store.Store(d)
+        state, gen, problems = s3.load()
+        assert gen == 2 and s3.mark is None and not s3.mark_bad
+        assert store.recovered_delivered_nl(state, s3.mark) == 667
+        s3.save_mark(100, 767)
+        with open(d + "/" + store.MARK, "r+b") as f:  # a damaged mark: not trusted, reported
+            f.seek(9)
+            f.write(b"\xff")
+        s4 = store.Store(d)
+        state, gen, problems = s4.load()
+        assert s4.mark is None and s4.mark_bad and problems and "mark: corrupt" in problems[0]
+        # a mark ahead of the state (the newest slot lost): bounded, not trusted
+        s4.save_mark(1, 2)
+        os.remove(d + "/" + store.SLOTS[s4._slot])
+        s5 = store.Store(d)
+        state, gen, problems = s5.load()
+        assert gen == 1 and s5.mark_bad and "ahead" in problems[0]
+
+    _with_dir(body)
 
 
 def test_checkpoint_policy_schedules_and_changes():

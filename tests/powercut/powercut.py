@@ -7,7 +7,9 @@
 #   - the store loads the last committed generation or the one being written, byte-exact;
 #   - every committed log record is there unaltered (except those in segments rotation dropped),
 #     no record appears that was never written, the log reopens and appends;
-#   - delivered volume recovered (reserve rule) >= volume the motor actually delivered.
+#   - delivered volume recovered (reserve rule: the state's mark, or the mark file written against
+#     the same generation, moved in place between saves) >= volume the motor actually delivered, and
+#     the mark file is never found damaged.
 # Prints one "RESULT {json}" line: cut points tried, failures, committed records lost.
 # ruff: noqa: UP031  (MicroPython code: %-formatting)
 import json
@@ -46,6 +48,14 @@ class Oracle:
         self.actual_nl = {0: 0}  # refill epoch -> volume the motor really delivered
         self.log = None
         self.alive = None  # raises PowerCut once the flash lost power
+        self.marks = 0  # mark file writes
+
+
+def move_mark(o, st, state):
+    state["reserved_nl"] = store.reserve_mark(state["delivered_nl"], state["rx"]["rate_nl_per_h"])
+    o.marks += 1
+    st.save_mark(state["delivered_nl"], state["reserved_nl"])
+    o.alive()  # a cut during the write: the old mark or the new one, never a torn one
 
 
 def save(o, st, state):
@@ -88,9 +98,7 @@ def scenario(o, root):
         rate = state["rx"]["rate_nl_per_h"]
         chunk = rate // 60
         if not store.may_deliver(state["delivered_nl"], chunk, state["reserved_nl"]):
-            state["reserved_nl"] = store.reserve_mark(state["delivered_nl"], rate)
-            save(o, st, state)  # the mark is on flash before the motor moves
-            policy.saved()
+            move_mark(o, st, state)  # the mark is on flash before the motor moves
         o.alive()  # a cut before this point: the motor never turned
         o.actual_nl[state["refills"]] += chunk  # motor turns; RAM accounting follows
         state["delivered_nl"] += chunk
@@ -182,8 +190,10 @@ def verify(image, o):
             fails.append("store: generation %d, committed %d, in flight %d" % (gen, o.gen, o.inflight_gen))
         elif gen and state != json.loads(o.docs[gen]):
             fails.append("store: generation %d content differs from what was saved" % gen)
+        if st.mark_bad:
+            fails.append("store: mark file damaged")
         actual = o.actual_nl[state["refills"]] if state else 0
-        rec = store.recovered_delivered_nl(state) if state else 0
+        rec = store.recovered_delivered_nl(state, st.mark) if state else 0
         if rec < actual:
             fails.append("delivered under-counted: recovered %d nL, motor delivered %d nL" % (rec, actual))
         over = rec - actual
@@ -260,14 +270,33 @@ def _append_no_flush(self, code, data=b""):  # littlefs keeps unflushed appends 
     return seq
 
 
-def _recover_without_mark(state):  # resume from confirmed steps only, ignoring the mark
+def _recover_without_mark(state, mark=None):  # resume from confirmed steps only, ignoring the mark
     return state.get("delivered_nl", 0)
+
+
+_recover = store.recovered_delivered_nl
+
+
+def _recover_without_mark_file(state, mark=None):  # the state's mark only: stale between saves
+    return _recover(state)
+
+
+def _mark_torn(self, delivered_nl, reserved_nl):  # the mark rewritten in two commits
+    buf = self._mbuf
+    store.struct.pack_into(store._MARK_FMT, buf, 0, store.MARK_MAGIC, self.generation, delivered_nl, reserved_nl)
+    store.struct.pack_into("<I", buf, 16, store.binascii.crc32(memoryview(buf)[:16]) & 0xFFFFFFFF)
+    with open(self.dir + "/" + store.MARK, "wb") as f:
+        f.write(buf[:10])
+        f.flush()
+        f.write(buf[10:])
 
 
 MUTATIONS = {
     "inplace": lambda: setattr(store.Store, "save", _save_in_place),
     "noflush": lambda: setattr(ev.EventLog, "append_raw", _append_no_flush),
     "nomark": lambda: setattr(store, "recovered_delivered_nl", _recover_without_mark),
+    "marktorn": lambda: setattr(store.Store, "save_mark", _mark_torn),
+    "nomarkfile": lambda: setattr(store, "recovered_delivered_nl", _recover_without_mark_file),
 }
 
 
@@ -297,7 +326,7 @@ def main(argv):
     base = RamFlash(blank(BLOCKS))
     vfs.VfsLfs2.mkfs(base)
     base_image = base.image()
-    full, o, cut = run(base_image, -1)
+    full, full_o, cut = run(base_image, -1)
     total = full.writes
     assert not cut
     if last < 0 or last > total:
@@ -320,6 +349,7 @@ def main(argv):
                 print("cut after %d writes: %s" % (n, "; ".join(f)))
     print("RESULT " + json.dumps({
         "writes_in_scenario": total, "log_records": o.last_seq, "dropped_upto_seq": o.log.dropping_upto,
+        "mark_writes": full_o.marks,
         "cut_points": len(points), "failures": fails, "committed_records_lost": lost,
         "max_overcount_nl": max_over}))
 

@@ -182,9 +182,9 @@ def _run(hw, b, p, ticks, edge_every_steps=0):
                 steps += 1
                 if edge_every_steps and steps % edge_every_steps == 0:
                     _pass(hw)
-        if p.need_save:
+        if p.need_save or p.need_mark:
             p.reserved_nl = p.new_mark()
-            p.need_save = False
+            p.need_save = p.need_mark = False
     return steps
 
 
