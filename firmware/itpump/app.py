@@ -7,7 +7,7 @@
 #   data/state/      store.Store: the persisted state (therapy, reservoir, totals, guard, calibration)
 #   data/log/        eventlog.EventLog
 #   data/ctr.json    auth counters (auth.FileCounters)
-#   data/device_id   this device's id when the board has no unique_id() (the sim): made at first boot
+#   data/device_id   this device's id, made at first boot (from unique_id() unless degenerate, else random)
 #   data/sup.json    supervisor record: watchdog resets in a row, intentional-reset marker, safe mode
 #
 # Safety wiring: the pump's tick runs the occlusion detector (pump.py); housekeeping feeds the battery
@@ -236,9 +236,13 @@ class App:
 
     # -- boot ---------------------------------------------------------------------
     def _device_id(self):
+        """This device's id, made once and kept in data/device_id: "<board>-<hex>" of the chip's
+        unique_id() when it is a real serial, else of 6 random bytes. A unique_id of one repeated byte
+        (all zeros on the emulated RP2040) would give every such board the same id, so it is not one."""
         uid = getattr(self.board, "unique_id", None)
-        if uid is not None:
-            return uid()
+        raw = uid() if uid is not None else b""
+        if isinstance(raw, str):  # the board gives its id as text (the test boards)
+            return raw
         path = self.root + "data/device_id"
         try:
             with open(path) as f:
@@ -247,8 +251,9 @@ class App:
                 return v
         except OSError:
             pass
-        # No chip id (the sim): a random id made at first boot, kept in flash like a serial number.
-        v = "%s-%s" % (self.board.name, _hex(os.urandom(6)))
+        if not raw or raw.count(raw[:1]) == len(raw):
+            raw = os.urandom(6)
+        v = "%s-%s" % (self.board.name, _hex(raw))
         try:
             with open(path, "w") as f:
                 f.write(v)
@@ -335,8 +340,7 @@ class App:
         mark = self.store.mark
         recovered = store.recovered_delivered_nl(st, mark)
         if self.store.mark_bad and p.therapy is not None:  # the mark's value is lost: book what it could reach
-            recovered = store.reserve_mark(recovered, p.reserve_rate(), store.reserve_bound_ms(),
-                                           p.therapy.bolus_left_nl)
+            recovered = store.reserve_mark(recovered, p.reserve_rate(), store.RESERVE_BOUND_MS)
         unrecorded_nl = recovered - delivered  # maybe given after the checkpoint: counted as given
         known = mark[0] if mark is not None and mark[0] > delivered else delivered  # confirmed, last known
         self.booked_total_nl = st.get("booked_nl", 0)
@@ -628,8 +632,7 @@ class App:
 
     def boot(self):
         cause = self.board.reset_cause()
-        i = eventlog.RESET_CAUSES.index(cause) if cause in eventlog.RESET_CAUSES else 255
-        self.event(eventlog.BOOT, i, self.boot_count)
+        self.event(eventlog.BOOT, eventlog.reset_cause_index(cause), self.boot_count)
         self._checkpoint_safe()  # boot_count and the recovered totals are on flash before delivery
         self.booted = True
         self.send(protocol.event_line("boot", {

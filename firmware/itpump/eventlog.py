@@ -85,7 +85,8 @@ CODES = {
     RESERVE_BOOKED: ("reserve_booked", "<II", ("volume_nl", "total_nl")),
 }
 # Value tables for the small-int fields above (index = value)
-RESET_CAUSES = ("PWRON", "WDT", "SOFT", "HARD")
+# CRASH: the interpreter died (the virtual board's bridge restarts it); UNKNOWN: any cause not named here
+RESET_CAUSES = ("PWRON", "WDT", "SOFT", "HARD", "CRASH", "UNKNOWN")
 REFUSE_REASONS = ("limit_1h", "limit_24h", "lockout", "alarm", "reservoir", "busy", "auth", "rate")
 AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out", "duplicate")
 ROLES = ("patient", "clinician", "service")
@@ -100,6 +101,11 @@ TAIL = const(2)  # bytes at the end that are no record (torn last write)
 _OK = const(0)
 _SHORT = const(1)
 _WRONG = const(2)
+
+
+def reset_cause_index(cause):
+    """The BOOT record's reset_cause value for a board's cause string (UNKNOWN when not named)."""
+    return RESET_CAUSES.index(cause) if cause in RESET_CAUSES else len(RESET_CAUSES) - 1
 
 
 def encode_into(buf, off, seq, ticks_ms, wall_s, code, data):

@@ -17,6 +17,11 @@
 # upwards only when the mean is HYST above its threshold. ERI and EOS latch until a fresh pack is seen
 # (mean >= 1.40 V/cell): an alkaline cell's voltage recovers when the load rests, which must not clear
 # a replacement warning. update() allocates nothing.
+#
+# A reading outside MIN_PLAUSIBLE_MV..MAX_PLAUSIBLE_MV is no battery voltage (nothing wired reads 0 mV;
+# the RP2040 cannot run below 1.8 V on VSYS, so a lower reading is the sensor, not the cell): it is not
+# averaged, the state shows UNKNOWN until a plausible reading, and the app raises SENSOR_FAULT.
+# Delivery goes on (docs/hardware.md, battery sensing): the reading only warns of the end of service.
 from array import array
 
 try:
@@ -31,10 +36,12 @@ OK = const(0)
 LOW = const(1)
 ERI = const(2)
 EOS = const(3)
-STATE_NAMES = ("OK", "LOW", "ERI", "EOS")
+UNKNOWN = const(4)  # reported only (status): no plausible reading yet, or the last one was implausible
+STATE_NAMES = ("OK", "LOW", "ERI", "EOS", "UNKNOWN")
 ALARM_FOR = (-1, alarms.BATTERY_LOW, alarms.BATTERY_ERI, alarms.BATTERY_EOS)
 
-MAX_PLAUSIBLE_MV = const(10000)  # above this (or <= 0) the reading is a sensor fault, not a battery
+MAX_PLAUSIBLE_MV = const(10000)  # above this the reading is a sensor fault, not a battery
+MIN_PLAUSIBLE_MV = const(1800)  # below this too: the RP2040's minimum VSYS (RP2040 / Pico datasheets)
 
 
 def _int_in(name, v, lo, hi):
@@ -50,6 +57,9 @@ class BatteryMonitor:
         _int_in("n_avg", n_avg, 1, 64)
         _int_in("hyst_mv_per_cell", hyst_mv_per_cell, 0, 500)
         _int_in("eos_mv_per_cell", eos_mv_per_cell, 1, 5000)
+        if eos_mv_per_cell * cells <= MIN_PLAUSIBLE_MV:
+            raise ValueError("eos %d mV for %d cells is below the plausible floor %d mV" % (
+                eos_mv_per_cell * cells, cells, MIN_PLAUSIBLE_MV))
         if not (eos_mv_per_cell < eri_mv_per_cell < low_mv_per_cell < replaced_mv_per_cell):
             raise ValueError("thresholds must rise: eos %r < eri %r < low %r < replaced %r mV/cell" % (
                 eos_mv_per_cell, eri_mv_per_cell, low_mv_per_cell, replaced_mv_per_cell))
@@ -68,10 +78,12 @@ class BatteryMonitor:
         self.state = OK
         self.avg_mv = 0
         self.fault = False  # last sample implausible (not averaged): SENSOR_FAULT for the app
+        self.last_mv = 0  # the last sample, plausible or not
 
     def update(self, mv):
-        """Take one sample in mV; returns the state (OK/LOW/ERI/EOS)."""
-        if mv <= 0 or mv > MAX_PLAUSIBLE_MV:
+        """Take one sample in mV; returns the state judged from the plausible ones (OK/LOW/ERI/EOS)."""
+        self.last_mv = mv
+        if mv < MIN_PLAUSIBLE_MV or mv > MAX_PLAUSIBLE_MV:
             self.fault = True
             return self.state
         self.fault = False
@@ -111,8 +123,14 @@ class BatteryMonitor:
         """Alarm code for the current state, or -1 when OK."""
         return ALARM_FOR[self.state]
 
+    def shown_state(self):
+        """The state as the reading supports it: UNKNOWN while the last one was implausible or before
+        the first plausible one (alarms follow `state`, which an implausible reading leaves alone)."""
+        return UNKNOWN if self.fault or not self._primed else self.state
+
     def status(self):
-        return {"state": STATE_NAMES[self.state], "avg_mv": self.avg_mv, "fault": self.fault}
+        return {"state": STATE_NAMES[self.shown_state()], "avg_mv": self.avg_mv, "fault": self.fault,
+                "reading_mv": self.last_mv}
 
 
 # Packs a board may name in its calibration ("battery": name). LIION_1S is the default: docs/hardware.md

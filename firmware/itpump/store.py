@@ -37,7 +37,7 @@
 #   delivered: the accounting errs towards MORE delivered, by at most 2 min of basal plus the
 #   unfinished part of a bolus (reported as booked, RESERVE_BOOKED). A mark older than the state is
 #   void (the state holds a newer one); a damaged mark is replaced by the bound it could have
-#   reached (reserve_bound_ms()). docs/persistence.md has the flash-wear budget.
+#   reached (RESERVE_BOUND_MS). docs/persistence.md has the flash-wear budget.
 #
 # Checkpoint policy (CheckpointPolicy): save when something clinical changed (therapy, refill,
 # bolus start, alarm ack, auth counter, calibration) at once, else every CHECKPOINT_MS while
@@ -69,6 +69,9 @@ TMP = "state.tmp"
 CHECKPOINT_MS = const(600000)  # scheduled checkpoint while delivering: 10 min
 RESERVE_MS = const(120000)  # basal reserve horizon: at most 2 min of basal booked at a reset
 RESERVE_HEADROOM_MS = const(30000)  # move the mark when less than this is left (every ~90 s)
+# How far past the state's own mark a damaged mark file could have reached: marks move only between
+# state saves (at most CHECKPOINT_MS apart while delivering), each RESERVE_MS ahead.
+RESERVE_BOUND_MS = const(720000)  # CHECKPOINT_MS + RESERVE_MS
 
 MARK = "mark"
 MARK_TMP = "mark.tmp"
@@ -186,13 +189,7 @@ class Store:
     def _load_mark(self, gen, problems):
         self.mark = None
         self.mark_bad = False
-        self._mark_ok = False
-        tmp = _join(self.dir, MARK_TMP)
-        if _exists(tmp):  # a first write cut before its rename: the old mark stands
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+        self._mark_ok = False  # (a mark.tmp left by a cut is rewritten whole by the next first write)
         try:
             with open(_join(self.dir, MARK), "rb") as f:
                 raw = f.read(MARK_LEN + 1)
@@ -300,12 +297,6 @@ def reserve_mark(delivered_nl, rate_nl_per_h, horizon_ms=RESERVE_MS, extra_nl=0)
     """High-water mark to persist before delivering the next horizon_ms of basal (+ a bolus)."""
     # rate * seconds stays below 2**30 up to 1.49 mL/h over 20 min (integers, rounded up)
     return delivered_nl + (rate_nl_per_h * (horizon_ms // 1000) + 3599) // 3600 + extra_nl
-
-
-def reserve_bound_ms():
-    """How far past the state's own mark a damaged mark file could have reached: marks move only
-    between state saves (at most CHECKPOINT_MS apart while delivering), each RESERVE_MS ahead."""
-    return CHECKPOINT_MS + RESERVE_MS
 
 
 def may_deliver(delivered_nl, chunk_nl, reserved_nl):

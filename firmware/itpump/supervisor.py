@@ -139,7 +139,8 @@ class Supervisor:
             self._persist.save({"wdt_resets": self.wdt_resets, "intent": self.intent, "safe": self.safe_mode})
 
     def boot(self, cause):
-        """Decide how to come up after a reset. cause: board.reset_cause() ("PWRON", "WDT", "SOFT", "HARD").
+        """Decide how to come up after a reset. cause: board.reset_cause() ("PWRON", "WDT", "SOFT", "HARD",
+        "CRASH": the interpreter died; it counts as an unexpected reset like "WDT").
         Returns a dict for the app to act on and log:
           cause        what happened, "INTENTIONAL" when our own reset marker was found
           wdt_resets   unexpected watchdog resets in a row (persisted)
@@ -172,7 +173,8 @@ class Supervisor:
                 note = "invalid: %s" % (e,)
         if intent and cause in ("WDT", "SOFT", "HARD"):
             cause = "INTENTIONAL"  # machine.reset() reads as WDT on rp2
-        if cause == "WDT":
+        unexpected = cause == "WDT" or cause == "CRASH"  # a crash loop ends in safe mode like a WDT loop
+        if unexpected:
             count += 1
         self.wdt_resets = count
         self.safe_mode = was_safe or count >= self.boot_loop_limit
@@ -181,7 +183,7 @@ class Supervisor:
         self._up_ms = 0
         self._save()
         found = []
-        if cause == "WDT":
+        if unexpected:
             found.append(alarms.WATCHDOG_RESET)
         if self.safe_mode:
             found.append(alarms.INTERNAL)

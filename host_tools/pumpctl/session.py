@@ -366,10 +366,11 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
     if "halt" in st:
         rows.append(("halted by", ", ".join(st["halt"]) or "-"))
     b = st.get("battery", st.get("battery_mv"))
-    if isinstance(b, dict):  # power.py's monitor: state, average, fault
+    if isinstance(b, dict) and b.get("fault"):  # an implausible reading: no voltage to show
+        rows.append(("battery", f"{b.get('state', '?')}: sensor fault (reads {b.get('reading_mv', '?')} mV)"))
+    elif isinstance(b, dict):  # power.py's monitor: state, average
         mv = b.get("avg_mv", b.get("mv"))
-        rows.append(("battery", f"{b.get('state', '?')}" + (f", {mv} mV" if mv is not None else "")
-                     + (", FAULT" if b.get("fault") else "")))
+        rows.append(("battery", f"{b.get('state', '?')}" + (f", {mv} mV" if mv is not None else "")))
     elif b is not None:
         rows.append(("battery", f"{b} mV" if isinstance(b, int) else str(b)))
     if "keys" in st:

@@ -42,9 +42,12 @@ def test_flash_status_ls_and_persistence_across_restart(tmp_path):
         # measured 35,232 B (256K heap, 64-bit; firmware 164 KB + sim ROM 39 KB after gc, with the rotor
         # pacing, magnet learning, blind-step re-pricing and the occlusion stair test: each feature costs
         # ~1 KB here); read replies and store saves stream, so no operation needs a large contiguous block.
-        # 33,008 B with the reserve mark file and the booked-volume report (35,056 B before them);
-        # 30,880 B with the link hardening too (resends as duplicates, per-role holds, partial lines)
-        assert st["mem_free"] > 30_000, st["mem_free"]
+        # 33,008 B with the reserve mark file and the booked-volume report (35,056 B before them); then
+        # 32,448 B on main with the link hardening, 32,224 B with the reset-cause, battery and device-id
+        # fixes; 30,464 B with the firmware's link hardening (resends answered as duplicates, per-role
+        # holds, partial lines dropped). A loaded machine reads about 700 B less: the floor leaves that
+        # and ~500 B of margin.
+        assert st["mem_free"] > 29_300, st["mem_free"]
 
         # real mpremote against the port: ls shows the flashed files; cp into flash and back
         ls = run("mpremote", "connect", port, "resume", "ls", ":", check=True).stdout

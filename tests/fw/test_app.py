@@ -105,6 +105,17 @@ def test_boot_event_names_firmware_board_reset_cause_and_device():
     r.close()
 
 
+def test_every_reset_cause_is_logged_by_name():
+    # the bridge's CRASH (the interpreter died) was logged as 255, a value no table names
+    for cause, want in (("CRASH", "CRASH"), ("PWRON", "PWRON"), ("BROWNOUT", "UNKNOWN")):
+        r = Rig(FakeBoard(cause=cause))
+        r.a.boot()
+        boot = [eventlog.fields(c, d) for c, d in r.events() if c == eventlog.BOOT][-1]
+        assert eventlog.RESET_CAUSES[boot["reset_cause"]] == want, (cause, boot)
+        r.close()
+    assert "CRASH" in eventlog.RESET_CAUSES and eventlog.RESET_CAUSES[-1] == "UNKNOWN"
+
+
 def test_status_and_ping_over_the_link():
     b, a, r = make()
     b.serial.feed(b'{"id":1,"op":"ping"}\n{"id":2,"op":"status"}\n')
@@ -173,6 +184,34 @@ def test_device_id_is_made_once_and_kept_when_the_board_has_none():
     a2 = app.App(FakeBoard(), root=r.dir + "/")
     assert a2.device_id == first and len(first) > 8
     r.close()
+
+
+class _IdBoard(FakeBoard):
+    def __init__(self, uid):
+        FakeBoard.__init__(self)
+        self.uid = uid
+
+    def unique_id(self):
+        return self.uid
+
+
+def test_a_degenerate_unique_id_gets_a_random_id_made_once_and_kept():
+    good = Rig(_IdBoard(b"\xe6\x60\x38\xb7\x13\x3a\x7a\x2f"))
+    assert good.a.device_id == "fake-e66038b7133a7a2f"
+    good.close()
+    ids = []
+    for uid in (bytes(8), bytes(8), b"\xff" * 8, b""):  # the emulator's is all zeros
+        r = Rig(_IdBoard(uid))
+        first = r.a.device_id
+        assert first.startswith("fake-") and len(first) == 17 and first != "fake-" + "00" * 6, first
+        r.a.log.close()
+        r.b.uid = b"\x12" * 8
+        again = app.App(r.b, root=r.dir + "/")  # made once, used from then on
+        assert again.device_id == first
+        again.log.close()
+        ids.append(first)
+        r.close()
+    assert len(set(ids)) == 4  # no two such boards share an id
 
 
 def test_bad_input_gets_errors_and_the_loop_keeps_serving():

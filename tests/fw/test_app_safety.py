@@ -229,6 +229,26 @@ def test_battery_eri_warns_and_eos_stops_delivery_until_a_fresh_pack_and_ack():
     r.close()
 
 
+def test_nothing_wired_on_the_battery_input_reads_unknown_with_a_sensor_fault_not_ok():
+    # the chip run showed "OK, 0 mV, FAULT" with nothing wired; below 1.8 V no board could be running
+    for bad_mv in (0, 1700):
+        r = programmed()
+        b = r.b
+        b.battery.mv = bad_mv
+        r.run_ms(3000)
+        st = r.read("status")
+        assert st["battery"]["state"] == "UNKNOWN" and st["battery"]["fault"], st["battery"]
+        assert st["battery"]["reading_mv"] == bad_mv and "SENSOR_FAULT" in st["alarms"]
+        assert st["running"] and b.motor.enabled  # a monitor lost, not the pump: delivery goes on
+        b.battery.mv = 4000  # wired again: the state follows the reading, the alarm's condition ends
+        r.run_ms(3000)
+        st = r.read("status")
+        assert st["battery"]["state"] == "OK" and not st["battery"]["fault"] and st["battery_mv"] == 4000
+        r.ok("ack", {"code": "SENSOR_FAULT"})
+        assert "SENSOR_FAULT" not in r.read("status")["alarms"]
+        r.close()
+
+
 # -- supervisor ---------------------------------------------------------------------------------------
 def test_the_watchdog_is_fed_only_while_every_task_checks_in():
     r = programmed()

@@ -77,11 +77,30 @@ def test_implausible_readings_are_a_fault_and_change_nothing():
     assert not m.fault
 
 
+def test_the_shown_state_follows_the_reading():
+    m = BatteryMonitor()
+    assert m.status()["state"] == "UNKNOWN"  # no reading yet
+    for bad in (0, 1799, 10001):
+        m.update(bad)
+        st = m.status()
+        assert st["state"] == "UNKNOWN" and st["fault"] and st["reading_mv"] == bad, st
+    feed(m, 4500)
+    assert m.status()["state"] == "OK" and m.status()["reading_mv"] == 4500
+    feed(m, 3200)  # 3 alkaline cells: ERI below 3300 mV
+    assert m.status()["state"] == "ERI"
+    m.update(0)
+    assert m.status()["state"] == "UNKNOWN" and m.state == ERI  # the alarm stays as judged
+    m.update(3200)
+    assert m.status()["state"] == "ERI"
+
+
 def test_configuration_is_validated():
     e = raises(ValueError, BatteryMonitor, 3, 1100, 1200)
     assert "thresholds must rise" in str(e)
     raises(ValueError, BatteryMonitor, 0)
     raises(ValueError, BatteryMonitor, 3, 1200, 1100, 1000, 25, 1400, 0)
+    e = raises(ValueError, BatteryMonitor, 1)  # one alkaline cell: its EOS could never be read
+    assert "plausible floor" in str(e)
     m = BatteryMonitor(cells=1, low_mv_per_cell=3500, eri_mv_per_cell=3400, eos_mv_per_cell=3200,
                        replaced_mv_per_cell=3600, hyst_mv_per_cell=20)  # a Li-SOCl2-like setting
     assert m.update(3300) == ERI

@@ -158,7 +158,8 @@ def test_reserve_rule_never_under_counts():
     assert store.recovered_delivered_nl({"delivered_nl": 1000, "reserved_nl": mark}, (1500, 2300)) == 2300
     assert store.recovered_delivered_nl({"delivered_nl": 1000, "reserved_nl": 2400}, (1500, 2300)) == 2400
     # the fastest rate the guard allows stays a small int on the rp2, even over the damaged-mark bound
-    assert store.reserve_mark(0, 1490000, store.reserve_bound_ms()) < (1 << 30)
+    assert store.RESERVE_BOUND_MS == store.CHECKPOINT_MS + store.RESERVE_MS
+    assert store.reserve_mark(0, 1490000, store.RESERVE_BOUND_MS) < (1 << 30)
 
 
 def test_the_mark_file_moves_in_place_and_counts_only_for_its_generation():

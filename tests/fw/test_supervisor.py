@@ -140,6 +140,17 @@ def test_watchdog_reset_abandons_the_bolus_and_raises_the_alarm():
     assert d["wdt_resets"] == 1 and not d["safe_mode"] and d["resume_basal"] and d["record"] == "ok"
 
 
+def test_an_interpreter_crash_counts_as_an_unexpected_reset():
+    # the virtual board's bridge restarts a dead interpreter with cause CRASH: a crash loop must end in
+    # safe mode like a watchdog loop, and each one raises the unexpected-reset alarm
+    p = Persist()
+    for n in (1, 2, 3):
+        c, w, s, tick, link = make(persist=p)
+        d = s.boot("CRASH")
+        assert d["cause"] == "CRASH" and d["wdt_resets"] == n and alarms.WATCHDOG_RESET in d["alarms"]
+    assert d["safe_mode"]
+
+
 def test_boot_loop_enters_safe_mode_and_stays_there():
     p = Persist()
     for n in (1, 2):

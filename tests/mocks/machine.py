@@ -15,6 +15,7 @@ pins = {}  # GPIO number -> the last Pin made on it
 PWRON_RESET = 1
 WDT_RESET = 3
 RESET_CAUSE = PWRON_RESET  # what reset_cause() returns; tests set it
+UNIQUE_ID = bytes(8)  # what unique_id() returns: all zeros, as on the emulated RP2040; tests set it
 WDT_TIMEOUT_MAX_MS = 8388  # RP2040 port limit (ports/rp2/machine_wdt.c)
 
 
@@ -146,6 +147,10 @@ mem32 = _Mem32()
 
 def reset_cause():
     return RESET_CAUSE
+
+
+def unique_id():
+    return UNIQUE_ID
 
 
 def reset():

@@ -320,6 +320,9 @@ def test_status_rows_of_a_board_without_therapy_fields():
     assert rows["therapy"] == "not programmed" and rows["battery"] == "4100 mV" and rows["alarms"] == "none"
     rows = dict(session.therapy_rows({"battery": {"state": "LOW", "fault": False, "avg_mv": 3310}}))
     assert rows["battery"] == "LOW, 3310 mV"
+    rows = dict(session.therapy_rows({"battery": {"state": "UNKNOWN", "fault": True, "avg_mv": 0,
+                                                  "reading_mv": 0}}))
+    assert rows["battery"] == "UNKNOWN: sensor fault (reads 0 mV)"  # was "OK, 0 mV, FAULT"
     assert "rotor" not in dict(session.therapy_rows({"line": {"rotor": None}}))  # a board without the index
 
 

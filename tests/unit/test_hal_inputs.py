@@ -149,3 +149,27 @@ def test_battery_reads_through_its_divider(hw):
 
     b = Battery(_adc(hw, 1, lambda: round(3700 / 2 * 4095 / 3300)), 2, 1)
     assert abs(b.read_mv() - 3700) <= 3
+
+
+def test_pressure_conversion_rounds_once_not_60_pa_low(hw):
+    # every code of the transducer's band against the exact conversion: the pin mV and the sensor mV
+    # were truncated in turn, reading 50 Pa low on average and up to 99 Pa low (about 1.6 ADC codes)
+    from fractions import Fraction
+
+    errs = []
+    for code in range(_code_for_sensor_mv(260), _code_for_sensor_mv(4740)):
+        p = _pressure(hw, code)
+        exact = (Fraction(code * 3300 * 3, 4095 * 2) - 500) * 50
+        errs.append(p.read_pa() - exact)
+    assert max(abs(e) for e in errs) <= Fraction(1, 2)
+    assert abs(sum(errs) / len(errs)) < 1  # no bias
+
+
+def test_pressure_rounding_holds_below_the_zero_and_with_a_larger_span(hw):
+    from fractions import Fraction
+
+    for code in (300, 311, 312, 3900):
+        for k in (25_000, 75_000, 113_000):
+            p = _pressure(hw, code, pa_per_v=k)
+            exact = (Fraction(code * 3300 * 3, 4095 * 2) - 500) * k / 1000
+            assert abs(p.read_pa() - exact) <= Fraction(1, 2), (code, k)

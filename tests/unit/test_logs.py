@@ -122,3 +122,12 @@ def test_plot_draws_volume_rate_boluses_and_alarms(tmp_path):
     assert drawn == {"volume_points": 24, "rate_points": 25, "boluses": 1, "refused": 1, "alarms": 1}
     with pytest.raises(PumpctlError, match="no records"):
         logs.plot([], tmp_path / "empty.png")
+
+
+def test_crash_resets_and_booked_reserve_decode_by_name():
+    raw = ev.encode(1, 100, 0, ev.BOOT, ev.pack_data(ev.BOOT, (ev.reset_cause_index("CRASH"), 3)))
+    raw += ev.encode(2, 101, 0, ev.RESERVE_BOOKED, ev.pack_data(ev.RESERVE_BOOKED, (695, 2085)))
+    d = logs.decode(raw)
+    assert d.records[0]["fields"] == {"reset_cause": "CRASH", "boot_count": 3}
+    assert d.records[1]["event"] == "reserve_booked"
+    assert d.records[1]["fields"] == {"volume_nl": 695, "total_nl": 2085}

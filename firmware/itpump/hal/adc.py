@@ -27,6 +27,7 @@ class OversampledAdc:
         self._lo = samples // 4  # keep samples[lo:hi], the middle half
         self._hi = samples - samples // 4
         self._vref_mv = vref_mv
+        self.vref_mv = vref_mv  # mV at code FULL_SCALE - 1: read_code() * vref_mv / 4095 is the pin's mV
 
     def read_code(self):
         buf = self._buf

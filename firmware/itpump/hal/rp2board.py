@@ -89,6 +89,10 @@ class Rp2Board:
     def reset_cause(self):
         return self._reset.cause
 
+    def unique_id(self):
+        """The flash chip's 64-bit id (the app refuses a degenerate one, e.g. all zeros)."""
+        return machine.unique_id()
+
     def hard_reset(self):
         """Intentional reboot (the next boot reports "HARD"); motor stopped first."""
         self.motor.stop()
