@@ -5,6 +5,7 @@ the work in prescription.py, history.py, web/ and report.py."""
 from __future__ import annotations
 
 import json
+import sys
 
 
 def cmd_drugs(a) -> int:
@@ -82,7 +83,25 @@ def describe(rx: dict, prescription) -> str:
     return ", ".join(parts)
 
 
+def cmd_web(a) -> int:
+    from . import web
+    from .cli import resolve_port
+
+    try:
+        web.serve(resolve_port(a.port), http_port=a.http_port, timeout_s=a.timeout,
+                  say=lambda s: print(s, flush=True))
+    except KeyboardInterrupt:
+        pass
+    print("pumpctl web: stopped; the link is free", file=sys.stderr)
+    return 0
+
+
 def add_commands(sub, with_port) -> None:
+    sp = with_port(sub.add_parser("web", help="the local web programmer on 127.0.0.1 (prints one-time links; "
+                                              "owns the link while it runs)"))
+    sp.add_argument("--http-port", type=int, default=8765, help="the page's port on 127.0.0.1 (default 8765)")
+    sp.set_defaults(func=cmd_web)
+
     sp = sub.add_parser("drugs", help="the drug library: concentrations and daily doses the pump accepts")
     sp.add_argument("--json", action="store_true", help="machine-readable (the pump's integer units)")
     sp.set_defaults(func=cmd_drugs)

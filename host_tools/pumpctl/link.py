@@ -89,7 +89,9 @@ def describe_open_error(port: str, e: Exception) -> str:
     if "No such file" in text or "could not open port" in text and "Errno 2" in text:
         return f"no such port: {port}"
     if "exclusively lock" in text or "Resource temporarily unavailable" in text or "busy" in text.lower():
-        return f"port busy: {port} is open in another program"
+        from .web import busy_text
+
+        return busy_text(port) or f"port busy: {port} is open in another program"
     if "Permission denied" in text:
         return f"permission denied opening {port} (add yourself to the dialout group)"
     return f"cannot open {port}: {text}"
