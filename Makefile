@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BOARD ?= rpi_pico
 PORT ?=
 
-.PHONY: setup test lint demo bench flash firmware clean
+.PHONY: setup test lint demo bench flash firmware clean screenshots
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: $(STAMP)
 
 flash: $(STAMP)
 	$(VENV)/bin/pumpctl flash --board $(BOARD) $(if $(PORT),--port $(PORT))
+
+# docs/img/*.png: the web programmer's pages, taken by its browser test against the virtual board
+screenshots: $(STAMP)
+	ITPUMP_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_web.py
 
 # A MicroPython v1.28 image for BOARD (rpi_pico, rpi_pico2) with the firmware frozen in:
 # build/$(BOARD)/firmware.uf2. FROZEN=0: the stock image (build/$(BOARD)-stock/). MPY_DIR: your checkout.

@@ -49,7 +49,7 @@ def verify_us(pad):
     return time.ticks_diff(time.ticks_us(), t0) / N, len(body)
 
 def dispatch_us():
-    au = A.Authenticator(Clk(), C(), keys=KEYS, max_failures=100)
+    au = A.Authenticator(Clk(), C(), keys=KEYS, free_failures=100)
     ops = {"bolus": (lambda a: {"ok": 1}, P.CHANGE)}
     lines = [frame(i + 1, 0)[1] for i in range(N)]
     gc.collect()

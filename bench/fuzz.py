@@ -28,9 +28,9 @@ RESET_EVERY = 2000  # fresh board state now and then (lock-outs, counters near t
 
 
 class Rig(FakeOps):
-    def __init__(self, max_failures):
+    def __init__(self, free_failures):
         super().__init__()
-        self.auth, self.counters, self.clock = authenticator(max_failures, window_ms=60000, lockout_ms=30000)
+        self.auth, self.counters, self.clock = authenticator(free_failures)
         self.ctr = {r: 0 for r in A.ROLES}
 
 
@@ -149,11 +149,11 @@ def run(n, seed):
     codes = Counter()
     kinds = Counter()
     first = []
-    rig = Rig(max_failures=50)
+    rig = Rig(free_failures=50)
     t0 = time.perf_counter()
     for i in range(n):
         if i % RESET_EVERY == 0:
-            rig = Rig(max_failures=rnd.choice([5, 50, 10**6]))
+            rig = Rig(free_failures=rnd.choice([3, 50, 10**6]))
         rig.clock.advance(rnd.randrange(0, 200))
         SIGNED.clear()
         kind, line = frame(rig, rnd)

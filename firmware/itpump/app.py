@@ -52,6 +52,9 @@ TASK_HOUSE_MS = const(7000)
 # by tick count: the virtual board's fast-forward runs ticks up to 5 s apart).
 HOUSEKEEP_MS = const(1000)
 DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
+MAX_LINES_PER_POLL = const(4)  # requests handled per pass of the loop before the tick's turn
+REPL_LOCKED_LINE = (b'{"event": "repl_locked", "message": "itpump: therapy is running, the REPL is locked '
+                    b'(Ctrl-C/Ctrl-A ignored): pumpctl service (service key) suspends it and opens the REPL"}\r\n')
 E_SIM_ONLY = "SIM_ONLY"
 SIM_OPS = ("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault")
 STATE_V = 1
@@ -111,6 +114,8 @@ class App:
         self._stream = getattr(board.serial, "stream", None)
         self.root = root
         self.reader = protocol.LineReader()
+        self.rx_ms = 0  # tick of the last byte received
+        self.repl_told = None  # tick the REPL lock was last explained
         self.uptime = Uptime(board.clock)
         self.ticks = 0
         self.wdt = getattr(board, "wdt", None)
@@ -220,8 +225,12 @@ class App:
             role = info.get("role")
             r = eventlog.ROLES.index(role) if role in eventlog.ROLES else 255
             self.event(eventlog.AUTH_FAILURE, r, _AUTH_REASON.get(info.get("code"), 2))
-        elif kind == auth.EV_LOCKOUT:
-            self.event(eventlog.AUTH_FAILURE, 255, 3)
+        elif kind == auth.EV_LOCKOUT:  # a role held back: its index, reason locked_out
+            role = info.get("role")
+            self.event(eventlog.AUTH_FAILURE, eventlog.ROLES.index(role) if role in eventlog.ROLES else 255, 3)
+        elif kind == auth.EV_DUPLICATE:
+            role = info.get("role")
+            self.event(eventlog.AUTH_FAILURE, eventlog.ROLES.index(role) if role in eventlog.ROLES else 255, 4)
         elif kind == auth.EV_STATE:
             self.event(eventlog.STORE_PROBLEM, 0, 254)
 
@@ -448,16 +457,27 @@ class App:
         self.serial.write(line)
 
     def poll_link(self):
-        """Handle every complete request waiting on the serial link."""
-        self.sup.check_in(self.t_link, self.clock.ticks_ms())
-        while True:
+        """Handle the complete requests waiting on the serial link, at most MAX_LINES_PER_POLL: a
+        flood of requests must not keep the control tick (and the watchdog feed) waiting."""
+        clock = self.clock
+        now = clock.ticks_ms()
+        self.sup.check_in(self.t_link, now)
+        lines = 0
+        while lines < MAX_LINES_PER_POLL:
             c = self.serial.readchar()
             if c < 0:
                 return
-            st = self.reader.feed(c)
+            rd = self.reader
+            if rd.pending() and clock.ticks_diff(now, self.rx_ms) >= protocol.IDLE_DROP_MS:
+                rd.drop()  # the rest of that line is not coming: a killed tool's, not glued to this one
+            self.rx_ms = now
+            if (c == 3 or c == 1) and self.pump.repl_locked:
+                self._tell_repl_locked(now)
+            st = rd.feed(c)
             if st == protocol.FEED_LINE:
                 line = self.reader.take()
                 if line.strip():  # blank lines (a terminal's Enter) are not requests
+                    lines += 1
                     r = protocol.dispatch(line, self.ops, self.auth, self._stream)
                     if r is not None:
                         self.send(r)
@@ -465,6 +485,14 @@ class App:
             elif st == protocol.FEED_OVERFLOW:
                 self.send(protocol.error_line(
                     None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
+
+    def _tell_repl_locked(self, now):
+        """Ctrl-C/Ctrl-A (mpremote, a terminal) while therapy runs: say why the REPL does not come, on
+        the link where that tool shows what it received; at most once a second."""
+        if self.repl_told is not None and 0 <= self.clock.ticks_diff(now, self.repl_told) < 1000:
+            return
+        self.repl_told = now
+        self.send(REPL_LOCKED_LINE)
 
     # -- loop ---------------------------------------------------------------------
     def tick(self):

@@ -1,8 +1,10 @@
 # Authentication of changes on the link (see DESIGN.md, Link protocol):
 #   body TAB hex(HMAC-SHA256(key[role], body)); body carries "role" and "ctr".
-# A change is applied only if: the link is not locked out, role/ctr/MAC are present, the role is known and
-# has a key, the MAC matches, the role may do the op, and ctr is above the last one accepted for the role
-# (persisted BEFORE the change is applied, so a reboot never reopens an old counter).
+# A change is applied only if: role/ctr/MAC are present, the role is known, has a key and is not held
+# back, the MAC matches, the role may do the op, and ctr is above the last one accepted for the role
+# (persisted BEFORE the change is applied, so a reboot never reopens an old counter). Only wrong MACs
+# slow a role down (a delay that doubles, capped); the exact bytes of an applied change sent again are
+# answered DUPLICATE with the original outcome. Policy and reasons: docs/link-security.md.
 # Reads (status, ping, logs) need no role. No default secrets: without keys every change is refused.
 import binascii
 import hashlib
@@ -32,15 +34,18 @@ PERMISSIONS = {
     SERVICE: ("service", "flash", "keys", "factory_reset"),
 }
 
-MAX_FAILURES = const(5)  # failures within WINDOW_MS that lock changes out
-WINDOW_MS = const(60000)
-LOCKOUT_MS = const(300000)
-CACHE_SIZE = const(4)  # replies kept for retries
+FREE_FAILURES = const(3)  # wrong MACs per role before each further one holds the role back
+DELAY_MS = const(1000)  # the first hold; it doubles with every further wrong MAC
+DELAY_MAX_MS = const(30000)  # and is capped: an attacker slows the clinician, never locks them out
+QUIET_MS = const(10000)  # refusals that do not count are logged at most once per this
+CACHE_SIZE = const(4)  # applied changes remembered to answer a resend as DUPLICATE
+
+E_DUPLICATE = P.E_DUPLICATE
 
 # Security event kinds passed to on_event(kind, info)
-EV_FAIL = "auth_fail"  # info: code, role, op, id, ctr
-EV_LOCKOUT = "auth_lockout"  # info: failures, lockout_ms
-EV_LOCKOUT_END = "auth_lockout_end"  # info: refused (changes refused while locked)
+EV_FAIL = "auth_fail"  # info: code, role, op, id, ctr (and suppressed: uncounted ones not logged)
+EV_LOCKOUT = "auth_lockout"  # info: role, failures, delay_ms (a wrong MAC past the free ones)
+EV_DUPLICATE = "auth_duplicate"  # info: role, op, id, outcome ("ok" or the original error code)
 EV_STATE = "auth_state"  # info: code, message (counter store failed)
 EV_KEYS = "auth_keys"  # info: roles (keys installed)
 
@@ -161,10 +166,10 @@ class FileCounters:
 
 class Authenticator:
     def __init__(self, clock, counters, keys=None, on_event=None, permissions=None,
-                 max_failures=MAX_FAILURES, window_ms=WINDOW_MS, lockout_ms=LOCKOUT_MS,
-                 cache_size=CACHE_SIZE):
-        if max_failures < 1 or cache_size < 1 or window_ms < 1 or lockout_ms < 1:
-            raise ValueError("max_failures, cache_size, window_ms and lockout_ms must be >= 1")
+                 free_failures=FREE_FAILURES, delay_ms=DELAY_MS, delay_max_ms=DELAY_MAX_MS,
+                 quiet_ms=QUIET_MS, cache_size=CACHE_SIZE):
+        if free_failures < 0 or cache_size < 1 or delay_ms < 1 or delay_max_ms < delay_ms or quiet_ms < 0:
+            raise ValueError("free_failures >= 0, cache_size >= 1, 1 <= delay_ms <= delay_max_ms")
         self._clock = clock
         self._store = counters
         self._on_event = on_event
@@ -173,16 +178,15 @@ class Authenticator:
         for role in self._perm:
             for op in self._perm[role]:
                 self._guarded[op] = True
-        self._max_failures = max_failures
-        self._window_ms = window_ms
-        self._lockout_ms = lockout_ms
-        self._fail_ticks = [0] * max_failures  # ring of the last failure times
-        self._fail_n = 0  # entries used in the ring
-        self._fail_i = 0  # next slot
-        self._locked = False
-        self._locked_at = 0
-        self._refused = 0
-        self._cache = [None] * cache_size  # type: list  # (role, mac bytes, reply line)
+        self._free = free_failures
+        self._delay_ms = delay_ms
+        self._delay_max_ms = delay_max_ms
+        self._quiet_ms = quiet_ms
+        self._fails = {}  # {role: wrong MACs since its last good one}
+        self._held = {}  # {role: (tick of the last wrong MAC, hold ms)}
+        self._logged_at = None  # tick an uncounted refusal was last logged
+        self._suppressed = 0  # uncounted refusals not logged since
+        self._cache = [None] * cache_size  # type: list  # (role, mac bytes, id, outcome)
         self._cache_i = 0
         self._pads = {}
         self._last = None  # {role: last accepted ctr}; None = unknown, changes refused
@@ -199,9 +203,22 @@ class Authenticator:
     def has_keys(self):
         return bool(self._pads)
 
+    def held_ms(self, role):
+        """How long changes as role are still held back after wrong MACs (0: not held)."""
+        h = self._held.get(role)
+        if h is None:
+            return 0
+        elapsed = self._clock.ticks_diff(self._clock.ticks_ms(), h[0])
+        if elapsed < 0 or elapsed >= h[1]:  # negative: beyond the tick half-period, long over
+            return 0
+        return h[1] - elapsed
+
     def locked(self):
-        self._expire_lockout()
-        return self._locked
+        """True while some role is held back."""
+        for role in self._held:
+            if self.held_ms(role):
+                return True
+        return False
 
     def last_counters(self):
         return None if self._last is None else dict(self._last)
@@ -215,51 +232,45 @@ class Authenticator:
     def run(self, req, apply):
         """Authenticate the change req (a protocol.Request); apply() -> reply line only if it passes.
 
-        Returns the reply line: apply()'s, the cached one for a retry, or a well-formed error."""
-        self._expire_lockout()
+        Returns the reply line: apply()'s, DUPLICATE for a resend of an applied change, or an error."""
         if self._last is None:
-            return self._refuse(req, P.E_AUTH_STATE, "counter state unavailable: changes refused", False)
+            return self._refuse(req, P.E_AUTH_STATE, "counter state unavailable: changes refused")
         if not self._pads:
-            return self._refuse(req, P.E_AUTH_NOKEYS, "no keys provisioned: changes refused", False)
-        code = msg = mac = None
+            return self._refuse(req, P.E_AUTH_NOKEYS, "no keys provisioned: changes refused")
         if req.role is None or req.ctr is None or req.mac is None:
-            code, msg = P.E_AUTH_MISSING, "'%s' needs role, ctr and a MAC after TAB" % req.op
-        elif req.role not in ROLES:
-            code, msg = P.E_AUTH_ROLE, "unknown role '%s'" % req.role
-        elif req.role not in self._pads:
-            if not self._locked:
-                return self._refuse(req, P.E_AUTH_NOKEYS, "no key provisioned for role '%s'" % req.role,
-                                    False)
-        else:
-            mac = binascii.unhexlify(req.mac)
-            if not equal(_hmac(self._pads[req.role], req.body), mac):
-                code, msg = P.E_AUTH_MAC, "MAC does not match"
-            else:
-                hit = self._cached(req.role, mac)
-                if hit is not None:
-                    return hit  # a retry of a change already applied: same reply, not applied again
-        if self._locked:
-            self._refused += 1
-            return P.error_line(req.id, P.E_AUTH_LOCKED, "too many failed attempts: changes locked for "
-                                "%d s (reads work)" % (self._lockout_left_ms() // 1000 + 1))
-        if code is None:
-            if req.op not in self._perm.get(req.role, ()):
-                code, msg = P.E_AUTH_FORBIDDEN, "role '%s' may not '%s'" % (req.role, req.op)
-            elif req.ctr <= self._last.get(req.role, 0):
-                code, msg = P.E_AUTH_REPLAY, "ctr %d not above last accepted %d for '%s'" % (
-                    req.ctr, self._last.get(req.role, 0), req.role)
-        if code is not None:
-            return self._refuse(req, code, msg, True)
+            return self._refuse(req, P.E_AUTH_MISSING, "'%s' needs role, ctr and a MAC after TAB" % req.op)
+        role = req.role
+        if role not in ROLES:
+            return self._refuse(req, P.E_AUTH_ROLE, "unknown role '%s'" % role)
+        if role not in self._pads:
+            return self._refuse(req, P.E_AUTH_NOKEYS, "no key provisioned for role '%s'" % role)
+        held = self.held_ms(role)
+        if held:  # the MAC is not even checked: guesses come no faster than the hold allows
+            return self._refuse(req, P.E_AUTH_LOCKED, "wrong MACs for '%s': its changes are held back "
+                                "for %d s more (reads work)" % (role, (held + 999) // 1000))
+        mac = binascii.unhexlify(req.mac)
+        if not equal(_hmac(self._pads[role], req.body), mac):
+            return self._wrong_mac(req)
+        self._fails[role] = 0
+        dup = self._cached(role, mac)
+        if dup is not None:  # the same bytes again: say so, with what happened the first time
+            self._event(EV_DUPLICATE, {"role": role, "op": req.op, "id": dup[2], "outcome": dup[3]})
+            return duplicate_line(req.id, dup[2], dup[3])
+        if req.op not in self._perm.get(role, ()):
+            return self._refuse(req, P.E_AUTH_FORBIDDEN, "role '%s' may not '%s'" % (role, req.op))
+        if req.ctr <= self._last.get(role, 0):
+            return self._refuse(req, P.E_AUTH_REPLAY, "ctr %d not above last accepted %d for '%s'" % (
+                req.ctr, self._last.get(role, 0), role))
         # Persist the counter first: if power fails mid-change, the frame still cannot be replayed.
         new = dict(self._last)
-        new[req.role] = req.ctr
+        new[role] = req.ctr
         try:
             self._save(new, self._kid)
         except Exception as e:
             self._state_failed("counter not saved: %s" % type(e).__name__)
             return P.error_line(req.id, P.E_AUTH_STATE, "counter could not be saved: change refused")
         reply = apply()
-        self._cache[self._cache_i] = (req.role, mac, reply)
+        self._cache[self._cache_i] = (role, mac, req.id, _outcome(reply))
         self._cache_i = (self._cache_i + 1) % len(self._cache)
         return reply
 
@@ -348,41 +359,52 @@ class Authenticator:
     def _cached(self, role, mac):
         for e in self._cache:
             if e is not None and e[0] == role and equal(e[1], mac):
-                return e[2]
+                return e
         return None
 
-    def _refuse(self, req, code, message, counts):
-        self._event(EV_FAIL, {"code": code, "role": req.role, "op": req.op, "id": req.id, "ctr": req.ctr})
-        if counts:
-            self._failure()
+    def _refuse(self, req, code, message):
+        """A refusal that does not count towards a hold: logged at most once per quiet_ms, so a flood
+        of junk cannot fill the event log; the next logged one says how many were not."""
+        now = self._clock.ticks_ms()
+        last = self._logged_at
+        if last is None or not 0 <= self._clock.ticks_diff(now, last) < self._quiet_ms:
+            self._logged_at = now
+            self._event(EV_FAIL, {"code": code, "role": req.role, "op": req.op, "id": req.id, "ctr": req.ctr,
+                                  "suppressed": self._suppressed})
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
         return P.error_line(req.id, code, message)
 
-    def _failure(self):
-        c = self._clock
-        now = c.ticks_ms()
-        self._fail_ticks[self._fail_i] = now
-        self._fail_i = (self._fail_i + 1) % self._max_failures
-        if self._fail_n < self._max_failures:
-            self._fail_n += 1
-        if self._fail_n < self._max_failures:
-            return
-        # the ring is full: the oldest entry is the K-th most recent failure
-        age = c.ticks_diff(now, self._fail_ticks[self._fail_i])
-        if 0 <= age < self._window_ms:  # a negative age is an entry from beyond the tick half-period
-            self._locked = True
-            self._locked_at = now
-            self._refused = 0
-            self._fail_n = 0
-            self._event(EV_LOCKOUT, {"failures": self._max_failures, "lockout_ms": self._lockout_ms})
+    def _wrong_mac(self, req):
+        """A wrong MAC for a keyed role: always logged; past the free ones it holds the role back for a
+        delay that doubles with each, up to delay_max_ms."""
+        role = req.role
+        n = self._fails.get(role, 0) + 1
+        self._fails[role] = n
+        self._event(EV_FAIL, {"code": P.E_AUTH_MAC, "role": role, "op": req.op, "id": req.id, "ctr": req.ctr,
+                              "suppressed": 0})
+        msg = "MAC does not match"
+        if n > self._free:
+            k = n - self._free - 1
+            hold = self._delay_max_ms if k >= 16 else min(self._delay_ms << k, self._delay_max_ms)
+            self._held[role] = (self._clock.ticks_ms(), hold)
+            self._event(EV_LOCKOUT, {"role": role, "failures": n, "delay_ms": hold})
+            msg += ": changes as '%s' held back for %d s" % (role, (hold + 999) // 1000)
+        return P.error_line(req.id, P.E_AUTH_MAC, msg)
 
-    def _lockout_left_ms(self):
-        elapsed = self._clock.ticks_diff(self._clock.ticks_ms(), self._locked_at)
-        if elapsed < 0:  # older than the tick half-period (2**29 ms): long expired
-            return 0
-        return self._lockout_ms - elapsed
 
-    def _expire_lockout(self):
-        if self._locked and self._lockout_left_ms() <= 0:
-            self._locked = False
-            self._event(EV_LOCKOUT_END, {"refused": self._refused})
-            self._refused = 0
+def _outcome(reply):
+    """"ok" or the error code of a reply line (kept to answer a resend)."""
+    try:
+        r = json.loads(reply)
+        return "ok" if r.get("ok") else r["error"]["code"]
+    except Exception:
+        return "?"
+
+
+def duplicate_line(req_id, orig_id, outcome):
+    return (json.dumps({"id": req_id, "ok": False, "error": {
+        "code": E_DUPLICATE, "of": orig_id, "outcome": outcome,
+        "message": "duplicate of request %d, which was already handled (%s): not applied again" % (
+            orig_id, outcome)}}) + "\n").encode()

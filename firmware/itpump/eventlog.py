@@ -88,7 +88,7 @@ CODES = {
 # CRASH: the interpreter died (the virtual board's bridge restarts it); UNKNOWN: any cause not named here
 RESET_CAUSES = ("PWRON", "WDT", "SOFT", "HARD", "CRASH", "UNKNOWN")
 REFUSE_REASONS = ("limit_1h", "limit_24h", "lockout", "alarm", "reservoir", "busy", "auth", "rate")
-AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out")
+AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out", "duplicate")
 ROLES = ("patient", "clinician", "service")
 SAFETY_KINDS = ("occlusion", "leak", "stall", "sensor", "cleared", "battery_eos", "boot_loop", "service",
                 "resume", "late_task", "occlusion_reset")

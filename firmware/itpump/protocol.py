@@ -32,6 +32,7 @@ E_REQUEST = "REQUEST"  # JSON but not a valid request object
 E_UNKNOWN_OP = "UNKNOWN_OP"
 E_ARGS = "ARGS"  # op known, arguments wrong
 E_INTERNAL = "INTERNAL"  # handler failed; state unchanged
+E_DUPLICATE = "DUPLICATE"  # the exact bytes of an applied change again: not applied again (auth.py)
 # Auth layer (auth.py): a change refused before it was applied
 E_AUTH_MISSING = "AUTH_MISSING"  # change without role, ctr or MAC
 E_AUTH_ROLE = "AUTH_ROLE"  # unknown role
@@ -49,6 +50,9 @@ FEED_OVERFLOW = const(2)
 _LF = const(10)
 _CR = const(13)
 _TAB = const(9)
+_CTRL_A = const(1)  # mpremote's raw-REPL request and Ctrl-C: a tool wants the REPL, not a request
+_CTRL_C = const(3)
+IDLE_DROP_MS = const(2000)  # a partial line this old when the next byte comes is a dead tool's: dropped
 
 _FIELDS = ("id", "op", "args", "role", "ctr")
 
@@ -70,7 +74,11 @@ class LineReader:
         self._overflow = False
 
     def feed(self, c):
-        """Take one byte; FEED_LINE when a line is complete, FEED_OVERFLOW when one was too long."""
+        """Take one byte; FEED_LINE when a line is complete, FEED_OVERFLOW when one was too long.
+        Ctrl-A and Ctrl-C drop the partial line (FEED_NONE)."""
+        if c == _CTRL_A or c == _CTRL_C:
+            self.drop()
+            return FEED_NONE
         if c == _LF:
             if self._overflow:
                 self._overflow = False
@@ -85,6 +93,15 @@ class LineReader:
         self._buf[self._n] = c
         self._n += 1
         return FEED_NONE
+
+    def pending(self):
+        """True while a line has begun (bytes, or an over-long line being discarded)."""
+        return self._n > 0 or self._overflow
+
+    def drop(self):
+        """Forget the partial line (its sender went away)."""
+        self._n = 0
+        self._overflow = False
 
     def take(self):
         """The completed line as bytes; the buffer is ready for the next one."""

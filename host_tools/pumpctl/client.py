@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import time
 from typing import TYPE_CHECKING
 
-from . import PumpctlError
+from . import EXIT_REFUSED, EXIT_TIMEOUT, PumpctlError
 from .link import Link
 
 if TYPE_CHECKING:
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_S = 3.0
 BOOT_GRACE_S = 0.5  # wait_ready: after a 'boot' event, a request still queued is answered by then
+IDLESS_GRACE_S = 2.0  # after an id-less error, our own reply (if the error was not ours) comes by then
+MAX_ID = 0x3FFFFFFF  # firmware protocol.MAX_ID
 
 # Refusals of a signed change, told as what to do ({op}, {role}, {keys} = the keystore path, {msg} = the
 # board's own message). Codes not listed are shown as the board words them ("op: CODE: message").
@@ -25,7 +28,8 @@ AUTH_HINTS = {
     "AUTH_REPLAY": "the board refused a replayed counter ({msg}): the keystore {keys} is older than the "
                    "board's state (restored from a backup?); re-provision: pumpctl provision --force",
     "AUTH_FORBIDDEN": "the {role} role may not '{op}' on this board",
-    "AUTH_LOCKED": "changes are locked after too many failed attempts: {msg}",
+    "AUTH_LOCKED": "changes as {role} are held back after wrong signatures: {msg}",
+    "DUPLICATE": "the board already handled this exact request ({msg})",
     "AUTH_STATE": "the board cannot keep its counters (flash problem): changes refused ({msg})",
     "AUTH_MISSING": "the board wants a signed request for '{op}' ({msg})",
     "AUTH_ROLE": "the board does not know the role '{role}'",
@@ -35,6 +39,8 @@ AUTH_HINTS = {
 class DeviceError(PumpctlError):
     """The board refused a request: it carries the board's error code and message."""
 
+    exit_code = EXIT_REFUSED
+
     def __init__(self, code: str, message: str, op: str, text: str | None = None):
         super().__init__(text or f"{op}: {code}: {message}")
         self.code = code
@@ -42,52 +48,81 @@ class DeviceError(PumpctlError):
         self.op = op
 
 
+class NoReplyError(PumpctlError):
+    """No reply in time (board busy, at the REPL, or not itpump)."""
+
+    exit_code = EXIT_TIMEOUT
+
+
 class Client:
     def __init__(self, link: Link, timeout_s: float = DEFAULT_TIMEOUT_S, clock=time.monotonic):
         self.link = link
         self.timeout_s = timeout_s
         self.events: list[dict] = []
-        self._ids = itertools.count(1)
+        # random first id: a late reply meant for an earlier, interrupted tool is never taken for ours
+        self._ids = itertools.count(1 + secrets.randbelow(MAX_ID // 2))
         self.clock = clock  # seconds; a test passes its own
+        self._fresh = True
+
+    def _send(self, data: bytes) -> None:
+        """Write a request; the first one goes after a newline, which ends any partial line an
+        interrupted tool left in the board's input (the board answers that one with an id-less error)."""
+        if self._fresh:
+            self._fresh = False
+            data = b"\n" + data
+        self.link.write(data)
 
     def request(self, op: str, args: dict | None = None, timeout_s: float | None = None) -> dict:
         req_id = next(self._ids)
         frame = {"id": req_id, "op": op}
         if args:
             frame["args"] = args
-        self.link.write(json.dumps(frame, separators=(",", ":")).encode() + b"\n")
+        self._send(json.dumps(frame, separators=(",", ":")).encode() + b"\n")
         return self._await(req_id, op, timeout_s or self.timeout_s)
 
     def change(self, op: str, args: dict | None, keystore: Keystore, role: str = "clinician",
-               timeout_s: float | None = None) -> dict:
+               timeout_s: float | None = None, label: str | None = None) -> dict:
         """A signed change as role (counter reserved on disk first). Refusals raise DeviceError whose
-        text says what to do (AUTH_HINTS); the board applied nothing then."""
+        text says what to do (AUTH_HINTS); the board applied nothing then. label names the change in
+        errors (default: op)."""
+        name = label or op
         req_id = next(self._ids)
-        self.link.write(keystore.signed_line(req_id, op, args, role))
+        self._send(keystore.signed_line(req_id, op, args, role))
         try:
-            return self._await(req_id, op, timeout_s or self.timeout_s)
+            return self._await(req_id, name, timeout_s or self.timeout_s)
         except DeviceError as e:
             hint = AUTH_HINTS.get(e.code)
             if hint is None:
                 raise
-            text = hint.format(op=op, role=role, keys=keystore.path, msg=e.message)
-            raise DeviceError(e.code, e.message, op, f"{op}: {text}") from None
+            text = hint.format(op=name, role=role, keys=keystore.path, msg=e.message)
+            raise DeviceError(e.code, e.message, name, f"{name}: {text}") from None
 
     def _await(self, req_id: int, op: str, timeout_s: float) -> dict:
-
+        """The reply to req_id. An error without an id (a line the board could not read) may be ours or
+        a leftover's: our own reply, if it comes, comes right after it; else the error is ours."""
         deadline = self.clock() + timeout_s
+        idless: dict | None = None
         while True:
             left = deadline - self.clock()
             line = self.link.readline(max(0.0, left)) if left > 0 else None
             if line is None:
-                raise PumpctlError(self._no_reply(op, timeout_s))
+                if idless is not None:
+                    err = idless.get("error") or {}
+                    raise DeviceError(err.get("code", "?"), err.get("message", ""), op)
+                raise NoReplyError(self._no_reply(op, timeout_s))
             msg = _decode(line)
             if msg is None:
                 continue  # REPL text, boot banner: not protocol
             if "event" in msg:
                 self.events.append(msg)
                 continue
-            if msg.get("id") != req_id or "ok" not in msg:
+            if "ok" not in msg:
+                continue
+            if msg.get("id") is None and not msg.get("ok") and idless is None:
+                idless = msg
+                deadline = min(deadline, self.clock() + IDLESS_GRACE_S)
+                continue
+            if msg.get("id") != req_id:
                 continue  # a late reply to an earlier request, or our own line echoed by a REPL
             if msg.get("ok"):
                 return msg.get("result", {})
@@ -113,7 +148,7 @@ class Client:
         while (left := deadline - self.clock()) > 0:
             req_id = next(self._ids)
             sent.add(req_id)
-            self.link.write(json.dumps({"id": req_id, "op": "status"}, separators=(",", ":")).encode() + b"\n")
+            self._send(json.dumps({"id": req_id, "op": "status"}, separators=(",", ":")).encode() + b"\n")
             attempt_end = self.clock() + min(max(self.timeout_s, 0.5), left)
             while (wait := attempt_end - self.clock()) > 0:
                 line = self.link.readline(wait)
@@ -137,7 +172,7 @@ class Client:
                     return msg.get("result", {})
                 err = msg.get("error") or {}
                 raise DeviceError(err.get("code", "?"), err.get("message", ""), "status")
-        raise PumpctlError(f"board on {self.link.port} did not come back within {timeout_s:.0f} s "
+        raise NoReplyError(f"board on {self.link.port} did not come back within {timeout_s:.0f} s "
                            "of the restart")
 
     def wait_event(self, name: str, timeout_s: float) -> dict:
@@ -157,7 +192,7 @@ class Client:
                 return msg
             if msg and "event" in msg:
                 self.events.append(msg)
-        raise PumpctlError(f"board on {self.link.port} sent no '{name}' event in {timeout_s:.1f} s")
+        raise NoReplyError(f"board on {self.link.port} sent no '{name}' event in {timeout_s:.1f} s")
 
 
 def _decode(line: bytes) -> dict | None:

@@ -7,14 +7,26 @@ import time
 import serial
 import serial.tools.list_ports
 
-from . import PumpctlError
+from . import LinkError, NoBoardError
 
-RP2_USB_VID = 0x2E8A  # Raspberry Pi: Pico and Pico 2 running MicroPython
+RP2_USB_VID = 0x2E8A  # Raspberry Pi
+MICROPYTHON_PID = 0x0005  # MicroPython's rp2 port (Pico and Pico 2); a Debug Probe is 2E8A:000C
+
+
+def _boards():
+    return sorted((p for p in serial.tools.list_ports.comports()
+                   if p.vid == RP2_USB_VID and p.pid == MICROPYTHON_PID), key=lambda p: p.device)
 
 
 def find_ports() -> list[str]:
-    """Serial ports of attached Raspberry Pi boards (USB VID 2E8A)."""
-    return sorted(p.device for p in serial.tools.list_ports.comports() if p.vid == RP2_USB_VID)
+    """Serial ports of attached boards running MicroPython (USB 2E8A:0005)."""
+    return [p.device for p in _boards()]
+
+
+def list_boards() -> list[dict]:
+    """Attached MicroPython boards: port, USB serial number and product string."""
+    return [{"port": p.device, "serial": p.serial_number, "product": p.product,
+             "vid_pid": f"{p.vid:04X}:{p.pid:04X}"} for p in _boards()]
 
 
 class Link:
@@ -25,7 +37,8 @@ class Link:
         try:
             self.ser = serial.Serial(port, baudrate, timeout=0.05, exclusive=True)
         except serial.SerialException as e:
-            raise PumpctlError(describe_open_error(port, e)) from None
+            text = describe_open_error(port, e)
+            raise (NoBoardError if text.startswith("no such port") else LinkError)(text) from None
         self._buf = bytearray()
 
     def __enter__(self) -> Link:
@@ -46,7 +59,7 @@ class Link:
             self.ser.write(data)
             self.ser.flush()
         except serial.SerialException as e:
-            raise PumpctlError(f"write to {self.port} failed: {e}") from None
+            raise LinkError(f"write to {self.port} failed: {e}") from None
 
     def readline(self, timeout_s: float) -> bytes | None:
         """One line (without the newline), or None when nothing complete arrived in time."""
@@ -62,7 +75,7 @@ class Link:
             try:
                 chunk = self.ser.read(max(1, self.ser.in_waiting))
             except serial.SerialException as e:
-                raise PumpctlError(f"read from {self.port} failed: {e}") from None
+                raise LinkError(f"read from {self.port} failed: {e}") from None
             if chunk:
                 self._buf += chunk
 
@@ -76,7 +89,9 @@ def describe_open_error(port: str, e: Exception) -> str:
     if "No such file" in text or "could not open port" in text and "Errno 2" in text:
         return f"no such port: {port}"
     if "exclusively lock" in text or "Resource temporarily unavailable" in text or "busy" in text.lower():
-        return f"port busy: {port} is open in another program"
+        from .web import busy_text
+
+        return busy_text(port) or f"port busy: {port} is open in another program"
     if "Permission denied" in text:
         return f"permission denied opening {port} (add yourself to the dialout group)"
     return f"cannot open {port}: {text}"

@@ -24,8 +24,12 @@ MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short
 ROLE_FOR = {"patient_bolus": "patient", "service": "service"}  # every other change: clinician
 
 
-def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1) -> int:
-    """'2.5' with scale 1000 -> 2500: a decimal amount in integer sub-units, exactly, or a clear error."""
+MAX_INT = 0x3FFFFFFF  # firmware protocol.MAX_INT: the largest amount an op takes (small ints on the rp2)
+
+
+def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """'2.5' with scale 1000 -> 2500: a decimal amount in integer sub-units, exactly, or a clear error
+    (checked here, before anything is signed or sent)."""
     try:
         d = Decimal(str(text).strip().replace("_", ""))
     except InvalidOperation:
@@ -37,6 +41,8 @@ def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1) -> in
         raise PumpctlError(f"{name} {text}: finer than the pump's step of {Decimal(1) / scale}")
     if int(v) < minimum:
         raise PumpctlError(f"{name} {text}: must be at least {Decimal(minimum) / scale}")
+    if int(v) > maximum:
+        raise PumpctlError(f"{name} {text}: must be at most {Decimal(maximum) / scale}")
     return int(v)
 
 
@@ -75,8 +81,9 @@ class Session:
     def read(self, op: str, args: dict | None = None) -> dict:
         return self.client.request(op, args)
 
-    def change(self, op: str, args: dict | None = None, role: str | None = None) -> dict:
-        return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"))
+    def change(self, op: str, args: dict | None = None, role: str | None = None, label: str | None = None) -> dict:
+        """A signed change; label names it in errors (the command the user typed, e.g. resume)."""
+        return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"), label=label)
 
 
 # -- change arguments (validated here so a typo never costs a counter or a log record) ------------
@@ -344,6 +351,10 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
     if "delivered_today_nl" in st:
         rows.append(("delivered", f"{fmt_nl(st['delivered_today_nl'])} today, "
                                   f"{fmt_nl(st.get('delivered_total_nl'))} total"))
+    booked = st.get("unconfirmed_nl")
+    if isinstance(booked, dict) and booked.get("total"):  # the reserve rule after resets: counted, not pulsed
+        rows.append(("booked at resets", f"{fmt_nl(booked.get('boot'))} this boot, {fmt_nl(booked['total'])} "
+                                         "in all, as delivered without confirmed pulses"))
     if "reservoir_nl" in st:
         drug = st.get("reservoir_drug")
         r = fmt_nl(st["reservoir_nl"]) + (f" of {drug} {st.get('reservoir_conc_ug_per_ml')} ug/mL" if drug else "")

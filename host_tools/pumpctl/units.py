@@ -178,6 +178,16 @@ def fmt_rate(nl_per_h: int | None) -> str:
     return f"{nl_per_h // 1000} uL/h" if nl_per_h % 1000 == 0 else f"{nl_per_h / 1000:.3f} uL/h"
 
 
+def fmt_volume_floor(nl: int | None) -> str:
+    """A measured volume for reading: mL to 0.001 (uL to 0.1 below 1 mL), rounded down (never over-states
+    what is left or what was given)."""
+    if nl is None:
+        return "-"
+    if abs(nl) >= 1_000_000:
+        return f"{nl // 1000 / 1000:.3f} mL"
+    return f"{nl // 100 / 10:.1f} uL"
+
+
 def fmt_volume_per_day(nl: int | None) -> str:
     return "-" if nl is None else f"{fmt_volume(nl)}/day"
 

@@ -129,6 +129,54 @@ def test_status_and_ping_over_the_link():
     r.close()
 
 
+def test_a_partial_line_is_dropped_after_2_s_of_silence():
+    """Issue 13: a killed tool's partial line was glued to the next request (answered with id null)."""
+    b, a, r = make()
+    b.serial.feed(b'{"id":1,"op":"sta')
+    a.poll_link()
+    b.clock.advance(1999)
+    b.serial.feed(b'tus"}\n')  # within 2 s: the same line, completed
+    a.poll_link()
+    assert [m["id"] for m in replies(b) if "id" in m] == [1]
+    b.serial.feed(b'{"id":2,"op":"sta')
+    a.poll_link()
+    b.clock.advance(2000)
+    b.serial.feed(b'{"id":3,"op":"ping"}\n')
+    a.poll_link()
+    assert [m for m in replies(b) if "id" in m] == [{"id": 3, "ok": True, "result": {"pong": True}}]
+    r.close()
+
+
+def test_a_flood_of_requests_waits_for_the_tick():
+    """At most 4 requests per pass of the loop: a pile of status requests cannot starve the tick."""
+    b, a, r = make()
+    b.serial.feed(b'{"id":1,"op":"ping"}\n' * 10)
+    a.poll_link()
+    assert len([m for m in replies(b) if "id" in m]) == 4
+    a.poll_link()
+    a.poll_link()
+    assert len([m for m in replies(b) if "id" in m]) == 6
+
+
+def test_ctrl_c_while_therapy_runs_is_told_why_the_repl_stays_locked():
+    b, a, r = make()
+    replies(b)  # the watchdog-reset alarm of make()'s board
+    b.serial.feed(b"\x01")
+    a.poll_link()
+    assert replies(b) == []  # at rest the REPL is not locked: nothing to say (Ctrl-C interrupts)
+    a.pump.repl_locked = True
+    b.set_repl_lock(True)
+    b.serial.feed(b"\r\x03\x03\x01")
+    a.poll_link()
+    ev = [m for m in replies(b) if m.get("event") == "repl_locked"]
+    assert len(ev) == 1 and "pumpctl service" in ev[0]["message"]  # once a second at most
+    b.clock.advance(1000)
+    b.serial.feed(b"\x03")
+    a.poll_link()
+    assert [m.get("event") for m in replies(b)] == ["repl_locked"]
+    r.close()
+
+
 def test_device_id_is_made_once_and_kept_when_the_board_has_none():
     b, a, r = make()
     first = a.device_id
@@ -284,16 +332,19 @@ def test_forged_replayed_and_wrong_role_changes_are_refused_logged_and_change_no
     good = r.line("program", {"rx": RX})
     assert r.send(good)["ok"]
     rx_id = r.a.rx_id
-    # the same bytes again: the cached first reply, not applied twice (a host retry)
+    # the same bytes again: not applied twice, and not answered as a fresh success either
     again = r.send(good)
-    assert again["ok"] and r.a.rx_id == rx_id
+    assert not again["ok"] and again["error"]["code"] == "DUPLICATE" and again["error"]["outcome"] == "ok"
+    assert r.a.rx_id == rx_id
     # a new frame with an old counter: a replay
     m = r.send(r.line("program", {"rx": RX}, ctr=1))
     assert m["error"]["code"] == "AUTH_REPLAY" and r.a.rx_id == rx_id
     m = r.change("program", {"rx": RX}, role="patient")
     assert m["error"]["code"] == "AUTH_FORBIDDEN" and r.a.rx_id == rx_id
     fails = [d for c, d in r.events() if c == eventlog.AUTH_FAILURE]
-    assert len(fails) == 3 and fails[0][1] == 0 and fails[1][1] == 1 and fails[2] == bytes([0, 2])
+    # (role, reason): clinician bad_mac, clinician duplicate, clinician replay; the patient's forbidden
+    # op came within 10 s of the replay, uncounted refusals are logged at most once per 10 s
+    assert fails == [bytes([1, 0]), bytes([1, 4]), bytes([1, 1])]
     r.close()
 
 
@@ -508,7 +559,8 @@ def test_calibration_changes_steps_and_is_logged():
 def test_logs_are_paged_as_hex_records():
     r = programmed()
     for _ in range(5):
-        r.change("program", {"rx": RX}, role="patient")  # refused: logged
+        r.change("program", {"rx": RX}, role="patient")  # refused: logged (one per 10 s)
+        r.b.clock.advance(10000)
     seen = []
     since = 0
     while True:

@@ -161,7 +161,8 @@ def test_keys_from_json():
 
 def test_bad_keys_and_settings_refused_at_construction():
     raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), {A.PATIENT: b"1234"})
-    raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), KEYS, None, None, 0)
+    raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), KEYS, None, None, -1)
+    raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), KEYS, delay_ms=0)
     raises(ValueError, A.Authenticator, FakeClock(), FakeCounters(), KEYS, cache_size=0)
 
 
@@ -169,7 +170,7 @@ def test_bad_keys_and_settings_refused_at_construction():
 
 
 def test_every_role_may_do_its_ops_and_nothing_else():
-    au, pump, _, _, events = make(max_failures=1000)
+    au, pump, _, _, events = make(quiet_ms=0)
     ctr = 0
     for role in A.ROLES:
         for other in A.ROLES:
@@ -221,7 +222,7 @@ def test_change_without_authenticator_is_refused():
 
 
 def test_no_keys_refuses_every_change_with_a_clear_code():
-    au, pump, _, _, events = make(keys=None, max_failures=2)
+    au, pump, _, _, events = make(keys=None, free_failures=0)
     assert not au.has_keys()
     for i, role in enumerate(A.ROLES):
         for op in A.PERMISSIONS[role]:
@@ -238,7 +239,7 @@ def test_role_without_key_refused():
 
 
 def test_missing_auth_fields():
-    au, pump, _, _, events = make(max_failures=100)
+    au, pump, _, _, events = make(quiet_ms=0)
     key = KEYS[A.CLINICIAN]
     for line in (frame("bolus", req_id=3),
                  frame("bolus", None, 5, req_id=3, key=key),
@@ -357,78 +358,99 @@ def test_counters_without_fingerprints_are_kept():
     assert au.last_counters()[A.CLINICIAN] == 40
 
 
-# -- lock-out --------------------------------------------------------------------------------------
+# -- failed attempts: a growing, capped delay per role ------------------------------------------
 
 
-def test_lockout_after_k_failures_and_expiry():
-    au, pump, clock, _, events = make(max_failures=3, window_ms=10000, lockout_ms=60000)
-    bad = signed("bolus", A.CLINICIAN, 1)[:-64] + b"f" * 64
-    for _ in range(3):
-        assert code(send(bad, pump, au)) == P.E_AUTH_MAC
-        clock.advance(1000)  # crosses the 2**30 tick wrap on the way (FakeClock starts near it)
-    assert au.locked()
-    assert events[-1] == (A.EV_LOCKOUT, {"failures": 3, "lockout_ms": 60000})
-    good = signed("bolus", A.CLINICIAN, 1, req_id=2)
-    r = send(good, pump, au)
-    assert code(r) == P.E_AUTH_LOCKED and "reads work" in r["error"]["message"]
-    assert code(send(bad, pump, au)) == P.E_AUTH_LOCKED
-    assert send(frame("status"), pump, au)["ok"]  # reads still work
-    assert pump.applied == []
-    clock.advance(60000 - 1001)  # locked at the third failure (t=2 s); now t=61.999 s
-    assert code(send(good, pump, au)) == P.E_AUTH_LOCKED
-    clock.advance(1)
-    assert send(good, pump, au)["ok"]
-    ends = [e for e in events if e[0] == A.EV_LOCKOUT_END]
-    assert ends == [(A.EV_LOCKOUT_END, {"refused": 3})]
-    assert not au.locked()
+def _bad(ctr=1, req_id=1):
+    return signed("bolus", A.CLINICIAN, ctr, req_id=req_id)[:-64] + b"f" * 64
 
 
-def test_failures_spread_beyond_the_window_do_not_lock():
-    au, pump, clock, _, events = make(max_failures=3, window_ms=10000)
-    bad = signed("bolus", A.CLINICIAN, 1)[:-64] + b"f" * 64
-    for _ in range(10):
-        assert code(send(bad, pump, au)) == P.E_AUTH_MAC
-        clock.advance(6000)  # only two failures in any 10 s window
+def test_wrong_macs_hold_the_role_back_for_a_doubling_capped_delay():
+    au, pump, clock, _, events = make()
+    for _ in range(3):  # the free ones
+        r = send(_bad(), pump, au)
+        assert code(r) == P.E_AUTH_MAC and "held back" not in r["error"]["message"]
+        assert not au.locked()
+    want = [1000, 2000, 4000, 8000, 16000, 30000, 30000]
+    for i, hold in enumerate(want):
+        r = send(_bad(), pump, au)
+        assert code(r) == P.E_AUTH_MAC and "held back for %d s" % (hold // 1000) in r["error"]["message"]
+        assert events[-1] == (A.EV_LOCKOUT, {"role": A.CLINICIAN, "failures": 4 + i, "delay_ms": hold})
+        assert au.held_ms(A.CLINICIAN) == hold
+        good = signed("bolus", A.CLINICIAN, 1, req_id=2)
+        r = send(good, pump, au)  # the key holder waits too: the MAC is not checked while held
+        assert code(r) == P.E_AUTH_LOCKED and "reads work" in r["error"]["message"]
+        assert send(frame("status"), pump, au)["ok"]  # reads still work
+        assert send(signed("patient_bolus", A.PATIENT, 1 + i, req_id=3), pump, au)["ok"]  # other roles too
+        clock.advance(hold - 1)  # crosses the 2**30 tick wrap on the way (FakeClock starts near it)
+        assert code(send(good, pump, au)) == P.E_AUTH_LOCKED
+        clock.advance(1)
+        assert not au.held_ms(A.CLINICIAN)
+    assert send(signed("bolus", A.CLINICIAN, 1, req_id=2), pump, au)["ok"]  # at most 30 s, then in
+    assert send(_bad(), pump, au)["error"]["message"] == "MAC does not match"  # a good MAC cleared it
+
+
+def test_unsigned_and_malformed_changes_never_hold_anyone_back():
+    """Issue 13: five unsigned requests from anything on the link locked the clinician out for 5 min."""
+    au, pump, clock, _, events = make()
+    for i in range(50):
+        send(frame("bolus", req_id=i), pump, au)  # unsigned
+        send(frame("bolus", "admin", 9, key=KEYS[A.CLINICIAN]), pump, au)  # unknown role
+        send(signed("flash", A.CLINICIAN, 9), pump, au)  # forbidden
+        send(b'{"id": 1, "op": "bolus", "role": "clinician", "ctr": 3}\tzz', pump, au)  # bad MAC field
     assert not au.locked()
     assert send(signed("bolus", A.CLINICIAN, 1), pump, au)["ok"]
-
-
-def test_every_kind_of_failure_counts_towards_lockout():
-    au, pump, _, _, _ = make(max_failures=5)
-    assert send(signed("bolus", A.CLINICIAN, 5), pump, au)["ok"]
-    send(frame("bolus", req_id=2), pump, au)  # missing
-    send(frame("bolus", "admin", 9, key=KEYS[A.CLINICIAN]), pump, au)  # role
-    send(signed("flash", A.CLINICIAN, 9), pump, au)  # forbidden
-    send(signed("bolus", A.CLINICIAN, 5, req_id=3), pump, au)  # replay
+    send(signed("bolus", A.CLINICIAN, 1, req_id=7), pump, au)  # a replayed counter does not count either
+    for _ in range(3):
+        send(_bad(), pump, au)
     assert not au.locked()
-    send(signed("bolus", A.CLINICIAN, 6)[:-64] + b"1" * 64, pump, au)  # mac
-    assert au.locked()
 
 
-def test_lockout_state_survives_the_tick_half_period():
-    au, pump, clock, _, _ = make(max_failures=2, lockout_ms=60000)
-    bad = signed("bolus", A.CLINICIAN, 1)[:-64] + b"f" * 64
-    send(bad, pump, au)
-    send(bad, pump, au)
+def test_uncounted_refusals_are_logged_at_most_once_per_10_s():
+    au, pump, clock, _, events = make()
+    for i in range(100):
+        send(frame("bolus", req_id=i), pump, au)
+        clock.advance(100)  # 10 s in all
+    fails = [e[1] for e in events if e[0] == A.EV_FAIL]
+    assert len(fails) == 1 and fails[0]["suppressed"] == 0
+    send(frame("bolus", req_id=200), pump, au)
+    fails = [e[1] for e in events if e[0] == A.EV_FAIL]
+    assert len(fails) == 2 and fails[1]["suppressed"] == 99
+    for _ in range(5):
+        send(_bad(), pump, au)  # wrong MACs are always logged
+        clock.advance(30000)  # (past each hold: a held role's MAC is not even checked)
+    assert len([e for e in events if e[0] == A.EV_FAIL and e[1]["code"] == P.E_AUTH_MAC]) == 5
+
+
+def test_hold_survives_the_tick_half_period():
+    au, pump, clock, _, _ = make(free_failures=0, delay_ms=30000, delay_max_ms=30000)
+    send(_bad(), pump, au)
     assert au.locked()
     clock.advance((1 << 29) + 1000)  # untouched for > 6 days: ticks_diff alone would say "future"
+    assert not au.locked()
     assert send(signed("bolus", A.CLINICIAN, 1), pump, au)["ok"]
 
 
-# -- retries ---------------------------------------------------------------------------------------
+# -- resends ---------------------------------------------------------------------------------------
 
 
-def test_retry_gets_the_first_reply_and_is_applied_once():
+def test_resend_is_answered_duplicate_with_the_first_outcome_and_applied_once():
+    """Issue 13: a resent accepted change was answered ok although nothing was applied."""
     au, pump, _, counters, events = make()
     line = signed("bolus", A.CLINICIAN, 1, req_id=42, args={"volume_ul": 50})
-    first = P.dispatch(line, pump.ops, au)
-    assert json.loads(first)["ok"]
+    first = json.loads(P.dispatch(line, pump.ops, au))
+    assert first["ok"]
     for _ in range(3):
-        assert P.dispatch(line, pump.ops, au) == first
-    assert len(pump.applied) == 1 and len(counters.saves) == 2 and events == []  # boot + one change
+        r = send(line, pump, au)
+        assert not r["ok"] and r["id"] == 42
+        assert r["error"]["code"] == P.E_DUPLICATE and r["error"]["of"] == 42 and r["error"]["outcome"] == "ok"
+        assert "not applied again" in r["error"]["message"]
+    assert len(pump.applied) == 1 and len(counters.saves) == 2  # boot + one change
+    dups = [e for e in events if e[0] == A.EV_DUPLICATE]
+    assert dups == [(A.EV_DUPLICATE, {"role": A.CLINICIAN, "op": "bolus", "id": 42, "outcome": "ok"})] * 3
 
 
-def test_retry_of_a_refused_handler_is_not_run_again():
+def test_resend_of_a_refused_handler_is_not_run_again():
     au, pump, _, _, _ = make()
     calls = []
 
@@ -438,30 +460,20 @@ def test_retry_of_a_refused_handler_is_not_run_again():
 
     pump.ops["bolus"] = (picky, P.CHANGE)
     line = signed("bolus", A.CLINICIAN, 1)
-    first = P.dispatch(line, pump.ops, au)
-    assert code(json.loads(first)) == P.E_ARGS
-    assert P.dispatch(line, pump.ops, au) == first and len(calls) == 1
+    assert code(json.loads(P.dispatch(line, pump.ops, au))) == P.E_ARGS
+    r = send(line, pump, au)
+    assert code(r) == P.E_DUPLICATE and r["error"]["outcome"] == P.E_ARGS and len(calls) == 1
 
 
-def test_retry_cache_is_bounded():
+def test_resend_memory_is_bounded():
     au, pump, _, _, _ = make(cache_size=2)
     lines = [signed("ack", A.CLINICIAN, c, req_id=c) for c in (1, 2, 3)]
-    replies = [P.dispatch(x, pump.ops, au) for x in lines]
-    assert P.dispatch(lines[2], pump.ops, au) == replies[2]
-    assert P.dispatch(lines[1], pump.ops, au) == replies[1]
-    assert code(json.loads(P.dispatch(lines[0], pump.ops, au))) == P.E_AUTH_REPLAY  # evicted
+    for x in lines:
+        assert send(x, pump, au)["ok"]
+    assert code(send(lines[2], pump, au)) == P.E_DUPLICATE
+    assert code(send(lines[1], pump, au)) == P.E_DUPLICATE
+    assert code(send(lines[0], pump, au)) == P.E_AUTH_REPLAY  # forgotten: a replayed counter
     assert len(pump.applied) == 3
-
-
-def test_retry_answered_during_lockout():
-    au, pump, _, _, _ = make(max_failures=2)
-    line = signed("bolus", A.CLINICIAN, 1)
-    first = P.dispatch(line, pump.ops, au)
-    bad = line[:-64] + b"e" * 64
-    send(bad, pump, au)
-    send(bad, pump, au)
-    assert au.locked()
-    assert P.dispatch(line, pump.ops, au) == first and len(pump.applied) == 1
 
 
 def test_event_callback_failure_does_not_change_the_outcome():

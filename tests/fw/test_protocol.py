@@ -33,6 +33,20 @@ def test_line_reader_exact_capacity_is_not_overflow():
     assert feed_all(r, b"abcd\n") == [b"abcd"]
 
 
+def test_line_reader_drops_a_partial_line_on_ctrl_c_and_ctrl_a():
+    """mpremote's interrupt and raw-REPL bytes end a partial line instead of being glued to the next."""
+    r = P.LineReader(64)
+    assert feed_all(r, b'{"id":3,"op":"sta\x03{"id":4}\n') == [b'{"id":4}']
+    assert feed_all(r, b'junk\x01\r\x01{"id":5}\n') == [b'{"id":5}']
+    r = P.LineReader(4)
+    assert feed_all(r, b"0123456789\x03ok\n") == [b"ok"]  # an over-long line dropped too, not reported
+    assert not r.pending()
+    feed_all(r, b"ab")
+    assert r.pending()
+    r.drop()
+    assert not r.pending() and feed_all(r, b"cd\n") == [b"cd"]
+
+
 def test_parse_valid_request():
     req = P.parse(b'{"id":7,"op":"status","args":{"x":1}}')
     assert req.id == 7 and req.op == "status" and req.args == {"x": 1}

@@ -30,8 +30,8 @@ class FakeOps:
         return fn
 
 
-def authenticator(max_failures=10**6, **kw):
+def authenticator(free_failures=10**6, **kw):
     """(authenticator, counters, clock) on a fresh state, with KEYS."""
     clock = FakeClock(0)
     counters = MemCounters()
-    return A.Authenticator(clock, counters, keys=KEYS, max_failures=max_failures, **kw), counters, clock
+    return A.Authenticator(clock, counters, keys=KEYS, free_failures=free_failures, **kw), counters, clock

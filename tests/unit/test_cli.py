@@ -7,9 +7,11 @@ from pumpctl import PumpctlError, cli, flash, vboard
 
 
 class _Port:
-    def __init__(self, device, vid):
+    def __init__(self, device, vid, pid=0x0005):
         self.device = device
         self.vid = vid
+        self.pid = pid
+        self.serial_number = self.product = None
 
 
 @pytest.fixture
