@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_clinic import add_commands as add_clinic_commands
 
     add_clinic_commands(sub, with_port)
+    from .cli_epico import add_parsers as add_epico_parsers
+
+    add_epico_parsers(sub)
     return p
 
 
