@@ -88,12 +88,17 @@ def run_variant(name: str, img: Path, therapy_min: float, work: Path) -> dict:
     port = b["port"]
     out.update(boot_chip_s=b["boot_chip_s"], boot_wall_s=b["boot_wall_s"],
                heap_boot=(b["status"]["mem_free"], b["status"]["mem_alloc"]))
-    # at rest: the firmware's pressure against the plant's line pressure
-    diffs = []
-    for _ in range(5):
+    # at rest: the firmware's pressure against the sensor reading the plant put on ADC0 (the board's
+    # conversion) and against the line's true pressure (plus the simulated sensor's own errors)
+    diffs, diffs_true = [], []
+    time.sleep(2)  # a few control ticks: the first replies come before the first pressure reading
+    for _ in range(10):
+        time.sleep(0.3)
         st = status(port)
-        diffs.append(st["pressure_pa"] - epico.command(d, {"op": "counts"})["pressure_pa"])
-    out["pressure_diff_pa"] = statistics.mean(diffs)
+        c = epico.command(d, {"op": "counts"})
+        diffs.append(st["pressure_pa"] - c["reading_pa"])
+        diffs_true.append(st["pressure_pa"] - c["pressure_pa"])
+    out["pressure_diff_pa"] = (statistics.mean(diffs), statistics.mean(diffs_true))
     session.provision(port, timeout_s=20, restart_timeout_s=120)
     pc("refill", "--port", port, "--timeout", "20", "--drug", "baclofen", "--conc-ug-per-ml", "100",
        "--added-ml", "20", "--removed-ml", "0")
@@ -160,7 +165,9 @@ def show(r: dict) -> None:
           "therapy runs ahead at "
           f"{r['speed_ahead']:.1f}x (cap {RUN_AHEAD_SPEED:.0f}x); {r['steps']} STEP pulses in the span; "
           f"alarms {r['alarms']}")
-    print(f"pressure at rest: firmware minus plant {r['pressure_diff_pa']:+.0f} Pa (mean of 5)")
+    conv, true = r["pressure_diff_pa"]
+    print(f"pressure at rest (mean of 10): firmware minus the sensor reading on ADC0 {conv:+.0f} Pa (the "
+          f"board's conversion, 60 Pa per code); minus the line's true pressure {true:+.0f} Pa")
 
 
 def main(argv=None) -> int:

@@ -283,6 +283,7 @@ class Controller:
         self.battery_mv = DEFAULT_BATTERY_MV
         self.diag = 0  # the driver's DIAG output: low (no stall) unless set
         self.codes = {}
+        self.reading_pa: float | None = None  # the sensor reading behind the last ADC0 code
         self.last_step_ns = 0  # end of the 10 ms report window holding the latest counted edge
         self.watches: dict[str, float | None] = {}  # text -> chip ns when the device first sent it
         self.out_tail = b""
@@ -425,7 +426,8 @@ class Controller:
 
     def _update_pressure(self) -> None:
         try:
-            pa = self.plant.pressure_pa()
+            pa = self.plant.pressure_pa()  # the plant's sensor: its offset, gain, drift and noise
+            self.reading_pa = pa
         except ValueError:
             code = 0 if self.plant.faults.get("sensor", {}).get("mode") != "short" else 4095
         else:
@@ -533,7 +535,8 @@ class Controller:
             self._reply(c, {"steps": self.steps, "edges": self.edges, "chip_ms": self.t_ns / 1e6,
                             "last_step_ms": self.last_step_ns / 1e6,
                             "watches": {k: (None if v is None else v / 1e6) for k, v in self.watches.items()},
-                            "pressure_pa": p.true_pressure_pa(), "pumped_ul": p.pumped_ul,
+                            "pressure_pa": p.true_pressure_pa(), "reading_pa": self.reading_pa,
+                            "pumped_ul": p.pumped_ul,
                             "resets": self.resets, "adc": self.codes})
         elif op == "stats":
             self.waiting_stats.append(c)
