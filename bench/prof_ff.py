@@ -142,6 +142,8 @@ wrap(a, "_checkpoint_safe", "    checkpoint")
 wrap(a.sup, "service", "  sup.service")
 wrap(a, "state", "      app.state")
 wrap(a.store, "save", "      store.save")
+wrap(a.store, "save_mark", "      store.save_mark")
+wrap(a, "move_mark", "      app.move_mark")
 wrap(fl, "readblocks", "        flash.readblocks")
 wrap(fl, "writeblocks", "        flash.writeblocks")
 wrap(fl, "ioctl", "        flash.ioctl")
@@ -173,7 +175,7 @@ def main() -> int:
     ap.add_argument("--days", type=float, default=1)
     ap.add_argument("--quantum", type=int, default=0)
     ap.add_argument("--no-parts", action="store_true")
-    ap.add_argument("--heap", default="256K")
+    ap.add_argument("--heap", default="384K")  # the wrappers and timers need room beside the firmware
     a = ap.parse_args()
     mpy = Path(sys.executable).parent / "micropython"
     with tempfile.TemporaryDirectory(prefix="itpump-prof-") as d:

@@ -16,7 +16,7 @@ from . import EXIT_ERROR, EXIT_NO_BOARD, NoBoardError, PumpctlError, RefusedErro
 
 # The command modules (host_tools/pumpctl/<name>.py), registered in this order after the core commands
 # below. A new group of commands is a module with register(sub, with_port) and one name here.
-COMMAND_MODULES = ["cli_therapy", "cli_clinic"]
+COMMAND_MODULES = ["cli_therapy", "cli_clinic", "cli_epico"]
 
 JSON_SCHEMA = 1
 DEFAULT_TIMEOUT_S = 3.0
@@ -157,12 +157,22 @@ def cmd_ping(a) -> int:
 def cmd_flash(a) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
+    from . import flash as fl
     from .client import Client
-    from .flash import flash
     from .link import Link
 
     port = resolve_port(a.port, a.device)
-    _service_first(port, a, "flash", "flashes")
+    board = a.board
+    if board is not None:
+        fl.board_chip(board)  # an unknown board folder: refused before the port is opened
+    # Check first, then act: a refused flash leaves a running firmware running.
+    pr = fl.probe(port, timeout_s=min(a.timeout, 2.0))
+    if pr.status is not None:
+        if board is None:
+            board = fl.board_from_status(pr.status)
+        else:
+            fl.check_status(board, pr.status)
+        _service_before_flash(port, a, pr.status)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   transient=not sys.stderr.isatty(), disable=a.quiet or a.json) as prog:
         task = prog.add_task("flashing", total=None)
@@ -170,16 +180,24 @@ def cmd_flash(a) -> int:
         def progress(name, done, total):
             prog.update(task, description=f"flashing {name}", completed=done, total=total)
 
-        summary = flash(port, a.board, mpy=a.mpy, restart=not a.no_restart, progress=progress)
-    msg = (f"flashed {summary['files']} files ({summary['bytes']:,} bytes) to {a.board} on {port} "
+        summary = fl.flash(port, board, mpy=a.mpy, restart=not a.no_restart, progress=progress)
+    what = {"py": "", "mpy": " as .mpy", "frozen": " (the rest is frozen in the image)"}[summary["mode"]]
+    msg = (f"flashed {summary['files']} files ({summary['bytes']:,} bytes){what} to {summary['board']} on {port} "
            f"in {summary['seconds']:.1f} s, verified by SHA-256")
-    if summary["removed"]:
-        msg += f"; removed stale {', '.join(summary['removed'])}"
+    if summary["skipped"]:
+        msg += f"; {summary['skipped']} unchanged"
+    removed = summary["removed"]
+    if removed:
+        msg += f"; removed stale {', '.join(removed) if len(removed) <= 3 else f'{len(removed)} files'}"
     if not a.json:
         print(msg)
+    if summary["shadowed"]:
+        print(f"note: the board's frozen image holds other versions of {len(summary['shadowed'])} files; the "
+              f"firmware was copied over it (rebuild the image: make firmware BOARD={summary['board']})",
+              file=sys.stderr)
     if not a.no_restart:
         with Link(port) as link:
-            st = Client(link).wait_ready(max(a.timeout, 10.0))
+            st = Client(link).wait_ready(a.timeout + summary["boot_budget_s"])
         summary["status"] = st
         if not a.json:
             print(f"restarted: itpump {st['fw']} on board '{st['board']}' answers")
@@ -187,20 +205,15 @@ def cmd_flash(a) -> int:
     return 0
 
 
-def _service_first(port: str, a, what: str, does: str) -> None:
+def _service_before_flash(port: str, a, st: dict, what: str = "flash", does: str = "flashes") -> None:
     """A pump delivering therapy keeps its REPL locked: flashing or restarting needs the service op
     first (signed with the service key), which stops the motor safely, abandons a bolus and opens the
-    REPL. Refused at once without --service, so a running pump is never interrupted by accident. A board
-    that does not answer as itpump (no firmware, at the REPL) needs nothing."""
+    REPL. Refused at once without --service, so a running pump is never interrupted by accident.
+    st: its status."""
     from .client import Client
     from .link import Link
     from .session import Session
 
-    try:
-        with Link(port) as link:
-            st = Client(link, timeout_s=2.0).request("status")
-    except PumpctlError:
-        return
     if not therapy_running(st):
         return
     if not a.service:
@@ -214,16 +227,17 @@ def _service_first(port: str, a, what: str, does: str) -> None:
 
 
 def cmd_restart(a) -> int:
+    from . import flash as fl
     from .client import Client
     from .link import Link
-    from .mpr import Device
 
     port = resolve_port(a.port, a.device)
-    _service_first(port, a, "restart", "restarts")
-    with Device(port) as dev:
-        dev.soft_reset()
+    pr = fl.probe(port, timeout_s=min(a.timeout, 2.0))
+    if pr.status is not None:  # check first, then act: a refused restart leaves the pump running
+        _service_before_flash(port, a, pr.status, "restart", "restarts")
+    budget_s = fl.restart(port)
     with Link(port) as link:
-        st = Client(link).wait_ready(max(a.timeout, 10.0))
+        st = Client(link).wait_ready(a.timeout + budget_s)
     emit(a, st, f"restarted: itpump {st['fw']} on board '{st['board']}' answers")
     return 0
 
@@ -329,9 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_ping)
 
     sp = with_port(sub.add_parser("flash", help="copy firmware + board files, verify, restart"))
-    sp.add_argument("--board", required=True, help="a folder under boards/: sim, rpi_pico, rpi_pico2, or "
-                                                  "your own copy (boards/README.md)")
-    sp.add_argument("--mpy", action="store_true", help="compile modules with mpy-cross first")
+    sp.add_argument("--board", help="a folder under boards/: sim, rpi_pico, rpi_pico2, or your own copy "
+                                    "(boards/README.md); default: the board says what it is")
+    kind = sp.add_mutually_exclusive_group()
+    kind.add_argument("--mpy", action="store_true", default=None, help="compile modules with mpy-cross first "
+                      "(the default on rp2 boards without itpump frozen in)")
+    kind.add_argument("--py", dest="mpy", action="store_false", default=None, help="copy the .py sources")
     sp.add_argument("--no-restart", action="store_true", help="leave the board at the REPL")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--service", action="store_true", help="if therapy runs, enter service mode first "
@@ -367,7 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in COMMAND_MODULES:
         mod = importlib.import_module(f".{name}", __package__)
-        (getattr(mod, "register", None) or mod.add_commands)(sub, with_port)
+        if hasattr(mod, "register"):
+            mod.register(sub, with_port)
+        elif hasattr(mod, "add_commands"):  # the names modules used before the hook
+            mod.add_commands(sub, with_port)
+        else:
+            mod.add_parsers(sub)
     return p
 
 

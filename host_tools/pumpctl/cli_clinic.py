@@ -96,7 +96,41 @@ def cmd_web(a) -> int:
     return 0
 
 
+def drugs_by_rx(device_id: str | None) -> dict[int, str]:
+    """Which drug each prescription id ran, from this computer's history (for marking drug changes)."""
+    from . import history
+
+    out: dict[int, str] = {}
+    for e in history.entries(device_id):
+        if isinstance(e.get("rx_id"), int) and isinstance(e.get("rx"), dict):
+            out[e["rx_id"]] = str(e["rx"].get("drug"))
+    return out
+
+
+def cmd_report(a) -> int:
+    from . import report
+    from .cli_therapy import _session
+    from .session import read_logs
+
+    with _session(a) as s:
+        st = s.status()
+        th = s.read("therapy")
+        got = read_logs(s.client)
+    drugs = drugs_by_rx(st.get("device_id"))
+    if th.get("rx_id") and th.get("rx"):
+        drugs[th["rx_id"]] = th["rx"]["drug"]
+    rep = report.build(st, th, got.records, drugs)
+    out = report.write(rep, a.out)
+    print(f"wrote {out}: {len(got.records)} log records, {len(rep.per_day)} days, {len(rep.alarms)} alarms, "
+          f"{len(rep.refills)} refills")
+    return 0
+
+
 def add_commands(sub, with_port) -> None:
+    sp = with_port(sub.add_parser("report", help="a one-page therapy report (HTML, PDF or PNG by --out's suffix)"))
+    sp.add_argument("--out", default="report.html", help="report.html (default), report.pdf or report.png")
+    sp.set_defaults(func=cmd_report)
+
     sp = with_port(sub.add_parser("web", help="the local web programmer on 127.0.0.1 (prints one-time links; "
                                               "owns the link while it runs)"))
     sp.add_argument("--http-port", type=int, default=8765, help="the page's port on 127.0.0.1 (default 8765)")

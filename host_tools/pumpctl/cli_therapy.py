@@ -308,7 +308,9 @@ def cmd_logs(a) -> int:
     elif not a.json:
         sys.stdout.write(text)
     if a.plot and got.records:
-        logs.plot(got.records, a.plot)
+        from .cli_clinic import drugs_by_rx
+
+        logs.plot(got.records, a.plot, drugs_by_rx=drugs_by_rx(s.status(fresh=False).get("device_id")), tz=_local_tz())
     print(f"read {len(got.records)} records ({got.bytes:,} bytes) in {got.seconds:.2f} s, {got.pages} pages"
           + (f"; wrote {a.out}" if a.out else "") + (f"; plot {a.plot}" if a.plot and got.records else ""),
           file=sys.stderr)
@@ -321,6 +323,66 @@ def cmd_logs(a) -> int:
     if got.problems:
         print(f"pumpctl: error: {len(got.problems)} log problem(s): what could be read was kept", file=sys.stderr)
         return EXIT_ERROR
+    if a.follow:
+        return _follow(a, got.records[-1]["seq"] if got.records else a.since)
+    return 0
+
+
+def _local_tz():
+    import datetime
+
+    return datetime.datetime.now().astimezone().tzinfo
+
+
+def follow_lines(records: list[dict], fmt: str) -> str:
+    """New records as more lines of the same export (no header again)."""
+    from . import logs
+
+    if not records:
+        return ""
+    text = logs.export(records, fmt)
+    if fmt == "json":
+        import json
+
+        return "".join(json.dumps(r) + "\n" for r in records)
+    return "".join(text.splitlines(keepends=True)[1:])
+
+
+def _follow(a, since: int) -> int:
+    """Print events as they happen until Ctrl-C: the board's alarm lines at once, log records as the
+    board's log_seq moves (checked every --interval s)."""
+    import json
+    import time
+
+    from .session import read_logs
+
+    print(f"following the log after #{since} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        with _session(a) as s:
+            link = s.client.link
+            next_check = 0.0
+            while True:
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + a.interval
+                    if s.client.request("status").get("log_seq", since) > since:
+                        got = read_logs(s.client, since=since)
+                        if got.records:
+                            since = got.records[-1]["seq"]
+                            sys.stdout.write(follow_lines(got.records, a.format))
+                            sys.stdout.flush()
+                    s.client.events.clear()  # alarm lines read with a reply: their records follow
+                line = link.readline(0.05)
+                if line and line.startswith(b"{"):
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(ev, dict) and ev.get("event"):
+                        print(f"# {ev.get('event')}: " + " ".join(f"{k}={v}" for k, v in ev.items() if k != "event"),
+                              file=sys.stderr, flush=True)
+                        next_check = 0.0  # its record is in the log now: read it at once
+    except KeyboardInterrupt:
+        print("stopped following", file=sys.stderr)
     return 0
 
 
@@ -403,7 +465,10 @@ def register(sub, with_port) -> None:
     sp.add_argument("--since", type=int, default=0, help="only records after this sequence number")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sp.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
-    sp.add_argument("--plot", metavar="PNG", help="also plot delivery, boluses and alarms")
+    sp.add_argument("--plot", metavar="PNG", help="also plot delivery (programmed vs delivered), rate and reservoir "
+                                                  "over dates, with alarms, boluses, refills and drug changes marked")
+    sp.add_argument("--follow", action="store_true", help="then print events as they happen until Ctrl-C")
+    sp.add_argument("--interval", type=float, default=1.0, help="--follow: seconds between log checks (default 1)")
     sp.add_argument("--page", type=int, default=MAX_LOG_RECORDS, help=f"records per request (1..{MAX_LOG_RECORDS})")
     sp.set_defaults(func=cmd_logs)
 

@@ -157,8 +157,10 @@ def check_plot_path(png: str | Path) -> None:
                            f"{', '.join(sorted(types))})")
 
 
-def plot(records: list[dict], png: str | Path, title: str = "itpump event log") -> dict:
-    """Delivered volume and rate over time, boluses and alarms marked, to png. Returns what was drawn."""
+def plot(records: list[dict], png: str | Path, title: str = "itpump event log",
+         drugs_by_rx: dict[int, str] | None = None, tz=None) -> dict:
+    """Delivery (programmed vs delivered), programmed rate and reservoir over real dates, with alarms
+    (by name), boluses, refills and prescription/drug changes marked, to png. Returns what was drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,53 +168,76 @@ def plot(records: list[dict], png: str | Path, title: str = "itpump event log") 
 
     if not records:
         raise PumpctlError("no records to plot")
-    ts = [t / 3600.0 for t in timeline_s(records)]
-    vol_t, vol_ul, rate_t, rate_ulh = [], [], [], []
-    boluses, refused, alarms = [], [], []
-    offset = last = 0  # delivered_nl restarts at each refill: keep a running total across them
-    for t, r in zip(ts, records, strict=True):
-        f, ev = r["fields"], r["event"]
-        if ev == "delivery":
-            last = f["delivered_nl"]
-            vol_t.append(t)
-            vol_ul.append((offset + last) / 1000.0)
-            rate_t.append(t)
-            rate_ulh.append(f["rate_nl_per_h"] / 1000.0)
-        elif ev == "refill":
-            offset += last
-            last = 0
-        elif ev == "therapy_change":
-            rate_t.append(t)
-            rate_ulh.append(f["rate_nl_per_h"] / 1000.0)
-        elif ev == "bolus_given":
-            boluses.append((t, f["volume_nl"] / 1000.0))
-        elif ev == "bolus_refused":
-            refused.append(t)
-        elif ev == "alarm_raised":
-            alarms.append((t, f["alarm"]))
-    fig, (ax_v, ax_r) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
-    ax_v.plot(vol_t, vol_ul, "-", color="tab:blue", label="delivered")
-    ax_v.set_ylabel("delivered (uL)")
-    ax_r.step(rate_t, rate_ulh, where="post", color="tab:orange", label="basal rate")
-    ax_r.set_ylabel("rate (uL/h)")
-    ax_r.set_xlabel("time (h)")
-    for ax in (ax_v, ax_r):
-        for i, (t, code) in enumerate(alarms):
-            ax.axvline(t, color="tab:red", alpha=0.5, lw=1, label="alarm" if i == 0 and ax is ax_v else None)
-            if ax is ax_v:
-                ax.annotate(f"A{code}", (t, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
-                            textcoords="offset points", color="tab:red", fontsize=7)
-    if boluses:
-        ax_r.plot([b[0] for b in boluses], [0] * len(boluses), "^", color="tab:green", label="bolus given")
-        for t, v in boluses:
-            ax_r.annotate(f"{v:g}", (t, 0), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    from . import timeline
+
+    tl = timeline.build(records, drugs_by_rx)
+    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(11, 8.5), gridspec_kw={"height_ratios": [3, 2, 2]})
+    draw_timeline(fig, axes, tl, tz)
+    refused = [t for t, r in zip(tl.times, records, strict=True) if r["event"] == "bolus_refused"]
     if refused:
-        ax_r.plot(refused, [0] * len(refused), "x", color="tab:gray", label="bolus refused")
-    ax_v.legend(loc="upper left", fontsize=8)
-    ax_r.legend(loc="upper left", fontsize=8)
-    ax_v.set_title(title)
-    fig.tight_layout()
+        axes[1].plot([_date(t, tz) for t in refused], [0] * len(refused), "x", color="tab:gray", label="bolus refused")
+        axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.suptitle(title + ("" if tl.dated else " (board clock not set: dates placed from this computer's clock)"))
     fig.savefig(png, dpi=100)
     plt.close(fig)
-    return {"volume_points": len(vol_t), "rate_points": len(rate_t), "boluses": len(boluses),
-            "refused": len(refused), "alarms": len(alarms)}
+    return {"volume_points": len(tl.delivered), "rate_points": len(tl.rate), "boluses": len(tl.boluses),
+            "refused": len(refused), "alarms": len(tl.alarms), "refills": len(tl.refills),
+            "changes": len(tl.changes), "reservoir_points": len(tl.reservoir), "dated": tl.dated}
+
+
+def _date(t: float, tz=None):
+    return datetime.datetime.fromtimestamp(t, tz or datetime.UTC)
+
+
+def draw_timeline(fig, axes, tl, tz=None, adjust: bool = True) -> None:
+    """The three panels of --plot and the report: cumulative delivery, rate, reservoir. Marks are
+    vertical rules on every panel; their labels sit in a band above the top panel (rotated, never under
+    a legend); legends sit outside the plot area on the right."""
+    import matplotlib.dates as mdates
+
+    ax_v, ax_r, ax_s = axes
+    d = [lambda s: [_date(t, tz) for t, _ in s], lambda s: [v for _, v in s]]
+    ax_v.plot(d[0](tl.programmed), d[1](tl.programmed), "--", color="tab:gray", label="programmed")
+    ax_v.plot(d[0](tl.delivered), d[1](tl.delivered), "-", color="tab:blue", lw=2, label="delivered")
+    ax_v.set_ylabel("cumulative volume (uL)")
+    if tl.rate:
+        ax_r.step(d[0](tl.rate), d[1](tl.rate), where="post", color="tab:orange", label="programmed rate")
+    ax_r.set_ylabel("rate (uL/h)")
+    ax_s.plot(d[0](tl.reservoir), d[1](tl.reservoir), "-", color="tab:cyan", lw=2, label="reservoir")
+    ax_s.set_ylabel("reservoir (mL)")
+    ax_s.set_ylim(bottom=0)
+    if tl.boluses:
+        ax_r.plot([_date(t, tz) for t, _ in tl.boluses], [0] * len(tl.boluses), "^", color="tab:green", ms=8,
+                  label="bolus given", clip_on=False)
+    marks = ([(t, a, "tab:red") for t, a in tl.alarms] + [(t, f"refill {v:g} mL", "tab:blue") for t, v in tl.refills]
+             + [(t, c, "tab:purple") for t, c in tl.changes])
+    marks.sort()
+    for t, _label, color in marks:
+        for ax in axes:
+            ax.axvline(_date(t, tz), color=color, alpha=0.6, lw=1, ls=":" if color != "tab:red" else "-")
+    # labels: staggered in a band above the top panel, so neighbours and the legend never hide them
+    last: list = []
+    span = (max(tl.times) - min(tl.times)) or 1.0
+    for t, label, color in marks:
+        level = 0
+        while level < len(last) and t - last[level] < span * 0.09:
+            level += 1
+        if level == len(last):
+            last.append(t)
+        else:
+            last[level] = t
+        ax_v.annotate(label, (_date(t, tz), 1.0), xycoords=("data", "axes fraction"), xytext=(2, 4 + 11 * level),
+                      textcoords="offset points", color=color, fontsize=8, fontweight="bold", ha="left",
+                      va="bottom", annotation_clip=False)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax is not ax_s:
+            ax.tick_params(labelbottom=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    loc = mdates.AutoDateLocator(tz=tz)
+    ax_s.xaxis.set_major_locator(loc)
+    ax_s.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=tz))
+    ax_s.set_xlabel("date and time" + (f" ({tz})" if tz else " (UTC)"))
+    if adjust:
+        fig.subplots_adjust(left=0.08, right=0.83, top=0.9 - 0.02 * min(len(last), 4), bottom=0.08, hspace=0.12)

@@ -351,6 +351,10 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
     if "delivered_today_nl" in st:
         rows.append(("delivered", f"{fmt_nl(st['delivered_today_nl'])} today, "
                                   f"{fmt_nl(st.get('delivered_total_nl'))} total"))
+    booked = st.get("unconfirmed_nl")
+    if isinstance(booked, dict) and booked.get("total"):  # the reserve rule after resets: counted, not pulsed
+        rows.append(("booked at resets", f"{fmt_nl(booked.get('boot'))} this boot, {fmt_nl(booked['total'])} "
+                                         "in all, as delivered without confirmed pulses"))
     if "reservoir_nl" in st:
         drug = st.get("reservoir_drug")
         r = fmt_nl(st["reservoir_nl"]) + (f" of {drug} {st.get('reservoir_conc_ug_per_ml')} ug/mL" if drug else "")

@@ -323,6 +323,10 @@ def test_status_rows_of_a_board_without_therapy_fields():
     rows = dict(session.therapy_rows({"battery": {"state": "UNKNOWN", "fault": True, "avg_mv": 0,
                                                   "reading_mv": 0}}))
     assert rows["battery"] == "UNKNOWN: sensor fault (reads 0 mV)"  # was "OK, 0 mV, FAULT"
+    rows = dict(session.therapy_rows({"delivered_today_nl": 1000, "delivered_total_nl": 5000,
+                                      "unconfirmed_nl": {"boot": 695, "total": 2085}}))
+    assert rows["booked at resets"] == "0.7 uL this boot, 2.1 uL in all, as delivered without confirmed pulses"
+    assert "booked at resets" not in dict(session.therapy_rows({"unconfirmed_nl": {"boot": 0, "total": 0}}))
     assert "rotor" not in dict(session.therapy_rows({"line": {"rotor": None}}))  # a board without the index
 
 

@@ -117,7 +117,7 @@ def test_fault_follows_diag(hw):
 
 
 def test_stop_sequence_on_the_recording_mock():
-    """The stop path without the emulator: driver off, SM halted before its counter is read, restarted."""
+    """The stop path without the emulator: SM halted, driver off, counter read, SM restarted."""
     with mocked_hal() as hw:
         m = _motor(hw)
         m.enable(True)
@@ -129,7 +129,36 @@ def test_stop_sequence_on_the_recording_mock():
         i_halt = _last(tl, lambda e: e == ("sm.active", 0, 0))
         i_exec = _first(tl, lambda e: e[0] == "sm.exec")
         i_restart = _first(tl, lambda e: e[0] == "sm.restart")
-        assert i_off < i_halt < i_exec < i_restart
+        assert i_halt < i_off < i_exec < i_restart
         assert tl[-1] == ("sm.active", 0, 1)
         assert m.take_confirmed() == 4
         assert m._sm.tx == []  # the queued words were pulled away
+
+
+def test_stop_confirms_only_pulses_the_enabled_driver_saw(hw):
+    """The PIO runs on while stop() executes: a pulse it emits after EN went inactive moves nothing (the
+    driver ignores STEP while disabled) yet would be confirmed. stop() halts the SM before it disables EN."""
+    m = _motor(hw)
+    m.enable(True)
+    m.move(50, 20)  # 20 us period: 20 SM cycles per pulse
+    m._sm.run_cycles(95)
+    en = hw.machine.pins[EN]
+    set_level = en.value
+
+    def en_value(v=None):  # the hardware keeps stepping while the CPU runs stop()'s next lines
+        r = set_level(v)
+        if v is not None:
+            m._sm.run_cycles(25)
+        return r
+
+    en.value = en_value
+    m.stop()
+    tl = hw.machine.timeline
+    enabled = False
+    seen = 0
+    for e in tl:
+        if e[:2] == ("pin", EN):
+            enabled = e[2] == 0
+        elif e[0] == "pio.pin" and e[1] == STEP and e[2] == 1 and enabled:
+            seen += 1
+    assert m.take_confirmed() == seen

@@ -119,7 +119,8 @@ def test_plot_draws_volume_rate_boluses_and_alarms(tmp_path):
     png = tmp_path / "plot.png"
     drawn = logs.plot(d.records, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000
-    assert drawn == {"volume_points": 24, "rate_points": 25, "boluses": 1, "refused": 1, "alarms": 1}
+    assert drawn == {"volume_points": 25, "rate_points": 25, "boluses": 1, "refused": 1, "alarms": 1, "refills": 1,
+                     "changes": 1, "reservoir_points": 14, "dated": False}
     with pytest.raises(PumpctlError, match="no records"):
         logs.plot([], tmp_path / "empty.png")
 

@@ -184,3 +184,22 @@ def test_log_and_charts_pages(web):
     assert "OCCLUSION" in t and "<td>therapy_change</td>" not in t
     t = c.get("/charts").text
     assert t.count("<svg") == 4 and ">OCCLUSION<" in t and "refill 20 mL" in t and "rx #1 hydromorphone" in t
+
+
+def test_busy_port_names_the_web_programmer(tmp_path, monkeypatch):
+    import os
+
+    from pumpctl import web
+    from pumpctl.link import describe_open_error
+
+    monkeypatch.setenv("ITPUMP_DATA_DIR", str(tmp_path))
+    err = OSError("[Errno 11] Could not exclusively lock port /dev/pts/9: [Errno 11] Resource temporarily unavailable")
+    assert describe_open_error("/dev/pts/9", err) == "port busy: /dev/pts/9 is open in another program"
+    with web.owner_note("/dev/pts/9", "http://127.0.0.1:8765/"):
+        text = describe_open_error("/dev/pts/9", err)
+        assert text.startswith(f"port busy: pumpctl web (pid {os.getpid()}) owns the link to /dev/pts/9")
+        assert "http://127.0.0.1:8765/" in text
+        assert web.busy_text("/dev/pts/8") is None
+    assert web.owner("/dev/pts/9") is None  # the note goes with it
+    web._note_path("/dev/pts/9").write_text('{"pid": 999999999, "url": "x"}')
+    assert web.owner("/dev/pts/9") is None  # a note left by a dead process says nothing

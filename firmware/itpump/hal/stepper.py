@@ -125,10 +125,12 @@ class PioStepper:
         return self._diag is not None and self._diag.value() == self._diag_active
 
     def stop(self):
-        """Stop at once: driver off, queued moves dropped, the pulses already emitted confirmed."""
+        """Stop at once: SM halted, driver off, queued moves dropped, the pulses already emitted confirmed."""
         sm = self._sm
-        self._en.value(1 - self._en_active)
+        # Halt the SM before disabling the driver: a pulse emitted in between would be confirmed
+        # although the disabled driver ignored it (booked as delivered, never pumped).
         sm.active(0)
+        self._en.value(1 - self._en_active)
         while sm.rx_fifo():  # moves that completed
             self._account(sm.get())
         if self._in_flight > 0:  # the move cut short: read the counter itself

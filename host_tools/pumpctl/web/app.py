@@ -309,11 +309,9 @@ def create_app(service, tokens: dict[str, str], hosts: set[str], tz: datetime.tz
         return views.tlmod.record_times(recs)[0] if recs else []
 
     def _drugs_by_rx() -> dict[int, str]:
-        out = {}
-        dev = service.status.get("device_id")
-        for e in history.entries(dev):
-            if isinstance(e.get("rx_id"), int) and isinstance(e.get("rx"), dict):
-                out[e["rx_id"]] = str(e["rx"].get("drug"))
+        from ..cli_clinic import drugs_by_rx
+
+        out = drugs_by_rx(service.status.get("device_id"))
         th = service.therapy
         if th.get("rx_id") and th.get("rx"):
             out[th["rx_id"]] = th["rx"].get("drug")
