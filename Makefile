@@ -37,8 +37,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# The board says what it is; BOARD= on the command line insists (refused if it does not match).
 flash: $(STAMP)
-	$(VENV)/bin/pumpctl flash --board $(BOARD) $(if $(PORT),--port $(PORT))
+	$(VENV)/bin/pumpctl flash $(if $(filter command line,$(origin BOARD)),--board $(BOARD)) $(if $(PORT),--port $(PORT))
 
 # docs/img/*.png: the web programmer's pages, taken by its browser test against the virtual board
 screenshots: $(STAMP)

@@ -299,6 +299,7 @@ def cmd_logs(a) -> int:
         task = prog.add_task("logs", total=None)
         got = read_logs(s.client, since=a.since, page=a.page,
                         progress=lambda done, total: prog.update(task, completed=done, total=total))
+        device_id = s.status().get("device_id") if a.plot else None
     text = "" if a.json and not a.out else logs.export(got.records, a.format)
     if a.out:
         try:
@@ -310,7 +311,7 @@ def cmd_logs(a) -> int:
     if a.plot and got.records:
         from .cli_clinic import drugs_by_rx
 
-        logs.plot(got.records, a.plot, drugs_by_rx=drugs_by_rx(s.status(fresh=False).get("device_id")), tz=_local_tz())
+        logs.plot(got.records, a.plot, drugs_by_rx=drugs_by_rx(device_id), tz=_local_tz())
     print(f"read {len(got.records)} records ({got.bytes:,} bytes) in {got.seconds:.2f} s, {got.pages} pages"
           + (f"; wrote {a.out}" if a.out else "") + (f"; plot {a.plot}" if a.plot and got.records else ""),
           file=sys.stderr)

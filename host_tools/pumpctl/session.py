@@ -360,7 +360,8 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
         r = fmt_nl(st["reservoir_nl"]) + (f" of {drug} {st.get('reservoir_conc_ug_per_ml')} ug/mL" if drug else "")
         dte = st.get("days_to_empty", -1)
         if isinstance(dte, int) and dte >= 0:
-            r += f", {dte} days to empty"
+            empty = datetime.date.today() + datetime.timedelta(days=dte)
+            r += f", {dte} days to empty: refill by {empty.isoformat()}"
         rows.append(("reservoir", r))
     rot = (st.get("line") or {}).get("rotor")
     if isinstance(rot, dict):

@@ -143,6 +143,13 @@ def test_a_clinician_session(board):
     assert f"read {len(rows)} records" in r.stderr
     r = pc("logs", "--since", rows[-3]["seq"], "--format", "json")
     assert [x["seq"] for x in json.loads(r.stdout)] == [int(x["seq"]) for x in rows[-2:]]
+    png, html = out.with_name("plot.png"), out.with_name("report.html")
+    r = pc("logs", "--format", "csv", "--out", str(out), "--plot", str(png))
+    assert png.read_bytes()[:4] == b"\x89PNG" and f"plot {png}" in r.stderr
+    r = pc("report", "--out", str(html))  # the one-page report from this pump's state and log
+    text = html.read_text()
+    for s in (st["device_id"], "hydromorphone", "5 mg/mL", "500 ug/day", "next refill", "<svg", "alarm"):
+        assert s in text, s
 
     # keys are changed only at rest
     r = pc("provision", "--force", ok=False)

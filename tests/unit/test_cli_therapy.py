@@ -128,7 +128,7 @@ def test_refill_program_and_status(board, capsys):
     board.run_ms(60_000)
     rc, out, err = pc(capsys, "status")
     assert rc == 0
-    for text in ("hydromorphone 5000 ug/mL", "continuous (running)", "4.167 uL/h", "days to empty",
+    for text in ("hydromorphone 5000 ug/mL", "continuous (running)", "4.167 uL/h", "days to empty", "refill by",
                  "alarms", "keys", "ok"):
         assert text in out, (text, out)
     rc, out, err = pc(capsys, "therapy")

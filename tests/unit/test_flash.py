@@ -334,3 +334,15 @@ def test_board_helpers_scan_and_hash_under_real_micropython(tmp_path):
     assert got == {"itpump/a.py": (3000, hashlib.sha256(b"a" * 3000).hexdigest()),
                    "itpump/hal/b.py": (2, None),  # another size: not hashed, it differs anyway
                    "itpump/hal": (-1, None), "main.py": (1, None)}
+
+
+def test_make_flash_lets_the_board_say_what_it_is():
+    root = flash.REPO_ROOT
+
+    def dry(*args):
+        r = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(root), "flash", *args],
+                           capture_output=True, text=True)
+        return [ln.split() for ln in r.stdout.splitlines() if "pumpctl flash" in ln][0][1:]
+
+    assert dry("PORT=/dev/ttyACM0") == ["flash", "--port", "/dev/ttyACM0"]
+    assert dry("BOARD=rpi_pico2") == ["flash", "--board", "rpi_pico2"]

@@ -203,3 +203,17 @@ def test_busy_port_names_the_web_programmer(tmp_path, monkeypatch):
     assert web.owner("/dev/pts/9") is None  # the note goes with it
     web._note_path("/dev/pts/9").write_text('{"pid": 999999999, "url": "x"}')
     assert web.owner("/dev/pts/9") is None  # a note left by a dead process says nothing
+
+
+def test_http_port_in_use_is_one_clear_error_before_the_link_is_taken():
+    import socket
+
+    from pumpctl import web
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(PumpctlError, match=rf"127.0.0.1:{port} is in use \(another pumpctl web\?\): choose "
+                                               "another with --http-port N"):
+            web.serve("/dev/no-such-port", http_port=port)  # the serial port is never opened
