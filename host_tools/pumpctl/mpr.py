@@ -146,7 +146,7 @@ class Device:
     def frozen(self) -> dict[str, str] | None:
         """The sources frozen into the board's image ({path: sha256 hex}, from itpump_frozen), or None."""
         return self._value(
-            "try:\n import itpump_frozen as _F\n _z=_F.FILES\n del sys.modules['itpump_frozen'],_F\n"
+            "import sys\ntry:\n import itpump_frozen as _F\n _z=_F.FILES\n del sys.modules['itpump_frozen'],_F\n"
             "except ImportError:\n _z=None\nprint(repr(_z))\n_z=None")
 
     def firmware_kind(self) -> str:
@@ -173,6 +173,12 @@ class Device:
             return self.t.fs_hashfile(path, "sha256", chunk_size=1024)
         except Exception as e:
             raise PumpctlError(f"hashing {path} on the board failed: {e}") from None
+
+    def listdir(self, path: str) -> list[tuple[str, bool]]:
+        """(name, is_dir) of a directory; [] if it does not exist."""
+        if not self.t.fs_exists(path):
+            return []
+        return [(e.name, e.st_mode & 0x4000 != 0) for e in self.t.fs_listdir(path)]
 
     def scan(self, dirs: Iterable[str], files: Iterable[str], sizes: dict[str, int]) -> dict[str, tuple]:
         """{path: (size, sha256 hex or None)} of every file under dirs and of the named files that

@@ -346,3 +346,17 @@ def test_make_flash_lets_the_board_say_what_it_is():
 
     assert dry("PORT=/dev/ttyACM0") == ["flash", "--port", "/dev/ttyACM0"]
     assert dry("BOARD=rpi_pico2") == ["flash", "--board", "rpi_pico2"]
+
+
+def test_frozen_listing_runs_on_a_fresh_board_under_real_micropython(tmp_path):
+    """After a soft reset nothing is imported: the program brings what it needs."""
+    (tmp_path / "itpump_frozen.py").write_text("FILES = {'itpump/app.py': 'ab'}\n")
+    d = mpr.Device.__new__(mpr.Device)
+    progs = []
+    d.t = types.SimpleNamespace(exec=lambda code: progs.append(code) or b"None")
+    d.frozen()
+    for cwd, want in ((tmp_path, {"itpump/app.py": "ab"}), (tmp_path / "none", None)):
+        cwd.mkdir(exist_ok=True)
+        r = subprocess.run([vboard.micropython_exe(), "-c", progs[0]], capture_output=True, text=True, cwd=cwd,
+                           timeout=30)
+        assert r.returncode == 0 and eval(r.stdout) == want, r.stderr
