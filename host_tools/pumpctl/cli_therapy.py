@@ -20,7 +20,7 @@ def _session(a) -> Iterator:
     from .link import Link
     from .session import Session
 
-    with Link(resolve_port(a.port)) as link:
+    with Link(resolve_port(a.port, a.device)) as link:
         yield Session(Client(link, timeout_s=a.timeout))
 
 
@@ -47,12 +47,12 @@ def _show(v) -> str:
 
 
 def cmd_provision(a) -> int:
-    from .cli import resolve_port
+    from .cli import emit, resolve_port
     from .session import provision
 
-    port = resolve_port(a.port)
+    port = resolve_port(a.port, a.device)
     res = provision(port, force=a.force, timeout_s=a.timeout, say=lambda s: print(s, file=sys.stderr))
-    print(f"provisioned {res['device_id']}: roles {', '.join(res['roles'])}; keystore {res['keystore']}; "
+    emit(a, res, f"provisioned {res['device_id']}: roles {', '.join(res['roles'])}; keystore {res['keystore']}; "
           "the board restarted with keys ok")
     return 0
 
@@ -76,7 +76,6 @@ def _summary_rows(rep: dict) -> list[tuple[str, str]]:
 
 def cmd_therapy(a) -> int:
     import datetime
-    import json
 
     from . import prescription
 
@@ -90,7 +89,9 @@ def cmd_therapy(a) -> int:
         print(prescription.to_toml(rep["rx"], f"prescription #{rep.get('rx_id')} running on {dev}, read {now}"),
               end="")
     elif a.json:
-        print(json.dumps(rep, indent=2, sort_keys=True))
+        from .cli import emit
+
+        emit(a, rep)
     else:
         _console().print(_kv_table("current therapy", _summary_rows(rep)))
     return 0
@@ -122,7 +123,10 @@ def _confirm(question: str) -> bool:
 
 def cmd_program(a) -> int:
     from . import history, prescription
+    from .cli import emit
 
+    if a.json and not a.yes:
+        raise PumpctlError("program --json asks no question: add --yes")
     rx = prescription.load(a.file)  # validated offline first: a bad file never reaches the board
     with _session(a) as s:
         cur = s.read("therapy")
@@ -130,20 +134,25 @@ def cmd_program(a) -> int:
             rows = prescription.diff(cur.get("rx"), rx)
         except prescription.PrescriptionError:  # the device's rx fails this host's checks: show new only
             rows = prescription.diff(None, rx)
-        _console().print(_diff_table(rows))
+        if not a.json:
+            _console().print(_diff_table(rows))
         if not any(r[3] for r in rows):
-            print("the device already runs this prescription: nothing sent")
+            emit(a, {"sent": False, "therapy": cur}, "the device already runs this prescription: nothing sent")
             return 0
         if not a.yes and not _confirm(f"program {Path(a.file).name} into the pump?"):
             raise PumpctlError("not confirmed: nothing sent")
         s.change("program", {"rx": rx})
         rep = s.read("therapy")
         history.record(s.device_id, rep.get("rx_id"), rep.get("rx") or rx, f"pumpctl program {Path(a.file).name}")
-    _console().print(_kv_table("programmed", _summary_rows(rep)))
+    if a.json:
+        emit(a, {"sent": True, "therapy": rep})
+    else:
+        _console().print(_kv_table("programmed", _summary_rows(rep)))
     return 0
 
 
 def cmd_bolus(a) -> int:
+    from .cli import emit
     from .session import bolus_args, fmt_nl, fmt_rate
 
     if a.patient:
@@ -154,12 +163,13 @@ def cmd_bolus(a) -> int:
         op, args = "bolus", bolus_args(a.dose_ug, a.minutes, a.prime, a.volume_ul)
     with _session(a) as s:
         r = s.change(op, args)
-    print(f"{r.get('kind')} bolus started: {fmt_nl(r.get('volume_nl'))} at {fmt_rate(r.get('rate_nl_per_h'))}")
+    emit(a, r, f"{r.get('kind')} bolus started: {fmt_nl(r.get('volume_nl'))} at {fmt_rate(r.get('rate_nl_per_h'))}")
     return 0
 
 
 def cmd_refill(a) -> int:
     from . import prescription
+    from .cli import emit
     from .session import fmt_nl, refill_args
 
     rx = prescription.load(a.rx) if a.rx else None
@@ -169,7 +179,7 @@ def cmd_refill(a) -> int:
     msg = f"refilled with {args['drug']} {args['conc_ug_per_ml']} ug/mL: reservoir {fmt_nl(r.get('volume_nl'))}"
     if r.get("bridge_nl"):
         msg += f"; bridging {fmt_nl(r['bridge_nl'])} of old fluid in the line"
-    print(msg)
+    emit(a, r, msg)
     if r.get("warning"):  # a pocket fill or a leak? the pump raised its refill-mismatch alarm too
         print(f"warning: removed {fmt_nl(r.get('removed_nl'))} but the pump expected {fmt_nl(r.get('expected_nl'))} "
               f"(off by {fmt_nl(r.get('mismatch_nl'))}, tolerance {fmt_nl(r.get('tolerance_nl'))}): "
@@ -178,36 +188,39 @@ def cmd_refill(a) -> int:
 
 
 def cmd_calibrate(a) -> int:
+    from .cli import emit
     from .session import calibrate_args, mass_to_nl
 
     args = calibrate_args(a.measured_ul, a.steps, a.mass_mg, a.water_temp_c)  # bad input: nothing sent
-    if a.mass_mg is not None:
+    if a.mass_mg is not None and not a.json:
         t = 20 if a.water_temp_c is None else a.water_temp_c
         nl, dens = mass_to_nl(a.mass_mg, t)
         print(f"{a.mass_mg} mg of water at {t} C, density {dens // 10**6}.{dens % 10**6:06d} mg/uL: "
               f"{nl // 1000}.{nl % 1000:03d} uL ({nl} nL, rounded up) over {a.steps} steps")
     with _session(a) as s:
         r = s.change("calibrate", args)
-    print(f"calibrated: {r['pl_per_step']} pL/step (was {r['previous_pl_per_step']})")
+    emit(a, r, f"calibrated: {r['pl_per_step']} pL/step (was {r['previous_pl_per_step']})")
     return 0
 
 
 def cmd_suspend(a, on: bool) -> int:
+    from .cli import emit
+
     with _session(a) as s:
-        r = s.change("suspend", {"on": on})
-    print("delivery suspended" if r.get("suspended") else "delivery resumed")
+        r = s.change("suspend", {"on": on}, label="suspend" if on else "resume")
+    emit(a, r, "delivery suspended" if r.get("suspended") else "delivery resumed")
     return 0
 
 
 def cmd_alarms(a) -> int:
-    import json
-
     from rich.table import Table
+
+    from .cli import emit
 
     with _session(a) as s:
         rep = s.read("alarms")
     if a.json:
-        print(json.dumps(rep, indent=2, sort_keys=True))
+        emit(a, rep)
         return 0
     t = Table(title="active alarms")
     for c in ("code", "priority", "condition", "acked", "escalated", "since (s uptime)"):
@@ -232,14 +245,17 @@ def cmd_alarms(a) -> int:
 
 
 def cmd_ack(a) -> int:
+    from .cli import emit
+
     with _session(a) as s:
         r = s.change("ack", {"code": a.code})
-    print(f"acknowledged: {', '.join(r.get('acked', [])) or 'none'}; still active: "
+    emit(a, r, f"acknowledged: {', '.join(r.get('acked', [])) or 'none'}; still active: "
           f"{', '.join(r.get('active', [])) or 'none'}")
     return 0
 
 
 def cmd_time(a) -> int:
+    from .cli import emit
     from .logs import wall_iso
     from .session import time_sync_args
 
@@ -248,15 +264,17 @@ def cmd_time(a) -> int:
         r = s.change("time_set", args)
     tz = args["tz_min"]
     prev = wall_iso(r.get("previous_wall_s", 0)) or "unset"
-    print(f"board clock set to {wall_iso(r['wall_s'])} (UTC{'+' if tz >= 0 else '-'}{abs(tz) // 60:02d}:"
+    emit(a, r, f"board clock set to {wall_iso(r['wall_s'])} (UTC{'+' if tz >= 0 else '-'}{abs(tz) // 60:02d}:"
           f"{abs(tz) % 60:02d}); it was {prev}")
     return 0
 
 
 def cmd_service(a) -> int:
+    from .cli import emit
+
     with _session(a) as s:
         r = s.change("service", None)
-    print("service access: " + ("delivery suspended, " if r.get("suspended") else "")
+    emit(a, r, "service access: " + ("delivery suspended, " if r.get("suspended") else "")
           + f"REPL {r.get('repl', '?')} (pumpctl flash / mpremote now; pumpctl restart, then resume)")
     return 0
 
@@ -270,8 +288,10 @@ def cmd_logs(a) -> int:
     from . import logs
     from .session import read_logs
 
+    check_out_path(a.out, "--out")
     if a.plot:
-        import matplotlib  # noqa: F401  (fail before reading, not after)
+        check_out_path(a.plot, "--plot")
+        logs.check_plot_path(a.plot)  # fail before reading, not after
     err = _console(stderr=True)
     with _session(a) as s, Progress(TextColumn("reading log"), BarColumn(), MofNCompleteColumn(),
                                     TimeElapsedColumn(), console=err, transient=True,
@@ -280,13 +300,13 @@ def cmd_logs(a) -> int:
         got = read_logs(s.client, since=a.since, page=a.page,
                         progress=lambda done, total: prog.update(task, completed=done, total=total))
         device_id = s.status().get("device_id") if a.plot else None
-    text = logs.export(got.records, a.format)
+    text = "" if a.json and not a.out else logs.export(got.records, a.format)
     if a.out:
         try:
             Path(a.out).write_text(text)
         except OSError as e:
             raise PumpctlError(f"cannot write {a.out}: {e.strerror}") from None
-    else:
+    elif not a.json:
         sys.stdout.write(text)
     if a.plot and got.records:
         from .cli_clinic import drugs_by_rx
@@ -295,6 +315,10 @@ def cmd_logs(a) -> int:
     print(f"read {len(got.records)} records ({got.bytes:,} bytes) in {got.seconds:.2f} s, {got.pages} pages"
           + (f"; wrote {a.out}" if a.out else "") + (f"; plot {a.plot}" if a.plot and got.records else ""),
           file=sys.stderr)
+    if a.json:
+        from .cli import emit
+
+        emit(a, {"records": got.records, "pages": got.pages, "bytes": got.bytes, "problems": got.problems})
     for p in got.problems:
         print(f"pumpctl: log problem: {p}", file=sys.stderr)
     if got.problems:
@@ -366,7 +390,16 @@ def _follow(a, since: int) -> int:
 # -- parser -----------------------------------------------------------------------------------------
 
 
-def add_commands(sub, with_port) -> None:
+def check_out_path(path: str | None, option: str) -> None:
+    """An output file's folder must exist: said before the board is asked, not as a traceback after."""
+    if path is None:
+        return
+    parent = Path(path).expanduser().parent
+    if not parent.is_dir():
+        raise PumpctlError(f"{option} {path}: folder {parent} does not exist")
+
+
+def register(sub, with_port) -> None:
     from .session import MAX_LOG_RECORDS
 
     sp = with_port(sub.add_parser("provision", help="new keys for the board (keystore + /keys.json), at rest"))
@@ -374,7 +407,6 @@ def add_commands(sub, with_port) -> None:
     sp.set_defaults(func=cmd_provision)
 
     sp = with_port(sub.add_parser("therapy", help="show the current prescription"))
-    sp.add_argument("--json", action="store_true")
     sp.add_argument("--toml", action="store_true", help="write it as a prescription file (clinical units) that "
                                                         "pumpctl program loads back to the same prescription")
     sp.set_defaults(func=cmd_therapy)
@@ -416,7 +448,6 @@ def add_commands(sub, with_port) -> None:
 
     sp = with_port(sub.add_parser("alarms", help="active alarms"))
     sp.add_argument("--recent", action="store_true", help="also the last alarm events")
-    sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_alarms)
 
     sp = with_port(sub.add_parser("ack", help="acknowledge an alarm (its code, or 'all')"))
@@ -441,3 +472,6 @@ def add_commands(sub, with_port) -> None:
     sp.add_argument("--interval", type=float, default=1.0, help="--follow: seconds between log checks (default 1)")
     sp.add_argument("--page", type=int, default=MAX_LOG_RECORDS, help=f"records per request (1..{MAX_LOG_RECORDS})")
     sp.set_defaults(func=cmd_logs)
+
+
+add_commands = register  # the name before command modules registered themselves

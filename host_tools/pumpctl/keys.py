@@ -1,7 +1,10 @@
 """Host keystore: per-device, per-role HMAC-SHA256 keys and the counters that sign changes.
 
 One JSON file per device, ``<dir>/<device-id>.json`` (file 0600, directory 0700), where ``<dir>`` is
-``$ITPUMP_KEYS_DIR`` (or ``$ITPUMP_KEYS``) or ``~/.config/itpump/keys``::
+``$ITPUMP_KEYS_DIR`` (or ``$ITPUMP_KEYS``) or ``keys`` in the platform's user data directory
+(platformdirs: ``~/.local/share/itpump/keys`` on Linux, ``~/Library/Application Support/itpump/keys``
+on macOS, ``%LOCALAPPDATA%/itpump/keys`` on Windows); a keystore at the old ``~/.config/itpump/keys`` is
+still found::
 
     {"v": 1, "device_id": "...", "created": "...", "keys": {role: hex}, "counters": {role: last used}}
 
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import hmac
 import json
@@ -24,6 +26,9 @@ import re
 import secrets
 import stat
 from pathlib import Path
+
+import filelock
+import platformdirs
 
 from . import PumpctlError
 
@@ -39,17 +44,34 @@ class KeystoreError(PumpctlError):
     pass
 
 
+POSIX = os.name == "posix"  # file modes and directory fsync mean something there only
+
+
+def legacy_keys_dir() -> Path:
+    """Where keystores were kept before the platform's user data dir (still read)."""
+    return Path.home() / ".config" / "itpump" / "keys"
+
+
 def keys_dir() -> Path:
     env = os.environ.get(ENV_DIR) or os.environ.get(ENV)
-    return Path(env).expanduser() if env else Path.home() / ".config" / "itpump" / "keys"
+    return Path(env).expanduser() if env else platformdirs.user_data_path("itpump", appauthor=False) / "keys"
 
 
 def path(device_id: str, root: Path | str | None = None) -> Path:
-    """Where the keystore of device_id lives (it may not exist yet)."""
+    """Where the keystore of device_id lives (it may not exist yet): under root, else keys_dir(), or
+    the old location when only that one holds it."""
     if not isinstance(device_id, str) or not _DEVICE_ID.match(device_id):
         raise KeystoreError(f"device id {device_id!r} is not a safe file name "
                             "(letters, digits, '.', '_', '-'; at most 64)")
-    return (Path(root) if root is not None else keys_dir()) / f"{device_id}.json"
+    if root is not None:
+        return Path(root) / f"{device_id}.json"
+    p = keys_dir() / f"{device_id}.json"
+    env = os.environ.get(ENV_DIR) or os.environ.get(ENV)
+    if not env and not p.exists():
+        old = legacy_keys_dir() / f"{device_id}.json"
+        if old.exists():
+            return old
+    return p
 
 
 def mac_hex(key: bytes, body: bytes) -> str:
@@ -79,7 +101,7 @@ def sign(role: str, key: bytes, body_bytes: bytes) -> bytes:
 
 def _ensure_dir(d: Path) -> None:
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(d.stat().st_mode) != 0o700:
+    if POSIX and stat.S_IMODE(d.stat().st_mode) != 0o700:
         os.chmod(d, 0o700)
 
 
@@ -98,23 +120,18 @@ def _write_private(p: Path, data: dict) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dfd = os.open(p.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if POSIX:  # the rename is durable once the directory is synced (Windows has no directory fsync)
+        dfd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
-@contextlib.contextmanager
-def _locked(p: Path):
-    """Exclusive lock for read-modify-write of one keystore (other pumpctl processes wait)."""
-    fd = os.open(p.with_name(f".{p.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def _locked(p: Path) -> filelock.FileLock:
+    """Exclusive lock for read-modify-write of one keystore (other pumpctl processes wait); an OS lock
+    (flock, or msvcrt on Windows), released by the OS if pumpctl dies."""
+    return filelock.FileLock(str(p.with_name(f".{p.name}.lock")), mode=0o600)
 
 
 def _read(p: Path) -> dict:
@@ -123,7 +140,7 @@ def _read(p: Path) -> dict:
     except FileNotFoundError:
         raise KeystoreError(f"no keys for this device at {p}: provision it first "
                             "(pumpctl provision)") from None
-    if stat.S_IMODE(st.st_mode) & 0o077:
+    if POSIX and stat.S_IMODE(st.st_mode) & 0o077:
         raise KeystoreError(f"{p} is readable by others (mode {stat.S_IMODE(st.st_mode):o}): "
                             f"chmod 600 it and treat its keys as leaked (provision new ones)")
     try:

@@ -143,6 +143,20 @@ def timeline_s(records: list[dict]) -> list[float]:
     return out
 
 
+def check_plot_path(png: str | Path) -> None:
+    """Refuse a plot file matplotlib cannot write (by its extension) before any record is read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    types = FigureCanvasBase.get_supported_filetypes()
+    ext = Path(png).suffix.lower().lstrip(".")
+    if ext not in types:
+        raise PumpctlError(f"--plot {png}: unknown image type '{ext or '(none)'}' (use one of: "
+                           f"{', '.join(sorted(types))})")
+
+
 def plot(records: list[dict], png: str | Path, title: str = "itpump event log",
          drugs_by_rx: dict[int, str] | None = None, tz=None) -> dict:
     """Delivery (programmed vs delivered), programmed rate and reservoir over real dates, with alarms

@@ -218,6 +218,9 @@ def load(path: str | Path) -> dict:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise PrescriptionError(f"{p}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise PrescriptionError(f"{p}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}): save it "
+                                "as UTF-8") from None
     return loads(text, str(p))
 
 

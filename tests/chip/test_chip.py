@@ -33,7 +33,7 @@ def pc(*args, ok=True, timeout=120):
 
 
 def status() -> dict:
-    return json.loads(pc("status", "--json", "--timeout", "10").stdout)
+    return json.loads(pc("status", "--json", "--timeout", "10").stdout)["result"]  # the --json envelope
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def pc(*args, ok=True):
 
 
 def status():
-    return json.loads(pc("status", "--json").stdout)
+    return json.loads(pc("status", "--json").stdout)["result"]
 
 
 def test_flash_over_a_running_pump_goes_through_service_mode(env_board):

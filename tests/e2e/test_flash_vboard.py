@@ -26,7 +26,7 @@ def pc(*args, ok=True):
 
 
 def status(port):
-    return json.loads(pc("status", "--json", "--port", port).stdout)
+    return json.loads(pc("status", "--json", "--port", port).stdout)["result"]  # the --json envelope
 
 
 def test_board_found_by_itself_and_unchanged_files_skipped(board):

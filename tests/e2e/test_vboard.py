@@ -89,7 +89,9 @@ def test_protocol_errors_over_the_link(flashed_board):
 
 def test_pumpctl_status_json(flashed_board):
     r = run("pumpctl", "status", "--json", "--port", flashed_board.port, check=True)
-    st = json.loads(r.stdout)
+    env = json.loads(r.stdout)
+    assert env["schema"] == 1 and env["command"] == "status" and env["ok"] is True
+    st = env["result"]
     assert st["board"] == "sim" and st["uptime_ms"] >= 0
 
 
@@ -118,7 +120,7 @@ def test_wrong_board_is_refused_and_nothing_changes(flashed_board):
 
 def test_fresh_board_says_firmware_missing(fresh_board):
     r = run("pumpctl", "status", "--port", fresh_board.port, "--timeout", "1")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 5 and "Traceback" not in r.stderr
     assert "itpump is not running" in r.stderr and "pumpctl flash" in r.stderr
 
 
@@ -140,7 +142,7 @@ def test_speed_factor_runs_the_virtual_clock_faster(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, flashed_board):
     r = run("pumpctl", "status", "--port", str(tmp_path / "no-such-tty"))
-    assert r.returncode == 1 and r.stderr.strip() == f"pumpctl: error: no such port: {tmp_path / 'no-such-tty'}"
+    assert r.returncode == 3 and r.stderr.strip() == f"pumpctl: error: no such port: {tmp_path / 'no-such-tty'}"
     with Link(flashed_board.port):  # holds the port exclusively
         r = run("pumpctl", "status", "--port", flashed_board.port)
-    assert r.returncode == 1 and "port busy" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 6 and "port busy" in r.stderr and "Traceback" not in r.stderr

@@ -93,7 +93,7 @@ def test_no_token_no_page(served, browser):
 
 def test_the_port_is_owned_and_pumpctl_says_so(served):
     r = run("pumpctl", "status", "--port", served["board"].port)
-    assert r.returncode == 1 and "pumpctl web" in r.stderr and "owns the link" in r.stderr, r.stderr
+    assert r.returncode == 6 and "pumpctl web" in r.stderr and "owns the link" in r.stderr, r.stderr
     assert served["base"] in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -108,13 +108,13 @@ def test_a_copied_board_folder_is_a_board(tmp_path, monkeypatch):
         flash.plan("my_board", root=tmp_path)
 
 
-def test_cli_prints_one_line_and_exits_1(capsys, tmp_path):
+def test_cli_prints_one_line_and_exits_3_for_no_board(capsys, tmp_path):
     rc = cli.main(["status", "--port", str(tmp_path / "nope")])
     err = capsys.readouterr().err
-    assert rc == 1 and err == f"pumpctl: error: no such port: {tmp_path / 'nope'}\n"
+    assert rc == 3 and err == f"pumpctl: error: no such port: {tmp_path / 'nope'}\n"
 
 
 def test_vboard_status_when_stopped(tmp_path, capsys):
     rc = cli.main(["vboard", "status", "--dir", str(tmp_path)])
-    assert rc == 1 and "not running" in capsys.readouterr().out
+    assert rc == 3 and "not running" in capsys.readouterr().out  # no board
     assert vboard.stop(tmp_path) is False

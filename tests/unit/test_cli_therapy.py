@@ -168,10 +168,10 @@ def test_bolus_kinds_and_roles(board, capsys):
     rc, out, err = pc(capsys, "bolus", "--patient")
     assert rc == 0 and "patient bolus started: 5.0 uL" in out
     rc, out, err = pc(capsys, "bolus", "--patient")  # the bolus still runs
-    assert rc == 1 and "BUSY" in err
+    assert rc == 4 and "BUSY" in err  # refused by the board
     board.run_ms(11 * 60_000)
     rc, out, err = pc(capsys, "bolus", "--patient")
-    assert rc == 1 and err.startswith("pumpctl: error: patient_bolus: LOCKOUT")
+    assert rc == 4 and err.startswith("pumpctl: error: patient_bolus: LOCKOUT")
     rc, out, err = pc(capsys, "bolus", "--dose-ug", "2.5", "--minutes", "5")
     assert rc == 0 and "clinician bolus started: 0.5 uL" in out
     assert sent(board)[-1] == ("bolus", {"kind": "clinician", "dose_ng": 2500, "duration_min": 5}, "clinician")
@@ -214,7 +214,7 @@ def test_suspend_resume_calibrate_time_ack_service(board, capsys):
     rc, out, err = pc(capsys, "time", "sync")
     assert rc == 0 and "board clock set to" in out and board.app.time_source == "host"
     rc, out, err = pc(capsys, "ack", "OCCLUSION")
-    assert rc == 1 and "not active" in err
+    assert rc == 4 and "not active" in err
     rc, out, err = pc(capsys, "alarms")
     assert rc == 0 and "no active alarms" in out
     rc, out, err = pc(capsys, "service")
@@ -240,7 +240,7 @@ def test_no_keys_on_the_board_says_provision(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(linkmod, "Link", lambda port, *a, **kw: lk)
     try:
         rc, out, err = pc(capsys, "suspend")
-        assert rc == 1 and err == "pumpctl: error: suspend: board has no keys: run pumpctl provision\n"
+        assert rc == 4 and err == "pumpctl: error: suspend: board has no keys: run pumpctl provision\n"
     finally:
         lk.close()
 

@@ -56,6 +56,9 @@ class AppLink:
     def pending_text(self):
         return b""
 
+    def discard_input(self):
+        self._out.clear()
+
     def run_ms(self, ms):
         c = self.board.clock
         if self.nt is None:

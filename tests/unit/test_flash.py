@@ -222,7 +222,7 @@ def test_cli_takes_the_board_from_the_firmware_and_waits_timeout_plus_boot(monke
 
 
 def test_restart_waits_timeout_plus_the_boot_of_what_is_installed(monkeypatch):
-    calls = _cli(monkeypatch, None)
+    calls = _cli(monkeypatch, flash.Probe("repl"))  # restart asks first: nothing runs
     monkeypatch.setattr(flash, "restart", lambda port: flash.BOOT_BUDGET_S["frozen"])
     assert cli.main(["restart", "--port", "/dev/x", "--timeout", "1"]) == 0
     assert calls["wait"] == 1.0 + 4.0

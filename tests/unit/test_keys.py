@@ -66,13 +66,48 @@ def test_default_path_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv(K.ENV, raising=False)
     monkeypatch.delenv(K.ENV_DIR, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert K.path("d1") == tmp_path / "home" / ".config" / "itpump" / "keys" / "d1.json"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    import platformdirs
+
+    assert K.path("d1") == platformdirs.user_data_path("itpump", appauthor=False) / "keys" / "d1.json"
+    assert K.path("d1") == tmp_path / "data" / "itpump" / "keys" / "d1.json"  # Linux: the XDG data dir
     monkeypatch.setenv(K.ENV, str(tmp_path / "elsewhere"))
     assert K.path("d1") == tmp_path / "elsewhere" / "d1.json"
     K.provision("d1")
     assert (tmp_path / "elsewhere" / "d1.json").exists()
     monkeypatch.setenv(K.ENV_DIR, str(tmp_path / "dir"))  # the documented name wins
     assert K.path("d1") == tmp_path / "dir" / "d1.json"
+
+
+def test_a_keystore_at_the_old_location_is_still_found(tmp_path, monkeypatch):
+    monkeypatch.delenv(K.ENV, raising=False)
+    monkeypatch.delenv(K.ENV_DIR, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    old = K.provision("d9", tmp_path / "home" / ".config" / "itpump" / "keys")
+    assert K.path("d9") == old.path and K.load("d9").keys == old.keys
+    assert K.load("d9").next_counter("clinician") == 1  # used in place, counters and all
+    new = K.provision("d8")  # new keystores go to the data dir
+    assert new.path == tmp_path / "data" / "itpump" / "keys" / "d8.json"
+
+
+def test_the_lock_is_an_os_lock_that_other_processes_wait_for(tmp_path):
+    import multiprocessing
+
+    ks = K.provision("d7", tmp_path)
+    with K._locked(ks.path):  # noqa: SLF001
+        ctx = multiprocessing.get_context("spawn")
+        p = ctx.Process(target=_take_counter, args=(str(tmp_path),))
+        p.start()
+        p.join(1.0)
+        assert p.is_alive()  # waiting for our lock
+        assert ks.counters()["clinician"] == 0
+    p.join(20)
+    assert p.exitcode == 0 and ks.counters()["clinician"] == 1
+
+
+def _take_counter(root):
+    K.load("d7", root).next_counter("clinician")
 
 
 def test_staged_keystore_is_adopted_in_place(tmp_path):
