@@ -379,9 +379,14 @@ def restart(port: str) -> float:
     from .mpr import Device
 
     with Device(port) as dev:
-        kind = "sim" if dev.is_sim() else dev.firmware_kind()
+        budget_s = device_boot_budget_s(dev)
         dev.soft_reset()
-    return BOOT_BUDGET_S[kind]
+    return budget_s
+
+
+def device_boot_budget_s(dev) -> float:
+    """The seconds the firmware on an open Device may take to boot, by how it is installed."""
+    return BOOT_BUDGET_S["sim" if dev.is_sim() else dev.firmware_kind()]
 
 
 def _parents(dirs: list[str]) -> list[str]:

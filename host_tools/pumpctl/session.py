@@ -178,10 +178,12 @@ def time_sync_args(now_s: float | None = None, tz_min: int | None = None) -> dic
 
 
 def provision(port: str, force: bool = False, keys_root: Path | str | None = None, timeout_s: float = 3.0,
-              restart_timeout_s: float = 10.0, say: Callable[[str], None] = lambda s: None) -> dict:
+              restart_timeout_s: float | None = None, say: Callable[[str], None] = lambda s: None) -> dict:
     """New keys for the board on port: generate (staged), write /keys.json through mpremote, adopt them,
     restart, check the board reports keys ok. Refused while therapy runs or (without force) when keys
-    for the device exist. Returns {"device_id", "keystore", "roles"}."""
+    for the device exist. The restart wait is timeout_s plus the board's boot budget unless
+    restart_timeout_s is given. Returns {"device_id", "keystore", "roles"}."""
+    from .flash import device_boot_budget_s
     from .link import Link
     from .mpr import Device, local_sha256
 
@@ -208,12 +210,13 @@ def provision(port: str, force: bool = False, keys_root: Path | str | None = Non
                 raise PumpctlError("/keys.json on the board does not match what was written: provision again")
             # the board holds the new keys from now: adopt them before anything else can fail
             ks = keys.adopt(staged, keys_root)
+            boot_s = device_boot_budget_s(d)
             d.soft_reset()
     finally:
         if staged.path.exists():
             staged.path.unlink()
     with Link(port) as link:
-        st = Client(link).wait_ready(restart_timeout_s)
+        st = Client(link).wait_ready(timeout_s + boot_s if restart_timeout_s is None else restart_timeout_s)
     if st.get("keys") != "ok":
         raise PumpctlError(f"the board restarted but reports keys {st.get('keys')!r}, not ok")
     return {"device_id": dev, "keystore": str(ks.path), "roles": ks.roles()}

@@ -259,6 +259,54 @@ def test_provision_without_force_keeps_existing_keys(board, capsys):
     assert rc == 1 and "refusing to replace" in err and "--force" in err
 
 
+@pytest.mark.parametrize("kind, budget_s", [("frozen", 4.0), ("mpy", 6.0), ("py", 15.0)])
+def test_provision_waits_for_the_restart_by_timeout_and_boot_budget(board, monkeypatch, capsys, kind, budget_s):
+    """A slow .py boot on a Pico takes ~7 s of chip time: the restart wait follows --timeout plus what
+    the installed firmware needs to boot, not a fixed 10 s."""
+    from pumpctl import client as clientmod
+    from pumpctl import mpr
+
+    class FakeDevice:
+        files: dict = {}
+
+        def __init__(self, port):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def is_sim(self):
+            return False
+
+        def firmware_kind(self):
+            return kind
+
+        def write_file(self, path, data):
+            self.files[path] = data
+
+        def sha256(self, path):
+            return mpr.local_sha256(self.files[path])
+
+        def soft_reset(self):
+            pass
+
+    waits = []
+
+    def wait_ready(self, timeout_s):
+        waits.append(timeout_s)
+        return {"keys": "ok"}
+
+    monkeypatch.setattr(mpr, "Device", FakeDevice)
+    monkeypatch.setattr(clientmod.Client, "wait_ready", wait_ready)
+    rc, out, err = pc(capsys, "provision", "--force", "--timeout", "7")
+    assert rc == 0, err
+    assert "/keys.json" in FakeDevice.files
+    assert waits == [7 + budget_s]
+
+
 # -- logs -------------------------------------------------------------------------------------------
 
 
