@@ -52,16 +52,15 @@ PL_PER_STEP = 50_000
 
 
 def find_bootrom(path: str | os.PathLike | None = None) -> Path | None:
-    """--bootrom, else $ITPUMP_BOOTROM, else shared/rp2/ in a parent of the repository (never in it)."""
+    """--bootrom, else $ITPUMP_BOOTROM, else the shared/rp2/ copy beside the repository (never in it)."""
+    from .fwbuild import shared_rp2
+
     if path:
         return Path(path)
     if os.environ.get("ITPUMP_BOOTROM"):
         return Path(os.environ["ITPUMP_BOOTROM"])
-    for parent in REPO_ROOT.resolve().parents:
-        p = parent / "shared" / "rp2" / BOOTROM_NAME
-        if p.exists():
-            return p
-    return None
+    p = shared_rp2(BOOTROM_NAME)
+    return p if p.exists() else None
 
 
 def node_exe() -> str | None:

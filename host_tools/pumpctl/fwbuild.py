@@ -24,8 +24,20 @@ from pathlib import Path
 from . import REPO_ROOT, PumpctlError
 from .flash import board_chip
 
+SHARED_RP2 = Path("/work/shared/rp2")  # where the project's build machines keep the third-party inputs
+
+
+def shared_rp2(name: str) -> Path:
+    """A third-party input kept beside the repository, never in it (shared/rp2/ in a parent folder of the
+    checkout, wherever it was cloned, else the build machines' copy)."""
+    for parent in REPO_ROOT.resolve().parents:
+        if (parent / "shared" / "rp2" / name).exists():
+            return parent / "shared" / "rp2" / name
+    return SHARED_RP2 / name
+
+
 # The source used when no MPY_DIR is given (a read-only copy on the project's build machines).
-TARBALL = Path(os.environ.get("ITPUMP_MPY_TARBALL", "/work/shared/rp2/micropython-1.28.0-rp2-src.tar.xz"))
+TARBALL = Path(os.environ.get("ITPUMP_MPY_TARBALL") or shared_rp2("micropython-1.28.0-rp2-src.tar.xz"))
 MPY_VERSION = "v1.28.0"
 # Each chip's MicroPython board and UF2 family id (RP2040; RP2350 ARM secure).
 PORT_BOARDS = {"RP2040": ("RPI_PICO", 0xE48BFF56), "RP2350": ("RPI_PICO2", 0xE48BFF59)}

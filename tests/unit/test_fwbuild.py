@@ -166,3 +166,14 @@ def test_real_build_freezes_itpump_and_rebuilds_fast():
                        text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert (out / "firmware.bin").stat().st_mtime_ns == before  # nothing rebuilt, nothing copied
+
+
+def test_shared_inputs_are_found_beside_a_clone_anywhere_else_on_the_build_machines_copy(tmp_path, monkeypatch):
+    clone = tmp_path / "ci" / "itpump"
+    clone.mkdir(parents=True)
+    monkeypatch.setattr(fwbuild, "REPO_ROOT", clone)
+    monkeypatch.setattr(fwbuild, "SHARED_RP2", tmp_path / "machine" / "rp2")
+    assert fwbuild.shared_rp2("bootrom.bin") == tmp_path / "machine" / "rp2" / "bootrom.bin"
+    (tmp_path / "ci" / "shared" / "rp2").mkdir(parents=True)
+    (tmp_path / "ci" / "shared" / "rp2" / "bootrom.bin").write_bytes(b"\0")
+    assert fwbuild.shared_rp2("bootrom.bin") == tmp_path / "ci" / "shared" / "rp2" / "bootrom.bin"
