@@ -30,8 +30,19 @@ for _m in ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy"
     __import__("itpump." + _m)
     gc.collect()
 
-from itpump import VERSION, auth, eventlog, ops, ops_bolus, power, protocol, pump, store, supervisor  # noqa: E402
-from itpump import alarms as A  # noqa: E402
+from itpump import (  # noqa: E402
+    VERSION,
+    alarms,
+    auth,
+    eventlog,
+    ops,
+    ops_bolus,
+    power,
+    protocol,
+    pump,
+    store,
+    supervisor,
+)
 from itpump.reservoir import Reservoir  # noqa: E402
 from itpump.therapy import Therapy  # noqa: E402
 
@@ -129,7 +140,7 @@ class App:
         self.keys_state = "none"
         self._next_delivery_log_s = DELIVERY_LOG_S
         self._last_tod = 0
-        self.alarms = A.AlarmManager(board.clock, getattr(board, "buzzer", None), getattr(board, "led", None))
+        self.alarms = alarms.AlarmManager(board.clock, getattr(board, "buzzer", None), getattr(board, "led", None))
         self.alarms.add_listener(self._on_alarm)
         self.sup = supervisor.Supervisor(self.wdt if self.wdt is not None else _NoWdt(), board.clock,
                                          _JsonRecord(root + "data/sup.json"), timeout_ms=WDT_TIMEOUT_MS)
@@ -164,13 +175,13 @@ class App:
             self.pump.occ = None
             self.pump.pressure = None
             self.pump.halt |= pump.H_INTERNAL
-            self.alarms.raise_alarm(A.INTERNAL)
+            self.alarms.raise_alarm(alarms.INTERNAL)
         if self.battery is not None:
             try:
                 self.batt = power.from_calibration(cal)
             except ValueError as e:
                 self.cal_problem = str(e)
-                self.alarms.raise_alarm(A.INTERNAL)
+                self.alarms.raise_alarm(alarms.INTERNAL)
         self.auth = auth.Authenticator(board.clock, auth.FileCounters(root + "data/ctr.json"),
                                        self._load_keys(), on_event=self._on_auth_event,
                                        permissions=PERMISSIONS)
@@ -213,8 +224,8 @@ class App:
         ev = {"raise": eventlog.ALARM_RAISED, "ack": eventlog.ALARM_ACKED, "clear": eventlog.ALARM_CLEARED}
         if kind in ev:
             self.event(ev[kind], code)
-        self.send(protocol.event_line("alarm", {"kind": kind, "code": A.NAMES[code],
-                                                "priority": A.PRIORITY_NAMES[A.priority(code)]}))
+        self.send(protocol.event_line("alarm", {"kind": kind, "code": alarms.NAMES[code],
+                                                "priority": alarms.PRIORITY_NAMES[alarms.priority(code)]}))
 
     def _on_auth_event(self, kind, info):
         if kind == auth.EV_FAIL:
@@ -297,7 +308,7 @@ class App:
                 self.state_problem = _err_text(e)
                 self.event(eventlog.STORE_PROBLEM, gen, 255)
                 p.therapy = None
-                self.alarms.raise_alarm(A.INTERNAL)
+                self.alarms.raise_alarm(alarms.INTERNAL)
                 p.halt |= pump.H_INTERNAL
         elif problems:
             self.state_problem = "; ".join(problems)
@@ -434,7 +445,7 @@ class App:
             if self.store_failures == 1 or self.store_failures % 100 == 0:
                 self.event(eventlog.STORE_PROBLEM, self.store.generation, 255)
             # no new mark: delivery stops at the old one (pump waits), and the alarm says why
-            self.alarms.raise_alarm(A.INTERNAL)
+            self.alarms.raise_alarm(alarms.INTERNAL)
 
     def _tod_from_wall(self):
         w = self.wall.now_s()
@@ -529,7 +540,7 @@ class App:
         p.log_safety(pump.S_LATE_TASK, 0, ("tick", "link", "housekeeping").index(self.sup.late_task()))
         supervisor.safe_state(self.board)
         try:
-            p.stop(pump.H_INTERNAL, A.INTERNAL)
+            p.stop(pump.H_INTERNAL, alarms.INTERNAL)
         except Exception:
             pass
 
@@ -546,11 +557,11 @@ class App:
         # The exception may be a MemoryError: nothing below may raise out of the loop. The motor is
         # already stopped; the alarm is retried once on a collected heap.
         try:
-            self.alarms.raise_alarm(A.INTERNAL)
+            self.alarms.raise_alarm(alarms.INTERNAL)
         except Exception:
             gc.collect()
             try:
-                self.alarms.raise_alarm(A.INTERNAL)
+                self.alarms.raise_alarm(alarms.INTERNAL)
             except Exception:
                 pass
         self.last_error = _err_text(e)
@@ -604,13 +615,13 @@ class App:
             self.battery_faults += 1
             if not p.other_sensor_fault:
                 p.other_sensor_fault = True
-                self.alarms.raise_alarm(A.SENSOR_FAULT)  # the battery cannot be judged: say so
+                self.alarms.raise_alarm(alarms.SENSOR_FAULT)  # the battery cannot be judged: say so
         else:
             self.battery_mv = mv
             if p.other_sensor_fault:
                 p.other_sensor_fault = False
                 if not p.pressure_fault():
-                    p.condition_gone(A.SENSOR_FAULT)
+                    p.condition_gone(alarms.SENSOR_FAULT)
         if st != was:
             for s in (power.LOW, power.ERI, power.EOS):
                 if s != st:
@@ -623,7 +634,7 @@ class App:
         if st == power.EOS and not p.halt & pump.H_BATTERY:
             # end of service: stop while the motor and flash still have margin, and save the state now
             p.log_safety(pump.S_BATTERY_EOS, 0, batt.avg_mv)
-            p.stop(pump.H_BATTERY, A.BATTERY_EOS)
+            p.stop(pump.H_BATTERY, alarms.BATTERY_EOS)
             p.need_save = True
 
     def boot(self):

@@ -12,7 +12,7 @@ import json
 
 from micropython import const
 
-from itpump import protocol as P
+from itpump import protocol
 
 KEY_LEN = const(32)
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104 B)
@@ -36,7 +36,7 @@ DELAY_MAX_MS = const(30000)  # and is capped: an attacker slows the clinician, n
 QUIET_MS = const(10000)  # refusals that do not count are logged at most once per this
 CACHE_SIZE = const(4)  # applied changes remembered to answer a resend as DUPLICATE
 
-E_DUPLICATE = P.E_DUPLICATE
+E_DUPLICATE = protocol.E_DUPLICATE
 
 # Security event kinds passed to on_event(kind, info)
 EV_FAIL = "auth_fail"  # info: code, role, op, id, ctr (and suppressed: uncounted ones not logged)
@@ -230,19 +230,19 @@ class Authenticator:
 
         Returns the reply line: apply()'s, DUPLICATE for a resend of an applied change, or an error."""
         if self._last is None:
-            return self._refuse(req, P.E_AUTH_STATE, "counter state unavailable: changes refused")
+            return self._refuse(req, protocol.E_AUTH_STATE, "counter state unavailable: changes refused")
         if not self._pads:
-            return self._refuse(req, P.E_AUTH_NOKEYS, "no keys provisioned: changes refused")
+            return self._refuse(req, protocol.E_AUTH_NOKEYS, "no keys provisioned: changes refused")
         if req.role is None or req.ctr is None or req.mac is None:
-            return self._refuse(req, P.E_AUTH_MISSING, "'%s' needs role, ctr and a MAC after TAB" % req.op)
+            return self._refuse(req, protocol.E_AUTH_MISSING, "'%s' needs role, ctr and a MAC after TAB" % req.op)
         role = req.role
         if role not in ROLES:
-            return self._refuse(req, P.E_AUTH_ROLE, "unknown role '%s'" % role)
+            return self._refuse(req, protocol.E_AUTH_ROLE, "unknown role '%s'" % role)
         if role not in self._pads:
-            return self._refuse(req, P.E_AUTH_NOKEYS, "no key provisioned for role '%s'" % role)
+            return self._refuse(req, protocol.E_AUTH_NOKEYS, "no key provisioned for role '%s'" % role)
         held = self.held_ms(role)
         if held:  # the MAC is not even checked: guesses come no faster than the hold allows
-            return self._refuse(req, P.E_AUTH_LOCKED, "wrong MACs for '%s': its changes are held back "
+            return self._refuse(req, protocol.E_AUTH_LOCKED, "wrong MACs for '%s': its changes are held back "
                                 "for %d s more (reads work)" % (role, (held + 999) // 1000))
         mac = binascii.unhexlify(req.mac)
         if not equal(_hmac(self._pads[role], req.body), mac):
@@ -253,9 +253,9 @@ class Authenticator:
             self._event(EV_DUPLICATE, {"role": role, "op": req.op, "id": dup[2], "outcome": dup[3]})
             return duplicate_line(req.id, dup[2], dup[3])
         if req.op not in self._perm.get(role, ()):
-            return self._refuse(req, P.E_AUTH_FORBIDDEN, "role '%s' may not '%s'" % (role, req.op))
+            return self._refuse(req, protocol.E_AUTH_FORBIDDEN, "role '%s' may not '%s'" % (role, req.op))
         if req.ctr <= self._last.get(role, 0):
-            return self._refuse(req, P.E_AUTH_REPLAY, "ctr %d not above last accepted %d for '%s'" % (
+            return self._refuse(req, protocol.E_AUTH_REPLAY, "ctr %d not above last accepted %d for '%s'" % (
                 req.ctr, self._last.get(role, 0), role))
         # Persist the counter first: if power fails mid-change, the frame still cannot be replayed.
         new = dict(self._last)
@@ -264,7 +264,7 @@ class Authenticator:
             self._save(new, self._kid)
         except Exception as e:
             self._state_failed("counter not saved: %s" % type(e).__name__)
-            return P.error_line(req.id, P.E_AUTH_STATE, "counter could not be saved: change refused")
+            return protocol.error_line(req.id, protocol.E_AUTH_STATE, "counter could not be saved: change refused")
         reply = apply()
         self._cache[self._cache_i] = (role, mac, req.id, _outcome(reply))
         self._cache_i = (self._cache_i + 1) % len(self._cache)
@@ -336,7 +336,7 @@ class Authenticator:
         if ok:
             for role in d:
                 v = d[role]
-                if role != "kid" and (role not in ROLES or not P._is_int(v) or v < 0 or v > P.MAX_CTR):
+                if role != "kid" and (role not in ROLES or not protocol._is_int(v) or v < 0 or v > protocol.MAX_CTR):
                     ok = False
         if not ok:
             self._state_failed("counter file holds invalid data")
@@ -350,7 +350,7 @@ class Authenticator:
 
     def _state_failed(self, message):
         self._last = None  # unknown counters: refuse every change rather than reopen old ones
-        self._event(EV_STATE, {"code": P.E_AUTH_STATE, "message": message})
+        self._event(EV_STATE, {"code": protocol.E_AUTH_STATE, "message": message})
 
     def _cached(self, role, mac):
         for e in self._cache:
@@ -370,7 +370,7 @@ class Authenticator:
             self._suppressed = 0
         else:
             self._suppressed += 1
-        return P.error_line(req.id, code, message)
+        return protocol.error_line(req.id, code, message)
 
     def _wrong_mac(self, req):
         """A wrong MAC for a keyed role: always logged; past the free ones it holds the role back for a
@@ -378,7 +378,7 @@ class Authenticator:
         role = req.role
         n = self._fails.get(role, 0) + 1
         self._fails[role] = n
-        self._event(EV_FAIL, {"code": P.E_AUTH_MAC, "role": role, "op": req.op, "id": req.id, "ctr": req.ctr,
+        self._event(EV_FAIL, {"code": protocol.E_AUTH_MAC, "role": role, "op": req.op, "id": req.id, "ctr": req.ctr,
                               "suppressed": 0})
         msg = "MAC does not match"
         if n > self._free:
@@ -387,7 +387,7 @@ class Authenticator:
             self._held[role] = (self._clock.ticks_ms(), hold)
             self._event(EV_LOCKOUT, {"role": role, "failures": n, "delay_ms": hold})
             msg += ": changes as '%s' held back for %d s" % (role, (hold + 999) // 1000)
-        return P.error_line(req.id, P.E_AUTH_MAC, msg)
+        return protocol.error_line(req.id, protocol.E_AUTH_MAC, msg)
 
 
 def _outcome(reply):

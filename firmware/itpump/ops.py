@@ -10,7 +10,6 @@ import gc
 from itpump import eventlog, protocol, pump
 from itpump.therapy import DAY_MS, LimitError
 
-P = protocol
 E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
 E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
 E_HALTED = "HALTED"  # delivery is stopped by an alarm: acknowledge / refill first
@@ -25,7 +24,7 @@ _REASON = {"LOCKOUT": 2, "MAX_PER_DAY": 1, "BUSY": 5, "SUSPENDED": 5, "BRIDGE": 
            "LIMIT": 7, "limit_1h": 0, "limit_24h": 1, E_HALTED: 3, "RESERVOIR": 4}
 
 
-class Refused(P.ProtocolError):
+class Refused(protocol.ProtocolError):
     """A refusal already logged by its op (no second CHANGE_REFUSED record)."""
 
 
@@ -37,14 +36,14 @@ def _change(app, name, fn):
             raise
         except LimitError as e:
             app.refused(name, E_LIMIT)
-            raise P.ProtocolError(E_LIMIT, str(e))
-        except P.ProtocolError as e:
+            raise protocol.ProtocolError(E_LIMIT, str(e))
+        except protocol.ProtocolError as e:
             app.refused(name, e.code)
             raise
         except ValueError as e:
-            app.refused(name, P.E_ARGS)
-            raise P.ProtocolError(P.E_ARGS, str(e))
-    return (handler, P.CHANGE)
+            app.refused(name, protocol.E_ARGS)
+            raise protocol.ProtocolError(protocol.E_ARGS, str(e))
+    return (handler, protocol.CHANGE)
 
 
 def table(app):
@@ -53,13 +52,12 @@ def table(app):
 
     t = {"ping": read(op_ping), "status": read(op_status), "therapy": read(op_therapy),
          "alarms": read(op_alarms), "logs": read(op_logs)}
-    from itpump import ops_admin as M
-    from itpump import ops_bolus as B
-    from itpump import ops_therapy as T
-    for name, fn in (("program", T.op_program), ("bolus", B.op_bolus), ("patient_bolus", B.op_patient_bolus),
-                     ("refill", T.op_refill), ("calibrate", M.op_calibrate), ("suspend", T.op_suspend),
-                     ("cancel_bolus", T.op_cancel_bolus), ("time_set", M.op_time_set), ("ack", M.op_ack),
-                     ("keys", M.op_keys), ("service", M.op_service)):
+    from itpump import ops_admin, ops_bolus, ops_therapy
+    for name, fn in (("program", ops_therapy.op_program), ("bolus", ops_bolus.op_bolus),
+                     ("patient_bolus", ops_bolus.op_patient_bolus), ("refill", ops_therapy.op_refill),
+                     ("calibrate", ops_admin.op_calibrate), ("suspend", ops_therapy.op_suspend),
+                     ("cancel_bolus", ops_therapy.op_cancel_bolus), ("time_set", ops_admin.op_time_set),
+                     ("ack", ops_admin.op_ack), ("keys", ops_admin.op_keys), ("service", ops_admin.op_service)):
         t[name] = _change(app, name, fn)
     return t
 
@@ -71,13 +69,13 @@ def _save(app, undo):
     except Exception as e:
         undo()
         app.store_failures += 1
-        raise P.ProtocolError(E_STORE, "could not be saved (%s): not applied" % type(e).__name__)
+        raise protocol.ProtocolError(E_STORE, "could not be saved (%s): not applied" % type(e).__name__)
 
 
 def _therapy(app):
     th = app.pump.therapy
     if th is None:
-        raise P.ProtocolError("NOT_PROGRAMMED", "no prescription programmed")
+        raise protocol.ProtocolError("NOT_PROGRAMMED", "no prescription programmed")
     return th
 
 
@@ -89,7 +87,7 @@ def _halt_names(halt):
 
 
 def op_ping(app, args):
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     return {"pong": True}
 
 
@@ -115,7 +113,7 @@ def next_step(th, tod):
 
 
 def op_status(app, args):
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     st = app.status()
     p = app.pump
     p.account()
@@ -170,7 +168,7 @@ def _th_status(app, th):
 
 
 def op_therapy(app, args):
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     th = app.pump.therapy
     if th is None:
         return {"rx": None, "rx_id": app.rx_id}
@@ -178,16 +176,16 @@ def op_therapy(app, args):
 
 
 def op_alarms(app, args):
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     return {"active": app.alarms.active(), "recent": app.alarms.recent()}
 
 
 def op_logs(app, args):
     """Records with seq > since, oldest first, hex of eventlog.encode() each; page with since = next."""
-    P.check_args(args, {"since": (int, False, 0, P.MAX_INT), "max": (int, False, 1, MAX_LOG_RECORDS)})
+    protocol.check_args(args, {"since": (int, False, 0, protocol.MAX_INT), "max": (int, False, 1, MAX_LOG_RECORDS)})
     log = app.log
     if log is None:
-        raise P.ProtocolError("NO_LOG", "the event log could not be opened: %s" % getattr(app, "log_error", "?"))
+        raise protocol.ProtocolError("NO_LOG", "the event log could not be opened: %s" % getattr(app, "log_error", "?"))
     gc.collect()  # the reply is the largest allocation the firmware makes: start from a clean heap
     n = args.get("max", LOG_PAGE_RECORDS)
     recs, problems = log.read(args.get("since", 0), n if n < LOG_PAGE_RECORDS else LOG_PAGE_RECORDS)

@@ -2,14 +2,14 @@
 import json
 import os
 
-from itpump import alarms as A
-from itpump import auth, eventlog, pump, supervisor
+from itpump import alarms, auth, eventlog, protocol, pump, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
-from itpump.ops import E_NOT_ACTIVE, P, _save
+from itpump.ops import E_NOT_ACTIVE, _save
 
 
 def op_calibrate(app, args):
-    P.check_args(args, {"measured_nl": (int, True, 1, P.MAX_INT), "steps": (int, True, 1, P.MAX_INT)})
+    protocol.check_args(args, {"measured_nl": (int, True, 1, protocol.MAX_INT),
+                               "steps": (int, True, 1, protocol.MAX_INT)})
     p = app.pump
     old = p.dosing.pl_per_step
     pl = dosing_calibrate(args["measured_nl"], args["steps"], old)
@@ -23,7 +23,7 @@ def op_calibrate(app, args):
 
 def op_time_set(app, args):
     lo = eventlog.WALL_EPOCH_UNIX + 1
-    P.check_args(args, {"unix_s": (int, True, lo, lo + 0x3FFFFFFE), "tz_min": (int, False, -720, 840)})
+    protocol.check_args(args, {"unix_s": (int, True, lo, lo + 0x3FFFFFFE), "tz_min": (int, False, -720, 840)})
     wall = args["unix_s"] - eventlog.WALL_EPOCH_UNIX
     old = (app.wall.now_s(), app.tz_min, app.time_source, app.pump.tod_ms)
     prev = app.set_time(wall, args.get("tz_min", 0))
@@ -40,34 +40,34 @@ def op_time_set(app, args):
 
 # Alarms raised by an event, not by a condition the firmware keeps measuring (a stall or a runaway is
 # seen again by the next tick if it persists).
-_EVENT_ALARMS = (A.STALL, A.DOSE_GUARD, A.STEP_MISMATCH, A.INTERNAL, A.WATCHDOG_RESET)
+_EVENT_ALARMS = (alarms.STALL, alarms.DOSE_GUARD, alarms.STEP_MISMATCH, alarms.INTERNAL, alarms.WATCHDOG_RESET)
 
 
 def op_ack(app, args):
-    P.check_args(args, {"code": (str, True)})
+    protocol.check_args(args, {"code": (str, True)})
     name = args["code"]
     p = app.pump
     if name == "all":
-        codes = [A.code_of(a["code"]) for a in app.alarms.active()]
+        codes = [alarms.code_of(a["code"]) for a in app.alarms.active()]
     else:
-        codes = [A.code_of(name)]  # ValueError names the known codes
+        codes = [alarms.code_of(name)]  # ValueError names the known codes
     acked = []
     for code in codes:
         if not app.alarms.ack(code):
             if name != "all":
-                raise P.ProtocolError(E_NOT_ACTIVE, "alarm %s is not active" % name)
+                raise protocol.ProtocolError(E_NOT_ACTIVE, "alarm %s is not active" % name)
             continue
-        acked.append(A.NAMES[code])
+        acked.append(alarms.NAMES[code])
         bit = pump.H_BY_ALARM.get(code, 0)
         if bit & pump.H_CONDITION:
             continue  # released below, once the alarm is inactive (its condition gone too)
         if bit and bit != pump.H_EMPTY:  # empty clears by a refill, not by a button
-            if code == A.DOSE_GUARD:
+            if code == alarms.DOSE_GUARD:
                 p.guard.clear_violation()
-            if code == A.STALL and p.occ is not None:
+            if code == alarms.STALL and p.occ is not None:
                 p.occ.clear_motor()  # steps lost to the stall are not a new stall
             p.release(bit)
-        if code == A.INTERNAL and p.halt & pump.H_SAFE:
+        if code == alarms.INTERNAL and p.halt & pump.H_SAFE:
             # the clinician's decision after diagnosing a boot loop: forget it, deliver again
             app.sup.clear_safe_mode()
             p.release(pump.H_SAFE)
@@ -83,7 +83,7 @@ def op_ack(app, args):
 
 def op_keys(app, args):
     """Service: install new role keys (hex); written to keys.json so they hold after a reset."""
-    P.check_args(args, {"keys": (dict, True)})
+    protocol.check_args(args, {"keys": (dict, True)})
     text = json.dumps({"v": 1, "keys": args["keys"]})
     keys = auth.keys_from_json(text)  # ValueError names the bad key
     path = app.root + "keys.json"
@@ -99,7 +99,7 @@ def op_service(app, args):
     """Service access: delivery suspended safely (motor stopped now, a running bolus abandoned and
     logged), then the REPL opens (flashing, diagnosis). The next reset is announced to the supervisor
     as intentional. Resume: suspend {"on": false}, or a restart (after flashing)."""
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     p = app.pump
     th = p.therapy
     left = th.bolus_left_nl if th is not None and th.bolus_kind is not None else 0

@@ -1,6 +1,6 @@
 # Boluses: clinician / prime (bolus op) and the patient's (link op or the board's button).
-from itpump import eventlog
-from itpump.ops import _REASON, E_HALTED, P, Refused, _halt_names, _save, _therapy
+from itpump import eventlog, protocol
+from itpump.ops import _REASON, E_HALTED, Refused, _halt_names, _save, _therapy
 from itpump.therapy import volume_nl
 
 
@@ -36,24 +36,24 @@ def _started(app, th):
 
 
 def op_bolus(app, args):
-    P.check_args(args, {"kind": (str, True), "dose_ng": (int, False, 1, P.MAX_INT),
-                        "duration_min": (int, True, 1, 1440), "volume_nl": (int, False, 1, P.MAX_INT)})
+    protocol.check_args(args, {"kind": (str, True), "dose_ng": (int, False, 1, protocol.MAX_INT),
+                        "duration_min": (int, True, 1, 1440), "volume_nl": (int, False, 1, protocol.MAX_INT)})
     th = _therapy(app)
     kind = args["kind"]
     if kind == "clinician":
         if "dose_ng" not in args or "volume_nl" in args:
-            raise P.ProtocolError(P.E_ARGS, "a clinician bolus takes dose_ng and duration_min")
+            raise protocol.ProtocolError(protocol.E_ARGS, "a clinician bolus takes dose_ng and duration_min")
         vol = volume_nl(args["dose_ng"], th.conc_ug_per_ml)
         _bolus_checks(app, th, vol)
         r = th.clinician_bolus(args["dose_ng"], args["duration_min"])
     elif kind == "prime":
         if "dose_ng" in args:
-            raise P.ProtocolError(P.E_ARGS, "a prime takes duration_min and optionally volume_nl")
+            raise protocol.ProtocolError(protocol.E_ARGS, "a prime takes duration_min and optionally volume_nl")
         vol = args.get("volume_nl", th.catheter_volume_nl)
         _bolus_checks(app, th, vol)
         r = th.prime(args["duration_min"], args.get("volume_nl"))
     else:
-        raise P.ProtocolError(P.E_ARGS, "kind must be 'clinician' or 'prime', not '%s'" % kind[:32])
+        raise protocol.ProtocolError(protocol.E_ARGS, "kind must be 'clinician' or 'prime', not '%s'" % kind[:32])
     if r is not None:
         _refuse_bolus(app, th, vol, r[0], r[1])
     return _started(app, th)
@@ -75,5 +75,5 @@ def patient_bolus(app, source):
 
 
 def op_patient_bolus(app, args):
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     return patient_bolus(app, "link")

@@ -1,7 +1,6 @@
 # Therapy changes: program, refill (with the bridge to a new fluid), suspend, cancel a bolus.
-from itpump import alarms as A
-from itpump import eventlog, pump
-from itpump.ops import E_MISMATCH, E_NOT_ACTIVE, P, _save, _therapy
+from itpump import alarms, eventlog, protocol, pump
+from itpump.ops import E_MISMATCH, E_NOT_ACTIVE, _save, _therapy
 from itpump.reservoir import Reservoir
 from itpump.therapy import Therapy
 
@@ -11,18 +10,18 @@ PUMP_DEAD_VOLUME_NL = 123000
 
 
 def op_program(app, args):
-    P.check_args(args, {"rx": (dict, True)})
+    protocol.check_args(args, {"rx": (dict, True)})
     p = app.pump
     new = Therapy(args["rx"])
     r = p.reservoir
     if r.drug is not None and (new.drug != r.drug or new.conc_ug_per_ml != r.conc_ug_per_ml):
-        raise P.ProtocolError(E_MISMATCH, "the reservoir holds %s at %d ug/mL, the prescription is for %s at "
+        raise protocol.ProtocolError(E_MISMATCH, "the reservoir holds %s at %d ug/mL, the prescription is for %s at "
                               "%d ug/mL: refill with it (refill with rx)" % (
                                   r.drug, r.conc_ug_per_ml, new.drug, new.conc_ug_per_ml))
     old = p.therapy
     if old is not None:
         if old.bridge_left_nl > 0:
-            raise P.ProtocolError("BRIDGE", "a bridge after a refill is running (%d nL left): reprogram "
+            raise protocol.ProtocolError("BRIDGE", "a bridge after a refill is running (%d nL left): reprogram "
                                   "after it" % old.bridge_left_nl)
         new.adopt(old)
     _commit_therapy(app, old, new)
@@ -49,18 +48,18 @@ def _commit_therapy(app, old, new, undo_more=None):
 
 
 def op_refill(app, args):
-    P.check_args(args, {"drug": (str, True), "conc_ug_per_ml": (int, True, 1, P.MAX_INT),
-                        "added_nl": (int, True, 1, P.MAX_INT), "removed_nl": (int, True, 0, P.MAX_INT),
+    protocol.check_args(args, {"drug": (str, True), "conc_ug_per_ml": (int, True, 1, protocol.MAX_INT),
+                        "added_nl": (int, True, 1, protocol.MAX_INT), "removed_nl": (int, True, 0, protocol.MAX_INT),
                         "rx": (dict, False)})
     p = app.pump
     drug, conc = args["drug"], args["conc_ug_per_ml"]
     old = p.therapy
     new = Therapy(args["rx"]) if "rx" in args else None
     if new is not None and (new.drug != drug or new.conc_ug_per_ml != conc):
-        raise P.ProtocolError(E_MISMATCH, "rx is for %s at %d ug/mL, the refill is %s at %d ug/mL" % (
+        raise protocol.ProtocolError(E_MISMATCH, "rx is for %s at %d ug/mL, the refill is %s at %d ug/mL" % (
             new.drug, new.conc_ug_per_ml, drug[:32], conc))
     if new is None and old is not None and (old.drug != drug or old.conc_ug_per_ml != conc):
-        raise P.ProtocolError(E_MISMATCH, "the prescription is for %s at %d ug/mL: a refill with %s at %d "
+        raise protocol.ProtocolError(E_MISMATCH, "the prescription is for %s at %d ug/mL: a refill with %s at %d "
                               "ug/mL needs its prescription (rx)" % (old.drug, old.conc_ug_per_ml, drug[:32], conc))
     r = p.reservoir
     bridge_nl = 0
@@ -86,9 +85,9 @@ def op_refill(app, args):
         _save(app, undo_refill)
     if not r.is_empty():
         p.release(pump.H_EMPTY)
-        app.alarms.clear_condition(A.RESERVOIR_EMPTY)
+        app.alarms.clear_condition(alarms.RESERVOIR_EMPTY)
     if not r.is_low():
-        app.alarms.clear_condition(A.RESERVOIR_LOW)
+        app.alarms.clear_condition(alarms.RESERVOIR_LOW)
     p.reset_detector()  # the refill needle pressurised the reservoir side: learn the line afresh
     app.event(eventlog.REFILL, args["added_nl"], info["expected_nl"])
     info["bridge_nl"] = bridge_nl
@@ -97,7 +96,7 @@ def op_refill(app, args):
 
 
 def op_suspend(app, args):
-    P.check_args(args, {"on": (bool, True)})
+    protocol.check_args(args, {"on": (bool, True)})
     th = _therapy(app)
     was = th.suspended
     kind, left = th.suspend(args["on"])
@@ -121,11 +120,11 @@ def op_suspend(app, args):
 
 
 def op_cancel_bolus(app, args):
-    P.check_args(args, {})
+    protocol.check_args(args, {})
     th = _therapy(app)
     kind, left = th.cancel_bolus()
     if kind is None:
-        raise P.ProtocolError(E_NOT_ACTIVE, "no bolus is running")
+        raise protocol.ProtocolError(E_NOT_ACTIVE, "no bolus is running")
     app.event(eventlog.BOLUS_ABANDONED, left)
     app.policy.changed()
     return {"kind": kind, "not_given_nl": left}

@@ -37,10 +37,7 @@ import struct
 
 from micropython import const
 
-from itpump import alarms as A
-from itpump import eventlog
-from itpump import occlusion as O
-from itpump import store as S
+from itpump import alarms, eventlog, occlusion, store
 from itpump.dosing import Dosing
 from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
 from itpump.guard import Guard, Limits
@@ -78,11 +75,11 @@ H_SAFE = const(512)  # boot loop (supervisor): until a clinician acknowledges IN
 _RELEARN_AFTER = const(H_STALL | H_LEAK | H_SENSOR)
 H_NAMES = ("reservoir_empty", "dose_guard", "step_mismatch", "stall", "internal", "occlusion", "leak",
            "pressure_sensor", "battery_eos", "safe_mode")
-H_BY_ALARM = {A.RESERVOIR_EMPTY: H_EMPTY, A.DOSE_GUARD: H_GUARD, A.STEP_MISMATCH: H_MISMATCH,
-              A.STALL: H_STALL, A.INTERNAL: H_INTERNAL, A.OCCLUSION: H_OCCLUSION, A.LEAK: H_LEAK,
-              A.SENSOR_FAULT: H_SENSOR, A.BATTERY_EOS: H_BATTERY}
+H_BY_ALARM = {alarms.RESERVOIR_EMPTY: H_EMPTY, alarms.DOSE_GUARD: H_GUARD, alarms.STEP_MISMATCH: H_MISMATCH,
+              alarms.STALL: H_STALL, alarms.INTERNAL: H_INTERNAL, alarms.OCCLUSION: H_OCCLUSION, alarms.LEAK: H_LEAK,
+              alarms.SENSOR_FAULT: H_SENSOR, alarms.BATTERY_EOS: H_BATTERY}
 H_CONDITION = H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY
-_CONDITION_ALARMS = (A.OCCLUSION, A.LEAK, A.SENSOR_FAULT, A.BATTERY_EOS)
+_CONDITION_ALARMS = (alarms.OCCLUSION, alarms.LEAK, alarms.SENSOR_FAULT, alarms.BATTERY_EOS)
 
 # Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
 # resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
@@ -182,7 +179,7 @@ class Pump:
         self.pressure = getattr(board, "pressure", None)
         self._cal = detector_calibration(cal or {})
         self.occ = None
-        self.occ_state = O.OK
+        self.occ_state = occlusion.OK
         self.pressure_pa = 0  # last good reading
         self.occ_cmd = 0  # steps handed to the motor since the detector's last update
         self.occ_conf = 0  # steps confirmed since then
@@ -240,12 +237,12 @@ class Pump:
             return
         r = self.reservoir
         if r.is_empty():
-            self.stop(H_EMPTY, A.RESERVOIR_EMPTY)
+            self.stop(H_EMPTY, alarms.RESERVOIR_EMPTY)
             return
         if r.is_low():
-            self.alarms.raise_alarm(A.RESERVOIR_LOW, now)
+            self.alarms.raise_alarm(alarms.RESERVOIR_LOW, now)
         if motor.fault():
-            self.stop(H_STALL, A.STALL)
+            self.stop(H_STALL, alarms.STALL)
             return
         d = self.dosing
         steps = d.tick(self.therapy, el, tod)
@@ -277,7 +274,7 @@ class Pump:
 
     def _rotor_stall(self, idx):
         nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
-        self._safety_stop(H_STALL, A.STALL, O.STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
+        self._safety_stop(H_STALL, alarms.STALL, occlusion.STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
@@ -319,30 +316,30 @@ class Pump:
             self.pressure_pa = pa
         prev = self.occ_state
         self.occ_state = st
-        if st == O.SENSOR:
+        if st == occlusion.SENSOR:
             n = self._sensor_n + 1
             self._sensor_n = n
             if n == SENSOR_TICKS:
-                self._safety_stop(H_SENSOR, A.SENSOR_FAULT, O.SENSOR, 0)
+                self._safety_stop(H_SENSOR, alarms.SENSOR_FAULT, occlusion.SENSOR, 0)
             return
         if self._sensor_n:
             self._sensor_n = 0
-            self.condition_gone(A.SENSOR_FAULT)
+            self.condition_gone(alarms.SENSOR_FAULT)
         if st == prev:
             return
-        if st == O.OCCLUSION:
+        if st == occlusion.OCCLUSION:
             if self._relearn and self.halt:
                 return  # halted on a STALL / LEAK / SENSOR: the model is void, relearnt on resuming
-            self._safety_stop(H_OCCLUSION, A.OCCLUSION, st, det.missed_nl())
-        elif st == O.LEAK:
-            self._safety_stop(H_LEAK, A.LEAK, st, 0)
-        elif st == O.STALL:
-            self._safety_stop(H_STALL, A.STALL, st, det.pending * self.dosing.pl_per_step // 1000)
-        elif st == O.CLEARED:
-            self.log_safety(O.CLEARED - 1, self.pressure_pa, det.released_nl)
-            self.condition_gone(A.OCCLUSION)
-        elif prev == O.LEAK:
-            self.condition_gone(A.LEAK)
+            self._safety_stop(H_OCCLUSION, alarms.OCCLUSION, st, det.missed_nl())
+        elif st == occlusion.LEAK:
+            self._safety_stop(H_LEAK, alarms.LEAK, st, 0)
+        elif st == occlusion.STALL:
+            self._safety_stop(H_STALL, alarms.STALL, st, det.pending * self.dosing.pl_per_step // 1000)
+        elif st == occlusion.CLEARED:
+            self.log_safety(occlusion.CLEARED - 1, self.pressure_pa, det.released_nl)
+            self.condition_gone(alarms.OCCLUSION)
+        elif prev == occlusion.LEAK:
+            self.condition_gone(alarms.LEAK)
 
     def _safety_stop(self, bit, alarm, state, nl):
         self.log_safety(state - 1, self.pressure_pa, nl)
@@ -360,7 +357,7 @@ class Pump:
 
     def condition_gone(self, code):
         """An alarm's condition ended: it clears if acknowledged, and so does its halt."""
-        if code == A.SENSOR_FAULT and self.other_sensor_fault:
+        if code == alarms.SENSOR_FAULT and self.other_sensor_fault:
             return
         if self.alarms.is_present(code):
             self.alarms.clear_condition(code)
@@ -379,17 +376,17 @@ class Pump:
             return
         was = self.occ.state
         self.occ.reset()
-        self.occ_state = O.OK
-        if was == O.OCCLUSION or was == O.LEAK:
+        self.occ_state = occlusion.OK
+        if was == occlusion.OCCLUSION or was == occlusion.LEAK:
             self.log_safety(S_RESET, self.pressure_pa, 0)
-        for code in (A.OCCLUSION, A.LEAK):
+        for code in (alarms.OCCLUSION, alarms.LEAK):
             if self.alarms.is_present(code):
                 self.alarms.clear_condition(code)
         self.release_inactive()
 
     def _detector(self, pl_per_step):
         c, r, noise = self._cal
-        return O.Detector(pl_per_step, c, r, noise, tick_ms=TICK_MS)
+        return occlusion.Detector(pl_per_step, c, r, noise, tick_ms=TICK_MS)
 
     def _book(self, c, now):
         """c confirmed steps into every count that follows them (detector, rotor index, dosing,
@@ -402,9 +399,9 @@ class Pump:
 
     def _confirmed(self, c, now):
         if self._book(c, now):
-            self.stop(H_GUARD, A.DOSE_GUARD)
+            self.stop(H_GUARD, alarms.DOSE_GUARD)
         elif self.dosing.over_confirmed > MISMATCH_STEPS:
-            self.stop(H_MISMATCH, A.STEP_MISMATCH)
+            self.stop(H_MISMATCH, alarms.STEP_MISMATCH)
 
     def _set_enabled(self, on):
         self.enabled = on
@@ -519,13 +516,14 @@ class Pump:
 
     def new_mark(self):
         """The reserve mark to persist (mark file or checkpoint): RESERVE_MS of basal ahead."""
-        return S.reserve_mark(self.delivered_nl, self.reserve_rate(), S.RESERVE_MS, self.reserve_extra_nl())
+        return store.reserve_mark(self.delivered_nl, self.reserve_rate(), store.RESERVE_MS, self.reserve_extra_nl())
 
     def reserve_low(self):
         """True when the mark is close: less than RESERVE_HEADROOM_MS of basal plus the extras left."""
         if self.therapy is None:
             return False
-        need = S.reserve_mark(self._est_nl(), self.reserve_rate(), S.RESERVE_HEADROOM_MS, self.reserve_extra_nl())
+        need = store.reserve_mark(self._est_nl(), self.reserve_rate(), store.RESERVE_HEADROOM_MS,
+                                  self.reserve_extra_nl())
         return need > self.reserved_nl
 
     def rate_now(self):
@@ -539,7 +537,7 @@ class Pump:
         self.guard.set_limits(hard_limits(pl, self.dosing.pass_excess_pl))
         if self.occ is not None:  # a step's pressure changed: a new model, learnt afresh
             self.occ = self._detector(pl)
-            self.occ_state = O.OK
+            self.occ_state = occlusion.OK
             self.release_inactive()
 
     def status(self):
@@ -552,7 +550,8 @@ class Pump:
         if det is None:
             d["occlusion"] = None
         else:
-            d["occlusion"] = {"state": O.NAMES[self.occ_state], "armed": det.armed(), "stored_nl": det.stored_nl,
-                              "released_nl": det.released_nl, "pending_steps": det.pending}
+            d["occlusion"] = {"state": occlusion.NAMES[self.occ_state], "armed": det.armed(),
+                              "stored_nl": det.stored_nl, "released_nl": det.released_nl,
+                              "pending_steps": det.pending}
         d["rotor"] = None if self.idx is None else self.idx.status(self.dosing)
         return d
