@@ -52,14 +52,14 @@ TICK_MS = pump.TICK_MS  # control tick period
 # motor is not driven while the watchdog waits.
 WDT_TIMEOUT_MS = const(8000)
 # Supervised tasks and their check-in deadlines (ms): missing one stops the feed (the board resets).
-TASK_TICK_MS = const(6000)
-TASK_LINK_MS = const(6000)
-TASK_HOUSE_MS = const(7000)
+_TASK_TICK_MS = const(6000)
+_TASK_LINK_MS = const(6000)
+_TASK_HOUSE_MS = const(7000)
 # Accounting, reserve, checkpoint, battery: once a second of clock time, outside the tick (by time, not
 # by tick count: the virtual board's fast-forward runs ticks up to 5 s apart).
-HOUSEKEEP_MS = const(1000)
-DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
-MAX_LINES_PER_POLL = const(4)  # requests handled per pass of the loop before the tick's turn
+_HOUSEKEEP_MS = const(1000)
+_DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
+_MAX_LINES_PER_POLL = const(4)  # requests handled per pass of the loop before the tick's turn
 REPL_LOCKED_LINE = (b'{"event": "repl_locked", "message": "itpump: therapy is running, the REPL is locked '
                     b'(Ctrl-C/Ctrl-A ignored): pumpctl service (service key) suspends it and opens the REPL"}\r\n')
 E_SIM_ONLY = "SIM_ONLY"
@@ -138,15 +138,15 @@ class App:
         self.booked_boot_nl = 0  # booked as delivered at this boot without confirmed pulses (reserve)
         self.booked_total_nl = 0  # the same over every boot (persisted)
         self.keys_state = "none"
-        self._next_delivery_log_s = DELIVERY_LOG_S
+        self._next_delivery_log_s = _DELIVERY_LOG_S
         self._last_tod = 0
         self.alarms = alarms.AlarmManager(board.clock, getattr(board, "buzzer", None), getattr(board, "led", None))
         self.alarms.add_listener(self._on_alarm)
         self.sup = supervisor.Supervisor(self.wdt if self.wdt is not None else _NoWdt(), board.clock,
                                          _JsonRecord(root + "data/sup.json"), timeout_ms=WDT_TIMEOUT_MS)
-        self.t_tick = self.sup.add_task("tick", TASK_TICK_MS)
-        self.t_link = self.sup.add_task("link", TASK_LINK_MS)
-        self.t_house = self.sup.add_task("housekeeping", TASK_HOUSE_MS)
+        self.t_tick = self.sup.add_task("tick", _TASK_TICK_MS)
+        self.t_link = self.sup.add_task("link", _TASK_LINK_MS)
+        self.t_house = self.sup.add_task("housekeeping", _TASK_HOUSE_MS)
         self.boot_info = None
         self._late_seen = False
         self._house_t = board.clock.ticks_ms()
@@ -464,13 +464,13 @@ class App:
         self.serial.write(line)
 
     def poll_link(self):
-        """Handle the complete requests waiting on the serial link, at most MAX_LINES_PER_POLL: a
+        """Handle the complete requests waiting on the serial link, at most _MAX_LINES_PER_POLL: a
         flood of requests must not keep the control tick (and the watchdog feed) waiting."""
         clock = self.clock
         now = clock.ticks_ms()
         self.sup.check_in(self.t_link, now)
         lines = 0
-        while lines < MAX_LINES_PER_POLL:
+        while lines < _MAX_LINES_PER_POLL:
             c = self.serial.readchar()
             if c < 0:
                 return
@@ -530,7 +530,7 @@ class App:
 
     def housekeeping_due(self, now):
         p = self.pump
-        return self.clock.ticks_diff(now, self._house_t) >= HOUSEKEEP_MS or p.need_save or p.need_mark
+        return self.clock.ticks_diff(now, self._house_t) >= _HOUSEKEEP_MS or p.need_save or p.need_mark
 
     def task_late(self):
         """A task missed its deadline: the watchdog is no longer fed and will reset the board; stop the
@@ -590,7 +590,7 @@ class App:
         self.wall.now_s()  # keep the wall clock's tick deltas short
         up = self.uptime.s
         if up >= self._next_delivery_log_s:
-            self._next_delivery_log_s = up + DELIVERY_LOG_S
+            self._next_delivery_log_s = up + _DELIVERY_LOG_S
             self.event(eventlog.DELIVERY, p.delivered_nl, p.rate_now())
             self.policy.progress()
         if p.running():

@@ -30,11 +30,11 @@ PERMISSIONS = {
     SERVICE: ("service", "flash", "keys", "factory_reset"),
 }
 
-FREE_FAILURES = const(3)  # wrong MACs per role before each further one holds the role back
-DELAY_MS = const(1000)  # the first hold; it doubles with every further wrong MAC
-DELAY_MAX_MS = const(30000)  # and is capped: an attacker slows the clinician, never locks them out
-QUIET_MS = const(10000)  # refusals that do not count are logged at most once per this
-CACHE_SIZE = const(4)  # applied changes remembered to answer a resend as DUPLICATE
+_FREE_FAILURES = const(3)  # wrong MACs per role before each further one holds the role back
+_DELAY_MS = const(1000)  # the first hold; it doubles with every further wrong MAC
+_DELAY_MAX_MS = const(30000)  # and is capped: an attacker slows the clinician, never locks them out
+_QUIET_MS = const(10000)  # refusals that do not count are logged at most once per this
+_CACHE_SIZE = const(4)  # applied changes remembered to answer a resend as DUPLICATE
 
 E_DUPLICATE = protocol.E_DUPLICATE
 
@@ -162,8 +162,8 @@ class FileCounters:
 
 class Authenticator:
     def __init__(self, clock, counters, keys=None, on_event=None, permissions=None,
-                 free_failures=FREE_FAILURES, delay_ms=DELAY_MS, delay_max_ms=DELAY_MAX_MS,
-                 quiet_ms=QUIET_MS, cache_size=CACHE_SIZE):
+                 free_failures=_FREE_FAILURES, delay_ms=_DELAY_MS, delay_max_ms=_DELAY_MAX_MS,
+                 quiet_ms=_QUIET_MS, cache_size=_CACHE_SIZE):
         if free_failures < 0 or cache_size < 1 or delay_ms < 1 or delay_max_ms < delay_ms or quiet_ms < 0:
             raise ValueError("free_failures >= 0, cache_size >= 1, 1 <= delay_ms <= delay_max_ms")
         self._clock = clock

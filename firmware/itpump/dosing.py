@@ -42,18 +42,18 @@ MAX_TICK_MS = const(8000)
 PL_PER_STEP_MIN = const(1000)  # 1 nL per microstep; the plant range is 20-100 nL (DESIGN.md)
 PL_PER_STEP_MAX = const(1000000)  # 1 uL
 CAL_MIN_NL = const(100000)  # 0.1 mL: on a 1 mg balance that is +-1 %
-CAL_MIN_STEPS = const(1000)
+_CAL_MIN_STEPS = const(1000)
 CAL_MAX_CHANGE_PCT = const(20)  # larger jumps mean air, a leak or a misread balance, not wear
 PROFILE_BINS = const(32)  # pulsation profile bins per roller pass (board contract)
-PROFILE_PPM_MAX = const(500000)  # each bin within -50 %..+50 % of the mean
-PROFILE_MEAN_PPM_MAX = const(1000)  # the bins average to the mean (sum ~ 0): |mean| <= 0.1 %
+_PROFILE_PPM_MAX = const(500000)  # each bin within -50 %..+50 % of the mean
+_PROFILE_MEAN_PPM_MAX = const(1000)  # the bins average to the mean (sum ~ 0): |mean| <= 0.1 %
 SPP_MILLI_MIN = const(32000)  # at least one step per bin
-SPP_MILLI_MAX = const(8000000)  # 8000 steps per pass: phase * 32000 and (k + 1) * spp_milli < 2**30
-PHASE_MAX = const(1 << 28)  # the phase stops counting here (the last bin holds long before)
+_SPP_MILLI_MAX = const(8000000)  # 8000 steps per pass: phase * 32000 and (k + 1) * spp_milli < 2**30
+_PHASE_MAX = const(1 << 28)  # the phase stops counting here (the last bin holds long before)
 LEAD_MAX_DIV = const(16000)  # a magnet's lead is held within 1/16 of a pass (2 bins; placement is ~0.5)
-BLIND_MAX = const(1 << 20)  # steps counted while the phase is unknown (x 1000 < 2**30); beyond: no re-pricing
-REPRICE_MAX_PL = const(1 << 28)  # a pass's steps x the largest step deviation, and the owed: small ints
-REPRICE_BATCH_DIV = const(8)  # an edge placed no better than 1/8 of a pass (its batch) re-prices nothing
+_BLIND_MAX = const(1 << 20)  # steps counted while the phase is unknown (x 1000 < 2**30); beyond: no re-pricing
+_REPRICE_MAX_PL = const(1 << 28)  # a pass's steps x the largest step deviation, and the owed: small ints
+_REPRICE_BATCH_DIV = const(8)  # an edge placed no better than 1/8 of a pass (its batch) re-prices nothing
 # The re-pricing is settled at <= 1/256 of the programmed flow (rounded up to the pL): it moves a trumpet
 # window by at most 0.4 %, and 0.5 % of a day (the cold 24 h error it cures) takes ~30 h. Faster costs the
 # 31-min figures, which at 0.1 mL/day have no room (bench/accuracy.py: the known-phase residual is ~1.5-1.9 %
@@ -75,7 +75,7 @@ def calibrate(measured_nl, steps, current_pl_per_step=0):
     """pl_per_step from a gravimetric run: `steps` confirmed microsteps pushed `measured_nl`. Rounded up
     (counting a little more per step never under-counts delivered drug). With current_pl_per_step, a
     change of more than CAL_MAX_CHANGE_PCT is refused as a suspect measurement."""
-    for name, v, lo in (("measured_nl", measured_nl, CAL_MIN_NL), ("steps", steps, CAL_MIN_STEPS)):
+    for name, v, lo in (("measured_nl", measured_nl, CAL_MIN_NL), ("steps", steps, _CAL_MIN_STEPS)):
         if type(v) is not int:
             raise LimitError(name, v, "an integer", "must be")
         if v < lo:
@@ -99,19 +99,19 @@ def check_profile(profile_ppm, steps_per_pass_milli):
     spp = steps_per_pass_milli
     if type(spp) is not int:
         raise LimitError("steps_per_pass_milli", spp, "an integer", "must be")
-    if not SPP_MILLI_MIN <= spp <= SPP_MILLI_MAX:
-        raise LimitError("steps_per_pass_milli", spp, SPP_MILLI_MIN if spp < SPP_MILLI_MIN else SPP_MILLI_MAX,
-                         "outside %d..%d (microsteps per roller pass x 1000); limit" % (SPP_MILLI_MIN, SPP_MILLI_MAX))
+    if not SPP_MILLI_MIN <= spp <= _SPP_MILLI_MAX:
+        raise LimitError("steps_per_pass_milli", spp, SPP_MILLI_MIN if spp < SPP_MILLI_MIN else _SPP_MILLI_MAX,
+                         "outside %d..%d (microsteps per roller pass x 1000); limit" % (SPP_MILLI_MIN, _SPP_MILLI_MAX))
     if not isinstance(profile_ppm, (list, tuple)) or len(profile_ppm) != PROFILE_BINS:
         raise LimitError("pulsation_ppm", profile_ppm, PROFILE_BINS, "must be a list of this many integers:")
     total = 0
     for i in range(PROFILE_BINS):
         v = profile_ppm[i]
-        if type(v) is not int or not -PROFILE_PPM_MAX <= v <= PROFILE_PPM_MAX:
-            raise LimitError("pulsation_ppm[%d]" % i, v, PROFILE_PPM_MAX, "must be an integer within +-")
+        if type(v) is not int or not -_PROFILE_PPM_MAX <= v <= _PROFILE_PPM_MAX:
+            raise LimitError("pulsation_ppm[%d]" % i, v, _PROFILE_PPM_MAX, "must be an integer within +-")
         total += v
-    if total > PROFILE_BINS * PROFILE_MEAN_PPM_MAX or total < -PROFILE_BINS * PROFILE_MEAN_PPM_MAX:
-        raise LimitError("pulsation_ppm", total, PROFILE_BINS * PROFILE_MEAN_PPM_MAX,
+    if total > PROFILE_BINS * _PROFILE_MEAN_PPM_MAX or total < -PROFILE_BINS * _PROFILE_MEAN_PPM_MAX:
+        raise LimitError("pulsation_ppm", total, PROFILE_BINS * _PROFILE_MEAN_PPM_MAX,
                          "sum (the bins must average to the mean volume, pl_per_step) is beyond +-")
     return tuple(profile_ppm)
 
@@ -134,22 +134,22 @@ class Dosing:
         self._r = 0  # _integrate's second result (no tuple allocated per tick)
         # pulsation: per-bin step volumes and bin ends (first phase of the next bin), made once
         self._vol = [pl_per_step] * PROFILE_BINS
-        self._bound = [PHASE_MAX] * PROFILE_BINS
+        self._bound = [_PHASE_MAX] * PROFILE_BINS
         self.profile_ppm = None
         self.spp_milli = 0  # 0: no pass length known, index_edge() does nothing
         self.max_step_pl = pl_per_step  # the largest step volume of the profile
         self.pass_excess_pl = 0  # volume a run of steps can carry beyond steps * pl_per_step (see below)
         self.phase_known = False
-        self.phase_steps = 0  # confirmed steps since the pass start (capped at PHASE_MAX)
+        self.phase_steps = 0  # confirmed steps since the pass start (capped at _PHASE_MAX)
         self._edge_milli = 0  # the pass started this many milli-steps before phase 0 (< 1000)
         self._lead = 0  # steps this edge's magnet sits after the mean pass start (index_edge lead_steps)
         self.index_edges = 0
-        self._blind = 0  # steps confirmed since the phase was lost (boot, forget_phase), capped at BLIND_MAX
+        self._blind = 0  # steps confirmed since the phase was lost (boot, forget_phase), capped at _BLIND_MAX
         self._owed_pl = 0  # re-priced volume not yet settled on due (+: to step out more, -: less)
         self.repriced_pl = 0  # what the last first edge put into delivered (index_edge)
         self.reprice_est_pl = 0  # its estimate before the bound (what the blind steps carried beyond the mean)
         self._dev_max = 0  # the largest |step volume - pl_per_step| of the profile
-        self._reprice_ok = False  # the re-pricing's sums stay small ints (REPRICE_MAX_PL)
+        self._reprice_ok = False  # the re-pricing's sums stay small ints (_REPRICE_MAX_PL)
         if profile_ppm is not None or steps_per_pass_milli:
             self.set_profile(profile_ppm, steps_per_pass_milli)
 
@@ -190,9 +190,9 @@ class Dosing:
                 top = v
             elif v < low:
                 low = v
-            end = ((k + 1) * spp + 31999) // 32000 if spp else PHASE_MAX
+            end = ((k + 1) * spp + 31999) // 32000 if spp else _PHASE_MAX
             if k == PROFILE_BINS - 1:
-                end = PHASE_MAX  # a late edge: the steps past the pass end stay in the last bin
+                end = _PHASE_MAX  # a late edge: the steps past the pass end stay in the last bin
             elif v > pl:
                 excess += (end - start) * (v - pl)
             bound[k] = end
@@ -202,7 +202,7 @@ class Dosing:
         self.max_step_pl = top
         dev = top - pl if top - pl > pl - low else pl - low  # the largest |step volume - pl_per_step|
         self._dev_max = dev
-        self._reprice_ok = spp > 0 and (spp // 1000 + 2) * dev < REPRICE_MAX_PL
+        self._reprice_ok = spp > 0 and (spp // 1000 + 2) * dev < _REPRICE_MAX_PL
         # Consecutive steps are consecutive rotor phases (the rotor moves only by steps), so any run of n
         # steps carries at most n * pl_per_step + pass_excess_pl: the guard's volume windows use it.
         self.pass_excess_pl = excess
@@ -377,11 +377,11 @@ class Dosing:
             p = self.phase_steps
             pl = self._sum_pl(p, steps)
             p += steps
-            self.phase_steps = p if p < PHASE_MAX else PHASE_MAX
+            self.phase_steps = p if p < _PHASE_MAX else _PHASE_MAX
         else:
             pl = steps * self.pl_per_step
             b = self._blind + steps
-            self._blind = b if b < BLIND_MAX else BLIND_MAX
+            self._blind = b if b < _BLIND_MAX else _BLIND_MAX
         self._deliver_pl(pl)
         return pl
 
@@ -461,8 +461,8 @@ class Dosing:
         n = self._blind
         self.repriced_pl = self.reprice_est_pl = 0
         o = self._owed_pl
-        if n <= 0 or n >= BLIND_MAX or not self._reprice_ok or batch * 1000 * REPRICE_BATCH_DIV > spp \
-                or o > REPRICE_MAX_PL or o < -REPRICE_MAX_PL:
+        if n <= 0 or n >= _BLIND_MAX or not self._reprice_ok or batch * 1000 * _REPRICE_BATCH_DIV > spp \
+                or o > _REPRICE_MAX_PL or o < -_REPRICE_MAX_PL:
             return 0  # nothing blind, too long to know, a profile too deep for small ints, an edge unplaced
         m = n * 1000
         r = (m % spp) // 1000  # the steps within the last pass

@@ -51,10 +51,10 @@ DRUGS = {
     "baclofen": (50, 2000, 10000, 2000000),
 }
 
-CONC_MIN = const(0)  # indices into a DRUGS entry
-CONC_MAX = const(1)
-DOSE_MIN = const(2)
-DOSE_MAX = const(3)
+_CONC_MIN = const(0)  # indices into a DRUGS entry
+_CONC_MAX = const(1)
+_DOSE_MIN = const(2)
+_DOSE_MAX = const(3)
 
 
 def names():

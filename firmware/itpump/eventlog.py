@@ -27,7 +27,7 @@ _HDR = "<BBBIII"  # magic, n, code, seq, ticks_ms, wall_s
 HDR_LEN = const(15)
 CRC_LEN = const(4)
 MAX_DATA = const(32)
-MAX_REC = const(51)  # HDR_LEN + MAX_DATA + CRC_LEN
+_MAX_REC = const(51)  # HDR_LEN + MAX_DATA + CRC_LEN
 WALL_EPOCH_UNIX = 1577836800  # 2020-01-01T00:00:00Z in Unix seconds
 
 SEG_BYTES = const(16384)  # segment size budget
@@ -193,7 +193,7 @@ def scan_chunks(readinto, bufsize=512):
     eof = False
     bad_at = -1  # source offset where the current corrupt run began
     while True:
-        if end - start < MAX_REC and not eof:
+        if end - start < _MAX_REC and not eof:
             if start:
                 buf[0:end - start] = mv[start:end]
                 base += start
@@ -295,7 +295,7 @@ class EventLog:
     problems: strings found while opening (torn tail, unreadable segment), also logged as LOG_DAMAGED."""
 
     def __init__(self, dir_path, clock, wall=None, seg_bytes=SEG_BYTES, max_segs=MAX_SEGS):
-        if seg_bytes < 2 * MAX_REC or max_segs < 2:
+        if seg_bytes < 2 * _MAX_REC or max_segs < 2:
             raise ValueError("segment budget too small")
         self.dir = dir_path
         self.clock = clock
@@ -304,7 +304,7 @@ class EventLog:
         self.max_segs = max_segs
         self.problems = []  # type: list
         self.dropping_upto = 0  # last seq of the segment being/been dropped (power-cut tests read it)
-        self._buf = bytearray(MAX_REC)
+        self._buf = bytearray(_MAX_REC)
         self._mv = memoryview(self._buf)
         self._f = None
         try:

@@ -24,9 +24,9 @@ from array import array
 from micropython import const
 
 H1_BUCKET_MS = const(60000)  # 1 h window: 60 buckets of 1 min
-H1_BUCKETS = const(60)
+_H1_BUCKETS = const(60)
 D1_BUCKET_MS = const(900000)  # 24 h window: 96 buckets of 15 min
-D1_BUCKETS = const(96)
+_D1_BUCKETS = const(96)
 RATE_BURST_MS = const(1000)  # token bucket depth: one second of the hard rate
 MS_PER_H = const(3600000)
 MAX_RATE_STEPS_PER_H = const(1000000)  # keeps burst_ms * rate < 2**30 (1e6 steps/h = 20 mL/h at 20 nL/step)
@@ -154,8 +154,8 @@ class Guard:
         self.limits = limits
         self._clock = clock
         self._last = clock.ticks_ms() if now_ms is None else now_ms
-        self._h1 = _Ring(H1_BUCKET_MS, H1_BUCKETS)
-        self._d1 = _Ring(D1_BUCKET_MS, D1_BUCKETS)
+        self._h1 = _Ring(H1_BUCKET_MS, _H1_BUCKETS)
+        self._d1 = _Ring(D1_BUCKET_MS, _D1_BUCKETS)
         self._set_rate(limits)
         self._credit = self._burst  # whole steps of rate credit; negative after a runaway
         self._frac = 0  # fractional credit in 1/3.6e6 step

@@ -18,7 +18,7 @@
 # (mean >= 1.40 V/cell): an alkaline cell's voltage recovers when the load rests, which must not clear
 # a replacement warning. update() allocates nothing.
 #
-# A reading outside MIN_PLAUSIBLE_MV..MAX_PLAUSIBLE_MV is no battery voltage (nothing wired reads 0 mV;
+# A reading outside _MIN_PLAUSIBLE_MV.._MAX_PLAUSIBLE_MV is no battery voltage (nothing wired reads 0 mV;
 # the RP2040 cannot run below 1.8 V on VSYS, so a lower reading is the sensor, not the cell): it is not
 # averaged, the state shows UNKNOWN until a plausible reading, and the app raises SENSOR_FAULT.
 # Delivery goes on (docs/hardware.md, battery sensing): the reading only warns of the end of service.
@@ -36,8 +36,8 @@ UNKNOWN = const(4)  # reported only (status): no plausible reading yet, or the l
 STATE_NAMES = ("OK", "LOW", "ERI", "EOS", "UNKNOWN")
 ALARM_FOR = (-1, alarms.BATTERY_LOW, alarms.BATTERY_ERI, alarms.BATTERY_EOS)
 
-MAX_PLAUSIBLE_MV = const(10000)  # above this the reading is a sensor fault, not a battery
-MIN_PLAUSIBLE_MV = const(1800)  # below this too: the RP2040's minimum VSYS (RP2040 / Pico datasheets)
+_MAX_PLAUSIBLE_MV = const(10000)  # above this the reading is a sensor fault, not a battery
+_MIN_PLAUSIBLE_MV = const(1800)  # below this too: the RP2040's minimum VSYS (RP2040 / Pico datasheets)
 
 
 def _int_in(name, v, lo, hi):
@@ -53,9 +53,9 @@ class BatteryMonitor:
         _int_in("n_avg", n_avg, 1, 64)
         _int_in("hyst_mv_per_cell", hyst_mv_per_cell, 0, 500)
         _int_in("eos_mv_per_cell", eos_mv_per_cell, 1, 5000)
-        if eos_mv_per_cell * cells <= MIN_PLAUSIBLE_MV:
+        if eos_mv_per_cell * cells <= _MIN_PLAUSIBLE_MV:
             raise ValueError("eos %d mV for %d cells is below the plausible floor %d mV" % (
-                eos_mv_per_cell * cells, cells, MIN_PLAUSIBLE_MV))
+                eos_mv_per_cell * cells, cells, _MIN_PLAUSIBLE_MV))
         if not (eos_mv_per_cell < eri_mv_per_cell < low_mv_per_cell < replaced_mv_per_cell):
             raise ValueError("thresholds must rise: eos %r < eri %r < low %r < replaced %r mV/cell" % (
                 eos_mv_per_cell, eri_mv_per_cell, low_mv_per_cell, replaced_mv_per_cell))
@@ -79,7 +79,7 @@ class BatteryMonitor:
     def update(self, mv):
         """Take one sample in mV; returns the state judged from the plausible ones (OK/LOW/ERI/EOS)."""
         self.last_mv = mv
-        if mv < MIN_PLAUSIBLE_MV or mv > MAX_PLAUSIBLE_MV:
+        if mv < _MIN_PLAUSIBLE_MV or mv > _MAX_PLAUSIBLE_MV:
             self.fault = True
             return self.state
         self.fault = False

@@ -10,12 +10,12 @@ from micropython import const
 
 MAX_LINE = const(2048)  # bytes per request line, newline excluded
 MAX_BODY = const(1983)  # JSON part: the line less TAB and 64 hex digits of MAC
-MAX_DEPTH = const(5)  # JSON nesting: request {args {list [item {...}]}} plus one; json.loads has no limit
+_MAX_DEPTH = const(5)  # JSON nesting: request {args {list [item {...}]}} plus one; json.loads has no limit
 MAX_ID = const(0x3FFFFFFF)  # ids stay small ints on the rp2 (31-bit)
 MAX_CTR = const(0x3FFFFFFF)  # counters too: a billion signed changes outlives the device
 MAX_INT = const(0x3FFFFFFF)  # default bound of int arguments (small ints, no bigint in the tick)
-MAX_OP_LEN = const(32)
-MAX_ROLE_LEN = const(16)
+_MAX_OP_LEN = const(32)
+_MAX_ROLE_LEN = const(16)
 _ECHO = const(32)  # at most this much of a peer's text is echoed in an error message
 
 READ = const(0)  # op kinds in the ops table
@@ -125,7 +125,7 @@ def _echo(s):
     return s if len(s) <= _ECHO else s[:_ECHO] + "..."
 
 
-def check_depth(body, limit=MAX_DEPTH):
+def check_depth(body, limit=_MAX_DEPTH):
     """Refuse JSON nested deeper than limit before json.loads sees it (no recursion limit there)."""
     if body.count(b"{") + body.count(b"[") <= limit:
         return  # fast path: too few brackets to nest that deep
@@ -186,17 +186,17 @@ def parse(line):
     if isinstance(req_id, bool) or not isinstance(req_id, int) or req_id < 0 or req_id > MAX_ID:
         raise ProtocolError(E_REQUEST, "'id' must be an integer 0..%d" % MAX_ID)
     op = obj.get("op")
-    if not isinstance(op, str) or not 0 < len(op) <= MAX_OP_LEN:
-        raise ProtocolError(E_REQUEST, "'op' must be a string of 1..%d characters" % MAX_OP_LEN)
+    if not isinstance(op, str) or not 0 < len(op) <= _MAX_OP_LEN:
+        raise ProtocolError(E_REQUEST, "'op' must be a string of 1..%d characters" % _MAX_OP_LEN)
     args = obj.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError(E_REQUEST, "'args' must be an object")
     for k in args:
-        if not 0 < len(k) <= MAX_OP_LEN:
-            raise ProtocolError(E_REQUEST, "argument names must be 1..%d characters" % MAX_OP_LEN)
+        if not 0 < len(k) <= _MAX_OP_LEN:
+            raise ProtocolError(E_REQUEST, "argument names must be 1..%d characters" % _MAX_OP_LEN)
     role = obj.get("role")
-    if role is not None and (not isinstance(role, str) or not 0 < len(role) <= MAX_ROLE_LEN):
-        raise ProtocolError(E_REQUEST, "'role' must be a string of 1..%d characters" % MAX_ROLE_LEN)
+    if role is not None and (not isinstance(role, str) or not 0 < len(role) <= _MAX_ROLE_LEN):
+        raise ProtocolError(E_REQUEST, "'role' must be a string of 1..%d characters" % _MAX_ROLE_LEN)
     ctr = obj.get("ctr")
     if ctr is not None and (not _is_int(ctr) or ctr < 0 or ctr > MAX_CTR):
         raise ProtocolError(E_REQUEST, "'ctr' must be an integer 0..%d" % MAX_CTR)

@@ -17,7 +17,7 @@
 #
 # Line safety (after delivery, every tick with a motor and a pressure sensor): the pressure reading and
 # the steps asked / confirmed since the last tick feed occlusion.Detector. OCCLUSION, LEAK, STALL and a
-# pressure SENSOR fault (SENSOR_TICKS readings in a row) stop the motor, raise the alarm and log a SAFETY
+# pressure SENSOR fault (_SENSOR_TICKS readings in a row) stop the motor, raise the alarm and log a SAFETY
 # record; CLEARED logs the bolus the line released. Those halts latch: delivery resumes only once the
 # alarm is inactive (acknowledged AND its condition gone, see release_inactive()).
 # Rotor index sensor (board.rotor, with the calibration's steps_per_pass_milli and optional
@@ -49,12 +49,12 @@ from itpump.rotor import magnets as rotor_magnets
 from itpump.therapy import DAY_MS
 
 TICK_MS = const(100)  # the app's control tick
-SPREAD_US = const(90000)  # a tick's steps are spread over 90 % of the tick: the move ends before the next
+_SPREAD_US = const(90000)  # a tick's steps are spread over 90 % of the tick: the move ends before the next
 PERIOD_MIN_US = const(10)  # board contract: min 10 us, rounded down to even
 PERIOD_MAX_US = const(1000000)
 MAX_MOVE_STEPS = const(1 << 20)
 # Confirmed beyond what was asked, by more than this: the driver runs on its own (STEP_MISMATCH).
-MISMATCH_STEPS = const(2)
+_MISMATCH_STEPS = const(2)
 
 # Why delivery is halted (bits; 0 = may deliver). Each clears by its own action (see App).
 H_EMPTY = const(1)  # reservoir empty: refill
@@ -87,13 +87,13 @@ _CONDITION_ALARMS = (alarms.OCCLUSION, alarms.LEAK, alarms.SENSOR_FAULT, alarms.
 # 0-200 kPa transducer (60 Pa per LSB through the 3/2 divider) at 0.68 LSB rms after 16x oversampling
 # (plant.py's doubled ADC noise) = 41 Pa; the sim's reading is 21 Pa. The larger one: a detector that
 # starts with too much noise is slower for its first minutes, one with too little false-alarms.
-DEFAULT_COMPLIANCE_NL_PER_KPA = const(607)
-DEFAULT_RESISTANCE_PA_S_PER_UL = const(465)
-DEFAULT_NOISE_PA = const(41)
-SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault stops the pump (ADC glitch)
-MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
-GAP_MIN_MS = const(50)  # ticks outside GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
-GAP_MAX_MS = const(200)
+_DEFAULT_COMPLIANCE_NL_PER_KPA = const(607)
+_DEFAULT_RESISTANCE_PA_S_PER_UL = const(465)
+_DEFAULT_NOISE_PA = const(41)
+_SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault stops the pump (ADC glitch)
+_MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
+_GAP_MIN_MS = const(50)  # ticks outside _GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
+_GAP_MAX_MS = const(200)
 
 # SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
 SAFETY = eventlog.SAFETY
@@ -134,9 +134,9 @@ def rotor_calibration(cal):
 
 def detector_calibration(cal):
     """(compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa) from a board's calibration dict."""
-    return (cal.get("compliance_nl_per_kpa", DEFAULT_COMPLIANCE_NL_PER_KPA),
-            cal.get("resistance_pa_s_per_ul", DEFAULT_RESISTANCE_PA_S_PER_UL),
-            cal.get("noise_pa", DEFAULT_NOISE_PA))
+    return (cal.get("compliance_nl_per_kpa", _DEFAULT_COMPLIANCE_NL_PER_KPA),
+            cal.get("resistance_pa_s_per_ul", _DEFAULT_RESISTANCE_PA_S_PER_UL),
+            cal.get("noise_pa", _DEFAULT_NOISE_PA))
 
 
 class Pump:
@@ -261,7 +261,7 @@ class Pump:
                 return
             if n > MAX_MOVE_STEPS:
                 n = MAX_MOVE_STEPS
-            p = SPREAD_US // n
+            p = _SPREAD_US // n
             if p < PERIOD_MIN_US:
                 p = PERIOD_MIN_US
             elif p > PERIOD_MAX_US:
@@ -297,7 +297,7 @@ class Pump:
         held = 0
         if self._move_n:
             if motor.busy():
-                if self.clock.ticks_diff(now, self._move_t) < MOVE_LATE_MS:
+                if self.clock.ticks_diff(now, self._move_t) < _MOVE_LATE_MS:
                     held = self._move_n  # still running: not due for confirmation yet
             else:
                 self._move_n = 0
@@ -305,7 +305,7 @@ class Pump:
         conf = self.occ_conf
         self.occ_cmd = held
         self.occ_conf = 0
-        if GAP_MIN_MS <= el <= GAP_MAX_MS:
+        if _GAP_MIN_MS <= el <= _GAP_MAX_MS:
             st = det.update(pa, cmd, conf, False)
         else:
             self.gap_ticks += 1
@@ -319,7 +319,7 @@ class Pump:
         if st == occlusion.SENSOR:
             n = self._sensor_n + 1
             self._sensor_n = n
-            if n == SENSOR_TICKS:
+            if n == _SENSOR_TICKS:
                 self._safety_stop(H_SENSOR, alarms.SENSOR_FAULT, occlusion.SENSOR, 0)
             return
         if self._sensor_n:
@@ -353,7 +353,7 @@ class Pump:
                 pass
 
     def pressure_fault(self):
-        return self._sensor_n >= SENSOR_TICKS
+        return self._sensor_n >= _SENSOR_TICKS
 
     def condition_gone(self, code):
         """An alarm's condition ended: it clears if acknowledged, and so does its halt."""
@@ -400,7 +400,7 @@ class Pump:
     def _confirmed(self, c, now):
         if self._book(c, now):
             self.stop(H_GUARD, alarms.DOSE_GUARD)
-        elif self.dosing.over_confirmed > MISMATCH_STEPS:
+        elif self.dosing.over_confirmed > _MISMATCH_STEPS:
             self.stop(H_MISMATCH, alarms.STEP_MISMATCH)
 
     def _set_enabled(self, on):

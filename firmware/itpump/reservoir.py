@@ -16,7 +16,7 @@ LOW_NL = const(2000000)  # low-reservoir alarm at 2 mL: weeks of warning at usua
 # Stop before the computed volume reaches 0: it is an estimate (1 % calibration error on 20 mL is 0.2 mL)
 # and a reservoir cannot deliver its last drops without pulling air.
 EMPTY_NL = const(500000)
-MISMATCH_DIVISOR = const(20)  # tolerance = capacity / 20
+_MISMATCH_DIVISOR = const(20)  # tolerance = capacity / 20
 
 
 def _int(name, v, lo, hi):
@@ -38,7 +38,7 @@ class Reservoir:
         self.capacity_nl = capacity_nl
         self.low_nl = low_nl
         self.empty_nl = empty_nl
-        self.tolerance_nl = capacity_nl // MISMATCH_DIVISOR
+        self.tolerance_nl = capacity_nl // _MISMATCH_DIVISOR
         self._vol_nl = 0
         self._used_pl = 0  # drawn, below a whole nL
         self.drug = None

@@ -6,7 +6,7 @@
 #   5/4 of a pass of confirmed steps without an edge. A motor stop keeps the count (the rotor does not
 #   turn while stopped, so a stall hidden by frequent stops is still caught); a stall halt restarts it
 #   (clear()): where the rotor stands after lost steps is unknown.
-# - magnet placement, learnt: each gap between pinned edges (reads that confirmed at most PIN_BATCH
+# - magnet placement, learnt: each gap between pinned edges (reads that confirmed at most _PIN_BATCH
 #   steps) is the pass length plus the difference of two magnets' errors; with the gaps ending at every
 #   magnet, each magnet's offset from their mean (the profile's reference, dosing.py) follows (lead_for).
 #   Slots follow the magnets round, one per accepted edge. The gaps are kept in the store; after a
@@ -21,8 +21,8 @@ ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
 # within a step): its gap to the last pinned edge teaches the magnets' placement (within 2 steps; they
 # sit +-16 off on the sim's head). At 100 ms ticks that is up to ~30 steps/s: a catheter prime at the
 # device's maximum rate included (18.5 steps/s of 15 nL).
-PIN_BATCH = const(3)
-MATCH_MILLI = const(2500)  # a measured gap names a kept magnet within 2.5 steps (pinning: +-2)
+_PIN_BATCH = const(3)
+_MATCH_MILLI = const(2500)  # a measured gap names a kept magnet within 2.5 steps (pinning: +-2)
 NONE = const(0)
 EDGE = const(1)  # an accepted pass start: batch and lead say where (Pump calls dosing.index_edge)
 STALL = const(2)  # too many confirmed steps without an edge
@@ -88,7 +88,7 @@ class Index:
             if i >= k:
                 i = 0
             self.slot = i
-            if 1 <= b <= PIN_BATCH:  # the edge is at one of the few steps this read confirmed
+            if 1 <= b <= _PIN_BATCH:  # the edge is at one of the few steps this read confirmed
                 after = (b - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
                 if self._gap_steps > 0:
                     g = self._gap_steps * 1000 + self._gap_after - after
@@ -104,7 +104,7 @@ class Index:
     def _learn(self, i, g):
         """A measured gap (milli-steps beyond a pass) ending at the magnet of slot i; returns the slot.
         With gaps kept from before a restart or a stall (saved), the one slot whose kept gap alone
-        matches it within MATCH_MILLI names this magnet and every kept gap applies at once; an
+        matches it within _MATCH_MILLI names this magnet and every kept gap applies at once; an
         ambiguous or no match learns afresh."""
         kept = self.saved
         if kept is not None:
@@ -112,7 +112,7 @@ class Index:
             j = -1
             for s in range(self.n):
                 d = kept[s] - g
-                if -MATCH_MILLI <= d <= MATCH_MILLI:
+                if -_MATCH_MILLI <= d <= _MATCH_MILLI:
                     j = s if j == -1 else -2
             if j >= 0:
                 for s in range(self.n):

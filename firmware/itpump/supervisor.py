@@ -17,10 +17,10 @@ from micropython import const
 
 from itpump import alarms
 
-WDT_MAX_MS = const(8388)  # rp2 hardware limit
+_WDT_MAX_MS = const(8388)  # rp2 hardware limit
 STABLE_MS = const(600000)  # 10 min of healthy running ends a boot loop
-BOOT_LOOP_LIMIT = const(3)  # this many unexpected watchdog resets in a row -> safe mode
-MAX_TASKS = const(8)
+_BOOT_LOOP_LIMIT = const(3)  # this many unexpected watchdog resets in a row -> safe mode
+_MAX_TASKS = const(8)
 _MAX_DEADLINE_MS = const(1 << 28)
 
 
@@ -48,11 +48,11 @@ def safe_state(board):
 
 
 class Supervisor:
-    def __init__(self, wdt, clock, persist=None, timeout_ms=5000, boot_loop_limit=BOOT_LOOP_LIMIT):
+    def __init__(self, wdt, clock, persist=None, timeout_ms=5000, boot_loop_limit=_BOOT_LOOP_LIMIT):
         self._wdt = wdt
         self._clock = clock
         self._persist = persist
-        self.timeout_ms = _int_in("timeout_ms", timeout_ms, 1, WDT_MAX_MS)
+        self.timeout_ms = _int_in("timeout_ms", timeout_ms, 1, _WDT_MAX_MS)
         self.boot_loop_limit = _int_in("boot_loop_limit", boot_loop_limit, 1, 100)
         self._names = []
         self._deadline = []
@@ -72,8 +72,8 @@ class Supervisor:
         """Register a task before start(); returns its id for check_in()."""
         if self._started:
             raise ValueError("add_task %r: the watchdog is already running" % (name,))
-        if len(self._names) >= MAX_TASKS:
-            raise ValueError("add_task %r: at most %d tasks" % (name, MAX_TASKS))
+        if len(self._names) >= _MAX_TASKS:
+            raise ValueError("add_task %r: at most %d tasks" % (name, _MAX_TASKS))
         _int_in("deadline_ms", deadline_ms, 1, _MAX_DEADLINE_MS)
         self._names.append(name)
         self._deadline.append(deadline_ms)

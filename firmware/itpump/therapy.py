@@ -27,10 +27,10 @@ from itpump.drugs import (
 )
 
 DAY_MS = const(86400000)  # a day of time-of-day ms (< 2**30)
-MIN_PER_DAY = const(1440)
-MAX_FLEX_STEPS = const(10)
-MAX_PATIENT_PER_DAY = const(24)
-DAY_S = const(86400)
+_MIN_PER_DAY = const(1440)
+_MAX_FLEX_STEPS = const(10)
+_MAX_PATIENT_PER_DAY = const(24)
+_DAY_S = const(86400)
 PERIODS_H = (1, 2, 3, 4, 6, 8, 12, 24)  # divide the day: every bolus falls at the same time each day
 
 MODES = ("continuous", "flex", "periodic")
@@ -185,8 +185,8 @@ class Therapy:
         # basal table: step start (ms of day) -> rate
         if mode == "flex":
             steps = rx.get("flex")
-            if type(steps) is not list or not 1 <= len(steps) <= MAX_FLEX_STEPS:
-                raise LimitError("flex", steps, MAX_FLEX_STEPS, "must be a list of 1 to")
+            if type(steps) is not list or not 1 <= len(steps) <= _MAX_FLEX_STEPS:
+                raise LimitError("flex", steps, _MAX_FLEX_STEPS, "must be a list of 1 to")
             starts = []  # type: list[int]
             doses = []  # type: list[int]
             fields = []  # type: list[str]
@@ -195,7 +195,7 @@ class Therapy:
                 _dict(s, path[:-1])
                 _keys(s, _FLEX, path)
                 lo = 0 if i == 0 else starts[-1] // 60000 + 1
-                hi = 0 if i == 0 else MIN_PER_DAY - 1  # the first step starts at midnight
+                hi = 0 if i == 0 else _MIN_PER_DAY - 1  # the first step starts at midnight
                 starts.append(_int(s, "start_min", lo, hi, path) * 60000)
                 doses.append(_int(s, "dose_ng_per_day", 1, lim[3], path, " for " + drug))
                 fields.append(path + "dose_ng_per_day")
@@ -221,7 +221,7 @@ class Therapy:
             mins = (end - starts[i]) // 60000
             dose_min_x1440 += doses[i] * mins
             vol_nl_x60 += rates[i] * mins
-        day_dose = dose_min_x1440 // MIN_PER_DAY
+        day_dose = dose_min_x1440 // _MIN_PER_DAY
         day_vol = vol_nl_x60 // 60
         bolus_ng = 0  # boluses at their daily maximum, ng
 
@@ -233,7 +233,7 @@ class Therapy:
             every = _int(p, "every_h", 1, 24, "periodic.")
             if every not in PERIODS_H:
                 raise LimitError("periodic.every_h", every, PERIODS_H, "must divide the day; one of")
-            start = _int(p, "start_min", 0, MIN_PER_DAY - 1, "periodic.")
+            start = _int(p, "start_min", 0, _MIN_PER_DAY - 1, "periodic.")
             pb = self.periodic = _Bolus(p, "periodic.", conc, lim[3], basal_max, every * 60 - 1)
             self._period_ms = every * 3600000
             self._p_start_ms = start * 60000
@@ -248,10 +248,10 @@ class Therapy:
         if "patient_bolus" in rx:
             p = _dict(rx["patient_bolus"], "patient_bolus")
             _keys(p, _PATIENT, "patient_bolus.")
-            pb = self.patient = _Bolus(p, "patient_bolus.", conc, lim[3], basal_max, MIN_PER_DAY)
-            pb.lockout_s = 60 * _int(p, "lockout_min", pb.duration_min, MIN_PER_DAY, "patient_bolus.",
+            pb = self.patient = _Bolus(p, "patient_bolus.", conc, lim[3], basal_max, _MIN_PER_DAY)
+            pb.lockout_s = 60 * _int(p, "lockout_min", pb.duration_min, _MIN_PER_DAY, "patient_bolus.",
                                      " (no shorter than the bolus itself)")
-            pb.max_per_day = _int(p, "max_per_day", 1, MAX_PATIENT_PER_DAY, "patient_bolus.")
+            pb.max_per_day = _int(p, "max_per_day", 1, _MAX_PATIENT_PER_DAY, "patient_bolus.")
             day_dose += pb.max_per_day * pb.dose_ng
             day_vol += pb.max_per_day * pb.volume_nl
             bolus_ng += pb.max_per_day * pb.dose_ng
@@ -259,9 +259,9 @@ class Therapy:
             raise LimitError("total_ng_per_day", day_dose, lim[3],
                              "basal + boluses over the maximum daily dose of " + drug)
         # exact daily volume = (dose_min_x1440 / 1440 + bolus_ng) * 1000 / conc nL, compared in integers
-        exact_x = (dose_min_x1440 + bolus_ng * MIN_PER_DAY) * 1000  # nL * conc * 1440
-        if exact_x > MAX_DAILY_NL * conc * MIN_PER_DAY:
-            raise LimitError("total_nl_per_day", _ceil_div(exact_x, conc * MIN_PER_DAY), MAX_DAILY_NL,
+        exact_x = (dose_min_x1440 + bolus_ng * _MIN_PER_DAY) * 1000  # nL * conc * 1440
+        if exact_x > MAX_DAILY_NL * conc * _MIN_PER_DAY:
+            raise LimitError("total_nl_per_day", _ceil_div(exact_x, conc * _MIN_PER_DAY), MAX_DAILY_NL,
                              "basal + boluses over the device daily volume maximum")
         self.day_dose_ng = day_dose
         self.day_volume_nl = day_vol
@@ -416,11 +416,11 @@ class Therapy:
                 return (R_LOCKOUT, "lockout: %d s left" % wait)
         n = 0
         for i in range(self._pt_count):
-            if now_s - self._pt_times[i] < DAY_S:
+            if now_s - self._pt_times[i] < _DAY_S:
                 n += 1
         if n >= pb.max_per_day:
             oldest = self._pt_times[self._pt_i]  # ring full: the slot to overwrite is the oldest
-            return (R_MAX_PER_DAY, "%d in 24 h already; next in %d s" % (n, DAY_S - (now_s - oldest)))
+            return (R_MAX_PER_DAY, "%d in 24 h already; next in %d s" % (n, _DAY_S - (now_s - oldest)))
         r = self._start_dose(PATIENT, pb)
         if r is None:
             self._pt_times[self._pt_i] = now_s
@@ -433,7 +433,7 @@ class Therapy:
         """One-off dose. Bad values raise LimitError; a busy pump returns (code, message); None started."""
         lim = drugs.limits(self.drug)
         b = _Bolus({"dose_ng": dose_ng, "duration_min": duration_min}, "", self.conc_ug_per_ml, lim[3],
-                   self.basal_max_nl_per_h, MIN_PER_DAY)
+                   self.basal_max_nl_per_h, _MIN_PER_DAY)
         return self._can_start() or self._start_dose(CLINICIAN, b)
 
     def prime(self, duration_min, volume_nl=None):
@@ -443,7 +443,7 @@ class Therapy:
             volume_nl = self.catheter_volume_nl
         d = {"volume_nl": volume_nl, "duration_min": duration_min}
         vol = _int(d, "volume_nl", 1, MAX_BOLUS_NL)
-        dur = _int(d, "duration_min", 1, MIN_PER_DAY)
+        dur = _int(d, "duration_min", 1, _MIN_PER_DAY)
         rate = _check_rate(vol, dur, 0, "duration_min")
         r = self._can_start()
         if r is None and self.bridge_left_nl > 0:

@@ -10,7 +10,7 @@
 from micropython import const
 
 BLOCK_SIZE = const(4096)
-BLOCK_COUNT = const(352)  # 1408 KiB: the rp2 port's default filesystem size on a 2 MB Pico
+_BLOCK_COUNT = const(352)  # 1408 KiB: the rp2 port's default filesystem size on a 2 MB Pico
 
 _ERASE_CHUNK = const(512)  # divides every block size littlefs uses here
 _IOCTL_INIT = const(1)
@@ -22,7 +22,7 @@ _IOCTL_ERASE = const(6)
 
 
 class FlashDev:
-    def __init__(self, path, block_size=BLOCK_SIZE, block_count=BLOCK_COUNT):
+    def __init__(self, path, block_size=BLOCK_SIZE, block_count=_BLOCK_COUNT):
         self.block_size = block_size
         self.block_count = block_count
         self.fresh = False

@@ -9,7 +9,7 @@ import time
 
 from micropython import const
 
-MAX_TIMEOUT_MS = const(8388)  # rp2: 24-bit counter at 2 ticks/us (RP2040 datasheet 4.7)
+_MAX_TIMEOUT_MS = const(8388)  # rp2: 24-bit counter at 2 ticks/us (RP2040 datasheet 4.7)
 _REAL_FLOOR_MS = const(1000)  # never ask the bridge for less: GC pauses and a loaded host are not hangs
 _BEAT_EVERY_MS = const(100)  # real ms between heartbeats to the bridge
 _TICKS_MASK = const((1 << 30) - 1)  # the virtual clock's tick period (vclock.TICKS_PERIOD)
@@ -26,8 +26,8 @@ class SimWdt:
         self._last_beat = 0
 
     def start(self, timeout_ms):
-        if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
-            raise ValueError("WDT timeout must be 1..%d ms" % MAX_TIMEOUT_MS)
+        if not 1 <= timeout_ms <= _MAX_TIMEOUT_MS:
+            raise ValueError("WDT timeout must be 1..%d ms" % _MAX_TIMEOUT_MS)
         self.timeout_ms = timeout_ms
         self.feed()
         self._clock.wdt = self  # the clock checks the deadline on every read (VClock.ticks_ms)

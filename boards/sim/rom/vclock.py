@@ -13,13 +13,13 @@ if not hasattr(time, "ticks_ms"):  # CPython tests: the unix port's time functio
 TICKS_PERIOD = const(1 << 30)  # rp2: ticks_ms wraps at 2**30 (~12.4 days)
 _TICKS_MASK = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
-START_MS = const((1 << 30) - 300000)  # first wrap 5 virtual minutes after boot
+_START_MS = const((1 << 30) - 300000)  # first wrap 5 virtual minutes after boot
 # A jump stops this far short of the armed watchdog's deadline: the firmware must run its tick and feed
 # after the jump (a few ms of real time, more with a flash write or a GC) before the deadline.
-WDT_MARGIN_MS = const(300)
+_WDT_MARGIN_MS = const(300)
 # Fast-forward quantum: an idle wait jumps up to this much virtual time at once (the firmware's tick
 # then sees a long gap, as after a stall). The app's watchdog (8000 ms, fed every tick) allows jumps of
-# 8000 - WDT_MARGIN_MS; dosing.MAX_TICK_MS (8000) delivers such a gap, with 300 ms left for the real
+# 8000 - _WDT_MARGIN_MS; dosing.MAX_TICK_MS (8000) delivers such a gap, with 300 ms left for the real
 # time around a fast-forward's end (or a tick that came late before its start), which would otherwise
 # push a tick gap over it (that time would go undelivered, counted in skipped_ms).
 QUANTUM_MAX_MS = const(7700)
@@ -27,7 +27,7 @@ DEFAULT_QUANTUM_MS = const(7700)
 
 
 class VClock:
-    def __init__(self, speed=1, start_ms=START_MS, real_ms=None):
+    def __init__(self, speed=1, start_ms=_START_MS, real_ms=None):
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self._set_ratio(speed)
@@ -84,7 +84,7 @@ class VClock:
 
     def elapsed_ms(self):
         """Virtual ms since power-on (unwrapped; sim-side bookkeeping only)."""
-        return self._virt() - START_MS
+        return self._virt() - _START_MS
 
     def set_speed(self, speed):
         if speed <= 0:
@@ -114,11 +114,11 @@ class VClock:
         self.quantum_ms = quantum_ms
         self._anchor()
         self.skip_to = self._virt0 + ms
-        return self.skip_to - START_MS
+        return self.skip_to - _START_MS
 
     def idle(self, ms):
         """Fast-forward an idle wait of ms: jump to the later of ms and the quantum, but never past the
-        fast-forward's end nor within WDT_MARGIN_MS of the armed watchdog's deadline (a firmware that
+        fast-forward's end nor within _WDT_MARGIN_MS of the armed watchdog's deadline (a firmware that
         feeds on every tick must not be reset by the jump alone; one that stopped feeding still is:
         once the room is gone the jump is only the wait asked for)."""
         now = self._virt()
@@ -131,7 +131,7 @@ class VClock:
                 jump = left
             w = self.wdt
             if w is not None:
-                room = w.room_ms() - WDT_MARGIN_MS
+                room = w.room_ms() - _WDT_MARGIN_MS
                 if jump > room:
                     jump = room
             if jump < ms:

@@ -8,7 +8,7 @@ from array import array
 from micropython import const
 
 VREF_MV = const(3300)  # Pico: ADC_VREF from the 3.3 V rail through a 200 ohm filter
-FULL_SCALE = const(4096)
+_FULL_SCALE = const(4096)
 
 
 class OversampledAdc:
@@ -23,7 +23,7 @@ class OversampledAdc:
         self._lo = samples // 4  # keep samples[lo:hi], the middle half
         self._hi = samples - samples // 4
         self._vref_mv = vref_mv
-        self.vref_mv = vref_mv  # mV at code FULL_SCALE - 1: read_code() * vref_mv / 4095 is the pin's mV
+        self.vref_mv = vref_mv  # mV at code _FULL_SCALE - 1: read_code() * vref_mv / 4095 is the pin's mV
 
     def read_code(self):
         buf = self._buf
@@ -46,4 +46,4 @@ class OversampledAdc:
 
     def read_mv(self):
         # max 4095 * 3300 = 13.5e6: a small int on rp2
-        return self.read_code() * self._vref_mv // (FULL_SCALE - 1)
+        return self.read_code() * self._vref_mv // (_FULL_SCALE - 1)

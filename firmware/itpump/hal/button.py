@@ -3,16 +3,16 @@
 from micropython import const
 
 NONE = const(0)
-SHORT = const(1)  # released before LONG_MS
-LONG = const(2)  # held LONG_MS: reported once, while still held; the release then reports nothing
-DEBOUNCE_MS = const(30)  # a level must hold this long to count (contact bounce is a few ms)
-LONG_MS = const(1500)
+SHORT = const(1)  # released before _LONG_MS
+LONG = const(2)  # held _LONG_MS: reported once, while still held; the release then reports nothing
+_DEBOUNCE_MS = const(30)  # a level must hold this long to count (contact bounce is a few ms)
+_LONG_MS = const(1500)
 
 
 class Button:
     """poll() -> NONE, SHORT or LONG. `clock` gives ticks_ms/ticks_diff (the board clock)."""
 
-    def __init__(self, pin, clock, pressed_level=0, debounce_ms=DEBOUNCE_MS, long_ms=LONG_MS):
+    def __init__(self, pin, clock, pressed_level=0, debounce_ms=_DEBOUNCE_MS, long_ms=_LONG_MS):
         self._pin = pin
         self._clock = clock
         self._pressed_level = pressed_level

@@ -6,8 +6,8 @@
 # supply lost): read_pa() raises ValueError then.
 from micropython import const
 
-FAULT_LOW_MV = const(250)
-FAULT_HIGH_MV = const(4750)
+_FAULT_LOW_MV = const(250)
+_FAULT_HIGH_MV = const(4750)
 _INT_LIMIT = const(1 << 29)  # products stay small ints on rp2 (31-bit)
 _CODE_MAX = const(4095)  # OversampledAdc: pin mV = code * vref_mv / 4095
 
@@ -21,7 +21,7 @@ class PressureSensor:
         # pa_per_v 50_000: a 0-200 kPa part spans 4 V (0.5-4.5 V).
         if divider_den <= 0 or pa_per_v <= 0:
             raise ValueError("pressure divider_den and pa_per_v must be > 0")
-        if FAULT_HIGH_MV * pa_per_v >= _INT_LIMIT or 4095 * 3300 * divider_num >= _INT_LIMIT or \
+        if _FAULT_HIGH_MV * pa_per_v >= _INT_LIMIT or 4095 * 3300 * divider_num >= _INT_LIMIT or \
                 _CODE_MAX * divider_den * (pa_per_v + 1) >= 2 * _INT_LIMIT:
             raise ValueError("pressure calibration pa_per_v %d too large for integer maths" % pa_per_v)
         self._adc = adc  # an OversampledAdc
@@ -47,9 +47,9 @@ class PressureSensor:
         x = self._scaled()
         mv = (x + d // 2) // d
         self.last_mv = mv
-        if mv < FAULT_LOW_MV or mv > FAULT_HIGH_MV:
+        if mv < _FAULT_LOW_MV or mv > _FAULT_HIGH_MV:
             raise ValueError("pressure sensor output %d mV outside %d..%d mV: sensor fault"
-                             % (mv, FAULT_LOW_MV, FAULT_HIGH_MV))
+                             % (mv, _FAULT_LOW_MV, _FAULT_HIGH_MV))
         x -= self.zero_mv * d  # above the zero, in 1/d mV
         q = x // d
         k = self.pa_per_v  # Pa per V = mPa per mV

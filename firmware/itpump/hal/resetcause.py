@@ -7,13 +7,13 @@
 #   otherwise machine.reset_cause(): WDT_RESET -> "WDT", else "PWRON".
 # The timer test: a chip reset restarts the timer, so at build() the uptime is about the same short boot
 # time as last time; a soft reset keeps the timer, so the uptime is at least the last boot's plus the
-# time the firmware ran. SOFT_MARGIN_MS absorbs boot-time jitter.
+# time the firmware ran. _SOFT_MARGIN_MS absorbs boot-time jitter.
 import machine
 from micropython import const
 
 MAGIC_RUNNING = const(0x1D50B007)
 MAGIC_INTENT = const(0x1D5E7A11)
-SOFT_MARGIN_MS = const(200)
+_SOFT_MARGIN_MS = const(200)
 _SCRATCH0 = const(0x0C)
 _SCRATCH1 = const(0x10)
 _TIMERAWH = const(0x24)
@@ -25,7 +25,7 @@ def classify(marker, chip_cause, last_boot_ms, uptime_ms):
     """The reset cause string from the marker, machine.reset_cause() and uptimes (pure, for tests)."""
     if marker == MAGIC_INTENT:
         return "HARD"
-    if marker == MAGIC_RUNNING and uptime_ms > last_boot_ms + SOFT_MARGIN_MS:
+    if marker == MAGIC_RUNNING and uptime_ms > last_boot_ms + _SOFT_MARGIN_MS:
         return "SOFT"
     return "WDT" if chip_cause == _WDT_RESET else "PWRON"
 

@@ -6,8 +6,8 @@ from micropython import const
 
 from itpump.hal.steppio import step_program
 
-SM_FREQ_HZ = const(1_000_000)  # one SM cycle per microsecond
-PERIOD_OVERHEAD_CYCLES = const(10)  # period = 2 * D + 10 cycles (steppio.py)
+_SM_FREQ_HZ = const(1_000_000)  # one SM cycle per microsecond
+_PERIOD_OVERHEAD_CYCLES = const(10)  # period = 2 * D + 10 cycles (steppio.py)
 PERIOD_MIN_US = const(10)  # D = 0: STEP high 5 us (DRV8825 needs 1.9 us, TMC2209 100 ns)
 PERIOD_MAX_US = const(1_000_000)
 MAX_MOVE_STEPS = const(1 << 20)  # keeps counts small ints and far below the 24-bit counter window
@@ -27,7 +27,7 @@ def microstep_levels(microsteps):
 
 def period_loops(step_period_us):
     """Half-period loop count D for a step period in us (rounded down to an even number of us)."""
-    return (step_period_us - PERIOD_OVERHEAD_CYCLES) // 2
+    return (step_period_us - _PERIOD_OVERHEAD_CYCLES) // 2
 
 
 class PioStepper:
@@ -53,7 +53,7 @@ class PioStepper:
             levels = microstep_levels(microsteps)
             for i in range(len(ms_pins)):
                 ms_pins[i].value(levels[i])
-        self._sm = rp2.StateMachine(sm_id, step_program, freq=SM_FREQ_HZ, sideset_base=step_pin)
+        self._sm = rp2.StateMachine(sm_id, step_program, freq=_SM_FREQ_HZ, sideset_base=step_pin)
         # Instructions exec'd by stop(), encoded once here (encoding compiles a string).
         self._op_clear_isr = rp2.asm_pio_encode("mov(isr, null)", 1)
         self._op_read_y = rp2.asm_pio_encode("in_(y, 24)", 1)

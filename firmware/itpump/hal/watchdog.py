@@ -6,8 +6,8 @@
 import machine
 from micropython import const
 
-TIMEOUT_MAX_MS = const(8388)
-TIMEOUT_MIN_MS = const(1)
+_TIMEOUT_MAX_MS = const(8388)
+_TIMEOUT_MIN_MS = const(1)
 # WATCHDOG CTRL is at offset 0 of the block (base per chip: rp2board.CHIP_REGS) with ENABLE at bit 30,
 # cleared atomically through the block's clear alias (+0x3000; RP2040 datasheet 2.1.2).
 _CLR_ALIAS = const(0x3000)
@@ -15,10 +15,10 @@ _CTRL_ENABLE = const(1 << 30)
 
 
 def clamp_timeout_ms(timeout_ms):
-    if timeout_ms < TIMEOUT_MIN_MS:
-        return TIMEOUT_MIN_MS
-    if timeout_ms > TIMEOUT_MAX_MS:
-        return TIMEOUT_MAX_MS
+    if timeout_ms < _TIMEOUT_MIN_MS:
+        return _TIMEOUT_MIN_MS
+    if timeout_ms > _TIMEOUT_MAX_MS:
+        return _TIMEOUT_MAX_MS
     return timeout_ms
 
 
