@@ -1,31 +1,6 @@
-# From the therapy's rates to whole microsteps, and delivered-volume accounting.
-#
-# Per control tick the app does (elapsed_ms from clock.ticks_diff, tod_ms = time of day at the tick):
-#     steps = dosing.tick(therapy, elapsed_ms, tod_ms)     # steps due now; counted as in flight
-#     n = min(steps, guard.allowance(now_ms, dosing.in_flight))
-#     dosing.withhold(steps - n)                           # refused volume is dropped, never caught up
-#     motor.move(n, period_us)
-#     c = motor.take_confirmed(); pl = dosing.confirm(c); reservoir.draw_pl(pl); guard.record(c, now_ms)
-#
-# Volume is integrated exactly in integers: rate (nL/h) * ms / 3600 = pL, with the remainder carried, so
-# rounding never drifts. Each stream (basal, bolus) is passed to the therapy in whole nL (it ends boluses
-# and the bridge at their exact volume) and the whole nL become steps at pl_per_step with the remainder
-# carried: delivery lags the exact integral by less than one microstep plus 1 nL per stream and never
-# runs ahead of it. Delivered drug counts only steps the driver confirmed, and reports round up.
-# rp2 small ints are 31-bit: rate <= 1e6 nL/h times a chunk of <= 1000 ms stays below 2**30.
-#
-# Roller pulsation (boards with a rotor index sensor, boards/README.md): a step carries
-# pl_per_step * (1e6 + profile_ppm[bin]) / 1e6 pL, bin = 32 * phase // steps per roller pass, phase =
-# confirmed steps since the pass start (the sensor's index edge). While the phase is known, tick() hands
-# out the next step only when the programmed volume not yet stepped covers THAT step's volume, so the
-# volume, not the step count, follows the programme within a pass; confirm() accounts each step at its
-# phase. Until the first edge (boot, a stall) the phase is unknown and every step is the mean, as without
-# a sensor; at the first edge those blind steps are re-priced at the phases they had (index_edge), and the
-# difference is settled on the steps that follow, at most 1/SETTLE_DIV of the programme's flow (owed).
-# The invariant, in pL: programmed = delivered + in flight + due + owed + dropped (withheld), exact in
-# integers, so nothing drifts; due < the next step's volume after tick(). See index_edge() for the phase
-# error and the cases (an edge while steps are in flight, the re-pricing of blind steps that carried more)
-# where delivery runs transiently ahead.
+# From the therapy's rates to whole microsteps, and delivered-volume accounting: exact integer
+# integration with carried remainders, confirmed steps only, roller-pulsation pricing by phase.
+# The tick's pipeline, the invariant and the re-pricing of blind steps: docs/dosing.md.
 from micropython import const
 
 from itpump.drugs import MAX_RATE_NL_PER_H

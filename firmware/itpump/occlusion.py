@@ -1,20 +1,6 @@
 # Occlusion / leak / stall / sensor-fault detection from line pressure and motor feedback.
-#
-# Model the firmware knows from calibration: one compliant line (C) draining through the catheter (R)
-# into a tip pressure it learns as the baseline. Each confirmed microstep adds v/C to the pressure, which
-# decays with tau = R C. The residual r = measured - baseline - expected is white noise while the line
-# is open; an occlusion turns every later step into a persistent v/C stair, a leak or disconnection
-# pulls the pressure towards zero. Two one-sided CUSUMs watch r: a fast one per tick (fast rates: the
-# ramp is steep) and a slow one on 16-tick means (slow rates: single stairs, 4x less noise); a stair
-# test (the likelihood ratio of a blockage since one of the last steps) is the fastest at middle rates.
-# An alarm needs the rise (from where the onset tracker puts its start) to have happened while steps
-# were delivered, so a back-pressure bump between steps is not an occlusion until pumping continues into it.
-# A reading that repeats the last one (the first sign of a frozen ADC) feeds no statistic. A leak is a
-# fall below half the baseline learnt after priming (the baseline carries the sensor's offset, so an
-# absolute "near zero" alone misses it on some units); a smaller settled fall is a new tip pressure,
-# relearnt.
-#
 # Integer only (Pa, nL, steps, Q8/Q16 fixed point), nothing allocated per tick.
+# The line model, the CUSUMs and the stair test: docs/occlusion.md.
 from micropython import const
 
 OK = const(0)

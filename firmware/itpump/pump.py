@@ -1,38 +1,6 @@
-# The delivery pipeline: one control tick moves drug from the therapy to the motor and accounts for it.
-#
-#   steps = dosing.tick(therapy, elapsed_ms, tod_ms)        # whole microsteps due (counted in flight)
-#   n = min(steps, guard.allowance(now, in flight before))  # the independent guard may cap them
-#   dosing.withhold(steps - n)                              # refused volume is dropped, never caught up
-#   motor.move(backlog, period)                             # spread over the tick, if the reserve allows
-#   c = motor.take_confirmed(): dosing.confirm(c) -> reservoir.draw_pl -> guard.record   (next tick)
-#
-# Delivered drug counts confirmed steps only. A stop (reservoir empty, guard violation, step mismatch,
-# driver fault, or any exception, see App) stops the motor, confirms what it emitted, abandons what was
-# asked and not given (an interrupted bolus is never resumed), raises the alarm and logs.
-#
-# Time of day (the flex schedule, periodic boluses) is advanced here from the tick deltas; the app sets
-# it from the wall clock when the host sets the time (time_set), from the last checkpoint's wall time
-# after a reset (off by the checkpoint age plus the downtime, until the host syncs again), else it
-# starts at 0 with the uptime (a board that never had its time set runs its day from power-on).
-#
-# Line safety (after delivery, every tick with a motor and a pressure sensor): the pressure reading and
-# the steps asked / confirmed since the last tick feed occlusion.Detector. OCCLUSION, LEAK, STALL and a
-# pressure SENSOR fault (_SENSOR_TICKS readings in a row) stop the motor, raise the alarm and log a SAFETY
-# record; CLEARED logs the bolus the line released. Those halts latch: delivery resumes only once the
-# alarm is inactive (acknowledged AND its condition gone, see release_inactive()).
-# Rotor index sensor (board.rotor, with the calibration's steps_per_pass_milli and optional
-# pulsation_ppm): after the confirmations of each tick, rotor.Index reads its edge count. A pass start
-# sets the dosing phase, led by the magnet's learnt placement (pulsation compensation, dosing.py); the
-# first one after boot or a stall also re-prices the steps confirmed blind, reservoir included. Too
-# many confirmed steps without an edge is a silent stall: STALL (SAFETY record "stall", volume_nl = the
-# steps beyond one pass). A stall halt (DIAG, detector or this check) clears the index and the phase.
-# Ticks far from TICK_MS (a stalled loop, the virtual board's fast clock: up to 5 s apart) do not feed
-# the detector's statistics, which are tuned to a fixed tick: Detector.update_gap() runs the motor and
-# sensor checks, decays the line model over the gap and keeps a gross pressure limit, so fast-forward
-# cannot false-alarm and a gross occlusion is still caught.
-#
-# The steady-state tick allocates nothing: ints only, no tuples, the motor and devices of the board.
-# Lifetime totals (possibly above small ints) are kept by account(), called outside the tick.
+# The delivery pipeline and line safety: one control tick moves drug from the therapy to the motor,
+# accounts for it from confirmed steps only, and stops on any doubt (halts latch until acknowledged).
+# The pipeline and its invariants: docs/dosing.md; the line-safety checks: docs/occlusion.md.
 import struct
 
 from micropython import const

@@ -1,47 +1,6 @@
-# Power-safe persistent state: a JSON document kept in two slots, each copy framed with a
-# generation number and a CRC32, written as a new generation every time.
-#
-# Write path (power-safe on littlefs, whose rename is atomic under power loss):
-#   1. write header + JSON to "state.tmp", close it (littlefs commits on close). The JSON is streamed
-#      into the file (json.dump) and the CRC read back from it through a 64-byte buffer, so a save
-#      needs no document-sized block of heap (a long-running heap may have the bytes free but not in
-#      one piece: "allocating 1668 bytes" failed with 36 KB free on the virtual board);
-#   2. os.rename("state.tmp", slot) over the slot NOT holding the newest valid copy.
-# So the newest valid copy is never touched while a save is in flight: a cut leaves either the
-# old generation or the new one, and the other slot still holds the generation before.
-# On boot the newest valid copy wins; a corrupt or unreadable slot is reported and skipped.
-#
-# Slot file layout (little-endian):
-#   "ITPS" | version u8 | generation u32 | length u32 | crc32 u32 | JSON (length bytes)
-#   crc32 covers magic, version, generation, length and the JSON.
-#
-# What the app keeps in the document (units in names; all small ints):
-#   rx            prescription as validated by therapy (basal program, bolus size/lockout), rx_id
-#   reservoir_nl  reservoir volume at the last checkpoint; fill_nl: volume set at the last refill
-#   delivered_nl  drug delivered since the last refill, from CONFIRMED motor steps only
-#   reserved_nl   delivery high-water mark (see the reserve rule below); always >= delivered_nl
-#   guard         dose-guard windows: delivered per bucket for the rolling 1 h and 24 h limits,
-#                 with the wall/uptime second each bucket starts at (basal and bolus together)
-#   auth          last accepted counter per role, failure count, lockout end
-#   cal           calibration: pl_per_step, pressure_offset_pa, ...
-#   boot_count, wall_s (wall clock at the save, 0 when unset)
-# A bolus in flight is NOT resumed after a reset (its volume is already in reserved_nl, so it
-# counts as delivered): the app logs it as abandoned.
-#
-# Reserve rule: never under-count delivered volume after a power cut.
-#   The pump never issues steps beyond reserved_nl, and reserved_nl is on flash before it moves:
-#   reserve_mark(delivered_nl, rate, RESERVE_MS) (2 min of the highest basal) + a running bolus.
-#   The mark moves in a 20-byte file ("mark", Store.save_mark) written against the newest state
-#   generation, whenever less than RESERVE_HEADROOM_MS of basal is left (so about every 90 s); a
-#   state save carries the mark too. After a cut, recovered_delivered_nl() takes the mark as
-#   delivered: the accounting errs towards MORE delivered, by at most 2 min of basal plus the
-#   unfinished part of a bolus (reported as booked, RESERVE_BOOKED). A mark older than the state is
-#   void (the state holds a newer one); a damaged mark is replaced by the bound it could have
-#   reached (RESERVE_BOUND_MS). docs/persistence.md has the flash-wear budget.
-#
-# Checkpoint policy (CheckpointPolicy): save when something clinical changed (therapy, refill,
-# bolus start, alarm ack, auth counter, calibration) at once, else every CHECKPOINT_MS while
-# delivering: about 150-170 saves/day, plus about 960 mark writes/day (bench/flashwear.py).
+# Power-safe persistent state: a JSON document in two slots (generation + CRC32, temp file + rename),
+# and the reserve mark that keeps delivered drug from being under-counted after a power cut.
+# Write path, slot layout, the document's fields and the reserve rule: docs/persistence.md.
 import binascii
 import json
 import os
