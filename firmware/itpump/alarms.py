@@ -11,7 +11,8 @@ except ImportError:  # CPython (host tools, unit tests)
     def const(x):
         return x
 
-# Alarm codes (stable: the link, event log and pumpctl use the names)
+# Alarm codes: row numbers of TABLE below (stable: the link, event log and pumpctl use the names);
+# tests/fw/test_alarms.py checks each constant against its row.
 OCCLUSION = const(0)
 LEAK = const(1)
 STALL = const(2)
