@@ -68,6 +68,16 @@ def test_table_has_every_code_with_priority_and_latching():
     assert "FIRE" in str(e) and "OCCLUSION" in str(e)
 
 
+def test_each_code_constant_is_its_row_in_the_table():
+    # TABLE is the one list of alarms: the code constants are its row numbers, the names its first column
+    assert alarms.N_CODES == len(alarms.TABLE) == len(alarms.NAMES)
+    for i in range(alarms.N_CODES):
+        name = alarms.TABLE[i][0]
+        assert alarms.NAMES[i] == name and getattr(alarms, name) == i, (i, name)
+        assert alarms.priority(i) == alarms.TABLE[i][1] and alarms.latching(i) == alarms.TABLE[i][2]
+    assert len(set(alarms.NAMES)) == alarms.N_CODES
+
+
 def test_non_latching_alarm_ends_with_its_condition():
     c, m, b, led, ev = make()
     m.raise_alarm(BATTERY_LOW, c.now)
