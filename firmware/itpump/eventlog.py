@@ -1,21 +1,6 @@
-# Append-only event log: framed records in segment files, rotated at a size budget.
-#
-# Record (little-endian), 19 + n bytes:
-#   magic 0xA5 | n u8 (data length, <= MAX_DATA) | code u8 | seq u32 | ticks_ms u32 | wall_s u32
-#   | data (n bytes) | crc32 u32 over everything before it
-# The magic byte + length + CRC make resync possible: a reader that meets a bad record scans
-# forward byte by byte for the next magic whose length and CRC check out. A torn last record
-# (cut mid-write) is a short or bad tail: detected, reported, skipped; the writer starts a new
-# segment after it rather than appending behind garbage.
-#
-# Segments: "<dir>/evSSSSSSSS.log", SSSSSSSS = hex seq of the segment's first record, so the
-# reader finds where a seq lives from the names alone. When a segment would pass seg_bytes the
-# writer starts the next one; with max_segs present the oldest is dropped first and a LOG_DROPPED
-# record names the seq range lost.
-#
-# wall_s counts seconds since WALL_EPOCH_UNIX (2020-01-01 UTC), 0 until the host sets the time:
-# it stays a small int on the rp2 (below 2**30) until 2054. ticks_ms is the board tick (2**30 wrap).
-# The host imports this module to decode (pumpctl.logs): the format lives here only.
+# Append-only event log: framed records (magic, length, CRC32) in segment files, rotated at a size
+# budget. The host imports this module to decode (pumpctl.logs): the format lives here only.
+# Record layout, resync after a torn write, segments and wall time: docs/persistence.md.
 import binascii
 import os
 import struct

@@ -1,24 +1,6 @@
-# Independent dose guard: hard maximum rate and rolling 1 h / 24 h maxima over DELIVERED (confirmed)
-# microsteps, basal and boluses counted together (a formal model of an open PCA pump found that a
-# bolus-only limit let the basal overdose). Imports nothing from therapy/dosing on purpose: it must
-# stay correct when they are wrong.
-#
-# Per control tick the app does:
-#     n = min(request, guard.allowance(now_ms, in_flight_steps))   # cap before issuing to the motor
-#     ... guard.record(motor.take_confirmed(), now_ms)               # count what the driver confirmed
-#     if guard.violation(): stop the motor, raise DOSE_GUARD
-#
-# Windows are rings of time buckets (1 h: 60 x 1 min, 24 h: 96 x 15 min) plus the bucket being filled.
-# The sum over the whole ring covers every instant of [now - window, now] and a little more (up to one
-# bucket older), so checking it against the limit is conservative: as long as confirmed delivery never
-# exceeds what allowance() granted, the delivered volume in ANY window of that length stays <= the limit,
-# exactly (no microstep over). The price: drug delivered counts for up to window + one bucket (1/60 of
-# the hour, 1/96 of the day), so a prescription needs limits at least ~2 % above its own dose.
-#
-# The hard rate is a token bucket: credit accrues at max_rate_steps_per_h and is capped at one second's
-# worth (at least one step), so delivery in any interval T is <= burst + rate * T.
-#
-# Per-tick calls (allowance, record, violation) allocate nothing and keep every int below 2**30.
+# Independent dose guard: hard maximum rate and rolling 1 h / 24 h maxima over delivered (confirmed)
+# microsteps, basal and boluses together. Imports nothing from therapy/dosing on purpose: it must stay
+# correct when they are wrong. Why the bucket rings are exact and conservative: docs/dosing.md.
 from array import array
 
 from micropython import const

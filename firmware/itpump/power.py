@@ -1,27 +1,6 @@
-# Battery monitor: mV samples -> OK / LOW / ERI (elective replacement indicator) / EOS (end of service).
-#
-# Cell assumed: a pack of 3 x AA alkaline (LR6, e.g. Energizer E91) feeding the Pico's VSYS (1.8-5.5 V);
-# the board reads VSYS (ADC3 through the Pico's 1/3 divider) and gives mV. Alkaline cells have a sloping
-# discharge curve (about 1.5-1.6 V fresh, a long decline through 1.2-1.1 V; capacity is rated to a
-# 0.8 V cutoff in Energizer's datasheets and Alkaline Handbook), so voltage tracks remaining charge
-# well enough for these per-cell thresholds, which are OUR engineering choice on that curve, not
-# datasheet values (to be checked by a bench discharge at the pump's load):
-#   LOW  < 1.20 V/cell  roughly the last quarter of capacity: tell the user early
-#   ERI  < 1.10 V/cell  replace soon; delivery continues
-#   EOS  < 1.00 V/cell  stop therapy safely while the motor and flash still have margin (motor
-#                       current pulses sag the voltage; 0.8 V is the cell's end, not the pump's)
-# A lithium thionyl chloride cell (Li-SOCl2, 3.6 V) would need other thresholds and coulomb counting:
-# its plateau is flat until a sharp knee, so voltage alone warns too late.
-#
-# Averaging: moving mean of the last N samples (motor pulses and ADC noise). Hysteresis: a state is left
-# upwards only when the mean is HYST above its threshold. ERI and EOS latch until a fresh pack is seen
-# (mean >= 1.40 V/cell): an alkaline cell's voltage recovers when the load rests, which must not clear
-# a replacement warning. update() allocates nothing.
-#
-# A reading outside _MIN_PLAUSIBLE_MV.._MAX_PLAUSIBLE_MV is no battery voltage (nothing wired reads 0 mV;
-# the RP2040 cannot run below 1.8 V on VSYS, so a lower reading is the sensor, not the cell): it is not
-# averaged, the state shows UNKNOWN until a plausible reading, and the app raises SENSOR_FAULT.
-# Delivery goes on (docs/hardware.md, battery sensing): the reading only warns of the end of service.
+# Battery monitor: mV samples -> OK / LOW / ERI (elective replacement indicator) / EOS (end of service),
+# per-cell thresholds on a moving mean with hysteresis; ERI and EOS latch. An implausible reading is
+# UNKNOWN (SENSOR_FAULT), never OK. update() allocates nothing. Thresholds and why: docs/hardware.md.
 from array import array
 
 from micropython import const
