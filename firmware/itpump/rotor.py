@@ -1,19 +1,6 @@
-# Rotor index sensor (board.rotor, boards/README.md): a Hall switch facing one magnet per roller gives
-# an edge per roller pass. Index turns the edge count and the confirmed steps into what the pump acts on:
-# - an accepted pass start (EDGE): the dosing phase is set from it, led by the magnet's learnt placement;
-# - bounce: an edge closer than half a pass after the last accepted one is counted and ignored;
-# - a silent stall (STALL): the driver confirms every pulse but the rotor is stuck (no DIAG): more than
-#   5/4 of a pass of confirmed steps without an edge. A motor stop keeps the count (the rotor does not
-#   turn while stopped, so a stall hidden by frequent stops is still caught); a stall halt restarts it
-#   (clear()): where the rotor stands after lost steps is unknown.
-# - magnet placement, learnt: each gap between pinned edges (reads that confirmed at most _PIN_BATCH
-#   steps) is the pass length plus the difference of two magnets' errors; with the gaps ending at every
-#   magnet, each magnet's offset from their mean (the profile's reference, dosing.py) follows (lead_for).
-#   Slots follow the magnets round, one per accepted edge. The gaps are kept in the store; after a
-#   restart or a stall the first pinned gap names the magnet it ends at, and all apply at once.
-# A module of its own: MicroPython compiles a module whole, so a smaller pump.py needs a smaller parse
-# tree at boot (the virtual board's 64-bit heap ran out compiling it from source).
-# Steady state allocates nothing: ints and the lists made in __init__.
+# Rotor index sensor: one edge per roller pass -> pass starts (EDGE, the dosing phase), bounce ignored,
+# silent stalls (STALL: confirmed steps with no edge) and each magnet's learnt placement.
+# Steady state allocates nothing. How the gaps name the magnets: docs/dosing.md, "The rotor index".
 from micropython import const
 
 ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
