@@ -1,19 +1,6 @@
-# Composition root: wires the parts from the board object and runs the control loop.
-# Imports nothing from machine: every device comes from the board. The delivery pipeline is pump.py,
-# the link ops are ops.py; this file boots (keys, store, event log), ticks and checkpoints.
-#
-# Files on the device (paths under `root`, "/" on a board; the sim's are in its littlefs flash):
-#   keys.json        role keys (pumpctl provision); absent: every change is refused (AUTH_NOKEYS)
-#   data/state/      store.Store: the persisted state (therapy, reservoir, totals, guard, calibration)
-#   data/log/        eventlog.EventLog
-#   data/ctr.json    auth counters (auth.FileCounters)
-#   data/device_id   this device's id, made at first boot (from unique_id() unless degenerate, else random)
-#   data/sup.json    supervisor record: watchdog resets in a row, intentional-reset marker, safe mode
-#
-# Safety wiring: the pump's tick runs the occlusion detector (pump.py); housekeeping feeds the battery
-# monitor (power.py) once a second; the supervisor feeds the watchdog only while the control tick, the
-# link and housekeeping all check in, guards against boot loops (safe mode: motor off, INTERNAL alarm)
-# and tells intentional resets (service, flashing) from crashes.
+# Composition root: wires the parts from the board object, boots (keys, store, event log) and runs the
+# control loop, ticks and checkpoints. Imports nothing from machine: every device comes from the board.
+# The delivery pipeline is pump.py, the link ops are ops.py; files on the device: docs/persistence.md.
 import gc
 import json
 import os
