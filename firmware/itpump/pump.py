@@ -80,13 +80,22 @@ H_SAFE = const(512)  # boot loop (supervisor): until a clinician acknowledges IN
 # resumes, else the return to the true tip pressure reads as a rise the model cannot explain (a false
 # OCCLUSION, seen in the e2e fault matrix after a disconnection and after a silent stall).
 _RELEARN_AFTER = const(H_STALL | H_LEAK | H_SENSOR)
-H_NAMES = ("reservoir_empty", "dose_guard", "step_mismatch", "stall", "internal", "occlusion", "leak",
-           "pressure_sensor", "battery_eos", "safe_mode")
-H_BY_ALARM = {A.RESERVOIR_EMPTY: H_EMPTY, A.DOSE_GUARD: H_GUARD, A.STEP_MISMATCH: H_MISMATCH,
-              A.STALL: H_STALL, A.INTERNAL: H_INTERNAL, A.OCCLUSION: H_OCCLUSION, A.LEAK: H_LEAK,
-              A.SENSOR_FAULT: H_SENSOR, A.BATTERY_EOS: H_BATTERY}
-H_CONDITION = H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY
-_CONDITION_ALARMS = (A.OCCLUSION, A.LEAK, A.SENSOR_FAULT, A.BATTERY_EOS)
+H_CONDITION = const(H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY)
+# The halt table, a row of two per bit (row i is bit 1 << i): the name on the link, and the alarm that
+# halts and whose acknowledgement releases it (-1: none). Flat, not a tuple per row: 10 fewer objects.
+HALTS = (
+    "reservoir_empty", A.RESERVOIR_EMPTY,  # H_EMPTY (released by a refill, not the acknowledgement)
+    "dose_guard", A.DOSE_GUARD,  # H_GUARD
+    "step_mismatch", A.STEP_MISMATCH,  # H_MISMATCH
+    "stall", A.STALL,  # H_STALL
+    "internal", A.INTERNAL,  # H_INTERNAL
+    "occlusion", A.OCCLUSION,  # H_OCCLUSION
+    "leak", A.LEAK,  # H_LEAK
+    "pressure_sensor", A.SENSOR_FAULT,  # H_SENSOR
+    "battery_eos", A.BATTERY_EOS,  # H_BATTERY
+    "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: ops_admin.op_ack)
+)
+H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] >= 0}
 
 # Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
 # resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
@@ -372,9 +381,9 @@ class Pump:
 
     def release_inactive(self):
         """Release condition halts whose alarm is no longer active (acknowledged and the condition gone)."""
-        for code in _CONDITION_ALARMS:
-            bit = H_BY_ALARM[code]
-            if self.halt & bit and not self.alarms.is_active(code):
+        for i in range(0, len(HALTS), 2):
+            bit = 1 << (i >> 1)
+            if bit & H_CONDITION and self.halt & bit and not self.alarms.is_active(HALTS[i + 1]):
                 self.halt &= ~bit
 
     def reset_detector(self):
