@@ -115,6 +115,11 @@ GAP_MAX_MS = const(200)
 SAFETY = eventlog.SAFETY
 SAFETY_FMT = "<BiI"
 SAFETY_KINDS = eventlog.SAFETY_KINDS
+_S_OCCLUSION = const(0)  # the line's faults, as the detector reports them (private: no heap)
+_S_LEAK = const(1)
+_S_STALL = const(2)
+_S_SENSOR = const(3)
+_S_CLEARED = const(4)
 S_BATTERY_EOS = const(5)
 S_BOOT_LOOP = const(6)
 S_SERVICE = const(7)
@@ -290,7 +295,7 @@ class Pump:
 
     def _rotor_stall(self, idx):
         nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
-        self._safety_stop(H_STALL, A.STALL, O.STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
+        self._safety_stop(H_STALL, A.STALL, _S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
@@ -336,7 +341,7 @@ class Pump:
             n = self._sensor_n + 1
             self._sensor_n = n
             if n == SENSOR_TICKS:
-                self._safety_stop(H_SENSOR, A.SENSOR_FAULT, O.SENSOR, 0)
+                self._safety_stop(H_SENSOR, A.SENSOR_FAULT, _S_SENSOR, 0)
             return
         if self._sensor_n:
             self._sensor_n = 0
@@ -346,19 +351,19 @@ class Pump:
         if st == O.OCCLUSION:
             if self._relearn and self.halt:
                 return  # halted on a STALL / LEAK / SENSOR: the model is void, relearnt on resuming
-            self._safety_stop(H_OCCLUSION, A.OCCLUSION, st, det.missed_nl())
+            self._safety_stop(H_OCCLUSION, A.OCCLUSION, _S_OCCLUSION, det.missed_nl())
         elif st == O.LEAK:
-            self._safety_stop(H_LEAK, A.LEAK, st, 0)
+            self._safety_stop(H_LEAK, A.LEAK, _S_LEAK, 0)
         elif st == O.STALL:
-            self._safety_stop(H_STALL, A.STALL, st, det.pending * self.dosing.pl_per_step // 1000)
+            self._safety_stop(H_STALL, A.STALL, _S_STALL, det.pending * self.dosing.pl_per_step // 1000)
         elif st == O.CLEARED:
-            self.log_safety(O.CLEARED - 1, self.pressure_pa, det.released_nl)
+            self.log_safety(_S_CLEARED, self.pressure_pa, det.released_nl)
             self.condition_gone(A.OCCLUSION)
         elif prev == O.LEAK:
             self.condition_gone(A.LEAK)
 
-    def _safety_stop(self, bit, alarm, state, nl):
-        self.log_safety(state - 1, self.pressure_pa, nl)
+    def _safety_stop(self, bit, alarm, kind, nl):
+        self.log_safety(kind, self.pressure_pa, nl)
         self.stop(bit, alarm)
 
     def log_safety(self, kind, pressure_pa, nl):
