@@ -80,7 +80,7 @@ def _therapy(app):
 
 
 def _halt_names(halt):
-    return [pump.H_NAMES[i] for i in range(len(pump.H_NAMES)) if halt & (1 << i)]
+    return [pump.HALTS[i] for i in range(0, len(pump.HALTS), 2) if halt & (1 << (i >> 1))]
 
 
 # -- reads --------------------------------------------------------------------------------------

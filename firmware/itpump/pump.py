@@ -41,13 +41,22 @@ H_SAFE = const(512)  # boot loop (supervisor): until a clinician acknowledges IN
 # resumes, else the return to the true tip pressure reads as a rise the model cannot explain (a false
 # OCCLUSION, seen in the e2e fault matrix after a disconnection and after a silent stall).
 _RELEARN_AFTER = const(H_STALL | H_LEAK | H_SENSOR)
-H_NAMES = ("reservoir_empty", "dose_guard", "step_mismatch", "stall", "internal", "occlusion", "leak",
-           "pressure_sensor", "battery_eos", "safe_mode")
-H_BY_ALARM = {alarms.RESERVOIR_EMPTY: H_EMPTY, alarms.DOSE_GUARD: H_GUARD, alarms.STEP_MISMATCH: H_MISMATCH,
-              alarms.STALL: H_STALL, alarms.INTERNAL: H_INTERNAL, alarms.OCCLUSION: H_OCCLUSION, alarms.LEAK: H_LEAK,
-              alarms.SENSOR_FAULT: H_SENSOR, alarms.BATTERY_EOS: H_BATTERY}
-H_CONDITION = H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY
-_CONDITION_ALARMS = (alarms.OCCLUSION, alarms.LEAK, alarms.SENSOR_FAULT, alarms.BATTERY_EOS)
+H_CONDITION = const(H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY)
+# The halt table, a row of two per bit (row i is bit 1 << i): the name on the link, and the alarm that
+# halts and whose acknowledgement releases it (-1: none). Flat, not a tuple per row: 10 fewer objects.
+HALTS = (
+    "reservoir_empty", alarms.RESERVOIR_EMPTY,  # H_EMPTY (released by a refill, not the acknowledgement)
+    "dose_guard", alarms.DOSE_GUARD,  # H_GUARD
+    "step_mismatch", alarms.STEP_MISMATCH,  # H_MISMATCH
+    "stall", alarms.STALL,  # H_STALL
+    "internal", alarms.INTERNAL,  # H_INTERNAL
+    "occlusion", alarms.OCCLUSION,  # H_OCCLUSION
+    "leak", alarms.LEAK,  # H_LEAK
+    "pressure_sensor", alarms.SENSOR_FAULT,  # H_SENSOR
+    "battery_eos", alarms.BATTERY_EOS,  # H_BATTERY
+    "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: ops_admin.op_ack)
+)
+H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] != -1}
 
 # Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
 # resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
@@ -60,13 +69,18 @@ _DEFAULT_RESISTANCE_PA_S_PER_UL = const(465)
 _DEFAULT_NOISE_PA = const(41)
 _SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault stops the pump (ADC glitch)
 _MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
-_GAP_MIN_MS = const(50)  # ticks outside _GAP_MIN_MS..GAP_MAX_MS do not feed the detector's statistics
+_GAP_MIN_MS = const(50)  # ticks outside _GAP_MIN_MS.._GAP_MAX_MS do not feed the detector's statistics
 _GAP_MAX_MS = const(200)
 
 # SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
 SAFETY = eventlog.SAFETY
 SAFETY_FMT = "<BiI"
 SAFETY_KINDS = eventlog.SAFETY_KINDS
+_S_OCCLUSION = const(0)  # the line's faults, as the detector reports them (private: no heap)
+_S_LEAK = const(1)
+_S_STALL = const(2)
+_S_SENSOR = const(3)
+_S_CLEARED = const(4)
 S_BATTERY_EOS = const(5)
 S_BOOT_LOOP = const(6)
 S_SERVICE = const(7)
@@ -242,7 +256,7 @@ class Pump:
 
     def _rotor_stall(self, idx):
         nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
-        self._safety_stop(H_STALL, alarms.STALL, occlusion.STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
+        self._safety_stop(H_STALL, alarms.STALL, _S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
@@ -288,7 +302,7 @@ class Pump:
             n = self._sensor_n + 1
             self._sensor_n = n
             if n == _SENSOR_TICKS:
-                self._safety_stop(H_SENSOR, alarms.SENSOR_FAULT, occlusion.SENSOR, 0)
+                self._safety_stop(H_SENSOR, alarms.SENSOR_FAULT, _S_SENSOR, 0)
             return
         if self._sensor_n:
             self._sensor_n = 0
@@ -298,19 +312,19 @@ class Pump:
         if st == occlusion.OCCLUSION:
             if self._relearn and self.halt:
                 return  # halted on a STALL / LEAK / SENSOR: the model is void, relearnt on resuming
-            self._safety_stop(H_OCCLUSION, alarms.OCCLUSION, st, det.missed_nl())
+            self._safety_stop(H_OCCLUSION, alarms.OCCLUSION, _S_OCCLUSION, det.missed_nl())
         elif st == occlusion.LEAK:
-            self._safety_stop(H_LEAK, alarms.LEAK, st, 0)
+            self._safety_stop(H_LEAK, alarms.LEAK, _S_LEAK, 0)
         elif st == occlusion.STALL:
-            self._safety_stop(H_STALL, alarms.STALL, st, det.pending * self.dosing.pl_per_step // 1000)
+            self._safety_stop(H_STALL, alarms.STALL, _S_STALL, det.pending * self.dosing.pl_per_step // 1000)
         elif st == occlusion.CLEARED:
-            self.log_safety(occlusion.CLEARED - 1, self.pressure_pa, det.released_nl)
+            self.log_safety(_S_CLEARED, self.pressure_pa, det.released_nl)
             self.condition_gone(alarms.OCCLUSION)
         elif prev == occlusion.LEAK:
             self.condition_gone(alarms.LEAK)
 
-    def _safety_stop(self, bit, alarm, state, nl):
-        self.log_safety(state - 1, self.pressure_pa, nl)
+    def _safety_stop(self, bit, alarm, kind, nl):
+        self.log_safety(kind, self.pressure_pa, nl)
         self.stop(bit, alarm)
 
     def log_safety(self, kind, pressure_pa, nl):
@@ -333,9 +347,9 @@ class Pump:
 
     def release_inactive(self):
         """Release condition halts whose alarm is no longer active (acknowledged and the condition gone)."""
-        for code in _CONDITION_ALARMS:
-            bit = H_BY_ALARM[code]
-            if self.halt & bit and not self.alarms.is_active(code):
+        for i in range(0, len(HALTS), 2):
+            bit = 1 << (i >> 1)
+            if bit & H_CONDITION and self.halt & bit and not self.alarms.is_active(HALTS[i + 1]):
                 self.halt &= ~bit
 
     def reset_detector(self):
