@@ -232,7 +232,7 @@ class App:
             role = info.get("role")
             self.event(eventlog.AUTH_FAILURE, eventlog.ROLES.index(role) if role in eventlog.ROLES else 255, 4)
         elif kind == auth.EV_STATE:
-            self.event(eventlog.STORE_PROBLEM, 0, 254)
+            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_AUTH)
 
     # -- boot ---------------------------------------------------------------------
     def _device_id(self):
@@ -273,7 +273,7 @@ class App:
             keys = auth.keys_from_json(text)
         except ValueError as e:
             self.keys_state = "invalid: %s" % e
-            self.event(eventlog.STORE_PROBLEM, 0, 253)
+            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_KEYS)
             return None
         self.keys_state = "ok"
         return keys
@@ -290,7 +290,7 @@ class App:
             except Exception as e:
                 state, gen, problems = None, 0, ["load failed: %s" % type(e).__name__]
         for msg in problems:
-            slot = 0 if msg.startswith("state.0") else 1 if msg.startswith("state.1") else 255
+            slot = 0 if msg.startswith("state.0") else 1 if msg.startswith("state.1") else eventlog.STORE_STATE
             self.event(eventlog.STORE_PROBLEM, gen, slot)
         self.state_problem = None
         if state is not None:
@@ -299,7 +299,7 @@ class App:
             except Exception as e:
                 # invalid state: no basal resumes; what was delivered stays counted where it could be read
                 self.state_problem = _err_text(e)
-                self.event(eventlog.STORE_PROBLEM, gen, 255)
+                self.event(eventlog.STORE_PROBLEM, gen, eventlog.STORE_STATE)
                 p.therapy = None
                 self.alarms.raise_alarm(A.INTERNAL)
                 p.halt |= pump.H_INTERNAL
@@ -358,7 +358,7 @@ class App:
                               // p.dosing.pl_per_step)
         except ValueError:
             p.guard.assume_full()  # lost windows: assume them full (nothing more until they drain)
-            self.event(eventlog.STORE_PROBLEM, 0, 252)
+            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_GUARD)
         self.tz_min = st.get("tz_min", 0)
         wall = st.get("wall_s", 0)
         if wall:
@@ -436,7 +436,7 @@ class App:
             self.store_failures += 1
             self.store_error = _err_text(e)
             if self.store_failures == 1 or self.store_failures % 100 == 0:
-                self.event(eventlog.STORE_PROBLEM, self.store.generation, 255)
+                self.event(eventlog.STORE_PROBLEM, self.store.generation, eventlog.STORE_STATE)
             # no new mark: delivery stops at the old one (pump waits), and the alarm says why
             self.alarms.raise_alarm(A.INTERNAL)
 
