@@ -176,8 +176,7 @@ class App:
                 self.cal_problem = str(e)
                 self.alarms.raise_alarm(A.INTERNAL)
         self.auth = auth.Authenticator(board.clock, auth.FileCounters(root + "data/ctr.json"),
-                                       self._load_keys(), on_event=self._on_auth_event,
-                                       permissions=PERMISSIONS)
+                                       self._load_keys(), on_event=self._on_auth_event)
         self.store = store.Store(root + "data/state")
         self._restore()
         self.ops = ops.table(self)
@@ -671,12 +670,6 @@ class App:
             "platform": sys.platform,
         }
 
-
-# Permissions: auth's table plus the changes this app adds (suspend and bolus cancel are clinician).
-PERMISSIONS = {}
-for _r in auth.PERMISSIONS:
-    PERMISSIONS[_r] = tuple(auth.PERMISSIONS[_r])
-PERMISSIONS[auth.CLINICIAN] = PERMISSIONS[auth.CLINICIAN] + ("suspend", "cancel_bolus")
 
 CHANGE_REFUSED = eventlog.CHANGE_REFUSED  # "op:CODE" ASCII
 
