@@ -5,11 +5,7 @@
 # Per-tick work (tick(), repeated raise of a present condition) allocates nothing.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 # Alarm codes: row numbers of TABLE below (stable: the link, event log and pumpctl use the names);
 # tests/fw/test_alarms.py checks each constant against its row.

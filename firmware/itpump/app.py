@@ -19,6 +19,8 @@ import json
 import os
 import sys
 
+from micropython import const
+
 # Every module is imported (compiled, when flashed as source) here, one at a time with a collection
 # after each, in dependency order: compiles interleaved with each other's garbage and the app's
 # long-lived objects fragment the heap until a small block cannot be found (seen on the sim's heap).
@@ -32,12 +34,6 @@ from itpump import VERSION, auth, eventlog, ops, ops_bolus, power, protocol, pum
 from itpump import alarms as A  # noqa: E402
 from itpump.reservoir import Reservoir  # noqa: E402
 from itpump.therapy import Therapy  # noqa: E402
-
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
 
 TICK_MS = pump.TICK_MS  # control tick period
 # Watchdog: inside rp2's 8388 ms maximum; long enough for the virtual board's fast clock, whose ticks

@@ -10,13 +10,9 @@ import binascii
 import hashlib
 import json
 
-from itpump import protocol as P
+from micropython import const
 
-try:
-    from micropython import const
-except ImportError:  # CPython: host tools and unit tests
-    def const(x):
-        return x
+from itpump import protocol as P
 
 KEY_LEN = const(32)
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104 B)

@@ -26,14 +26,10 @@
 # integers, so nothing drifts; due < the next step's volume after tick(). See index_edge() for the phase
 # error and the cases (an edge while steps are in flight, the re-pricing of blind steps that carried more)
 # where delivery runs transiently ahead.
+from micropython import const
+
 from itpump.drugs import MAX_RATE_NL_PER_H
 from itpump.therapy import DAY_MS, LimitError
-
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
 
 CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RATE_NL_PER_H
 # A gap up to the app's watchdog timeout (app.WDT_TIMEOUT_MS) is delivered: a loop stalled longer is

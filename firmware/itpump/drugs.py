@@ -14,11 +14,7 @@
 # The floors are below the smallest usual starting dose: they catch unit slips (ug typed as mg) without
 # blocking a cautious start. The device is a benchtop mock: these bound what it accepts, they are not
 # clinical advice.
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 # Device volume limits.
 # The table allows dilute solutions (trialling; baclofen at the label's 50 ug/mL screening strength), and at

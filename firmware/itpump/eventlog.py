@@ -20,11 +20,7 @@ import binascii
 import os
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython: host tools and unit tests
-    def const(x):
-        return x
+from micropython import const
 
 MAGIC = const(0xA5)
 _HDR = "<BBBIII"  # magic, n, code, seq, ticks_ms, wall_s

@@ -21,11 +21,7 @@
 # Per-tick calls (allowance, record, violation) allocate nothing and keep every int below 2**30.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 H1_BUCKET_MS = const(60000)  # 1 h window: 60 buckets of 1 min
 H1_BUCKETS = const(60)

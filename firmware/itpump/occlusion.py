@@ -15,11 +15,7 @@
 # relearnt.
 #
 # Integer only (Pa, nL, steps, Q8/Q16 fixed point), nothing allocated per tick.
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 OK = const(0)
 OCCLUSION = const(1)

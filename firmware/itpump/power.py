@@ -24,11 +24,7 @@
 # Delivery goes on (docs/hardware.md, battery sensing): the reading only warns of the end of service.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 from itpump import alarms
 

@@ -6,11 +6,7 @@
 # dispatch(line, ops, auth) with ops {name: handler} (a read) or {name: (handler, CHANGE)}.
 import json
 
-try:
-    from micropython import const
-except ImportError:  # CPython: host tools and unit tests import this module too
-    def const(x):
-        return x
+from micropython import const
 
 MAX_LINE = const(2048)  # bytes per request line, newline excluded
 MAX_BODY = const(1983)  # JSON part: the line less TAB and 64 hex digits of MAC

@@ -35,6 +35,8 @@
 # Lifetime totals (possibly above small ints) are kept by account(), called outside the tick.
 import struct
 
+from micropython import const
+
 from itpump import alarms as A
 from itpump import eventlog
 from itpump import occlusion as O
@@ -48,12 +50,6 @@ from itpump.rotor import STALL as R_STALL
 from itpump.rotor import Index
 from itpump.rotor import magnets as rotor_magnets
 from itpump.therapy import DAY_MS
-
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
 
 TICK_MS = const(100)  # the app's control tick
 SPREAD_US = const(90000)  # a tick's steps are spread over 90 % of the tick: the move ends before the next

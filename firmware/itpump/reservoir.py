@@ -6,14 +6,10 @@
 # fills. A measured remainder that differs from the computed one by more than 1/20 of the capacity
 # (1 mL on a 20 mL pump) is a warning sign of a pocket fill (drug injected outside the pump) or of a
 # leak: the refill is done, and mismatch_warning is raised for the alarm and the log.
+from micropython import const
+
 from itpump import drugs
 from itpump.therapy import LimitError
-
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
 
 CAPACITIES_NL = (20000000, 40000000)  # 20 and 40 mL, the sizes implanted pumps come in
 LOW_NL = const(2000000)  # low-reservoir alarm at 2 mL: weeks of warning at usual 0.1-1 mL/day

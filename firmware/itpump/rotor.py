@@ -14,11 +14,7 @@
 # A module of its own: MicroPython compiles a module whole, so a smaller pump.py needs a smaller parse
 # tree at boot (the virtual board's 64-bit heap ran out compiling it from source).
 # Steady state allocates nothing: ints and the lists made in __init__.
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
 # An edge read with at most this many steps confirmed since the last read is pinned (to its middle,

@@ -48,13 +48,9 @@ import os
 import struct
 import sys
 
-_MPY = sys.implementation.name == "micropython"
+from micropython import const
 
-try:
-    from micropython import const
-except ImportError:  # CPython: host tools and unit tests
-    def const(x):
-        return x
+_MPY = sys.implementation.name == "micropython"
 
 MAGIC = b"ITPS"
 VERSION = const(1)

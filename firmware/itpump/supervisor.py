@@ -13,11 +13,7 @@
 # A bolus interrupted by any reset is abandoned, never resumed (the app logs what was lost).
 #
 # check_in() and service() allocate nothing (except the one save when the run becomes stable).
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
+from micropython import const
 
 from itpump import alarms
 

@@ -13,6 +13,8 @@
 # Per tick (through dosing.Dosing, see there) the therapy answers the basal and bolus rates now; dosing
 # reports back the whole nL it programmed (programmed()), which ends boluses and the bridge exactly at
 # their volume. The per-tick calls allocate nothing.
+from micropython import const
+
 from itpump import drugs
 from itpump.drugs import (
     MAX_BASAL_NL_PER_DAY,
@@ -23,12 +25,6 @@ from itpump.drugs import (
     MIN_BASAL_NL_PER_DAY,
     MIN_BASAL_NL_PER_H,
 )
-
-try:
-    from micropython import const
-except ImportError:  # CPython (host tools, unit tests)
-    def const(x):
-        return x
 
 DAY_MS = const(86400000)  # a day of time-of-day ms (< 2**30)
 MIN_PER_DAY = const(1440)

@@ -7,11 +7,7 @@
 # share one timeline at any speed factor or fast-forward.
 import json
 
-try:
-    from micropython import const
-except ImportError:  # CPython benches and tests
-    def const(x):
-        return x
+from micropython import const
 
 import plant as plantmod
 

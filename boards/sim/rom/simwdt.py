@@ -7,11 +7,7 @@
 #   bridge resets the board when they stop (a `while True: pass` hang).
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython tests
-    def const(x):
-        return x
+from micropython import const
 
 MAX_TIMEOUT_MS = const(8388)  # rp2: 24-bit counter at 2 ticks/us (RP2040 datasheet 4.7)
 _REAL_FLOOR_MS = const(1000)  # never ask the bridge for less: GC pauses and a loaded host are not hangs

@@ -4,11 +4,7 @@
 # the firmware this clock instead, with the RP2040 period, started 5 minutes before a wrap on purpose.
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython tests
-    def const(x):
-        return x
+from micropython import const
 
 if not hasattr(time, "ticks_ms"):  # CPython tests: the unix port's time functions over monotonic()
     time.ticks_ms = lambda: int(time.monotonic() * 1000)

@@ -5,11 +5,7 @@
 # middle half (a trimmed mean), which drops spikes without the bias of a plain median on a DNL step.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 VREF_MV = const(3300)  # Pico: ADC_VREF from the 3.3 V rail through a 200 ohm filter
 FULL_SCALE = const(4096)

@@ -1,10 +1,6 @@
 # Push button to GND with the internal pull-up, debounced by polling with ticks (no IRQ: a bouncing
 # contact would flood the scheduler). poll() from the control loop returns one event per press.
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 NONE = const(0)
 SHORT = const(1)  # released before LONG_MS

@@ -1,9 +1,5 @@
 # Piezo buzzer (magnetic transducer through a transistor, or a passive piezo) on a PWM pin.
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 FREQ_MIN_HZ = const(50)  # rp2 PWM reaches ~8 Hz at 125 MHz; below 50 Hz a piezo only clicks
 FREQ_MAX_HZ = const(20_000)

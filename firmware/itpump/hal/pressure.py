@@ -4,11 +4,7 @@
 # ratiometric part works with its own calibration. A divider (10k over 20k: x2/3) keeps the ADC pin
 # below 3.3 V. Outside the 0.25-4.75 V band the output is not a pressure but a fault (open wire, short,
 # supply lost): read_pa() raises ValueError then.
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 FAULT_LOW_MV = const(250)
 FAULT_HIGH_MV = const(4750)

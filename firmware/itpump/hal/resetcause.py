@@ -9,12 +9,7 @@
 # time as last time; a soft reset keeps the timer, so the uptime is at least the last boot's plus the
 # time the firmware ran. SOFT_MARGIN_MS absorbs boot-time jitter.
 import machine
-
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 MAGIC_RUNNING = const(0x1D50B007)
 MAGIC_INTENT = const(0x1D5E7A11)

@@ -1,11 +1,7 @@
 # Rotor index sensor: a digital Hall switch facing one magnet per roller gives one rising edge per roller
 # pass (docs/hardware.md). A hard IRQ counts the edges, so none is lost to a GC pause or a slow tick;
 # the pump reads the count once per tick (board contract `rotor`, boards/README.md).
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 EDGE_MASK = const(0x3FFFFFFF)  # the count wraps at 2**30 (itpump.rotor.ROTOR_MASK)
 

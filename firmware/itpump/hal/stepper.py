@@ -2,14 +2,9 @@
 # Timer callbacks jitter with GC pauses; a PIO state machine does not. Delivered steps are the ones
 # the state machine reports having emitted (steppio.py), never the ones asked for.
 import rp2
+from micropython import const
 
 from itpump.hal.steppio import step_program
-
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
 
 SM_FREQ_HZ = const(1_000_000)  # one SM cycle per microsecond
 PERIOD_OVERHEAD_CYCLES = const(10)  # period = 2 * D + 10 cycles (steppio.py)

@@ -4,12 +4,7 @@
 # counts once per us (16777 ms in recent ports/rp2/machine_wdt.c, 8388 in older releases), so both
 # boards clamp to 8388 ms: valid on every release, and far above our 100 ms control tick anyway.
 import machine
-
-try:
-    from micropython import const
-except ImportError:  # CPython unit tests
-    def const(x):
-        return x
+from micropython import const
 
 TIMEOUT_MAX_MS = const(8388)
 TIMEOUT_MIN_MS = const(1)
