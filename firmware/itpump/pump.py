@@ -91,7 +91,7 @@ HALTS = (
     "battery_eos", A.BATTERY_EOS,  # H_BATTERY
     "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: ops_admin.op_ack)
 )
-H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] >= 0}
+H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] != -1}
 
 # Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
 # resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
