@@ -170,8 +170,7 @@ class App:
                 self.cal_problem = str(e)
                 self.alarms.raise_alarm(alarms.INTERNAL)
         self.auth = auth.Authenticator(board.clock, auth.FileCounters(root + "data/ctr.json"),
-                                       self._load_keys(), on_event=self._on_auth_event,
-                                       permissions=PERMISSIONS)
+                                       self._load_keys(), on_event=self._on_auth_event)
         self.store = store.Store(root + "data/state")
         self._restore()
         self.ops = ops.table(self)
@@ -226,7 +225,7 @@ class App:
             role = info.get("role")
             self.event(eventlog.AUTH_FAILURE, eventlog.ROLES.index(role) if role in eventlog.ROLES else 255, 4)
         elif kind == auth.EV_STATE:
-            self.event(eventlog.STORE_PROBLEM, 0, 254)
+            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_AUTH)
 
     # -- boot ---------------------------------------------------------------------
     def _device_id(self):
@@ -267,7 +266,7 @@ class App:
             keys = auth.keys_from_json(text)
         except ValueError as e:
             self.keys_state = "invalid: %s" % e
-            self.event(eventlog.STORE_PROBLEM, 0, 253)
+            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_KEYS)
             return None
         self.keys_state = "ok"
         return keys
@@ -284,7 +283,7 @@ class App:
             except Exception as e:
                 state, gen, problems = None, 0, ["load failed: %s" % type(e).__name__]
         for msg in problems:
-            slot = 0 if msg.startswith("state.0") else 1 if msg.startswith("state.1") else 255
+            slot = 0 if msg.startswith("state.0") else 1 if msg.startswith("state.1") else eventlog.STORE_STATE
             self.event(eventlog.STORE_PROBLEM, gen, slot)
         self.state_problem = None
         if state is not None:
@@ -293,7 +292,7 @@ class App:
             except Exception as e:
                 # invalid state: no basal resumes; what was delivered stays counted where it could be read
                 self.state_problem = _err_text(e)
-                self.event(eventlog.STORE_PROBLEM, gen, 255)
+                self.event(eventlog.STORE_PROBLEM, gen, eventlog.STORE_STATE)
                 p.therapy = None
                 self.alarms.raise_alarm(alarms.INTERNAL)
                 p.halt |= pump.H_INTERNAL
@@ -352,7 +351,7 @@ class App:
                               // p.dosing.pl_per_step)
         except ValueError:
             p.guard.assume_full()  # lost windows: assume them full (nothing more until they drain)
-            self.event(eventlog.STORE_PROBLEM, 0, 252)
+            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_GUARD)
         self.tz_min = st.get("tz_min", 0)
         wall = st.get("wall_s", 0)
         if wall:
@@ -430,7 +429,7 @@ class App:
             self.store_failures += 1
             self.store_error = _err_text(e)
             if self.store_failures == 1 or self.store_failures % 100 == 0:
-                self.event(eventlog.STORE_PROBLEM, self.store.generation, 255)
+                self.event(eventlog.STORE_PROBLEM, self.store.generation, eventlog.STORE_STATE)
             # no new mark: delivery stops at the old one (pump waits), and the alarm says why
             self.alarms.raise_alarm(alarms.INTERNAL)
 
@@ -665,12 +664,6 @@ class App:
             "platform": sys.platform,
         }
 
-
-# Permissions: auth's table plus the changes this app adds (suspend and bolus cancel are clinician).
-PERMISSIONS = {}
-for _r in auth.PERMISSIONS:
-    PERMISSIONS[_r] = tuple(auth.PERMISSIONS[_r])
-PERMISSIONS[auth.CLINICIAN] = PERMISSIONS[auth.CLINICIAN] + ("suspend", "cancel_bolus")
 
 CHANGE_REFUSED = eventlog.CHANGE_REFUSED  # "op:CODE" ASCII
 

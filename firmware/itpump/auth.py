@@ -22,12 +22,13 @@ CLINICIAN = "clinician"
 SERVICE = "service"
 ROLES = (PATIENT, CLINICIAN, SERVICE)
 
-# Which role may do which change. Reads need no role and are not listed. An op listed here is guarded
-# even if the ops table forgot to mark it CHANGE; an op marked CHANGE but listed nowhere is forbidden.
+# Which role may do which change: exactly the change ops of ops.table (tests/fw/test_permissions.py).
+# Reads need no role and are not listed. An op listed here is guarded even if the ops table forgot to
+# mark it CHANGE; an op marked CHANGE but listed nowhere is forbidden.
 PERMISSIONS = {
     PATIENT: ("patient_bolus",),
-    CLINICIAN: ("program", "refill", "bolus", "ack", "calibrate", "time_set"),
-    SERVICE: ("service", "flash", "keys", "factory_reset"),
+    CLINICIAN: ("program", "refill", "bolus", "ack", "calibrate", "time_set", "suspend", "cancel_bolus"),
+    SERVICE: ("service", "keys"),
 }
 
 _FREE_FAILURES = const(3)  # wrong MACs per role before each further one holds the role back

@@ -73,6 +73,11 @@ AUTH_REASONS = ("bad_mac", "replay", "role", "locked_out", "duplicate")
 ROLES = ("patient", "clinician", "service")
 SAFETY_KINDS = ("occlusion", "leak", "stall", "sensor", "cleared", "battery_eos", "boot_loop", "service",
                 "resume", "late_task", "occlusion_reset")
+# STORE_PROBLEM "slot": the state slot (0, 1) that failed, or what else could not be read or written
+STORE_GUARD = const(252)  # the dose guard's windows in the state: taken as full
+STORE_KEYS = const(253)  # the device keys file
+STORE_AUTH = const(254)  # the link's anti-replay state
+STORE_STATE = const(255)  # the state as a whole: load, apply or save
 
 # scan item kinds
 REC = const(0)  # a valid record

@@ -22,7 +22,8 @@ V_24H = const(4)
 _STATE_VERSION = 1
 
 
-def _check_int(name, v, lo, hi):
+def check_int(name, v, lo, hi):
+    """v if it is an int (not a bool) in lo..hi, else ValueError naming it: the one checked integer."""
     if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
         raise ValueError("%s must be an integer in %d..%d, got %r" % (name, lo, hi, v))
     return v
@@ -32,9 +33,9 @@ class Limits:
     """Validated limits in microsteps. Build from volumes with from_nl() (rounds limits DOWN)."""
 
     def __init__(self, max_rate_steps_per_h, max_1h_steps, max_24h_steps):
-        _check_int("max_rate_steps_per_h", max_rate_steps_per_h, 1, MAX_RATE_STEPS_PER_H)
-        _check_int("max_1h_steps", max_1h_steps, 1, MAX_WINDOW_STEPS)
-        _check_int("max_24h_steps", max_24h_steps, 1, MAX_WINDOW_STEPS)
+        check_int("max_rate_steps_per_h", max_rate_steps_per_h, 1, MAX_RATE_STEPS_PER_H)
+        check_int("max_1h_steps", max_1h_steps, 1, MAX_WINDOW_STEPS)
+        check_int("max_24h_steps", max_24h_steps, 1, MAX_WINDOW_STEPS)
         if max_1h_steps > max_24h_steps:
             raise ValueError("max_1h_steps (%d) exceeds max_24h_steps (%d)" % (max_1h_steps, max_24h_steps))
         self.max_rate_steps_per_h = max_rate_steps_per_h
@@ -44,10 +45,10 @@ class Limits:
     @staticmethod
     def from_nl(pl_per_step, max_rate_nl_per_h, max_1h_nl, max_24h_nl):
         """Volumes in nL -> whole microsteps, rounded down so the volume limit itself is never exceeded."""
-        _check_int("pl_per_step", pl_per_step, 1, 1 << 29)
+        check_int("pl_per_step", pl_per_step, 1, 1 << 29)
         for name, v in (("max_rate_nl_per_h", max_rate_nl_per_h), ("max_1h_nl", max_1h_nl),
                         ("max_24h_nl", max_24h_nl)):
-            _check_int(name, v, 1, 1 << 40)
+            check_int(name, v, 1, 1 << 40)
         return Limits(max_rate_nl_per_h * 1000 // pl_per_step, max_1h_nl * 1000 // pl_per_step,
                       max_24h_nl * 1000 // pl_per_step)
 
@@ -111,13 +112,13 @@ class _Ring:
         if not isinstance(counts, list) or len(counts) != self.n:
             raise ValueError("%s.counts must be a list of %d integers" % (name, self.n))
         for c in counts:
-            _check_int(name + ".counts[]", c, 0, MAX_WINDOW_STEPS)
-        idx = _check_int(name + ".idx", d.get("idx"), 0, self.n - 1)
-        off = _check_int(name + ".off_ms", d.get("off_ms"), 0, self.bucket_ms - 1)
+            check_int(name + ".counts[]", c, 0, MAX_WINDOW_STEPS)
+        idx = check_int(name + ".idx", d.get("idx"), 0, self.n - 1)
+        off = check_int(name + ".off_ms", d.get("off_ms"), 0, self.bucket_ms - 1)
         total = 0
         for c in counts:
             total += c
-        _check_int(name + " total", total, 0, MAX_WINDOW_STEPS)
+        check_int(name + " total", total, 0, MAX_WINDOW_STEPS)
         return counts, idx, off, total
 
     def apply(self, loaded):
@@ -265,8 +266,8 @@ class Guard:
             raise ValueError("guard state: version %r, expected %d" % (d.get("v"), _STATE_VERSION))
         h1 = self._h1.load(d.get("h1"), "h1")
         d1 = self._d1.load(d.get("d1"), "d1")
-        viol = _check_int("violation", d.get("violation", 0), 0, V_RATE | V_1H | V_24H)
-        _check_int("unrecorded_steps", unrecorded_steps, 0, MAX_WINDOW_STEPS)
+        viol = check_int("violation", d.get("violation", 0), 0, V_RATE | V_1H | V_24H)
+        check_int("unrecorded_steps", unrecorded_steps, 0, MAX_WINDOW_STEPS)
         self._h1.apply(h1)
         self._d1.apply(d1)
         self._last = self._clock.ticks_ms() if now_ms is None else now_ms

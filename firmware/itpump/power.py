@@ -6,6 +6,7 @@ from array import array
 from micropython import const
 
 from itpump import alarms
+from itpump.guard import check_int
 
 OK = const(0)
 LOW = const(1)
@@ -19,19 +20,13 @@ _MAX_PLAUSIBLE_MV = const(10000)  # above this the reading is a sensor fault, no
 _MIN_PLAUSIBLE_MV = const(1800)  # below this too: the RP2040's minimum VSYS (RP2040 / Pico datasheets)
 
 
-def _int_in(name, v, lo, hi):
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-        raise ValueError("%s must be an integer in %d..%d, got %r" % (name, lo, hi, v))
-    return v
-
-
 class BatteryMonitor:
     def __init__(self, cells=3, low_mv_per_cell=1200, eri_mv_per_cell=1100, eos_mv_per_cell=1000,
                  hyst_mv_per_cell=25, replaced_mv_per_cell=1400, n_avg=8):
-        _int_in("cells", cells, 1, 6)
-        _int_in("n_avg", n_avg, 1, 64)
-        _int_in("hyst_mv_per_cell", hyst_mv_per_cell, 0, 500)
-        _int_in("eos_mv_per_cell", eos_mv_per_cell, 1, 5000)
+        check_int("cells", cells, 1, 6)
+        check_int("n_avg", n_avg, 1, 64)
+        check_int("hyst_mv_per_cell", hyst_mv_per_cell, 0, 500)
+        check_int("eos_mv_per_cell", eos_mv_per_cell, 1, 5000)
         if eos_mv_per_cell * cells <= _MIN_PLAUSIBLE_MV:
             raise ValueError("eos %d mV for %d cells is below the plausible floor %d mV" % (
                 eos_mv_per_cell * cells, cells, _MIN_PLAUSIBLE_MV))

@@ -16,18 +16,13 @@
 from micropython import const
 
 from itpump import alarms
+from itpump.guard import check_int
 
 _WDT_MAX_MS = const(8388)  # rp2 hardware limit
 STABLE_MS = const(600000)  # 10 min of healthy running ends a boot loop
 _BOOT_LOOP_LIMIT = const(3)  # this many unexpected watchdog resets in a row -> safe mode
 _MAX_TASKS = const(8)
 _MAX_DEADLINE_MS = const(1 << 28)
-
-
-def _int_in(name, v, lo, hi):
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-        raise ValueError("%s must be an integer in %d..%d, got %r" % (name, lo, hi, v))
-    return v
 
 
 def safe_state(board):
@@ -52,8 +47,8 @@ class Supervisor:
         self._wdt = wdt
         self._clock = clock
         self._persist = persist
-        self.timeout_ms = _int_in("timeout_ms", timeout_ms, 1, _WDT_MAX_MS)
-        self.boot_loop_limit = _int_in("boot_loop_limit", boot_loop_limit, 1, 100)
+        self.timeout_ms = check_int("timeout_ms", timeout_ms, 1, _WDT_MAX_MS)
+        self.boot_loop_limit = check_int("boot_loop_limit", boot_loop_limit, 1, 100)
         self._names = []
         self._deadline = []
         self._last = []
@@ -74,7 +69,7 @@ class Supervisor:
             raise ValueError("add_task %r: the watchdog is already running" % (name,))
         if len(self._names) >= _MAX_TASKS:
             raise ValueError("add_task %r: at most %d tasks" % (name, _MAX_TASKS))
-        _int_in("deadline_ms", deadline_ms, 1, _MAX_DEADLINE_MS)
+        check_int("deadline_ms", deadline_ms, 1, _MAX_DEADLINE_MS)
         self._names.append(name)
         self._deadline.append(deadline_ms)
         self._last.append(0)
@@ -158,7 +153,7 @@ class Supervisor:
         was_safe = False
         if rec is not None:
             try:
-                count = _int_in("wdt_resets", rec.get("wdt_resets", 0), 0, 1000)
+                count = check_int("wdt_resets", rec.get("wdt_resets", 0), 0, 1000)
                 intent = rec.get("intent", False) is True
                 was_safe = rec.get("safe", False) is True
                 note = "ok"

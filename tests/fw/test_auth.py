@@ -335,7 +335,7 @@ def test_new_key_restarts_only_that_roles_counter():
     assert send(frame("bolus", A.CLINICIAN, 1, req_id=2, key=NEW_CLINICIAN), pump, au)["ok"]
     # the patient key did not change: its old frames stay replays
     assert code(send(signed("patient_bolus", A.PATIENT, 7, req_id=3), pump, au)) == P.E_AUTH_REPLAY
-    assert code(send(signed("flash", A.SERVICE, 1), pump, au)) == P.E_AUTH_NOKEYS  # service key gone
+    assert code(send(signed("keys", A.SERVICE, 1), pump, au)) == P.E_AUTH_NOKEYS  # service key gone
 
 
 def test_key_file_changed_between_boots_is_seen():
@@ -396,7 +396,7 @@ def test_unsigned_and_malformed_changes_never_hold_anyone_back():
     for i in range(50):
         send(frame("bolus", req_id=i), pump, au)  # unsigned
         send(frame("bolus", "admin", 9, key=KEYS[A.CLINICIAN]), pump, au)  # unknown role
-        send(signed("flash", A.CLINICIAN, 9), pump, au)  # forbidden
+        send(signed("keys", A.CLINICIAN, 9), pump, au)  # forbidden
         send(b'{"id": 1, "op": "bolus", "role": "clinician", "ctr": 3}\tzz', pump, au)  # bad MAC field
     assert not au.locked()
     assert send(signed("bolus", A.CLINICIAN, 1), pump, au)["ok"]

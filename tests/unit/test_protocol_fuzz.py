@@ -164,10 +164,10 @@ def test_mutated_frames(obj, how, data):
         b = json.dumps(obj, ensure_ascii=data.draw(st.booleans())).encode("utf-8", "surrogatepass")
         line = b + b"\t" + A.hmac_hex(KEYS[A.CLINICIAN], b).encode()
     elif how == "dup":  # duplicate keys: the signed bytes are what the board parses (last one wins)
-        b = body_of(obj)[:-1] + b',"op":"factory_reset","role":"patient"}'
+        b = body_of(obj)[:-1] + b',"op":"keys","role":"patient"}'
         line = b + b"\t" + A.hmac_hex(KEYS[A.PATIENT], b).encode()
         r = check(line, au, pump, counters)
-        assert not r["ok"] and pump.changes == []  # patient may not factory_reset
+        assert not r["ok"] and pump.changes == []  # patient may not install keys
         return
     else:  # control bytes
         line = bytearray(signed(obj))
