@@ -138,8 +138,8 @@ def frame(rig, rnd):
         obj[rnd.choice(["op", "role"])] = rand_text(rnd, rnd.randrange(1, 40))
         obj.setdefault("args", {})["note"] = rand_text(rnd, rnd.randrange(40))
         return kind, sign(body_of(obj, rnd), obj["role"])
-    # dup: duplicate keys, signed by a patient who may not factory_reset
-    b = body_of(obj, rnd)[:-1] + b',"op":"factory_reset","role":"patient"}'
+    # dup: duplicate keys, signed by a patient who may not install keys
+    b = body_of(obj, rnd)[:-1] + b',"op":"keys","role":"patient"}'
     return kind, sign(b, A.PATIENT)
 
 
