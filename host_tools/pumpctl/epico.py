@@ -28,7 +28,7 @@ import time
 import tty
 from pathlib import Path
 
-from . import REPO_ROOT, PumpctlError
+from . import REPO_ROOT, PumpctlError, vboard
 
 RUNNER_DIR = REPO_ROOT / "host_tools" / "epico"
 RUNNER = RUNNER_DIR / "runner.js"
@@ -99,45 +99,12 @@ def battery_code(mv: float) -> int:
     return max(0, min(4095, int(mv * BATTERY_DIVIDER * 4095.0 / VREF_MV + 0.5)))
 
 
-class State:
+class State(vboard.State):
+    """Files of one emulated Pico's state directory: the virtual board's, plus its control socket."""
+
     def __init__(self, directory: Path | str | None = None):
-        self.dir = Path(directory) if directory else DEFAULT_DIR
-        self.pid_file = self.dir / "pid"
-        self.port_file = self.dir / "port"
-        self.config_file = self.dir / "config.json"
-        self.log_file = self.dir / "bridge.log"
-        self.flash_file = self.dir / "flash.bin"
+        super().__init__(directory or DEFAULT_DIR)
         self.sock_file = self.dir / "ctl.sock"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return None
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
-
-    def port(self) -> str | None:
-        try:
-            return self.port_file.read_text().strip() or None
-        except OSError:
-            return None
-
-    def config(self) -> dict:
-        try:
-            return json.loads(self.config_file.read_text())
-        except (OSError, ValueError):
-            return {}
 
 
 def start(directory=None, firmware: str | os.PathLike | None = None, bootrom: str | None = None,
