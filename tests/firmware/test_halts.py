@@ -1,6 +1,10 @@
 # The halt table (firmware/itpump/pump.py HALTS) against the H_* bits, the names on the link and the
 # alarms that release them (CPython and micropython).
+import pytest
+
 from itpump import alarms, pump
+
+pytestmark = pytest.mark.micropython
 
 # bit, name on the link (status "halt", the bolus refusal), releasing alarm (-1: none)
 WANT = (
