@@ -4,7 +4,7 @@
 from micropython import const
 
 from itpump.drugs import MAX_RATE_NL_PER_H
-from itpump.therapy import DAY_MS, LimitError
+from itpump.prescription import DAY_MS, LimitError
 
 CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RATE_NL_PER_H
 # A gap up to the app's watchdog timeout (app.WDT_TIMEOUT_MS) is delivered: a loop stalled longer is

@@ -8,7 +8,7 @@ import binascii
 import gc
 
 from itpump import eventlog, protocol, pump
-from itpump.therapy import LimitError
+from itpump.prescription import LimitError
 
 E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
 E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree

@@ -1,7 +1,7 @@
 # Boluses: clinician / prime (bolus op) and the patient's (link op or the board's button).
 from itpump import eventlog, protocol
 from itpump.ops import _REASON, E_HALTED, Refused, _halt_names, _save, _therapy
-from itpump.therapy import volume_nl
+from itpump.prescription import volume_nl
 
 
 def _refuse_bolus(app, th, vol, code, msg):

@@ -9,12 +9,12 @@ from itpump import alarms, eventlog, occlusion, store
 from itpump.dosing import Dosing
 from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
 from itpump.guard import Guard, Limits
+from itpump.prescription import DAY_MS
 from itpump.reservoir import Reservoir
 from itpump.rotor import EDGE as R_EDGE
 from itpump.rotor import STALL as R_STALL
 from itpump.rotor import Index
 from itpump.rotor import magnets as rotor_magnets
-from itpump.therapy import DAY_MS
 
 TICK_MS = const(100)  # the app's control tick
 _SPREAD_US = const(90000)  # a tick's steps are spread over 90 % of the tick: the move ends before the next

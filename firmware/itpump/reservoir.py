@@ -9,7 +9,7 @@
 from micropython import const
 
 from itpump import drugs
-from itpump.therapy import LimitError
+from itpump.prescription import LimitError
 
 CAPACITIES_NL = (20000000, 40000000)  # 20 and 40 mL, the sizes implanted pumps come in
 LOW_NL = const(2000000)  # low-reservoir alarm at 2 mL: weeks of warning at usual 0.1-1 mL/day

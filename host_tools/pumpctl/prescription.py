@@ -1,7 +1,7 @@
 """Prescriptions on the host: a TOML file in clinical units -> the prescription dict the pump takes
-(integers, converted exactly by units.py), validated offline by the firmware's own therapy module
-(imported from firmware/, never reimplemented); refusals, diffs and views back in clinical units; and the
-running prescription written back as a file that loads to the same prescription.
+(integers, converted exactly by units.py), validated offline by the firmware's own prescription module
+(firmware/itpump/prescription.py, imported, never reimplemented); refusals, diffs and views back in
+clinical units; and the running prescription written back as a file that loads to the same prescription.
 
 A file (see examples/*.toml)::
 
@@ -37,19 +37,19 @@ class PrescriptionError(PumpctlError):
         self.limit = limit
 
 
-def therapy_module():
-    """The firmware's therapy module (the same file the pump runs)."""
+def prescription_module():
+    """The firmware's prescription module: the validation the pump runs (the same file)."""
     fw = str(REPO_ROOT / "firmware")
     if fw not in sys.path:
         sys.path.insert(0, fw)
-    from itpump import therapy
+    from itpump import prescription
 
-    return therapy
+    return prescription
 
 
 def drugs_module():
     """The firmware's drug library (the same table the pump checks against)."""
-    therapy_module()
+    prescription_module()
     from itpump import drugs
 
     return drugs
@@ -187,10 +187,10 @@ def _refusal(e, origins: Origins, source: str) -> PrescriptionError:
 def validate(rx: dict, source: str = "prescription", origins: Origins | None = None) -> dict:
     """Validate a pump prescription dict with the firmware module; returns its normalised copy or raises
     PrescriptionError in clinical units."""
-    therapy = therapy_module()
+    fw = prescription_module()
     try:
-        return therapy.validate(rx)
-    except therapy.LimitError as e:
+        return fw.validate(rx)
+    except fw.LimitError as e:
         raise _refusal(e, origins or {}, source) from None
 
 
@@ -226,7 +226,7 @@ def load(path: str | Path) -> dict:
 
 def summary(rx: dict) -> dict:
     """Derived figures (rates in nL/h, daily dose and volume) as the pump computes them."""
-    return therapy_module().Therapy(rx).summary()
+    return prescription_module().Prescription(rx).summary()
 
 
 # -- pump dict -> clinical text -----------------------------------------------------------------------
@@ -327,7 +327,7 @@ def diff(old: dict | None, new: dict | None) -> list[tuple[str, Any, Any, bool]]
             _flatten(clinical(rx), "", flat)
             der = dict(derived(rx))
         sides.append((flat, der))
-    top = tuple(_WRITE.get(k, k) for k in therapy_module()._TOP)
+    top = tuple(_WRITE.get(k, k) for k in prescription_module().FIELDS)
     seen = list(sides[1][0]) + [f for f in sides[0][0] if f not in sides[1][0]]
     fields = sorted(seen, key=lambda f: _order(f, top, seen))
     rows = [(f, sides[0][0].get(f), sides[1][0].get(f), sides[0][0].get(f) != sides[1][0].get(f))

@@ -1,8 +1,9 @@
-# Prescriptions, limits, modes and boluses (CPython and micropython).
+# Prescriptions (validation, limits) and the therapy they drive (modes, boluses, bridge, state).
 import pytest
 
 from fakes import raises
 from itpump import drugs
+from itpump import prescription as P
 from itpump import therapy as T
 from itpump.dosing import Dosing
 
@@ -68,7 +69,7 @@ def test_drug_table_is_integers_with_sane_ranges():
             assert type(v) is int and v > 0
         assert cmin < cmax and dmin < dmax
         # every maximum daily dose fits the device daily volume at the maximum concentration
-        assert T.volume_nl(dmax, cmax) <= drugs.MAX_DAILY_NL, name
+        assert P.volume_nl(dmax, cmax) <= drugs.MAX_DAILY_NL, name
     assert drugs.limits("morphine")[3] == 15000000  # PACC 2017: 15 mg/day
     assert drugs.limits("ziconotide")[3] == 19200  # 19.2 ug/day
 
@@ -83,15 +84,15 @@ def test_continuous_rate_through_concentration():
 
 
 def test_rate_rounds_to_nearest_nl_per_h():
-    assert T.rate_nl_per_h(1000000, 10000) == 4167  # 4166.67
-    assert T.rate_nl_per_h(500000, 6000) == 3472  # 3472.2
-    assert T.volume_nl(1, 2000) == 1  # 0.5 nL rounds up
-    assert T.volume_nl(1, 2001) == 0
+    assert P.rate_nl_per_h(1000000, 10000) == 4167  # 4166.67
+    assert P.rate_nl_per_h(500000, 6000) == 3472  # 3472.2
+    assert P.volume_nl(1, 2000) == 1  # 0.5 nL rounds up
+    assert P.volume_nl(1, 2001) == 0
 
 
 def test_validate_returns_independent_copy():
     rx = rx_cont(patient_bolus=patient())
-    out = T.validate(rx)
+    out = P.validate(rx)
     assert out == rx
     rx["patient_bolus"]["dose_ng"] = 1
     assert out["patient_bolus"]["dose_ng"] == 100000
@@ -139,7 +140,7 @@ def test_basal_minimum_is_exact():
     e = refused(rx_cont(dose_ng_per_day=24047, **hm), "dose_ng_per_day")
     assert e.value == 24047 and e.limit == 24048
     assert "47998 nL/day" in str(e) and "under the device minimum 48000 nL/day" in str(e)
-    assert T.rate_nl_per_h(24047, 501) == drugs.MIN_BASAL_NL_PER_H
+    assert P.rate_nl_per_h(24047, 501) == drugs.MIN_BASAL_NL_PER_H
 
 
 def test_basal_maximum_is_exact():
@@ -157,7 +158,7 @@ def test_basal_maximum_is_exact():
     steps[1]["dose_ng_per_day"] = 12012001
     e = refused(rx_flex(drug="morphine", conc_ug_per_ml=1001, flex=steps), "flex[1].dose_ng_per_day")
     assert e.value == 12012001 and e.limit == 12012000
-    assert T.rate_nl_per_h(12012001, 1001) == drugs.MAX_BASAL_NL_PER_H
+    assert P.rate_nl_per_h(12012001, 1001) == drugs.MAX_BASAL_NL_PER_H
 
 
 def test_one_ml_per_day_is_accepted():
@@ -255,7 +256,7 @@ def test_periodic_programmed_mid_slot_does_not_fire_at_once():
 def test_periodic_limits():
     p = {"dose_ng": 50000, "every_h": 5, "start_min": 0, "duration_min": 10}
     e = refused(rx_periodic(periodic=p), "periodic.every_h")
-    assert e.limit == T.PERIODS_H
+    assert e.limit == P.PERIODS_H
     p = {"dose_ng": 50000, "every_h": 1, "start_min": 0, "duration_min": 60}
     refused(rx_periodic(periodic=p), "periodic.duration_min")
     p = {"dose_ng": 50000, "every_h": 6, "start_min": 1440, "duration_min": 10}

@@ -55,8 +55,8 @@ def test_volume_limits_are_exact_on_the_host_too():
 
 
 def test_validation_is_the_firmware_module():
-    t = P.therapy_module()
-    assert Path(t.__file__).resolve() == (REPO_ROOT / "firmware" / "itpump" / "therapy.py").resolve()
+    t = P.prescription_module()
+    assert Path(t.__file__).resolve() == (REPO_ROOT / "firmware" / "itpump" / "prescription.py").resolve()
 
 
 def test_limit_error_carries_field_value_limit():

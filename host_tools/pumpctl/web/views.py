@@ -11,7 +11,7 @@ from . import charts
 
 
 def _reservoir_module():
-    prescription.therapy_module()
+    prescription.prescription_module()
     from itpump import reservoir
 
     return reservoir
