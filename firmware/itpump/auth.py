@@ -22,7 +22,7 @@ CLINICIAN = "clinician"
 SERVICE = "service"
 ROLES = (PATIENT, CLINICIAN, SERVICE)
 
-# Which role may do which change: exactly the change ops of ops.table (tests/fw/test_permissions.py).
+# Which role may do which change: exactly the change ops of ops.table (tests/firmware/test_permissions.py).
 # Reads need no role and are not listed. An op listed here is guarded even if the ops table forgot to
 # mark it CHANGE; an op marked CHANGE but listed nowhere is forbidden.
 PERMISSIONS = {

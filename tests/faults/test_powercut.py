@@ -1,4 +1,4 @@
-"""Power cuts on real littlefs (tests/powercut/powercut.py under the micropython binary), sampled.
+"""Power cuts on real littlefs (tests/faults/powercut.py under the micropython binary), sampled.
 
 bench/powercut.py runs the same sweep over every cut point."""
 
@@ -11,7 +11,7 @@ import pytest
 from pumpctl import REPO_ROOT
 from pumpctl.vboard import micropython_exe
 
-SCRIPT = REPO_ROOT / "tests" / "powercut" / "powercut.py"
+SCRIPT = REPO_ROOT / "tests" / "faults" / "powercut.py"
 
 
 def sweep(*args):

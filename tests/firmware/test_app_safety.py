@@ -4,10 +4,13 @@
 import json
 import struct
 
+import pytest
 from test_app import RX, RX_PB, Rig, programmed
 
 from fakes import FakePumpBoard, heap_lock_pair
 from itpump import alarms, eventlog, pump
+
+pytestmark = pytest.mark.micropython
 
 ARMED_MS = 40000  # the detector learns its baseline over 256 ticks before it may alarm
 

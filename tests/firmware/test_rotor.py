@@ -4,12 +4,15 @@
 # the pass length.
 import struct
 
+import pytest
 from test_app import Rig
 
 from fakes import FakePumpBoard, FakeRotor, pump_ticks_locked, raises
 from itpump import alarms, eventlog, occlusion, pump
 from itpump import dosing as D
 from itpump.therapy import LimitError
+
+pytestmark = pytest.mark.micropython
 
 # A two-level profile: the first half of each pass carries +20 %, the second -20 % (mean 0)
 HILO = [200000] * 16 + [-200000] * 16

@@ -1,10 +1,13 @@
 # The app's loop over fake boards (CPython and micropython): link, boot, delivery, ops, restore.
 import json
 
+import pytest
 import scratch
 
 from fakes import TICKS_PERIOD, FakeBoard, FakePumpBoard, pump_ticks_locked
 from itpump import VERSION, alarms, app, auth, eventlog, pump
+
+pytestmark = pytest.mark.micropython
 
 KEYS = {"patient": bytes(range(32)), "clinician": bytes(range(40, 72)), "service": bytes(range(80, 112))}
 # morphine at 10 mg/mL, 0.96 mL/day (40000 nL/h, near the basal maximum): 33 steps of 20 nL a minute

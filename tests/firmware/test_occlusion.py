@@ -1,9 +1,13 @@
 # Occlusion / leak / stall detector: synthetic pressure traces from a first-order line with seeded noise
-# (no plant: the plant-driven figures are in bench/occlusion.py and tests/unit/test_plant.py).
+# (no plant: the plant-driven figures are in bench/occlusion.py and tests/sim/test_plant.py).
 import sys
+
+import pytest
 
 from fakes import raises
 from itpump import occlusion as occ
+
+pytestmark = pytest.mark.micropython
 
 PL = 15000  # pL per step
 C = 600  # nL/kPa

@@ -1,7 +1,11 @@
 # guard.check_int is the firmware's one checked integer: the guard, the battery monitor and the
 # supervisor validate their settings with it (CPython and micropython).
+import pytest
+
 from fakes import raises
 from itpump import guard, power, supervisor
+
+pytestmark = pytest.mark.micropython
 
 
 def test_one_helper_serves_every_module():

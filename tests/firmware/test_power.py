@@ -1,7 +1,11 @@
 # Battery monitor (firmware/itpump/power.py) under CPython and micropython.
+import pytest
+
 from fakes import raises
 from itpump import alarms, power
 from itpump.power import EOS, ERI, LOW, OK, BatteryMonitor
+
+pytestmark = pytest.mark.micropython
 
 
 def feed(m, mv, n=8):

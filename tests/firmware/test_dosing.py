@@ -1,8 +1,12 @@
 # Rates -> microsteps, remainders, confirmed-only accounting, calibration (CPython and micropython).
+import pytest
+
 from fakes import FakeClock, heap_lock_pair, raises
 from itpump import dosing as D
 from itpump import therapy as T
 from itpump.drugs import MAX_RATE_NL_PER_H
+
+pytestmark = pytest.mark.micropython
 
 SMALL = 1 << 30  # rp2 small ints stay below this
 

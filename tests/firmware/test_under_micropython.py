@@ -1,4 +1,4 @@
-"""The firmware logic tests (tests/fw) again, under the real micropython binary."""
+"""The test modules marked `pytest.mark.micropython` again, under the real micropython binary."""
 
 import re
 import subprocess
@@ -9,12 +9,14 @@ import pytest
 from pumpctl.vboard import micropython_exe
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = sorted(p.stem for p in (ROOT / "tests" / "fw").glob("test_*.py"))
+RUNNER = str(ROOT / "tests" / "mpy_runner.py")
+MODULES = subprocess.run([micropython_exe(), RUNNER, "--list"], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_module_passes_under_micropython(module):
-    r = subprocess.run([micropython_exe(), "-X", "heapsize=1M", str(ROOT / "tests" / "mpy_runner.py"), module],
+    r = subprocess.run([micropython_exe(), "-X", "heapsize=1M", RUNNER, module],
                        capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     m = re.search(r"^(\d+) passed, (\d+) failed$", r.stdout, re.M)
@@ -24,5 +26,6 @@ def test_module_passes_under_micropython(module):
     import importlib
 
     mod = importlib.import_module(module)
+    assert mod.pytestmark == pytest.mark.micropython  # the runner's selection is pytest's marker
     n = sum(1 for k in dir(mod) if k.startswith("test_") and callable(getattr(mod, k)))
     assert int(m.group(1)) == n, out

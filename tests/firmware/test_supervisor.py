@@ -1,7 +1,11 @@
 # Supervisor (firmware/itpump/supervisor.py) under CPython and micropython.
+import pytest
+
 from fakes import TICKS_PERIOD, FakeBoard, FakeClock, raises
 from itpump import alarms, supervisor
 from itpump.supervisor import STABLE_MS, Supervisor
+
+pytestmark = pytest.mark.micropython
 
 
 class Wdt:

@@ -1,8 +1,12 @@
 # Reservoir volume, low / empty, refill reconciliation and bridge trigger (CPython and micropython).
+import pytest
+
 from fakes import raises
 from itpump import therapy as T
 from itpump.dosing import Dosing
 from itpump.reservoir import EMPTY_NL, LOW_NL, Reservoir
+
+pytestmark = pytest.mark.micropython
 
 ML = 1000000  # nL
 

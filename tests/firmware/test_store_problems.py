@@ -2,11 +2,14 @@
 # else could not be read or written; the values are stable (stored logs carry them). CPython and micropython.
 import struct
 
+import pytest
 import scratch
 from test_app import Rig, programmed
 
 from fakes import FakePumpBoard
 from itpump import eventlog
+
+pytestmark = pytest.mark.micropython
 
 
 def problems(r):

@@ -1,10 +1,13 @@
 # Persistent state: generations, CRC, slot choice, corruption, the reserve rule, checkpoint policy.
 import os
 
+import pytest
 import scratch
 
 from fakes import FakeClock, raises
 from itpump import store
+
+pytestmark = pytest.mark.micropython
 
 
 def _with_dir(fn):

@@ -1,10 +1,13 @@
 # Event log: framing, CRC, paging, rotation, torn tails, corrupt records, resync.
 import os
 
+import pytest
 import scratch
 
 from fakes import FakeClock, raises
 from itpump import eventlog as ev
+
+pytestmark = pytest.mark.micropython
 
 
 def _with_dir(fn):

@@ -1,8 +1,11 @@
 # auth.PERMISSIONS is the one table of who may change what: it names exactly the change ops the app's ops
 # table has, each under one role (CPython and micropython).
+import pytest
 from test_app import Rig
 
 from itpump import auth, ops, protocol
+
+pytestmark = pytest.mark.micropython
 
 
 def test_permissions_name_exactly_the_change_ops():

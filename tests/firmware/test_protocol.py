@@ -2,8 +2,12 @@
 import io
 import json
 
+import pytest
+
 from fakes import raises
 from itpump import protocol as P
+
+pytestmark = pytest.mark.micropython
 
 
 def feed_all(reader, data):

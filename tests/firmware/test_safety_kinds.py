@@ -2,7 +2,11 @@
 # names pumpctl logs and stored logs read), and a safety stop logs the kind it is given (CPython and
 # micropython). The line's kinds (_S_OCCLUSION ..) are private to pump.py; test_app_safety and test_rotor
 # read them back from the log.
+import pytest
+
 from itpump import alarms, eventlog, pump
+
+pytestmark = pytest.mark.micropython
 
 WANT = (
     (0, "occlusion"),

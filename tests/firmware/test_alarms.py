@@ -1,7 +1,11 @@
 # Alarm table, manager and annunciation (firmware/itpump/alarms.py) under CPython and micropython.
+import pytest
+
 from fakes import TICKS_PERIOD, FakeClock, raises
 from itpump import alarms
 from itpump.alarms import BATTERY_ERI, BATTERY_LOW, HIGH, LOW, MEDIUM, OCCLUSION, RESERVOIR_LOW, STALL, AlarmManager
+
+pytestmark = pytest.mark.micropython
 
 
 class Buzzer:

@@ -1,9 +1,13 @@
 # Auth layer of the link: HMAC, roles, counters, lock-out, retries (CPython and micropython).
 import json
 
+import pytest
+
 from fakes import FakeClock, raises
 from itpump import auth as A
 from itpump import protocol as P
+
+pytestmark = pytest.mark.micropython
 
 # RFC 4231 test cases 1, 2, 3, 4, 6, 7 (5 is a truncated output): key, data, HMAC-SHA256
 RFC4231 = [

@@ -1,7 +1,11 @@
 # Dose guard (firmware/itpump/guard.py) under CPython and micropython.
+import pytest
+
 from fakes import TICKS_PERIOD, FakeClock, raises
 from itpump import guard
 from itpump.guard import V_1H, V_24H, V_RATE, Guard, Limits
+
+pytestmark = pytest.mark.micropython
 
 H = 3600000
 MIN = 60000

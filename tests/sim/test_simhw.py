@@ -1,12 +1,16 @@
 # The virtual board's devices (boards/sim/rom/simhw.py) against the board contract (both interpreters).
 import sys
 
+import pytest
+
 _rom = __file__.rsplit("/", 3)[0] + "/boards/sim/rom" if "/" in __file__ else "../../boards/sim/rom"
 if _rom not in sys.path:
     sys.path.insert(0, _rom)
 
 import simhw  # noqa: E402
 from fakes import FakeClock, raises  # noqa: E402
+
+pytestmark = pytest.mark.micropython
 
 
 class _Clock(FakeClock):

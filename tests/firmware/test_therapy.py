@@ -1,8 +1,12 @@
 # Prescriptions, limits, modes and boluses (CPython and micropython).
+import pytest
+
 from fakes import raises
 from itpump import drugs
 from itpump import therapy as T
 from itpump.dosing import Dosing
+
+pytestmark = pytest.mark.micropython
 
 H = 3600000  # ms
 

@@ -5,8 +5,12 @@
 # rp2; the modules keep their numbers below 2**30 by construction (see their headers).
 import sys
 
+import pytest
+
 from fakes import TICKS_PERIOD, FakeClock
 from itpump import alarms, guard, power, supervisor
+
+pytestmark = pytest.mark.micropython
 
 MPY = sys.implementation.name == "micropython"
 if MPY:

@@ -1,5 +1,5 @@
 # Power-cut sweep on real littlefs (run with the micropython binary):
-#   micropython tests/powercut/powercut.py [--step K] [--first N] [--last N] [--quiet]
+#   micropython tests/faults/powercut.py [--step K] [--first N] [--last N] [--quiet]
 # Each run formats a RAM flash, runs the pump scenario (program, basal with checkpoints, boluses,
 # refill, alarms, enough events to rotate the log) and cuts power at the Nth program/erase: that
 # write and every later one never happen. A fresh VfsLfs2 then mounts the frozen image and checks:
@@ -20,7 +20,7 @@ import vfs
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, _here)
 sys.path.insert(0, _here + "/../../firmware")
-sys.path.insert(0, _here + "/../fw")
+sys.path.insert(0, _here + "/../firmware")
 from ramflash import PowerCut, RamFlash, blank  # noqa: E402
 
 from fakes import FakeClock  # noqa: E402

@@ -1,7 +1,11 @@
 # The halt table (firmware/itpump/pump.py HALTS) against the H_* bits, the names on the link and the
 # alarms that release them; the acknowledge and release rules (halts.py) (CPython and micropython).
+import pytest
+
 from fakes import FakePumpBoard
 from itpump import alarms, halts, pump
+
+pytestmark = pytest.mark.micropython
 
 # bit, name on the link (status "halt", the bolus refusal), releasing alarm (-1: none)
 WANT = (

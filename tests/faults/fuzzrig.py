@@ -1,4 +1,4 @@
-"""The link under fuzz, shared by tests/unit/test_protocol_fuzz.py (hypothesis, in make test) and
+"""The link under fuzz, shared by tests/faults/test_protocol_fuzz.py (hypothesis, in make test) and
 bench/fuzz.py (the long run): fixed keys, a clock, in-memory counters and a fake ops table whose change
 handlers validate their args and then record the change (so a reject that changed state is visible)."""
 
