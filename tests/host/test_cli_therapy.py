@@ -118,7 +118,8 @@ def test_time_sync_uses_the_host_clock_and_offset():
 # -- commands ---------------------------------------------------------------------------------------
 
 
-def test_refill_program_and_status(board, capsys):
+def test_refill_program_and_status(board, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the status table on one line per row, as a wide terminal shows it
     out = programmed(board, capsys)
     assert "dose" in out and "500 ug/day" in out  # the diff against nothing, in clinical units
     assert "hydromorphone" in out and "5 mg/mL" in out  # the summary after
@@ -128,9 +129,14 @@ def test_refill_program_and_status(board, capsys):
     board.run_ms(60_000)
     rc, out, err = pc(capsys, "status")
     assert rc == 0
-    for text in ("hydromorphone 5000 ug/mL", "continuous (running)", "4.167 uL/h", "days to empty", "refill by",
+    for text in ("hydromorphone 5 mg/mL", "continuous (running)", "4.167 uL/h", "days to empty", "refill by",
                  "alarms", "keys", "ok"):
         assert text in out, (text, out)
+    assert "ug/mL" not in out  # the clinician's unit (prescription files, therapy view), not the pump's
+    rc, js, err = pc(capsys, "status", "--json")
+    left_nl = json.loads(js)["result"]["reservoir_nl"]
+    assert left_nl % 1000  # a figure between two shown steps: it must not be rounded up
+    assert f"{left_nl // 1000 / 1000:.3f} mL of hydromorphone 5 mg/mL" in out  # what is left, never overstated
     rc, out, err = pc(capsys, "therapy")
     assert rc == 0 and "patient bolus" in out and "5 uL at 30 uL/h" in out
 
@@ -373,7 +379,10 @@ def test_status_rows_of_a_board_without_therapy_fields():
     assert rows["battery"] == "UNKNOWN: sensor fault (reads 0 mV)"  # was "OK, 0 mV, FAULT"
     rows = dict(session.therapy_rows({"delivered_today_nl": 1000, "delivered_total_nl": 5000,
                                       "unconfirmed_nl": {"boot": 695, "total": 2085}}))
-    assert rows["booked at resets"] == "0.7 uL this boot, 2.1 uL in all, as delivered without confirmed pulses"
+    assert rows["booked at resets"] == "0.6 uL this boot, 2.0 uL in all, as delivered without confirmed pulses"
+    rows = dict(session.therapy_rows({"reservoir_nl": 19_999_999, "reservoir_drug": "baclofen",
+                                      "reservoir_conc_ug_per_ml": 500}))
+    assert rows["reservoir"] == "19.999 mL of baclofen 500 ug/mL"  # floored: 20.000 would overstate it
     assert "booked at resets" not in dict(session.therapy_rows({"unconfirmed_nl": {"boot": 0, "total": 0}}))
     assert "rotor" not in dict(session.therapy_rows({"line": {"rotor": None}}))  # a board without the index
 
