@@ -85,9 +85,8 @@ def fault(p, board):
     exception may be a MemoryError): the alarm is retried once on a collected heap."""
     p.halt |= pump.H_INTERNAL
     supervisor.safe_state(board)
-    p.enabled = False
     try:
-        p._halt_motor()
+        p.halt_motor()
     except Exception:
         pass
     try:

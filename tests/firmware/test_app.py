@@ -629,7 +629,7 @@ def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():
     st = r2.read("status")
     booked = st["unconfirmed_nl"]["boot"]
     assert st["delivered_nl"] >= truth  # never under-counted
-    assert 0 < booked <= 1334 + 20 + 1, booked  # 2 min of basal + a step in flight (was up to 20 min)
+    assert 0 < booked <= 1334 + 20 + 1, booked  # 2 min of basal + a step in flight
     assert st["delivered_nl"] - truth <= booked
     assert st["unconfirmed_nl"]["total"] == booked
     recs = [f for c, f in r2.events() if c == eventlog.RESERVE_BOOKED]
