@@ -1,6 +1,6 @@
 """Cost of the app's control tick with every safety part wired (occlusion detector in the pump tick,
 supervisor check-ins and watchdog service, alarms, battery monitor in housekeeping), under the real
-micropython binary (unix port), on the fake pump board of tests/fw (RC line pressure, motor, battery).
+micropython binary (unix port), on the fake pump board of tests/firmware (RC line pressure, motor, battery).
 
     .venv/bin/python bench/app_tick.py [--n 5000]
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 import sys, time, gc
 sys.path.insert(0, ROOT + "/firmware")
-sys.path.insert(0, ROOT + "/tests/fw")
+sys.path.insert(0, ROOT + "/tests/firmware")
 from test_app import programmed
 
 r = programmed()

@@ -15,9 +15,9 @@ from array import array
 import vfs
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-sys.path.insert(0, _here + "/../tests/powercut")
+sys.path.insert(0, _here + "/../tests/faults")
 sys.path.insert(0, _here + "/../firmware")
-sys.path.insert(0, _here + "/../tests/fw")
+sys.path.insert(0, _here + "/../tests/firmware")
 from ramflash import RamFlash, blank  # noqa: E402
 
 from fakes import FakeClock  # noqa: E402

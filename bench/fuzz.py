@@ -5,7 +5,7 @@
 Prints frames fuzzed, crashes (an exception out of dispatch, a reply that is not one well-formed JSON
 line, an INTERNAL error), state changes on rejects, and forgeries accepted (a tampered, unsigned frame that
 changed state). Exit status 1 if any of those is non-zero. The quick version runs in make test
-(tests/unit/test_protocol_fuzz.py).
+(tests/faults/test_protocol_fuzz.py).
 """
 
 import argparse
@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _p in ("firmware", "tests/fw", "tests/unit"):
+for _p in ("firmware", "tests/firmware", "tests/faults"):
     sys.path.insert(0, str(ROOT / _p))
 
 from fuzzrig import CODES, KEYS, READS, FakeOps, authenticator  # noqa: E402

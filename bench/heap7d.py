@@ -5,7 +5,7 @@ The virtual board's ROM (plant floats, littlefs block device, USB-CDC bridge, vi
 the same heap as the firmware, and would not on a Pico, so two runs:
 
 1. lean: the firmware, compiled to .mpy as a Pico runs it, in a plain `micropython -X heapsize=96K`
-   process on a lean board (tests/fw/fakes.py FakePumpBoard: int-only devices, no plant) over a real
+   process on a lean board (tests/firmware/fakes.py FakePumpBoard: int-only devices, no plant) over a real
    littlefs2 filesystem (its buffers are on the heap on a Pico too); 7 days of 0.5 mL/day at the
    fast-forward's 4.9 s ticks (if 96K does not boot: the smallest heap in 16K steps that does, and why),
    then 3000 control ticks at 100 ms under micropython.heap_lock(), and the
@@ -207,7 +207,7 @@ def import_footprint(fw: Path) -> int:
 
 
 def lean_run(fw: Path, tmp: Path, days: float, heap: str) -> dict:
-    return mp(LEAN_SCRIPT % {"fw": str(fw), "fakes": str(ROOT / "tests/fw"), "rom": str(ROOT / "boards/sim/rom"),
+    return mp(LEAN_SCRIPT % {"fw": str(fw), "fakes": str(ROOT / "tests/firmware"), "rom": str(ROOT / "boards/sim/rom"),
                              "flash": str(tmp / "lean_flash.bin"), "quantum": 4900, "days": days,
                              "locked": 3000, "counted": 300, "rig": MP_KEYED_APP}, heap, timeout=1800)
 

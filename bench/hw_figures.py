@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "firmware", ROOT / "tests" / "unit"):
+for p in (ROOT / "firmware", ROOT / "tests" / "hal"):
     sys.path.insert(0, str(p))
 
 from hal_mocks import mocked_hal, step_edges  # noqa: E402

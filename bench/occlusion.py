@@ -21,7 +21,7 @@ The detector is given only what the firmware can know: steps commanded, steps th
 PIO counts the pulses it emitted, not rotor motion: there is no encoder, and the sim driver does the
 same), the driver's DIAG pin and the pressure reading. A stall with DIAG silent shows in the pressure only
 here: on a board with the rotor index (the sim's, rp2 with the sensor fitted) the pump's own check stops it
-after 5/4 of a roller pass without an edge (itpump/rotor.py; tests/fw/test_rotor.py, tests/e2e/test_faults.py),
+after 5/4 of a roller pass without an edge (itpump/rotor.py; tests/firmware/test_rotor.py, tests/e2e/test_faults.py),
 which this bench, driving occlusion.Detector alone, does not run.
 """
 

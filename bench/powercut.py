@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/powercut.py
 
-Runs tests/powercut/powercut.py under the micropython binary (RAM flash, 4 KiB blocks, VfsLfs2) and
+Runs tests/faults/powercut.py under the micropython binary (RAM flash, 4 KiB blocks, VfsLfs2) and
 prints cut points tried, failures (must be 0) and committed records lost (must be 0)."""
 
 import json
@@ -19,7 +19,7 @@ from pumpctl.vboard import micropython_exe  # noqa: E402
 
 def main() -> int:
     t0 = time.monotonic()
-    r = subprocess.run([micropython_exe(), "-X", "heapsize=4M", str(ROOT / "tests" / "powercut" / "powercut.py")],
+    r = subprocess.run([micropython_exe(), "-X", "heapsize=4M", str(ROOT / "tests" / "faults" / "powercut.py")],
                        capture_output=True, text=True)
     m = re.search(r"^RESULT (\{.*\})$", r.stdout, re.M)
     if r.returncode or not m:

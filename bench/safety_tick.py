@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 SCRIPT = r"""
 import sys, time, gc
 sys.path.insert(0, ROOT + "/firmware")
-sys.path.insert(0, ROOT + "/tests/fw")
+sys.path.insert(0, ROOT + "/tests/firmware")
 from fakes import FakeClock, TICKS_PERIOD
 from itpump import guard, alarms, supervisor, power
 

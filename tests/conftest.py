@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "firmware", ROOT / "tests" / "fw"):
+for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 

@@ -1,13 +1,42 @@
-# Runs the firmware logic tests (tests/fw/test_*.py) under the real micropython binary:
-#   micropython tests/mpy_runner.py [module ...]
+# Runs the test modules marked `pytestmark = pytest.mark.micropython` under the real micropython binary:
+#   micropython tests/mpy_runner.py [module ...]     (--list: print the marked modules)
 # Same test files as pytest collects under CPython: one suite, two interpreters.
 import os
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 _root = _here + "/.."
-sys.path.insert(0, _root + "/firmware")
-sys.path.insert(0, _here + "/fw")
+_MARK = "pytestmark = pytest.mark.micropython"
+
+
+class _Mark:
+    def __getattr__(self, name):
+        return name
+
+
+class _Pytest:
+    mark = _Mark()
+
+
+# the marker line needs a `pytest` to import; micropython has none
+sys.modules["pytest"] = _Pytest()
+
+
+def marked():
+    # (module, folder) of every tests/<subject>/test_*.py whose source carries the marker line
+    found = []
+    for sub in sorted(os.listdir(_here)):
+        d = _here + "/" + sub
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for f in sorted(names):
+            if f.startswith("test_") and f.endswith(".py"):
+                with open(d + "/" + f) as fh:
+                    if any(line.strip() == _MARK for line in fh):
+                        found.append((f[:-3], d))
+    return found
 
 
 def run_module(name):
@@ -30,8 +59,17 @@ def run_module(name):
 
 
 def main():
-    mods = sys.argv[1:] or sorted(f[:-3] for f in os.listdir(_here + "/fw") if f.startswith("test_")
-                                  and f.endswith(".py"))
+    found = marked()
+    if sys.argv[1:] == ["--list"]:
+        for m, _ in found:
+            print(m)
+        return
+    sys.path.insert(0, _root + "/firmware")
+    sys.path.insert(0, _here + "/firmware")  # fakes, scratch
+    for _, d in found:
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    mods = sys.argv[1:] or [m for m, _ in found]
     tp = tf = 0
     for m in mods:
         p, f = run_module(m)

@@ -8,7 +8,7 @@ from array import array
 from micropython import const
 
 # Alarm codes: row numbers of TABLE below (stable: the link, event log and pumpctl use the names);
-# tests/fw/test_alarms.py checks each constant against its row.
+# tests/firmware/test_alarms.py checks each constant against its row.
 OCCLUSION = const(0)
 LEAK = const(1)
 STALL = const(2)

@@ -327,10 +327,9 @@ class App:
             p.reservoir = Reservoir.from_dict(st["reservoir"])
         rx = st.get("rx")
         if rx is not None:
-            th = Therapy(rx)
-            th_state(th, st.get("therapy") or {}, self.uptime.s)
+            th = Therapy.from_dict(rx, st.get("therapy") or {}, self.uptime.s)
             if st.get("svc"):  # suspended by the service op: a restart (after flashing) resumes it
-                th.suspended = False
+                th.suspend(False)
                 p.log_safety(pump.S_RESUME, 0, 0)
             p.therapy = th
             self.rx_id = st.get("rx_id", 0)
@@ -386,7 +385,7 @@ class App:
             b = [th.bolus_kind, th.bolus_left_nl]
         return {
             "v": STATE_V, "rx": th.prescription() if th is not None else None, "rx_id": self.rx_id,
-            "therapy": th_dict(th, self.uptime.s) if th is not None else None, "bolus": b,
+            "therapy": th.to_dict(self.uptime.s) if th is not None else None, "bolus": b,
             "reservoir": p.reservoir.to_dict(), "delivered_nl": p.delivered_nl, "reserved_nl": p.reserved_nl,
             "total_nl": p.total_nl, "day_nl": p.day_nl, "guard": p.guard.to_dict(now),
             "cal": {"pl_per_step": p.dosing.pl_per_step}, "boot_count": self.boot_count,
@@ -540,9 +539,8 @@ class App:
         p = self.pump
         p.halt |= pump.H_INTERNAL
         supervisor.safe_state(self.board)
-        p.enabled = False
         try:
-            p._halt_motor()
+            p.halt_motor()
         except Exception:
             pass
         # The exception may be a MemoryError: nothing below may raise out of the loop. The motor is
@@ -682,36 +680,6 @@ _AUTH_REASON = {protocol.E_AUTH_MAC: 0, protocol.E_AUTH_REPLAY: 1, protocol.E_AU
 
 def _hex(b):
     return "".join("%02x" % x for x in b)
-
-
-def th_dict(th, now_s):
-    """Therapy state that must survive a reset: suspension, patient bolus history (as ages, since
-    uptime restarts at boot), the periodic slot, a running bridge."""
-    d = {"suspended": th.suspended, "p_slot": th._p_slot, "periodic_skipped": th.periodic_skipped}
-    if th.patient is not None and th._pt_count:
-        m = th.patient.max_per_day
-        d["pt_ages_s"] = [now_s - th._pt_times[(th._pt_i - 1 - k) % m] for k in range(th._pt_count)]
-    if th.bridge_left_nl > 0:
-        d["bridge"] = [th.bridge_left_nl, list(th._b_starts), list(th._b_rates), th._b_conc]
-    return d
-
-
-def th_state(th, d, now_s):
-    """Restore what th_dict saved. The downtime is unknown: taken as none, so a lockout lasts longer
-    (never shorter) and the 24 h count keeps every bolus at least as long as it should."""
-    th.suspended = bool(d.get("suspended", False))
-    th._p_slot = d.get("p_slot", -1)
-    th.periodic_skipped = d.get("periodic_skipped", 0)
-    ages = d.get("pt_ages_s")
-    if ages and th.patient is not None:
-        ages = ages[:th.patient.max_per_day]
-        for a in reversed(ages):  # oldest first into the ring
-            th._pt_times[th._pt_i] = now_s - a
-            th._pt_i = (th._pt_i + 1) % th.patient.max_per_day
-        th._pt_count = len(ages)
-    br = d.get("bridge")
-    if br:
-        th.bridge_left_nl, th._b_starts, th._b_rates, th._b_conc = br[0], br[1], br[2], br[3]
 
 
 class _NoWdt:

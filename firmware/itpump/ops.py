@@ -8,7 +8,7 @@ import binascii
 import gc
 
 from itpump import eventlog, protocol, pump
-from itpump.therapy import DAY_MS, LimitError
+from itpump.therapy import LimitError
 
 E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
 E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
@@ -91,27 +91,6 @@ def op_ping(app, args):
     return {"pong": True}
 
 
-def next_step(th, tod):
-    """The next change of the schedule: a flex step or a periodic bolus (None for a flat basal)."""
-    if th is None:
-        return None
-    if th.mode == "flex" and len(th.starts_ms) > 1:
-        s = th.starts_ms
-        i = len(s) - 1
-        while s[i] > tod:
-            i -= 1
-        j = (i + 1) % len(s)
-        return {"at_min": s[j] // 60000, "in_min": ((s[j] - tod) % DAY_MS + 59999) // 60000,
-                "rate_nl_per_h": th.rates[j]}
-    if th.periodic is not None:
-        per = th._period_ms
-        k = (tod - th._p_start_ms) % DAY_MS // per + 1
-        at = (th._p_start_ms + k * per) % DAY_MS
-        return {"at_min": at // 60000, "in_min": ((at - tod) % DAY_MS + 59999) // 60000,
-                "bolus_nl": th.periodic.volume_nl}
-    return None
-
-
 def op_status(app, args):
     protocol.check_args(args, {})
     st = app.status()
@@ -123,7 +102,8 @@ def op_status(app, args):
     g = p.guard
     st.update({
         "running": p.running(), "halt": _halt_names(p.halt), "rate_nl_per_h": p.rate_now(),
-        "next_step": next_step(th, p.tod_ms), "tod_ms": p.tod_ms, "time_source": app.time_source,
+        "next_step": None if th is None else th.next_change(p.tod_ms), "tod_ms": p.tod_ms,
+        "time_source": app.time_source,
         "wall_s": app.wall.now_s(), "reservoir_nl": r.volume_nl(), "reservoir_drug": r.drug,
         "reservoir_conc_ug_per_ml": r.conc_ug_per_ml,
         "days_to_empty": r.days_to_empty(th.day_volume_nl) if th is not None else -1,

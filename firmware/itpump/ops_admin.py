@@ -114,10 +114,7 @@ def op_service(app, args):
             raise
         svc = True
     supervisor.safe_state(app.board)  # motor stopped now, not at the next tick
-    if p.enabled:
-        p._set_enabled(False)
-    else:
-        p._halt_motor()
+    p.halt_motor()
     app.sup.note_intentional_reset()
     p.log_safety(pump.S_SERVICE, p.pressure_pa, left)
     p.sync_repl_lock()  # suspended: open for mpremote

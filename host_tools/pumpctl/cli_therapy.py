@@ -152,8 +152,9 @@ def cmd_program(a) -> int:
 
 
 def cmd_bolus(a) -> int:
+    from . import units as U
     from .cli import emit
-    from .session import bolus_args, fmt_nl, fmt_rate
+    from .session import bolus_args
 
     if a.patient:
         if a.dose_ug is not None or a.prime or a.volume_ul is not None or a.minutes is not None:
@@ -163,26 +164,30 @@ def cmd_bolus(a) -> int:
         op, args = "bolus", bolus_args(a.dose_ug, a.minutes, a.prime, a.volume_ul)
     with _session(a) as s:
         r = s.change(op, args)
-    emit(a, r, f"{r.get('kind')} bolus started: {fmt_nl(r.get('volume_nl'))} at {fmt_rate(r.get('rate_nl_per_h'))}")
+    emit(a, r, f"{r.get('kind')} bolus started: {U.fmt_volume_floor(r.get('volume_nl'))} at "
+          f"{U.fmt_rate(r.get('rate_nl_per_h'))}")
     return 0
 
 
 def cmd_refill(a) -> int:
     from . import prescription
+    from . import units as U
     from .cli import emit
-    from .session import fmt_nl, refill_args
+    from .session import refill_args
 
     rx = prescription.load(a.rx) if a.rx else None
     args = refill_args(a.drug, a.conc_ug_per_ml, a.added_ml, a.removed_ml, rx)
     with _session(a) as s:
         r = s.change("refill", args)
-    msg = f"refilled with {args['drug']} {args['conc_ug_per_ml']} ug/mL: reservoir {fmt_nl(r.get('volume_nl'))}"
+    msg = (f"refilled with {args['drug']} {U.fmt_conc(args['conc_ug_per_ml'])}: reservoir "
+           f"{U.fmt_volume_floor(r.get('volume_nl'))}")
     if r.get("bridge_nl"):
-        msg += f"; bridging {fmt_nl(r['bridge_nl'])} of old fluid in the line"
+        msg += f"; bridging {U.fmt_volume_floor(r['bridge_nl'])} of old fluid in the line"
     emit(a, r, msg)
     if r.get("warning"):  # a pocket fill or a leak? the pump raised its refill-mismatch alarm too
-        print(f"warning: removed {fmt_nl(r.get('removed_nl'))} but the pump expected {fmt_nl(r.get('expected_nl'))} "
-              f"(off by {fmt_nl(r.get('mismatch_nl'))}, tolerance {fmt_nl(r.get('tolerance_nl'))}): "
+        v = {k: U.fmt_volume_floor(r.get(k)) for k in ("removed_nl", "expected_nl", "mismatch_nl", "tolerance_nl")}
+        print(f"warning: removed {v['removed_nl']} but the pump expected {v['expected_nl']} "
+              f"(off by {v['mismatch_nl']}, tolerance {v['tolerance_nl']}): "
               "check for a pocket fill or a leak", file=sys.stderr)
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import PumpctlError, keys
 from . import logs as logsmod
+from . import units as U
 from .client import Client, DeviceError
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
@@ -296,22 +297,12 @@ def read_logs(client: Client, since: int = 0, page: int = MAX_LOG_RECORDS,
 # -- human readable figures -----------------------------------------------------------------------
 
 
-def fmt_nl(nl: int | None) -> str:
-    if nl is None:
-        return "-"
-    if abs(nl) >= 1_000_000:
-        return f"{nl / 1e6:.3f} mL"
-    return f"{nl / 1000:.1f} uL"
+def _conc(ug_per_ml) -> str:
+    return U.fmt_conc(ug_per_ml) if isinstance(ug_per_ml, int) else "-"
 
 
-def fmt_rate(nl_per_h: int | None) -> str:
-    return "-" if nl_per_h is None else f"{nl_per_h / 1000:.3f} uL/h"
-
-
-def fmt_ng(ng: int | None) -> str:
-    if ng is None:
-        return "-"
-    return f"{ng / 1e6:g} mg" if ng >= 1_000_000 else f"{ng / 1000:g} ug"
+def _mass(ng) -> str:
+    return U.fmt_mass(ng) if isinstance(ng, int) else "-"
 
 
 def rotor_text(rot: dict) -> str:
@@ -329,38 +320,38 @@ def rotor_text(rot: dict) -> str:
 
 
 def therapy_rows(st: dict) -> list[tuple[str, str]]:
-    """The therapy lines of `pumpctl status` from a status reply."""
+    """The therapy lines of `pumpctl status` from a status reply. Measured volumes are floored
+    (units.fmt_volume_floor): what is left is never shown as more than it is."""
+    vol = U.fmt_volume_floor
     rows: list[tuple[str, str]] = []
     th = st.get("therapy")
     if "therapy" in st:
         if th is None:
             rows.append(("therapy", "not programmed"))
         else:
-            rows.append(("drug", f"{th.get('drug')} {th.get('conc_ug_per_ml')} ug/mL"))
+            rows.append(("drug", f"{th.get('drug')} {_conc(th.get('conc_ug_per_ml'))}"))
             state = "suspended" if th.get("suspended") else ("running" if st.get("running") else "stopped")
             rows.append(("mode", f"{th.get('mode')} ({state}), prescription #{th.get('rx_id')}"))
-            rows.append(("daily dose", f"{fmt_ng(th.get('day_dose_ng'))} = {fmt_nl(th.get('day_volume_nl'))}/day"))
+            rows.append(("daily dose", f"{_mass(th.get('day_dose_ng'))} = {vol(th.get('day_volume_nl'))}/day"))
             if th.get("bolus"):
-                rows.append(("bolus", f"{th['bolus']} running, {fmt_nl(th.get('bolus_left_nl'))} left"))
+                rows.append(("bolus", f"{th['bolus']} running, {vol(th.get('bolus_left_nl'))} left"))
             if th.get("bridge_left_nl"):
-                rows.append(("bridge", f"{fmt_nl(th['bridge_left_nl'])} of old fluid left in the line"))
+                rows.append(("bridge", f"{vol(th['bridge_left_nl'])} of old fluid left in the line"))
     if "rate_nl_per_h" in st:
-        rows.append(("rate now", fmt_rate(st["rate_nl_per_h"])))
+        rows.append(("rate now", U.fmt_rate(st["rate_nl_per_h"])))
     nxt = st.get("next_step")
     if nxt:
-        what = (fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt else f"bolus {fmt_nl(nxt['bolus_nl'])}")
-        rows.append(("next step", f"{what} at {nxt['at_min'] // 60:02d}:{nxt['at_min'] % 60:02d} "
-                                  f"(in {nxt['in_min']} min)"))
+        what = U.fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt else f"bolus {U.fmt_volume(nxt['bolus_nl'])}"
+        rows.append(("next step", f"{what} at {U.fmt_time_of_day(nxt['at_min'])} (in {nxt['in_min']} min)"))
     if "delivered_today_nl" in st:
-        rows.append(("delivered", f"{fmt_nl(st['delivered_today_nl'])} today, "
-                                  f"{fmt_nl(st.get('delivered_total_nl'))} total"))
+        rows.append(("delivered", f"{vol(st['delivered_today_nl'])} today, {vol(st.get('delivered_total_nl'))} total"))
     booked = st.get("unconfirmed_nl")
     if isinstance(booked, dict) and booked.get("total"):  # the reserve rule after resets: counted, not pulsed
-        rows.append(("booked at resets", f"{fmt_nl(booked.get('boot'))} this boot, {fmt_nl(booked['total'])} "
-                                         "in all, as delivered without confirmed pulses"))
+        rows.append(("booked at resets", f"{vol(booked.get('boot'))} this boot, {vol(booked['total'])} in all, "
+                                         "as delivered without confirmed pulses"))
     if "reservoir_nl" in st:
         drug = st.get("reservoir_drug")
-        r = fmt_nl(st["reservoir_nl"]) + (f" of {drug} {st.get('reservoir_conc_ug_per_ml')} ug/mL" if drug else "")
+        r = vol(st["reservoir_nl"]) + (f" of {drug} {_conc(st.get('reservoir_conc_ug_per_ml'))}" if drug else "")
         dte = st.get("days_to_empty", -1)
         if isinstance(dte, int) and dte >= 0:
             empty = datetime.date.today() + datetime.timedelta(days=dte)

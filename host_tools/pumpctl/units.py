@@ -179,8 +179,9 @@ def fmt_rate(nl_per_h: int | None) -> str:
 
 
 def fmt_volume_floor(nl: int | None) -> str:
-    """A measured volume for reading: mL to 0.001 (uL to 0.1 below 1 mL), rounded down (never over-states
-    what is left or what was given)."""
+    """A measured volume for reading: mL to 0.001 (uL to 0.1 below 1 mL), rounded down. The one formatter
+    of measured volumes (status, report, web): a refill is planned from what is left, so what is left is
+    never shown as more than it is (19.9996 mL reads 19.999 mL, not 20.000)."""
     if nl is None:
         return "-"
     if abs(nl) >= 1_000_000:

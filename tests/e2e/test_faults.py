@@ -9,7 +9,7 @@ One board serves the whole module, in order: every fault test starts from a runn
 Not here: the dose guard's DOSE_GUARD stop. No sim fault makes the driver emit more pulses than asked
 (plant.FAULTS: stall and slip move less, never more), and the guard caps what the scheduler asks
 before the motor (Guard.allowance), so on the virtual board the violation cannot arise; it is covered
-by tests/fw (guard, app safety) and the hypothesis test. test_no_sim_fault_can_run_the_driver_away
+by tests/firmware (guard, app safety) and the hypothesis test. test_no_sim_fault_can_run_the_driver_away
 pins that premise.
 """
 
@@ -181,7 +181,7 @@ def test_stuck_pressure_sensor_stops_with_a_sensor_fault(pump):
         c = Client(link)
         c.wait_ready(10)
         ensure_running(c, pump.ks)
-        # A repeated reading feeds none of the detector's statistics (tests/fw/test_occlusion.py), so the
+        # A repeated reading feeds none of the detector's statistics (tests/firmware/test_occlusion.py), so the
         # freeze is a sensor fault only: no OCCLUSION before it, nor after the acknowledgement.
         t, recs = stop_then_recover(c, pump.ks, "sensor", "SENSOR_FAULT", "pressure_sensor", 120, mode="stuck")
         assert safety_logged(recs, "sensor"), recs

@@ -4,7 +4,7 @@ Every output (pin write, PWM setting, watchdog start/feed, mem32 write, reset) i
 `timeline` as a tuple, in call order; tests assert on sequences. Inputs come from dicts the test fills:
 `inputs[pin] = level`, `adc_codes[channel] = iterable or callable of 12-bit codes`; `drive(pin, level)`
 sets an input and, on an edge the pin's irq() asked for, calls its handler as the port's IRQ would.
-Loaded fresh per test by tests/unit/hal_mocks.py; never installed globally.
+Loaded fresh per test by tests/hal/hal_mocks.py; never installed globally.
 """
 
 timeline = []

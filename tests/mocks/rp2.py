@@ -4,7 +4,7 @@
 datasheet's instruction encoding (section 3.4): it runs the decorated function twice (labels, then
 code) with the PIO DSL names as its globals and returns the same list shape MicroPython returns:
 [opcodes, -1, -1, execctrl, shiftctrl, out_init, set_init, sideset_init]. The opcodes can then be run
-in the rp2040-pio-emulator (tests/unit/hal_mocks.py), so the PIO program exists only in the driver.
+in the rp2040-pio-emulator (tests/hal/hal_mocks.py), so the PIO program exists only in the driver.
 
 StateMachine records init/put/exec/active/restart in machine.timeline (the machine mock installed
 next to this one) and serves get() from `rx`, a list the test fills (`pushes`: words that arrive in rx
