@@ -192,7 +192,8 @@ def command(directory=None, req: dict | None = None, timeout_s: float = 10.0) ->
     time per wall time: an idle chip may run ahead of the host), {"op": "stats"} (the runner's
     figures; "profile": 1 starts a profile, then each stats reply carries cycles by PC of each 100 ms
     window's largest burst and of all busy time, and "trap": ADDR counts the calls of the function at
-    ADDR, e.g. gc_alloc, by size and return addresses; bench/chip_profile.py). Returns the reply dict; PumpctlError on an error reply."""
+    ADDR, e.g. gc_alloc, by size and return addresses; bench/chip_profile.py). Returns the reply
+    dict; PumpctlError on an error reply."""
     st = State(directory)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout_s)
