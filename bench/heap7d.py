@@ -40,7 +40,8 @@ HEAP_K = 96
 # app first, as main.py imports it: compiling app.py from source takes ~100 KB of parse tree on the
 # 64-bit port, which only an empty heap has (app then imports the others, a gc.collect() between each)
 MODULES = ("app", "protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
-           "reservoir", "occlusion", "power", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus", "ops_admin")
+           "reservoir", "occlusion", "pump", "power", "supervisor", "journal", "identity", "halts", "ops",
+           "ops_therapy", "ops_bolus", "ops_admin")
 
 # -- scripts run by the micropython binary ------------------------------------------------------------
 ROM_SCRIPT = """

@@ -1,11 +1,5 @@
-# Reservoir: computed volume, low / empty, refill with reconciliation, time to empty.
-# The volume is computed from confirmed steps (dosing.confirm() -> pL): the pump has no level sensor,
-# so it rounds toward empty (the sub-nL part drawn counts as a whole nL gone).
-#
-# Refill follows the implanted-pump procedure: the clinician aspirates what is left, measures it, then
-# fills. A measured remainder that differs from the computed one by more than 1/20 of the capacity
-# (1 mL on a 20 mL pump) is a warning sign of a pocket fill (drug injected outside the pump) or of a
-# leak: the refill is done, and mismatch_warning is raised for the alarm and the log.
+# Reservoir: computed volume (from confirmed steps, rounded toward empty), low / empty, refill with
+# reconciliation of the measured remainder, time to empty. Refill procedure and tolerance: docs/dosing.md.
 from micropython import const
 
 from itpump import drugs
