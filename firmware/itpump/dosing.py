@@ -451,8 +451,10 @@ class Dosing:
             q = p - r + k
             x = self._arc_dev(q, r)
             top = x
+            vol = self._vol
             while k < hi:  # slide by one step: one enters at the arc's end, one leaves at its start
-                x += self._dev_at(q + r) - self._dev_at(q)
+                # a step's volume at phase q of the profile's pass (any q: the passes repeat)
+                x += vol[((q + r) * 32000 // spp) % PROFILE_BINS] - vol[(q * 32000 // spp) % PROFILE_BINS]
                 q += 1
                 k += 1
                 if x > top:
@@ -464,10 +466,6 @@ class Dosing:
         self._deliver_pl(est)
         self.owed_pl -= est
         return est
-
-    def _dev_at(self, q):
-        """A step's volume beyond the mean at phase q of the profile's pass (any q: the passes repeat)."""
-        return self._vol[(q * 32000 // self.spp_milli) % PROFILE_BINS] - self.pl_per_step
 
     def _arc_dev(self, q, n):
         """The volume beyond the mean of n steps from phase q on (any q: the passes repeat), bin by bin."""

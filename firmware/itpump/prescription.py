@@ -5,14 +5,6 @@
 from micropython import const
 
 from itpump import drugs
-from itpump.drugs import (
-    MAX_BASAL_NL_PER_DAY,
-    MAX_BOLUS_NL,
-    MAX_CATHETER_NL,
-    MAX_DAILY_NL,
-    MAX_RATE_NL_PER_H,
-    MIN_BASAL_NL_PER_DAY,
-)
 
 DAY_MS = const(86400000)  # a day of time-of-day ms (< 2**30)
 _MIN_PER_DAY = const(1440)
@@ -86,19 +78,6 @@ def ceil_div(a, b):
     return -(-a // b)
 
 
-def _check_basal_volume(field, dose, conc):
-    """A basal dose (ng/day) against the device's basal volume range, on the exact daily volume
-    (dose * 1000 / conc nL; never a rounded rate). The limit is named as a dose."""
-    if dose and dose * 1000 < MIN_BASAL_NL_PER_DAY * conc:
-        raise LimitError(field, dose, ceil_div(MIN_BASAL_NL_PER_DAY * conc, 1000),
-                         "gives %d nL/day (%d nL/h), under the device minimum %d nL/day; minimum"
-                         % (dose * 1000 // conc, rate_nl_per_h(dose, conc), MIN_BASAL_NL_PER_DAY))
-    if dose * 1000 > MAX_BASAL_NL_PER_DAY * conc:
-        raise LimitError(field, dose, MAX_BASAL_NL_PER_DAY * conc // 1000,
-                         "gives %d nL/day (%d nL/h), over the basal maximum %d nL/day; maximum"
-                         % (ceil_div(dose * 1000, conc), rate_nl_per_h(dose, conc), MAX_BASAL_NL_PER_DAY))
-
-
 class Bolus:
     """A programmed bolus (periodic or patient): volume and rate precomputed at programming time."""
 
@@ -107,28 +86,23 @@ class Bolus:
         self.max_per_day = 0
         self.dose_ng = field_int(d, "dose_ng", 1, dose_max, path, " daily dose of the drug")
         self.duration_min = field_int(d, "duration_min", 1, max_duration_min, path)
-        self.volume_nl = _check_volume(self.dose_ng, conc, path + "dose_ng")
-        self.rate_nl_per_h = check_bolus_rate(self.volume_nl, self.duration_min, basal_max_rate,
-                                         path + "duration_min")
-
-
-def _check_volume(dose_ng, conc, field):
-    v = volume_nl(dose_ng, conc)
-    if v < 1:
-        raise LimitError(field, dose_ng, (conc + 1999) // 2000, "under 1 nL at this concentration; minimum")
-    if dose_ng * 1000 > MAX_BOLUS_NL * conc:  # the exact volume: the rounded one may sit at the limit
-        raise LimitError(field, dose_ng, MAX_BOLUS_NL * conc // 1000,
-                         "over the %d nL bolus volume limit; maximum" % MAX_BOLUS_NL)
-    return v
+        dose = self.dose_ng
+        v = self.volume_nl = volume_nl(dose, conc)
+        if v < 1:
+            raise LimitError(path + "dose_ng", dose, (conc + 1999) // 2000, "under 1 nL at this concentration; minimum")
+        if dose * 1000 > drugs.MAX_BOLUS_NL * conc:  # the exact volume: the rounded one may sit at the limit
+            raise LimitError(path + "dose_ng", dose, drugs.MAX_BOLUS_NL * conc // 1000,
+                             "over the %d nL bolus volume limit; maximum" % drugs.MAX_BOLUS_NL)
+        self.rate_nl_per_h = check_bolus_rate(v, self.duration_min, basal_max_rate, path + "duration_min")
 
 
 def check_bolus_rate(vol, duration_min, basal_max_rate, field):
     r = bolus_rate_nl_per_h(vol, duration_min)
-    if r + basal_max_rate > MAX_RATE_NL_PER_H:
-        room = MAX_RATE_NL_PER_H - basal_max_rate
+    if r + basal_max_rate > drugs.MAX_RATE_NL_PER_H:
+        room = drugs.MAX_RATE_NL_PER_H - basal_max_rate
         raise LimitError(field, duration_min, (vol * 60 + room - 1) // room,
                          "too short: %d nL/h plus basal is over the device maximum %d nL/h; minimum"
-                         % (r, MAX_RATE_NL_PER_H))
+                         % (r, drugs.MAX_RATE_NL_PER_H))
     return r
 
 
@@ -144,7 +118,7 @@ class Prescription:
         lim = drugs.limits(drug)
         self.drug = drug
         conc = self.conc_ug_per_ml = field_int(rx, "conc_ug_per_ml", lim[0], lim[1], "", " for " + drug)
-        self.catheter_volume_nl = field_int(rx, "catheter_volume_nl", 1, MAX_CATHETER_NL)
+        self.catheter_volume_nl = field_int(rx, "catheter_volume_nl", 1, drugs.MAX_CATHETER_NL)
         mode = self.mode = rx.get("mode")
         if mode not in MODES:
             raise LimitError("mode", mode, MODES, "unknown; one of")
@@ -177,8 +151,19 @@ class Prescription:
             fields = ["dose_ng_per_day"]
         rates = []
         for i in range(len(doses)):
-            _check_basal_volume(fields[i], doses[i], conc)
-            rates.append(rate_nl_per_h(doses[i], conc))
+            # each basal dose against the device's basal volume range, on the exact daily volume (dose *
+            # 1000 / conc nL; never a rounded rate); the limit is named as a dose
+            dose = doses[i]
+            r = rate_nl_per_h(dose, conc)
+            if dose and dose * 1000 < drugs.MIN_BASAL_NL_PER_DAY * conc:
+                raise LimitError(fields[i], dose, ceil_div(drugs.MIN_BASAL_NL_PER_DAY * conc, 1000),
+                                 "gives %d nL/day (%d nL/h), under the device minimum %d nL/day; minimum"
+                                 % (dose * 1000 // conc, r, drugs.MIN_BASAL_NL_PER_DAY))
+            if dose * 1000 > drugs.MAX_BASAL_NL_PER_DAY * conc:
+                raise LimitError(fields[i], dose, drugs.MAX_BASAL_NL_PER_DAY * conc // 1000,
+                                 "gives %d nL/day (%d nL/h), over the basal maximum %d nL/day; maximum"
+                                 % (ceil_div(dose * 1000, conc), r, drugs.MAX_BASAL_NL_PER_DAY))
+            rates.append(r)
         self.starts_ms = starts
         self.rates = rates
         self.doses = doses
@@ -233,8 +218,8 @@ class Prescription:
                              "basal + boluses over the maximum daily dose of " + drug)
         # exact daily volume = (dose_min_x1440 / 1440 + bolus_ng) * 1000 / conc nL, compared in integers
         exact_x = (dose_min_x1440 + bolus_ng * _MIN_PER_DAY) * 1000  # nL * conc * 1440
-        if exact_x > MAX_DAILY_NL * conc * _MIN_PER_DAY:
-            raise LimitError("total_nl_per_day", ceil_div(exact_x, conc * _MIN_PER_DAY), MAX_DAILY_NL,
+        if exact_x > drugs.MAX_DAILY_NL * conc * _MIN_PER_DAY:
+            raise LimitError("total_nl_per_day", ceil_div(exact_x, conc * _MIN_PER_DAY), drugs.MAX_DAILY_NL,
                              "basal + boluses over the device daily volume maximum")
         self.day_dose_ng = day_dose
         self.day_volume_nl = day_vol

@@ -105,26 +105,9 @@ def hard_limits(pl_per_step, pass_excess_pl=0):
     return lim
 
 
-def rotor_calibration(cal):
-    """(pulsation_ppm or None, steps_per_pass_milli) from a board's calibration dict; a board with a
-    rotor sensor must give steps_per_pass_milli (ValueError names it)."""
-    spp = cal.get("steps_per_pass_milli")
-    if spp is None:
-        raise ValueError("steps_per_pass_milli missing from the calibration of a board with a rotor sensor")
-    return cal.get("pulsation_ppm"), spp
-
-
-def detector_calibration(cal):
-    """(compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa) from a board's calibration dict."""
-    return (cal.get("compliance_nl_per_kpa", _DEFAULT_COMPLIANCE_NL_PER_KPA),
-            cal.get("resistance_pa_s_per_ul", _DEFAULT_RESISTANCE_PA_S_PER_UL),
-            cal.get("noise_pa", _DEFAULT_NOISE_PA))
-
-
 class Pump:
     def __init__(self, board, alarms, pl_per_step, log=None, cal=None):
         self.motor = getattr(board, "motor", None)  # boards without a motor run the link only
-        self._board = board
         self.clock = board.clock
         self.alarms = alarms
         self.log = log
@@ -133,8 +116,11 @@ class Pump:
         self.rotor = getattr(board, "rotor", None) if cal is not None else None
         self.idx = None  # rotor.Index over it
         if self.rotor is not None:
-            prof, spp = rotor_calibration(cal)
-            self.dosing = Dosing(pl_per_step, prof, spp)  # LimitError (a ValueError) names a bad value
+            spp = cal.get("steps_per_pass_milli")
+            if spp is None:
+                raise ValueError("steps_per_pass_milli missing from the calibration of a board with a rotor sensor")
+            # LimitError (a ValueError) names a bad value
+            self.dosing = Dosing(pl_per_step, cal.get("pulsation_ppm"), spp)
             self.idx = Index(self.rotor, spp, rotor_magnets(cal))
         else:
             self.dosing = Dosing(pl_per_step)
@@ -159,7 +145,11 @@ class Pump:
         self.reserve_waits = 0  # ticks that held steps back for the checkpoint
         # line safety: occlusion detector over the pressure sensor (None without a sensor or a motor)
         self.pressure = getattr(board, "pressure", None)
-        self._cal = detector_calibration(cal or {})
+        cal = cal or {}
+        # (compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa), the bench line's when the board lacks them
+        self._cal = (cal.get("compliance_nl_per_kpa", _DEFAULT_COMPLIANCE_NL_PER_KPA),
+                     cal.get("resistance_pa_s_per_ul", _DEFAULT_RESISTANCE_PA_S_PER_UL),
+                     cal.get("noise_pa", _DEFAULT_NOISE_PA))
         self.occ = None
         self.occ_state = occlusion.OK
         self.pressure_pa = 0  # last good reading
@@ -211,12 +201,19 @@ class Pump:
                 self.reservoir.draw_pl(self.dosing.index_edge(idx.edge_batch, idx.lead))
                 idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
             elif r == R_STALL:
-                self._rotor_stall(idx)
+                nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
+                self._safety_stop(H_STALL, alarms.STALL, _S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
         run = self.running()
-        if run != self.enabled:
-            self._set_enabled(run)
         if not run:
+            if self.enabled:
+                self.halt_motor()
             return
+        if not self.enabled:
+            self.enabled = True
+            if self._relearn:
+                self._relearn = False
+                self.reset_detector()
+            motor.enable(True)
         r = self.reservoir
         if r.is_empty():
             self.stop(H_EMPTY, alarms.RESERVOIR_EMPTY)
@@ -253,10 +250,6 @@ class Pump:
             self.occ_cmd += n
             self._move_n = n
             self._move_t = now
-
-    def _rotor_stall(self, idx):
-        nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
-        self._safety_stop(H_STALL, alarms.STALL, _S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
@@ -385,16 +378,6 @@ class Pump:
         elif self.dosing.over_confirmed > _MISMATCH_STEPS:
             self.stop(H_MISMATCH, alarms.STEP_MISMATCH)
 
-    def _set_enabled(self, on):
-        self.enabled = on
-        if on and self._relearn:
-            self._relearn = False
-            self.reset_detector()
-        if on and self.motor is not None:
-            self.motor.enable(True)
-        else:
-            self.halt_motor()
-
     def sync_repl_lock(self):
         """Lock the REPL (Ctrl-C on the link is data) whenever a therapy is programmed and not suspended,
         halted by an alarm or not: leaving for the REPL would silence the alarm and stop the pump unseen.
@@ -428,20 +411,14 @@ class Pump:
             self.enabled = False
             self.dosing.abandon()
             self.backlog = 0
-            self.abandon_bolus()
-
-    def abandon_bolus(self):
-        th = self.therapy
-        if th is not None and th.bolus_kind is not None:
-            kind, left = th.cancel_bolus()
-            self._log_abandoned(left)
-
-    def _log_abandoned(self, left_nl):
-        if self.log is not None:
-            try:
-                self.log.append(eventlog.BOLUS_ABANDONED, left_nl)
-            except Exception:  # a failing log must not keep the motor running
-                pass
+            th = self.therapy
+            if th is not None and th.bolus_kind is not None:
+                left = th.cancel_bolus()[1]
+                if self.log is not None:
+                    try:
+                        self.log.append(eventlog.BOLUS_ABANDONED, left)
+                    except Exception:  # a failing log must not keep the motor running
+                        pass
 
     def stop(self, bit, alarm):
         """Halt delivery for a reason (H_*) and raise its alarm; the halt is saved at once (it latches

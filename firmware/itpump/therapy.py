@@ -5,7 +5,6 @@
 from micropython import const
 
 from itpump import drugs, prescription
-from itpump.drugs import MAX_BASAL_NL_PER_DAY, MAX_BOLUS_NL, MAX_CATHETER_NL, MAX_RATE_NL_PER_H, MIN_BASAL_NL_PER_H
 from itpump.prescription import DAY_MS, LimitError, Prescription
 
 _MIN_PER_DAY = const(1440)
@@ -162,7 +161,7 @@ class Therapy(Prescription):
             rest_ng = b.dose_ng - self.bridge_left_nl * old // 1000
             vol = self.bridge_left_nl + prescription.volume_nl(rest_ng, self.conc_ug_per_ml)
         rate = prescription.bolus_rate_nl_per_h(vol, b.duration_min)
-        if vol > MAX_BOLUS_NL or rate + self.basal_max_nl_per_h > MAX_RATE_NL_PER_H:
+        if vol > drugs.MAX_BOLUS_NL or rate + self.basal_max_nl_per_h > drugs.MAX_RATE_NL_PER_H:
             return (R_LIMIT, "at the bridged old concentration the bolus would be %d nL at %d nL/h" % (vol, rate))
         self._start(kind, vol, rate)
         return None
@@ -216,7 +215,7 @@ class Therapy(Prescription):
         if volume_nl is None:
             volume_nl = self.catheter_volume_nl
         d = {"volume_nl": volume_nl, "duration_min": duration_min}
-        vol = prescription.field_int(d, "volume_nl", 1, MAX_BOLUS_NL)
+        vol = prescription.field_int(d, "volume_nl", 1, drugs.MAX_BOLUS_NL)
         dur = prescription.field_int(d, "duration_min", 1, _MIN_PER_DAY)
         rate = prescription.check_bolus_rate(vol, dur, 0, "duration_min")
         r = self._can_start()
@@ -248,7 +247,7 @@ class Therapy(Prescription):
         being replaced. Same drug: the new doses through the old concentration. Another drug: the old
         prescription's own rates, and boluses wait for the bridge to end."""
         d = {"pump_dead_volume_nl": pump_dead_volume_nl}
-        dead = prescription.field_int(d, "pump_dead_volume_nl", 0, MAX_CATHETER_NL) + self.catheter_volume_nl
+        dead = prescription.field_int(d, "pump_dead_volume_nl", 0, drugs.MAX_CATHETER_NL) + self.catheter_volume_nl
         if old.drug == self.drug:
             if old.conc_ug_per_ml == self.conc_ug_per_ml:
                 return 0  # same fluid: nothing to bridge
@@ -256,15 +255,15 @@ class Therapy(Prescription):
             starts = self.starts_ms
             rates = [prescription.rate_nl_per_h(d, conc) for d in self.doses]
             for dose in self.doses:
-                if dose * 1000 > MAX_BASAL_NL_PER_DAY * conc:  # exact, as the prescription's own check
+                if dose * 1000 > drugs.MAX_BASAL_NL_PER_DAY * conc:  # exact, as the prescription's own check
                     raise LimitError("bridge.nl_per_day", prescription.ceil_div(dose * 1000, conc),
-                                     MAX_BASAL_NL_PER_DAY, "the new dose through the old %d ug/mL is over the "
+                                     drugs.MAX_BASAL_NL_PER_DAY, "the new dose through the old %d ug/mL is over the "
                                      "basal maximum" % conc)
         else:
             conc = 0
             starts, rates = old.starts_ms, old.rates
             if min(rates) == 0:
-                raise LimitError("bridge.rate_nl_per_h", 0, MIN_BASAL_NL_PER_H,
+                raise LimitError("bridge.rate_nl_per_h", 0, drugs.MIN_BASAL_NL_PER_H,
                                  "the old prescription has no basal to push the old drug out: aspirate "
                                  "the catheter and prime instead; minimum")
         self._b_starts, self._b_rates, self._b_conc = starts, rates, conc
