@@ -125,7 +125,7 @@ def cmd_status(a) -> int:
     ):
         if key in st:
             t.add_row(label, fmt(st[key]))
-    from .session import therapy_rows
+    from .render import therapy_rows
 
     rows = therapy_rows(st)
     if rows:

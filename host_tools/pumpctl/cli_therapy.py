@@ -1,5 +1,5 @@
 """pumpctl therapy commands: provision, program, therapy, bolus, refill, calibrate, suspend/resume,
-alarms/ack, time sync, service, logs. Thin: parsing and printing here, the work in session.py."""
+alarms/ack, time sync, service, logs. Thin: parsing and printing here, the work in session.py and provision.py."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _show(v) -> str:
 
 def cmd_provision(a) -> int:
     from .cli import emit, resolve_port
-    from .session import provision
+    from .provision import provision
 
     port = resolve_port(a.port, a.device)
     res = provision(port, force=a.force, timeout_s=a.timeout, say=lambda s: print(s, file=sys.stderr))
@@ -194,7 +194,8 @@ def cmd_refill(a) -> int:
 
 def cmd_calibrate(a) -> int:
     from .cli import emit
-    from .session import calibrate_args, mass_to_nl
+    from .session import calibrate_args
+    from .units import mass_to_nl
 
     args = calibrate_args(a.measured_ul, a.steps, a.mass_mg, a.water_temp_c)  # bad input: nothing sent
     if a.mass_mg is not None and not a.json:
