@@ -16,7 +16,7 @@ from . import EXIT_ERROR, EXIT_NO_BOARD, NoBoardError, PumpctlError, RefusedErro
 
 # The command modules (host_tools/pumpctl/<name>.py), registered in this order after the core commands
 # below. A new group of commands is a module with register(sub, with_port) and one name here.
-COMMAND_MODULES = ["cli_therapy", "cli_clinic", "cli_epico"]
+COMMAND_MODULES = ["cli_therapy", "cli_clinic"]
 
 JSON_SCHEMA = 1
 DEFAULT_TIMEOUT_S = 3.0
@@ -242,28 +242,65 @@ def cmd_restart(a) -> int:
     return 0
 
 
-def cmd_vboard(a) -> int:
-    from . import vboard
+# The boards pumpctl runs itself: the virtual board and the emulated Pico start, stop and report alike.
+# module: pumpctl.<module> with start(dir, speed=, **options) -> port, stop(dir) -> bool, status(dir) -> dict
+TARGETS = {
+    "vboard": {"module": "vboard", "noun": "virtual board", "dir": "$ITPUMP_VBOARD_DIR or .vboard/default",
+               "start": "start it and print its serial port", "stop": "stop it", "size": ("heap", "heap {}")},
+    "epico": {"module": "epico", "noun": "emulated Pico", "dir": "$ITPUMP_EPICO_DIR or .epico/default",
+              "start": "power it on and print its serial port", "stop": "power it off",
+              "size": ("flash_bytes", "flash {:,} bytes")},
+}
 
+
+def cmd_target(a) -> int:
+    """`pumpctl vboard|epico start|stop|status`."""
+    t = TARGETS[a.cmd]
+    mod = importlib.import_module(f".{t['module']}", __package__)
     if a.vcmd == "start":
-        port = vboard.start(a.dir, speed=a.speed, heap=a.heap)
+        opts = {"heap": a.heap} if a.cmd == "vboard" else {"firmware": a.firmware, "bootrom": a.bootrom,
+                                                           "erase": a.erase}
+        port = mod.start(a.dir, speed=a.speed, **opts)
         emit(a, {"port": port}, port)
     elif a.vcmd == "stop":
-        if not vboard.stop(a.dir):
-            raise NoBoardError("no virtual board running")
+        if not mod.stop(a.dir):
+            raise NoBoardError(f"no {t['noun']} running")
         emit(a, {"stopped": True})
     elif a.vcmd == "status":
-        st = vboard.status(a.dir)
+        st = mod.status(a.dir)
+        key, said = t["size"]
         if a.json:
             emit(a, st)
         elif st["running"]:
-            print(f"running on {st['port']} (pid {st['pid']}, speed {st['speed']}x, heap {st['heap']}, "
+            print(f"running on {st['port']} (pid {st['pid']}, speed {st['speed']}x, {said.format(st[key])}, "
                   f"state in {st['dir']})")
         else:
             print(f"not running (state in {st['dir']})")
         if not st["running"]:
             return EXIT_NO_BOARD
     return 0
+
+
+def _target_parser(sub, name: str, help_: str) -> None:
+    t = TARGETS[name]
+    sp = sub.add_parser(name, help=help_)
+    vsub = sp.add_subparsers(dest="vcmd", required=True, metavar="ACTION")
+    for action, hlp in (("start", t["start"]), ("stop", t["stop"]), ("status", "is it running, on which port")):
+        v = vsub.add_parser(action, help=hlp)
+        v.add_argument("--dir", help=f"state directory (flash image, port); default {t['dir']}")
+        if action == "start" and name == "vboard":
+            v.add_argument("--speed", type=float, default=1.0, help="virtual clock speed factor (e.g. 3600)")
+            v.add_argument("--heap", default="256K", help="MicroPython heap size (default 256K)")
+        elif action == "start":
+            v.add_argument("--firmware", help="MicroPython image (.uf2 or .bin) to write first, as a BOOTSEL drop "
+                                              "does (the filesystem stays); needed on first start")
+            v.add_argument("--bootrom", help="RP2040 bootrom (default $ITPUMP_BOOTROM, else "
+                                             "shared/rp2/bootrom-rp2040-b1.bin beside the repository)")
+            v.add_argument("--erase", action="store_true", help="start from blank flash")
+            v.add_argument("--speed", type=float, default=1.0, help="chip time per wall time, at most "
+                                                                    "(default 1: real time)")
+        _json_flag(v)
+    sp.set_defaults(func=cmd_target)
 
 
 def cmd_ports(a) -> int:
@@ -362,18 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     sp.set_defaults(func=cmd_restart)
 
-    sp = sub.add_parser("vboard", help="the virtual board (real MicroPython + simulated pump)")
-    vsub = sp.add_subparsers(dest="vcmd", required=True, metavar="ACTION")
-    for name, hlp in (("start", "start it and print its serial port"), ("stop", "stop it"),
-                      ("status", "is it running, on which port")):
-        v = vsub.add_parser(name, help=hlp)
-        v.add_argument("--dir", help="state directory (flash image, port); default $ITPUMP_VBOARD_DIR "
-                                     "or .vboard/default")
-        if name == "start":
-            v.add_argument("--speed", type=float, default=1.0, help="virtual clock speed factor (e.g. 3600)")
-            v.add_argument("--heap", default="256K", help="MicroPython heap size (default 256K)")
-        _json_flag(v)
-    sp.set_defaults(func=cmd_vboard)
+    _target_parser(sub, "vboard", "the virtual board (real MicroPython + simulated pump)")
 
     sp = sub.add_parser("ports", help="list attached MicroPython boards (USB 2E8A:0005): port, serial, product")
     sp.add_argument("--probe", action="store_true", help="also ask each for its itpump device id")
@@ -390,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
             mod.add_commands(sub, with_port)
         else:
             mod.add_parsers(sub)
+    _target_parser(sub, "epico", "the emulated Pico (official rp2 MicroPython on rp2040js, needs node)")
     return p
 
 
