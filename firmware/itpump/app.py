@@ -731,9 +731,7 @@ class _JsonRecord:
         return json.loads(text)  # ValueError: the supervisor reports the record as unusable
 
     def save(self, d):
-        with open(self.path + ".tmp", "w") as f:
-            f.write(json.dumps(d))
-        os.rename(self.path + ".tmp", self.path)
+        store.write_json(self.path, d)
 
 
 def _board_op(fn):
