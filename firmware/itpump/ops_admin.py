@@ -1,8 +1,7 @@
 # Calibration, time, alarm acknowledgement, keys, service access.
 import json
-import os
 
-from itpump import alarms, auth, eventlog, protocol, pump, supervisor
+from itpump import alarms, auth, eventlog, protocol, pump, store, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
 from itpump.ops import E_NOT_ACTIVE, _save
 
@@ -84,13 +83,10 @@ def op_ack(app, args):
 def op_keys(app, args):
     """Service: install new role keys (hex); written to keys.json so they hold after a reset."""
     protocol.check_args(args, {"keys": (dict, True)})
-    text = json.dumps({"v": 1, "keys": args["keys"]})
-    keys = auth.keys_from_json(text)  # ValueError names the bad key
-    path = app.root + "keys.json"
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
+    doc = {"v": 1, "keys": args["keys"]}
+    keys = auth.keys_from_json(json.dumps(doc))  # ValueError names the bad key
+    store.write_json(app.root + "keys.json", doc)  # on flash first: a failed write installs nothing
     app.auth.set_keys(keys)
-    os.rename(path + ".tmp", path)
     app.keys_state = "ok"
     return {"roles": sorted(keys)}
 
