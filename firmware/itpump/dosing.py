@@ -508,16 +508,21 @@ class Dosing:
         self.in_flight = 0
         return n
 
-    def take_counters(self):
-        """(programmed_nl, delivered_nl rounded up) since the last call, then zeroed: the caller keeps
-        the lifetime totals (bigger than small ints) outside the tick. The sub-nL part stays carried.
-        Delivered is never reported negative: a count lowered by a first edge's re-pricing below what was
+    def take_programmed_nl(self):
+        """Programmed nL since the last call, then zeroed: the caller keeps the lifetime total (bigger
+        than a small int) outside the tick. No tuple: housekeeping runs this every second."""
+        r = self.programmed_nl
+        self.programmed_nl = 0
+        return r
+
+    def take_delivered_nl(self):
+        """Delivered nL rounded up since the last call, then zeroed; the sub-nL part stays carried.
+        Never reported negative: a count lowered by a first edge's re-pricing below what was
         reported is carried and paid off by the next steps, so the totals never fall (and stay >= the
         truth, which is how they were counted)."""
         up = self.delivered_nl_up()
-        r = (self.programmed_nl, up if up > 0 else 0)
-        self.programmed_nl = 0
         if up >= 0:
             # the sub-nL part was just reported as a whole nL: carry that over-count (-1 nL + the part)
             self.delivered_nl = -1 if self._deliv_pl else 0
-        return r
+            return up
+        return 0

@@ -468,8 +468,9 @@ class Pump:
 
     def account(self):
         """Fold the dosing counters into the totals; returns nL delivered since the last call."""
-        prog, deliv = self.dosing.take_counters()
-        self.programmed_nl += prog
+        d = self.dosing
+        self.programmed_nl += d.take_programmed_nl()
+        deliv = d.take_delivered_nl()
         self.delivered_nl += deliv
         self.total_nl += deliv
         self.day_nl += deliv

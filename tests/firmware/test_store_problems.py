@@ -58,6 +58,6 @@ def test_invalid_keys_are_logged_as_the_keys():
         f.write('{"v": 1, "keys": {"patient": "zz"}}')
     r = Rig(d=d)
     r.a.boot()
-    assert r.a.keys_state.startswith("invalid")
+    assert r.a.identity.keys_state.startswith("invalid")
     assert problems(r) == [(0, eventlog.STORE_KEYS)]
     r.close()
