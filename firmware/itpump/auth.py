@@ -1,18 +1,13 @@
-# Authentication of changes on the link (see DESIGN.md, Link protocol):
-#   body TAB hex(HMAC-SHA256(key[role], body)); body carries "role" and "ctr".
-# A change is applied only if: role/ctr/MAC are present, the role is known, has a key and is not held
-# back, the MAC matches, the role may do the op, and ctr is above the last one accepted for the role
-# (persisted BEFORE the change is applied, so a reboot never reopens an old counter). Only wrong MACs
-# slow a role down (a delay that doubles, capped); the exact bytes of an applied change sent again are
-# answered DUPLICATE with the original outcome. Policy and reasons: docs/link-security.md.
-# Reads (status, ping, logs) need no role. No default secrets: without keys every change is refused.
+# Authentication of changes on the link: body TAB hex(HMAC-SHA256(key[role], body)), a per-role counter
+# above the last accepted one (persisted before the change applies), role permissions, a capped delay
+# after wrong MACs, DUPLICATE for a resend. No default secrets. Policy and reasons: docs/link-security.md.
 import binascii
 import hashlib
 import json
 
 from micropython import const
 
-from itpump import protocol
+from itpump import protocol, store
 
 KEY_LEN = const(32)
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104 B)
@@ -150,12 +145,7 @@ class FileCounters:
             return json.loads(f.read())
 
     def save(self, counters):
-        import os
-
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(counters))
-        os.rename(tmp, self.path)
+        store.write_json(self.path, counters)
 
 
 # -- the authenticator ----------------------------------------------------------------------------------

@@ -117,10 +117,10 @@ class Dosing:
         self.phase_known = False
         self.phase_steps = 0  # confirmed steps since the pass start (capped at _PHASE_MAX)
         self._edge_milli = 0  # the pass started this many milli-steps before phase 0 (< 1000)
-        self._lead = 0  # steps this edge's magnet sits after the mean pass start (index_edge lead_steps)
+        self.lead_steps = 0  # steps this edge's magnet sits after the mean pass start (index_edge lead_steps)
         self.index_edges = 0
         self._blind = 0  # steps confirmed since the phase was lost (boot, forget_phase), capped at _BLIND_MAX
-        self._owed_pl = 0  # re-priced volume not yet settled on due (+: to step out more, -: less)
+        self.owed_pl = 0  # re-priced volume not yet settled on due (+: to step out more, -: less)
         self.repriced_pl = 0  # what the last first edge put into delivered (index_edge)
         self.reprice_est_pl = 0  # its estimate before the bound (what the blind steps carried beyond the mean)
         self._dev_max = 0  # the largest |step volume - pl_per_step| of the profile
@@ -243,7 +243,7 @@ class Dosing:
         nl = basal_nl + bolus_nl
         self.programmed_nl += nl
         due = self._due_pl + nl * 1000
-        o = self._owed_pl
+        o = self.owed_pl
         if o:  # the first edge's re-pricing, settled on the programme at most 1/SETTLE_DIV at a time
             cap = (nl * 1000 + SETTLE_DIV - 1) // SETTLE_DIV
             if o > cap:
@@ -251,14 +251,14 @@ class Dosing:
             elif o < -cap:
                 o = -cap
             due += o
-            self._owed_pl -= o
+            self.owed_pl -= o
         if not self.phase_known:
             steps = due // self.pl_per_step if due > 0 else 0
             self._due_pl = due - steps * self.pl_per_step
             self.in_flight += steps
             return steps
         # paced: each next step only when the due volume covers it at its phase (bin by bin)
-        q = self.phase_steps + self.in_flight + self._lead  # phase of the next step
+        q = self.phase_steps + self.in_flight + self.lead_steps  # phase of the next step
         vol = self._vol
         bound = self._bound
         steps = 0
@@ -305,7 +305,7 @@ class Dosing:
             return n * self.pl_per_step
         vol = self._vol
         bound = self._bound
-        phase += self._lead
+        phase += self.lead_steps
         pl = 0
         if phase < 0:  # see tick(): before the pass start
             k = n if n < -phase else -phase
@@ -413,7 +413,7 @@ class Dosing:
         self.phase_steps = p
         self._edge_milli = x
         lim = self.spp_milli // LEAD_MAX_DIV
-        self._lead = -lim if lead_steps < -lim else lim if lead_steps > lim else lead_steps
+        self.lead_steps = -lim if lead_steps < -lim else lim if lead_steps > lim else lead_steps
         self.index_edges += 1
         self._due_pl += f - self._flight_pl()
         if not first:
@@ -435,13 +435,13 @@ class Dosing:
         spp = self.spp_milli
         n = self._blind
         self.repriced_pl = self.reprice_est_pl = 0
-        o = self._owed_pl
+        o = self.owed_pl
         if n <= 0 or n >= _BLIND_MAX or not self._reprice_ok or batch * 1000 * _REPRICE_BATCH_DIV > spp \
                 or o > _REPRICE_MAX_PL or o < -_REPRICE_MAX_PL:
             return 0  # nothing blind, too long to know, a profile too deep for small ints, an edge unplaced
         m = n * 1000
         r = (m % spp) // 1000  # the steps within the last pass
-        q = p - r + self._lead  # the arc's first step, in phase of the profile's pass
+        q = p - r + self.lead_steps  # the arc's first step, in phase of the profile's pass
         est = self._arc_dev(q, r)
         self.reprice_est_pl = est
         if est < 0:
@@ -462,7 +462,7 @@ class Dosing:
             est = top if top < 0 else 0
         self.repriced_pl = est
         self._deliver_pl(est)
-        self._owed_pl -= est
+        self.owed_pl -= est
         return est
 
     def _dev_at(self, q):
@@ -494,7 +494,7 @@ class Dosing:
             self.phase_known = False
             self.phase_steps = 0
             self._edge_milli = 0
-            self._lead = 0
+            self.lead_steps = 0
             self._due_pl += f - self._flight_pl()
 
     def delivered_nl_up(self):
@@ -508,16 +508,21 @@ class Dosing:
         self.in_flight = 0
         return n
 
-    def take_counters(self):
-        """(programmed_nl, delivered_nl rounded up) since the last call, then zeroed: the caller keeps
-        the lifetime totals (bigger than small ints) outside the tick. The sub-nL part stays carried.
-        Delivered is never reported negative: a count lowered by a first edge's re-pricing below what was
+    def take_programmed_nl(self):
+        """Programmed nL since the last call, then zeroed: the caller keeps the lifetime total (bigger
+        than a small int) outside the tick. No tuple: housekeeping runs this every second."""
+        r = self.programmed_nl
+        self.programmed_nl = 0
+        return r
+
+    def take_delivered_nl(self):
+        """Delivered nL rounded up since the last call, then zeroed; the sub-nL part stays carried.
+        Never reported negative: a count lowered by a first edge's re-pricing below what was
         reported is carried and paid off by the next steps, so the totals never fall (and stay >= the
         truth, which is how they were counted)."""
         up = self.delivered_nl_up()
-        r = (self.programmed_nl, up if up > 0 else 0)
-        self.programmed_nl = 0
         if up >= 0:
             # the sub-nL part was just reported as a whole nL: carry that over-count (-1 nL + the part)
             self.delivered_nl = -1 if self._deliv_pl else 0
-        return r
+            return up
+        return 0

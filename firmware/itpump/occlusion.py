@@ -45,8 +45,8 @@ _MIN_STEPS = const(2)  # steps delivered during the rise before occlusion / leak
 # residual's expected shape is known: mu = (v/C) * steps since j + x at j - x now. The log likelihood
 # ratio sum(mu r - mu^2 / 2) / sigma^2 is the optimal statistic for that known change with an unknown
 # onset (Lorden's CUSUM over onsets). It calls a blocked line at its second stair where the steps are
-# seconds apart (bench, median x the physical limit: 0.61 at 0.1 mL/day and 0.70 at 0.5, were 0.81 and
-# 0.98 with the CUSUMs alone) and ties with the fast CUSUM at 5 mL/day. Its threshold bounds false
+# seconds apart (bench, median x the physical limit: 0.61 at 0.1 mL/day and 0.70 at 0.5, against 0.81
+# and 0.98 for the CUSUMs alone) and ties with the fast CUSUM at 5 mL/day. Its threshold bounds false
 # alarms: open, each candidate's likelihood ratio (mu clipped is the ratio of a clipped shape) is a
 # martingale, so it ever exceeds e**20 with probability <= e**-20 (Ville), ~0.02
 # expected in the ~1e7 onsets of 30 days at 5 mL/day (the bench's 7-day open-line maximum: 12.4 nats).

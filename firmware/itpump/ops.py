@@ -7,8 +7,8 @@
 import binascii
 import gc
 
-from itpump import eventlog, protocol, pump
-from itpump.therapy import DAY_MS, LimitError
+from itpump import eventlog, halts, protocol
+from itpump.therapy import LimitError
 
 E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
 E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
@@ -35,13 +35,13 @@ def _change(app, name, fn):
         except Refused:
             raise
         except LimitError as e:
-            app.refused(name, E_LIMIT)
+            app.journal.refused(name, E_LIMIT)
             raise protocol.ProtocolError(E_LIMIT, str(e))
         except protocol.ProtocolError as e:
-            app.refused(name, e.code)
+            app.journal.refused(name, e.code)
             raise
         except ValueError as e:
-            app.refused(name, protocol.E_ARGS)
+            app.journal.refused(name, protocol.E_ARGS)
             raise protocol.ProtocolError(protocol.E_ARGS, str(e))
     return (handler, protocol.CHANGE)
 
@@ -79,37 +79,12 @@ def _therapy(app):
     return th
 
 
-def _halt_names(halt):
-    return [pump.HALTS[i] for i in range(0, len(pump.HALTS), 2) if halt & (1 << (i >> 1))]
-
-
 # -- reads --------------------------------------------------------------------------------------
 
 
 def op_ping(app, args):
     protocol.check_args(args, {})
     return {"pong": True}
-
-
-def next_step(th, tod):
-    """The next change of the schedule: a flex step or a periodic bolus (None for a flat basal)."""
-    if th is None:
-        return None
-    if th.mode == "flex" and len(th.starts_ms) > 1:
-        s = th.starts_ms
-        i = len(s) - 1
-        while s[i] > tod:
-            i -= 1
-        j = (i + 1) % len(s)
-        return {"at_min": s[j] // 60000, "in_min": ((s[j] - tod) % DAY_MS + 59999) // 60000,
-                "rate_nl_per_h": th.rates[j]}
-    if th.periodic is not None:
-        per = th._period_ms
-        k = (tod - th._p_start_ms) % DAY_MS // per + 1
-        at = (th._p_start_ms + k * per) % DAY_MS
-        return {"at_min": at // 60000, "in_min": ((at - tod) % DAY_MS + 59999) // 60000,
-                "bolus_nl": th.periodic.volume_nl}
-    return None
 
 
 def op_status(app, args):
@@ -122,8 +97,9 @@ def op_status(app, args):
     now = app.clock.ticks_ms()
     g = p.guard
     st.update({
-        "running": p.running(), "halt": _halt_names(p.halt), "rate_nl_per_h": p.rate_now(),
-        "next_step": next_step(th, p.tod_ms), "tod_ms": p.tod_ms, "time_source": app.time_source,
+        "running": p.running(), "halt": halts.names(p.halt), "rate_nl_per_h": p.rate_now(),
+        "next_step": None if th is None else th.next_change(p.tod_ms), "tod_ms": p.tod_ms,
+        "time_source": app.time_source,
         "wall_s": app.wall.now_s(), "reservoir_nl": r.volume_nl(), "reservoir_drug": r.drug,
         "reservoir_conc_ug_per_ml": r.conc_ug_per_ml,
         "days_to_empty": r.days_to_empty(th.day_volume_nl) if th is not None else -1,
@@ -137,13 +113,13 @@ def op_status(app, args):
                   "violation": g.violation()},
         "dosing": {"skipped_ms": p.dosing.skipped_ms, "withheld_steps": p.dosing.withheld_steps,
                    "over_confirmed": p.dosing.over_confirmed, "reserve_waits": p.reserve_waits},
-        "keys": app.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
+        "keys": app.identity.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
         "log_seq": app.log.seq if app.log is not None else -1, "store_generation": app.store.generation,
         "store_failures": app.store_failures, "store_error": app.store_error, "motor": p.motor is not None,
         "line": p.status(), "pressure_pa": p.pressure_pa,
         "occlusion": None if p.occ is None else st_name(p),
-        "battery_mv": app.battery_mv,
-        "battery": None if app.batt is None else app.batt.status(),
+        "battery_mv": 0 if app.battery is None else app.battery.mv,
+        "battery": None if app.battery is None else app.battery.batt.status(),
         "supervisor": app.sup.status(now), "boot": app.boot_info, "serviced": app.serviced,
     })
     if app.cal_problem:
@@ -185,7 +161,7 @@ def op_logs(app, args):
     protocol.check_args(args, {"since": (int, False, 0, protocol.MAX_INT), "max": (int, False, 1, MAX_LOG_RECORDS)})
     log = app.log
     if log is None:
-        raise protocol.ProtocolError("NO_LOG", "the event log could not be opened: %s" % getattr(app, "log_error", "?"))
+        raise protocol.ProtocolError("NO_LOG", "the event log could not be opened: %s" % app.journal.error)
     gc.collect()  # the reply is the largest allocation the firmware makes: start from a clean heap
     n = args.get("max", LOG_PAGE_RECORDS)
     recs, problems = log.read(args.get("since", 0), n if n < LOG_PAGE_RECORDS else LOG_PAGE_RECORDS)

@@ -1,9 +1,6 @@
-# Link protocol: one JSON object per line over the USB serial (see DESIGN.md).
-#   request  {"id":7,"op":"status","args":{}}            (changes add "role","ctr" and TAB + HMAC hex)
-#   reply    {"id":7,"ok":true,"result":{...}}  or  {"id":7,"ok":false,"error":{"code":..,"message":..}}
-#   event    {"event":"boot",...}                          (unsolicited)
-# Every reject is a well-formed error reply and changes nothing. Changes pass the auth layer (auth.py):
-# dispatch(line, ops, auth) with ops {name: handler} (a read) or {name: (handler, CHANGE)}.
+# Link protocol: one JSON object per line over the USB serial (request, reply, unsolicited event; the
+# frames are in README.md, "Link protocol"). Every reject is a well-formed error reply and changes
+# nothing. dispatch(line, ops, auth) with ops {name: handler} (a read) or {name: (handler, CHANGE)}.
 import json
 
 from micropython import const

@@ -393,7 +393,7 @@ class Pump:
         if on and self.motor is not None:
             self.motor.enable(True)
         else:
-            self._halt_motor()
+            self.halt_motor()
 
     def sync_repl_lock(self):
         """Lock the REPL (Ctrl-C on the link is data) whenever a therapy is programmed and not suspended,
@@ -406,9 +406,10 @@ class Pump:
             self.repl_locked = want
 
     # -- stopping (may allocate: not the steady state) --------------------------------------------
-    def _halt_motor(self):
-        """Motor stopped and disabled; what it emitted is confirmed; what was asked and not given is
-        dropped; a running bolus is cancelled and logged (never resumed)."""
+    def halt_motor(self):
+        """Motor stopped and disabled now (not at the next tick); what it emitted is confirmed; what was
+        asked and not given is dropped; a running bolus is cancelled and logged (never resumed)."""
+        self.enabled = False
         m = self.motor
         if m is None:
             return
@@ -450,7 +451,7 @@ class Pump:
         if bit & _RELEARN_AFTER:
             self._relearn = True
         try:
-            self._halt_motor()
+            self.halt_motor()
         finally:
             if bit == H_STALL and self.idx is not None:  # where the rotor stands is unknown now
                 self.idx.clear()
@@ -467,8 +468,9 @@ class Pump:
 
     def account(self):
         """Fold the dosing counters into the totals; returns nL delivered since the last call."""
-        prog, deliv = self.dosing.take_counters()
-        self.programmed_nl += prog
+        d = self.dosing
+        self.programmed_nl += d.take_programmed_nl()
+        deliv = d.take_delivered_nl()
         self.delivered_nl += deliv
         self.total_nl += deliv
         self.day_nl += deliv
@@ -479,11 +481,7 @@ class Pump:
         th = self.therapy
         if th is None:
             return 0
-        r = th.basal_max_nl_per_h
-        for x in th._b_rates:
-            if x > r:
-                r = x
-        return r
+        return th.peak_basal_nl_per_h()
 
     def reserve_extra_nl(self):
         """Volume beyond the basal that the mark must cover: the running bolus and what is in flight.

@@ -160,5 +160,5 @@ class Index:
     def status(self, dosing):
         return {"edges": self.edges, "phase_steps": dosing.phase_steps, "known": dosing.phase_known,
                 "early_edges": self.early, "steps_since_edge": self.steps, "stall_steps": self.stall_steps,
-                "lead_steps": dosing._lead, "gaps_known": sum(1 for g in self.gap_known if g),
-                "repriced_pl": dosing.repriced_pl, "owed_pl": dosing._owed_pl}
+                "lead_steps": dosing.lead_steps, "gaps_known": sum(1 for g in self.gap_known if g),
+                "repriced_pl": dosing.repriced_pl, "owed_pl": dosing.owed_pl}

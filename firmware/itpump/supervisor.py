@@ -1,22 +1,10 @@
 # Supervisor: task check-ins -> hardware watchdog feed; reset cause and boot-loop guard; safe state.
-#
-# Each task (control tick, sensor sampling, link, log flush) checks in; service(), called every control
-# tick, feeds board.wdt ONLY if every task checked in within its deadline. A missed deadline latches:
-# the watchdog is never fed again and resets the board (the app should reach the safe state and log
-# late_task() first). A hung loop stops calling service(), so the watchdog fires too.
-#
-# Boot: board.reset_cause() plus a persisted record {"wdt_resets": n, "intent": bool, "safe": bool} behind
-# a small interface (load() -> dict or None, save(dict)) that the store backs. machine.reset() reads as
-# a watchdog reset on rp2, so intentional resets leave a marker first (note_intentional_reset()).
-# Unexpected watchdog resets count up; a run of STABLE_MS outside safe mode clears the count; the count
-# reaching the limit means safe mode (no therapy, link up for diagnosis) until a clinician clears it.
-# A bolus interrupted by any reset is abandoned, never resumed (the app logs what was lost).
-#
-# check_in() and service() allocate nothing (except the one save when the run becomes stable).
+# service() feeds board.wdt only while every task checks in within its deadline; a miss latches.
+# Unexpected watchdog resets in a row lead to safe mode. check_in()/service() allocate nothing.
+# Design: docs/watchdog.md.
 from micropython import const
 
-from itpump import alarms
-from itpump.guard import check_int
+from itpump import alarms, check_int
 
 _WDT_MAX_MS = const(8388)  # rp2 hardware limit
 STABLE_MS = const(600000)  # 10 min of healthy running ends a boot loop

@@ -15,7 +15,7 @@
 # their volume. The per-tick calls allocate nothing.
 from micropython import const
 
-from itpump import drugs
+from itpump import LimitError, drugs
 from itpump.drugs import (
     MAX_BASAL_NL_PER_DAY,
     MAX_BOLUS_NL,
@@ -55,16 +55,6 @@ _TOP = ("drug", "conc_ug_per_ml", "catheter_volume_nl", "mode", "dose_ng_per_day
 _FLEX = ("start_min", "dose_ng_per_day")
 _PERIODIC = ("dose_ng", "every_h", "start_min", "duration_min")
 _PATIENT = ("dose_ng", "duration_min", "lockout_min", "max_per_day")
-
-
-class LimitError(ValueError):
-    """A value outside its limit: .field (dotted path), .value, .limit (the bound, or what was expected)."""
-
-    def __init__(self, field, value, limit, why):
-        super().__init__("%s = %r: %s %r" % (field, value, why, limit))
-        self.field = field
-        self.value = value
-        self.limit = limit
 
 
 # -- integer conversions (exact, rounding stated) ------------------------------------------------
@@ -227,6 +217,7 @@ class Therapy:
 
         self.periodic = None
         self._period_ms = 0
+        self._p_start_ms = 0
         if mode == "periodic":
             p = _dict(rx.get("periodic"), "periodic")
             _keys(p, _PERIODIC, "periodic.")
@@ -308,6 +299,33 @@ class Therapy:
         return {"suspended": self.suspended, "bolus": self.bolus_kind, "bolus_left_nl": self.bolus_left_nl,
                 "bridge_left_nl": self.bridge_left_nl, "periodic_pending": self.periodic_pending,
                 "periodic_skipped": self.periodic_skipped}
+
+    def peak_basal_nl_per_h(self):
+        """The highest basal of the schedule, the bridge's included (what the reserve mark covers)."""
+        r = self.basal_max_nl_per_h
+        for x in self._b_rates:
+            if x > r:
+                r = x
+        return r
+
+    def next_change(self, tod_ms):
+        """The schedule's next change after tod_ms: a flex step or a periodic bolus (None for a flat
+        basal), for status."""
+        if self.mode == "flex" and len(self.starts_ms) > 1:
+            s = self.starts_ms
+            i = len(s) - 1
+            while s[i] > tod_ms:
+                i -= 1
+            j = (i + 1) % len(s)
+            return {"at_min": s[j] // 60000, "in_min": ((s[j] - tod_ms) % DAY_MS + 59999) // 60000,
+                    "rate_nl_per_h": self.rates[j]}
+        if self.periodic is not None:
+            per = self._period_ms
+            k = (tod_ms - self._p_start_ms) % DAY_MS // per + 1
+            at = (self._p_start_ms + k * per) % DAY_MS
+            return {"at_min": at // 60000, "in_min": ((at - tod_ms) % DAY_MS + 59999) // 60000,
+                    "bolus_nl": self.periodic.volume_nl}
+        return None
 
     # -- per tick (no allocation) ----------------------------------------------------------------
     def basal_nl_per_h(self, tod_ms):
@@ -504,14 +522,51 @@ class Therapy:
         self.suspended = old.suspended
         self._p_slot = old._p_slot if self._period_ms == old._period_ms else -1
         if self.patient is not None and old.patient is not None and old._pt_count:
-            m = old.patient.max_per_day
-            times = [old._pt_times[(old._pt_i - 1 - k) % m] for k in range(old._pt_count)]  # newest first
-            times = times[:self.patient.max_per_day]
-            times.reverse()
-            for t in times:
-                self._pt_times[self._pt_i] = t
-                self._pt_i = (self._pt_i + 1) % self.patient.max_per_day
-            self._pt_count = len(times)
+            self._set_patient_times(old._patient_times())
+
+    def _patient_times(self):
+        """The accepted patient bolus times (monotonic s), newest first."""
+        m = len(self._pt_times)  # the ring: max_per_day
+        return [self._pt_times[(self._pt_i - 1 - k) % m] for k in range(self._pt_count)]
+
+    def _set_patient_times(self, times):
+        """A fresh ring from times newest first (the newest max_per_day of them)."""
+        m = len(self._pt_times)
+        times = times[:m]
+        for k in range(len(times) - 1, -1, -1):  # oldest first into the ring
+            self._pt_times[self._pt_i] = times[k]
+            self._pt_i = (self._pt_i + 1) % m
+        self._pt_count = len(times)
+
+    # -- the state document (app checkpoint) -----------------------------------------------------
+    def to_dict(self, now_s):
+        """Runtime state that must survive a reset (the prescription itself is saved apart): suspension,
+        the periodic slot, the patient bolus history (as ages: uptime restarts at boot), a running
+        bridge. now_s: monotonic seconds. The keys are the checkpoint's on flash: keep them."""
+        d = {"suspended": self.suspended, "p_slot": self._p_slot,
+             "periodic_skipped": self.periodic_skipped}  # type: dict
+        if self._pt_count:
+            d["pt_ages_s"] = [now_s - t for t in self._patient_times()]
+        if self.bridge_left_nl > 0:
+            d["bridge"] = [self.bridge_left_nl, list(self._b_starts), list(self._b_rates), self._b_conc]
+        return d
+
+    @staticmethod
+    def from_dict(rx, d, now_s):
+        """The therapy of prescription rx (validated: LimitError) in the state to_dict saved. The downtime
+        is unknown: taken as none, so a lockout lasts longer (never shorter) and the 24 h count keeps
+        every bolus at least as long as it should. A running bolus is never restored."""
+        th = Therapy(rx)
+        th.suspended = bool(d.get("suspended", False))
+        th._p_slot = d.get("p_slot", -1)
+        th.periodic_skipped = d.get("periodic_skipped", 0)
+        ages = d.get("pt_ages_s")
+        if ages and th.patient is not None:
+            th._set_patient_times([now_s - a for a in ages])
+        br = d.get("bridge")
+        if br:
+            th.bridge_left_nl, th._b_starts, th._b_rates, th._b_conc = br[0], br[1], br[2], br[3]
+        return th
 
     def cancel_bridge(self):
         left = self.bridge_left_nl

@@ -322,6 +322,10 @@ let chipNsBase = 0; // chip time before the current chip (resets restart the chi
 let lastFlush = Date.now();
 let burstCycles = 0; // cycles executed since the core last waited
 let burstMax = 0; // largest burst in the current 100 ms window
+// Profile (on request): cycles by PC, of each window's largest burst and of all busy time.
+let prof = null;
+let profCur = []; // (pc, cycles) pairs of the burst running now
+let profBest = []; // those of the window's largest burst so far
 let windowNs = 100e6;
 let stopped = false;
 let hung = false; // the core stuck (a hung loop): clocks, PIO and the watchdog run on
@@ -331,8 +335,30 @@ function wallNs() {
 }
 
 function endBurst() {
-  if (burstCycles > burstMax) burstMax = burstCycles;
+  if (burstCycles > burstMax) {
+    burstMax = burstCycles;
+    if (prof) { const t = profBest; profBest = profCur; profCur = t; }
+  }
   burstCycles = 0;
+  if (prof) profCur.length = 0;
+}
+
+function profTrap(core) {
+  // a call of the trapped function (gc_alloc): its size argument and the code addresses on the stack
+  // (a heuristic backtrace), counted by that key
+  const r = core.registers;
+  const chain = [r[14] >>> 0];
+  const sp = r[13] >>> 0;
+  for (let a = sp; a < sp + 512 && chain.length < 12; a += 4) {
+    const w = chip.readUint32(a) >>> 0;
+    if ((w & 1) && w > 0x10000000 && w < 0x10080000) chain.push(w);
+  }
+  const key = (r[0] >>> 0) + ':' + chain.map((x) => x.toString(16)).join(',');
+  prof.allocs.set(key, (prof.allocs.get(key) || 0) + 1);
+}
+
+function profAdd(map, pairs) {
+  for (let i = 0; i < pairs.length; i += 2) map.set(pairs[i], (map.get(pairs[i]) || 0) + pairs[i + 1]);
 }
 
 function run() {
@@ -354,9 +380,18 @@ function run() {
       clock.tick(cycles * CYCLE_NS);
     } else {
       let cycles = 0;
-      for (let i = 0; i < BATCH_INSTR && !core.waiting; i++) {
-        cycles += core.executeInstruction();
+      const pc = core.PC;
+      if (prof && prof.trap) {
+        for (let i = 0; i < BATCH_INSTR && !core.waiting; i++) {
+          if (core.PC === prof.trap) profTrap(core);
+          cycles += core.executeInstruction();
+        }
+      } else {
+        for (let i = 0; i < BATCH_INSTR && !core.waiting; i++) {
+          cycles += core.executeInstruction();
+        }
       }
+      if (prof) { profCur.push(pc, cycles); prof.all.set(pc, (prof.all.get(pc) || 0) + cycles); }
       stats.busyCycles += cycles;
       burstCycles += cycles;
       stepPio(cycles);
@@ -381,6 +416,7 @@ function report() {
     stats.bursts.push(burstMax);
     if (stats.bursts.length > 100000) stats.bursts.shift();
     burstMax = 0;
+    if (prof) { profAdd(prof.worst, profBest); profBest = []; }
     windowNs = t + 100e6;
   }
   send({ ev: 'tick', t_ns: t + chipNsBase, steps: edgeAccum.n, edges: edgeAccum.all });
@@ -395,6 +431,7 @@ function statsReply() {
     resets: stats.resets, step_edges: stats.stepEdges, step_edges_enabled: stats.stepEdgesEnabled,
     flash_erased_bytes: stats.flashErasedBytes, flash_programmed_bytes: stats.flashProgrammedBytes,
     bursts: stats.bursts.slice(), pin_levels: chip.gpio.map((p) => (p.inputValue ? 1 : 0)),
+    profile: prof && { worst: [...prof.worst], all: [...prof.all], allocs: [...prof.allocs] },
   };
 }
 
@@ -416,6 +453,10 @@ function command(msg) {
     wall0 = process.hrtime.bigint() - BigInt(Math.round(cur / args.speed));
   }
   if (msg.stats) send(statsReply());
+  if (msg.profile !== undefined) { // start (or restart) a profile; 0 stops it
+    prof = msg.profile ? { worst: new Map(), all: new Map(), allocs: new Map(), trap: msg.trap || 0 } : null;
+    profCur = []; profBest = [];
+  }
   if (msg.clear_bursts) stats.bursts = [];
   if (msg.quit) shutdown();
 }

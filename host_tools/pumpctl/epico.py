@@ -190,7 +190,10 @@ def command(directory=None, req: dict | None = None, timeout_s: float = 10.0) ->
     {"op": "watch", "text": "OCCLUSION"} (counts then gives the chip ms the device first sent it),
     {"op": "hang"} (the core stops; the watchdog runs on), {"op": "speed", "speed": 8} (cap on chip
     time per wall time: an idle chip may run ahead of the host), {"op": "stats"} (the runner's
-    figures). Returns the reply dict; PumpctlError on an error reply."""
+    figures; "profile": 1 starts a profile, then each stats reply carries cycles by PC of each 100 ms
+    window's largest burst and of all busy time, and "trap": ADDR counts the calls of the function at
+    ADDR, e.g. gc_alloc, by size and return addresses; bench/chip_profile.py). Returns the reply
+    dict; PumpctlError on an error reply."""
     st = State(directory)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout_s)
@@ -506,7 +509,8 @@ class Controller:
                             "resets": self.resets, "adc": self.codes})
         elif op == "stats":
             self.waiting_stats.append(c)
-            self._ctl_send({"stats": 1, **({"clear_bursts": 1} if req.get("clear_bursts") else {})})
+            self._ctl_send({"stats": 1, **({"clear_bursts": 1} if req.get("clear_bursts") else {}),
+                            **({"profile": req["profile"], "trap": req.get("trap", 0)} if "profile" in req else {})})
         else:
             self._reply(c, {"error": f"unknown op {op!r} (set, fault, clear, counts, watch, hang, stats)"})
 

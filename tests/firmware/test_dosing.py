@@ -112,8 +112,8 @@ def test_delivered_rounds_up_when_reported():
     d.tick(Fixed(1000000), 1000, 0)
     d.confirm(1)
     assert d.delivered_nl == 20 and d.delivered_nl_up() == 21
-    p, dl = d.take_counters()
-    assert dl == 21 and d.delivered_nl_up() == 0 and d.programmed_nl == 0
+    assert d.take_programmed_nl() == 277 and d.take_delivered_nl() == 21  # 1 mL/h for 1 s
+    assert d.delivered_nl_up() == 0 and d.programmed_nl == 0
     d.confirm(1)  # 20.001 nL more: 40.002 in all, 21 already reported
     assert d.delivered_nl_up() == 20
     d.confirm(998)  # 1000 steps = 20001 nL exactly

@@ -183,7 +183,7 @@ def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(p
             d.forget_phase()
         flight = d._flight_pl()
         delivered = d.delivered_nl * 1000 + d._deliv_pl
-        owed = d._owed_pl
+        owed = d.owed_pl
         assert d.programmed_nl * 1000 == delivered + flight + d._due_pl + owed  # exact, whatever the phase did
         assert delivered + flight <= d.programmed_nl * 1000 + max(0, -owed)  # ahead: only the unsettled
         assert d.programmed_nl * 1000 <= exact
@@ -215,7 +215,7 @@ def test_an_edge_with_steps_in_flight_is_settled_on_the_next_steps(pl, prof, spp
             allowance += d.in_flight * (d.max_step_pl - lo)
             d.forget_phase()
         delivered = d.delivered_nl * 1000 + d._deliv_pl
-        assert d.programmed_nl * 1000 == delivered + d._flight_pl() + d._due_pl + d._owed_pl
+        assert d.programmed_nl * 1000 == delivered + d._flight_pl() + d._due_pl + d.owed_pl
         assert delivered <= d.programmed_nl * 1000 + allowance
 
 
@@ -242,7 +242,7 @@ def test_a_first_edge_lowers_the_count_of_blind_steps_never_below_their_true_vol
     batch = min(batch, blind)
     a = d.index_edge(batch, lead)
     delivered = d.delivered_nl * 1000 + d._deliv_pl
-    assert delivered == blind * pl + a and d._owed_pl == -a and d._due_pl == 0
+    assert delivered == blind * pl + a and d.owed_pl == -a and d._due_pl == 0
     if batch * 8000 > spp or not d._reprice_ok:
         assert a == 0
         return
@@ -250,7 +250,7 @@ def test_a_first_edge_lowers_the_count_of_blind_steps_never_below_their_true_vol
     r = (blind * 1000 % spp) // 1000  # the steps within the last pass; complete passes are the mean
     wrapped = blind * 1000 >= spp
     p = batch >> 1
-    central = _true_dev(d, p - r + d._lead, r)
+    central = _true_dev(d, p - r + d.lead_steps, r)
     if central >= 0:
         assert a == central
     else:

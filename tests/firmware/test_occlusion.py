@@ -392,5 +392,5 @@ def test_steps_into_the_rise_count_from_the_onset_tracker():
         if d.update(p, n, n) == occ.OCCLUSION:
             got = i
             break
-    assert got == 3, got  # the old count waited for the step on tick 6
+    assert got == 3, got  # not at the step on tick 6
     assert d.onset_steps == 2, d.onset_steps

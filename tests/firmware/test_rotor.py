@@ -48,7 +48,7 @@ def delivered_pl(d):
 
 def balance(d):
     """programmed = delivered + in flight + due + owed, exact in pL (the module's invariant)."""
-    return d.programmed_nl * 1000 - delivered_pl(d) - d._flight_pl() - d._due_pl - d._owed_pl
+    return d.programmed_nl * 1000 - delivered_pl(d) - d._flight_pl() - d._due_pl - d.owed_pl
 
 
 def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
@@ -170,17 +170,17 @@ def test_first_edge_adds_what_the_blind_steps_carried_beyond_the_mean_and_settle
     # before, the high half of LOHI, 12 nL each: 100 x 2 nL more than counted
     d, a = blind_then_edge(LOHI, 100)
     assert a == 200000 and d.repriced_pl == d.reprice_est_pl == 200000
-    assert delivered_pl(d) == 100 * PL + 200000 and d._owed_pl == -200000 and balance(d) == 0
+    assert delivered_pl(d) == 100 * PL + 200000 and d.owed_pl == -200000 and balance(d) == 0
     # the programme takes it back at most 1/256 of its flow: 10 nL/s gives 40 pL of 10000 a tick
     th = Rate(36000)
     t = 0
-    while d._owed_pl:
+    while d.owed_pl:
         s = d.tick(th, 1000, 0)
         d.confirm(s)
         t += 1
         assert balance(d) == 0 and t < 10000
         # ahead of the programme only by what is not settled yet
-        assert delivered_pl(d) - d.programmed_nl * 1000 <= -d._owed_pl
+        assert delivered_pl(d) - d.programmed_nl * 1000 <= -d.owed_pl
     assert t == 200000 // 40 == 5000
     # settled: delivered follows the programme within a step again
     assert -d.max_step_pl < delivered_pl(d) - d.programmed_nl * 1000 <= 0
@@ -192,7 +192,7 @@ def test_first_edge_lowers_the_count_only_by_what_holds_wherever_the_edge_and_th
     # arc may have been phases 240..339, 60 + 20 x 12 nL... = -200 + 80 nL: only -120 nL is proven
     d, a = blind_then_edge(HILO, 100)
     assert d.reprice_est_pl == -200000 and a == -120000 == d.repriced_pl
-    assert delivered_pl(d) == 100 * PL - 120000 and d._owed_pl == 120000 and balance(d) == 0
+    assert delivered_pl(d) == 100 * PL - 120000 and d.owed_pl == 120000 and balance(d) == 0
     # the edge in a read of 6 steps: 3 after it (estimate -188 nL), +-3 steps more doubt: -96 nL
     d, a = blind_then_edge(HILO, 100, 6)
     assert d.reprice_est_pl == -97 * 2000 + 3 * 2000 and a == -74 * 2000 + 26 * 2000
@@ -204,7 +204,7 @@ def test_first_edge_lowers_the_count_only_by_what_holds_wherever_the_edge_and_th
     assert d.reprice_est_pl == -200000 and a == -120000 + 2000
     # 30 steps: -60 nL by the estimate, but 20 steps later they would have been +20 nL: nothing proven
     d, a = blind_then_edge(HILO, 30)
-    assert d.reprice_est_pl == -60000 and a == 0 and delivered_pl(d) == 30 * PL and d._owed_pl == 0
+    assert d.reprice_est_pl == -60000 and a == 0 and delivered_pl(d) == 30 * PL and d.owed_pl == 0
     # an edge somewhere in a read of more than 1/8 of a pass: left alone
     d, a = blind_then_edge(HILO, 100, 41)
     assert a == 0 and delivered_pl(d) == 100 * PL
@@ -214,7 +214,7 @@ def test_first_edge_lowers_the_count_only_by_what_holds_wherever_the_edge_and_th
     for _ in range(3000):  # 120 nL at 40 pL a second
         d.confirm(d.tick(th, 1000, 0))
         assert balance(d) == 0
-    assert d._owed_pl == 0 and -d.max_step_pl < delivered_pl(d) - d.programmed_nl * 1000 <= 0
+    assert d.owed_pl == 0 and -d.max_step_pl < delivered_pl(d) - d.programmed_nl * 1000 <= 0
 
 
 def test_only_the_first_edge_reprices_and_a_lost_phase_counts_afresh():
@@ -226,8 +226,8 @@ def test_only_the_first_edge_reprices_and_a_lost_phase_counts_afresh():
     run_steps(d, 50)
     d.forget_phase()  # another stall before an edge: those 50 may not have turned the rotor
     run_steps(d, 100)
-    owed = d._owed_pl
-    assert d.index_edge(0) == 200000 and d._owed_pl == owed - 200000 and balance(d) == 0
+    owed = d.owed_pl
+    assert d.index_edge(0) == 200000 and d.owed_pl == owed - 200000 and balance(d) == 0
     assert d.index_edge(0) == 0
 
 
@@ -249,7 +249,7 @@ def test_the_pump_settles_a_first_edge_into_the_reservoir_and_never_reports_deli
     st = r.read("status")["line"]["rotor"]
     assert st["repriced_pl"] == -104000 and 0 < st["owed_pl"] <= 104000
     n = 0
-    while d._owed_pl:  # 104 nL at 1/256 of 40 uL/h: 40 min
+    while d.owed_pl:  # 104 nL at 1/256 of 40 uL/h: 40 min
         pump_ticks_locked(p, c, 300)  # the owed steps go out in steady ticks: no allocation
         r.run_ms(100)
         reported.append(p.total_nl)
@@ -391,7 +391,7 @@ def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_b
         if p.idx.edges != last:
             last = p.idx.edges
             k = rot._k - 1  # the magnet whose edge this was
-            seen.append((k % 3, p.dosing._lead))
+            seen.append((k % 3, p.dosing.lead_steps))
     assert len(seen) >= 55 and p.running()
     want = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}
     learnt = seen[3:]  # from the fourth edge on, both gaps ending at this magnet and the one before
@@ -403,7 +403,7 @@ def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_b
     rot.stick(True)
     while not p.halt & pump.H_STALL:
         r.run_ms(1000)
-    assert not any(p.idx.gap_known) and p.dosing._lead == 0
+    assert not any(p.idx.gap_known) and p.dosing.lead_steps == 0
     r.close()
 
 
@@ -414,7 +414,7 @@ def test_a_lead_prices_the_steps_before_the_mean_pass_start_at_the_pass_end():
     d.index_edge(0, 7)  # 7 steps late: the profile's pass began 7 steps ago
     assert d._sum_pl(0, 153) == 153 * 12000 and d._sum_pl(153, 1) == 8000
     d.index_edge(0, 999)  # held within 1/16 of a pass (20 steps here)
-    assert d._lead == 20
+    assert d.lead_steps == 20
     th = Rate(36000)
     d.index_edge(0, -5)
     n = 0
@@ -435,7 +435,7 @@ def test_tick_with_the_rotor_pacing_and_learning_allocates_nothing():
     for _ in range(96):  # 40 min: 6+ passes, edges with learning and leads, no allocation
         pump_ticks_locked(p, c, 250)  # 25 s: within the reserve mark's 30-s headroom
         r.run_ms(100)  # the app's housekeeping (checkpoints: the reserve mark) runs unlocked
-    assert p.idx.edges >= e0 + 6 and p.running() and p.dosing._lead != 0 and p.reserve_waits < 100
+    assert p.idx.edges >= e0 + 6 and p.running() and p.dosing.lead_steps != 0 and p.reserve_waits < 100
     r.close()
 
 
@@ -451,7 +451,7 @@ def test_a_catheter_prime_teaches_the_magnets_before_the_basal_starts():
         r.run_ms(100)
         if p.idx.edges != last:
             last = p.idx.edges
-            seen.append(((rot._k - 1) % 3, p.dosing._lead))
+            seen.append(((rot._k - 1) % 3, p.dosing.lead_steps))
     assert len(seen) >= 95, len(seen)  # 20,000 steps: 100 passes
     assert all(p.idx.gap_known)
     assert all(abs(lead - want[m]) <= 2 for m, lead in seen[4:]), (want, seen[:8])
@@ -465,7 +465,7 @@ def _edges_until(r, p, rot, n_edges, seen):
         r.run_ms(1000)
         if p.idx.edges != last:
             last = p.idx.edges
-            seen.append(((rot._k - 1) % 3, p.dosing._lead))
+            seen.append(((rot._k - 1) % 3, p.dosing.lead_steps))
 
 
 WANT = {0: round(0 - 4 / 3), 1: round(9 - 4 / 3), 2: round(-5 - 4 / 3)}  # magnets 0, +9, -5 steps off

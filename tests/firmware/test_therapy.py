@@ -382,6 +382,55 @@ def test_reprogram_keeps_patient_history():
     assert new.request_patient_bolus(3700) is None
 
 
+# -- the state document (checkpoint) --------------------------------------------------------------------
+# The therapy part of a checkpoint as the firmware has written it to flash since STATE_V 1 (app.th_dict):
+# a board upgraded in place must restore it. Periodic slot 1, two skipped, patient boluses 100 s and
+# 4000 s before the checkpoint, a bridge 249000 nL from its end at the old 1000 ug/mL.
+OLD_THERAPY_JSON = ('{"suspended": false, "p_slot": 1, "periodic_skipped": 2, "pt_ages_s": [100, 4000], '
+                    '"bridge": [249000, [0], [4167], 1000]}')
+
+
+def rx_state():
+    return rx_periodic(dose_ng_per_day=100000, patient_bolus=patient(dose_ng=20000))
+
+
+def test_an_old_state_document_restores_the_therapy_as_it_was():
+    import json
+
+    doc = json.loads(OLD_THERAPY_JSON)
+    th = T.Therapy.from_dict(rx_state(), doc, 10000)  # uptime 10000 s at this boot
+    assert th.to_dict(10000) == doc  # written back with the same keys and values
+    assert not th.suspended and th.periodic_skipped == 2
+    assert th.bridge_left_nl == 249000 and th.basal_nl_per_h(0) == 4167 and th.peak_basal_nl_per_h() == 8333
+    th.update(7 * H)  # still slot 1 (6 h..12 h after 01:00): the restored slot does not fire again
+    assert not th.periodic_pending and th.bolus_kind is None
+    th.update(13 * H)
+    assert th.bolus_kind == T.PERIODIC  # slot 2: fires (bridged at the old concentration)
+    th.cancel_bolus()
+    r = th.request_patient_bolus(10000)  # the last one 100 s ago, lockout 60 min
+    assert r[0] == T.R_LOCKOUT and "3500 s" in r[1], r
+    assert th.request_patient_bolus(13500) is None
+    th.cancel_bolus()
+    r = th.request_patient_bolus(17100)  # three in 24 h now: the 4000 s-old one still counts
+    assert r[0] == T.R_MAX_PER_DAY, r
+    assert th.to_dict(17100)["pt_ages_s"] == [3600, 7200, 11100]
+
+
+def test_a_fresh_therapy_saves_and_restores_the_defaults():
+    th = T.Therapy(rx_cont())
+    d = th.to_dict(50)
+    assert d == {"suspended": False, "p_slot": -1, "periodic_skipped": 0}
+    th2 = T.Therapy.from_dict(rx_cont(), {}, 50)  # a document without a therapy part: the defaults
+    assert th2.to_dict(50) == d and th2.bridge_left_nl == 0
+    th.suspend(True)
+    assert T.Therapy.from_dict(rx_cont(), th.to_dict(50), 80).suspended
+
+
+def test_a_restored_document_with_more_boluses_than_the_new_maximum_keeps_the_newest():
+    th = T.Therapy.from_dict(rx_cont(patient_bolus=patient(max_per_day=2)), {"pt_ages_s": [10, 5000, 9000]}, 9500)
+    assert th.to_dict(9500)["pt_ages_s"] == [10, 5000]
+
+
 # -- clinician bolus ------------------------------------------------------------------------------------
 def test_clinician_bolus():
     th = T.Therapy(rx_cont())

@@ -6,37 +6,17 @@ import pytest
 from pumpctl import PumpctlError, cli, flash, vboard
 
 
-class _Port:
-    def __init__(self, device, vid, pid=0x0005):
-        self.device = device
-        self.vid = vid
-        self.pid = pid
-        self.serial_number = self.product = None
-
-
-@pytest.fixture
-def no_vboard(monkeypatch, tmp_path):
-    monkeypatch.setattr(vboard, "DEFAULT_DIR", tmp_path / "none")
-    monkeypatch.delenv("ITPUMP_PORT", raising=False)
-
-
-def _ports(monkeypatch, ports):
-    import serial.tools.list_ports
-
-    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
-
-
-def test_port_found_by_raspberry_pi_usb_vid(monkeypatch, no_vboard):
-    _ports(monkeypatch, [_Port("/dev/ttyUSB0", 0x10C4), _Port("/dev/ttyACM3", 0x2E8A)])
+def test_port_found_by_raspberry_pi_usb_vid(comports, no_vboard):
+    comports(("/dev/ttyUSB0", 0x10C4), ("/dev/ttyACM3", 0x2E8A))
     assert cli.resolve_port(None) == "/dev/ttyACM3"
     assert cli.resolve_port("/dev/other") == "/dev/other"
 
 
-def test_no_board_and_several_boards_are_clear_errors(monkeypatch, no_vboard):
-    _ports(monkeypatch, [_Port("/dev/ttyUSB0", 0x10C4)])
+def test_no_board_and_several_boards_are_clear_errors(comports, no_vboard):
+    comports(("/dev/ttyUSB0", 0x10C4))
     with pytest.raises(PumpctlError, match="no board found"):
         cli.resolve_port(None)
-    _ports(monkeypatch, [_Port("/dev/ttyACM0", 0x2E8A), _Port("/dev/ttyACM1", 0x2E8A)])
+    comports(("/dev/ttyACM0", 0x2E8A), ("/dev/ttyACM1", 0x2E8A))
     with pytest.raises(PumpctlError, match="several boards"):
         cli.resolve_port(None)
 

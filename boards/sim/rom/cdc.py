@@ -1,9 +1,6 @@
 # The sim board's USB-CDC serial: stdin/stdout of this process, bridged to a pty by the host.
-#
-# On a Pico the USB stack, below Python, turns a received Ctrl-C into KeyboardInterrupt while the
-# interrupt char is enabled. The unix port does that only through SIGINT, which a pipe never
-# raises, so this layer does it: bytes are taken one at a time and 0x03 raises KeyboardInterrupt,
-# leaving whatever follows (mpremote's Ctrl-A) unread for the REPL.
+# Like a Pico's USB stack, it turns a received 0x03 into KeyboardInterrupt (a pipe never raises SIGINT),
+# leaving whatever follows unread for the REPL (docs/sim.md).
 import select
 import sys
 import time

@@ -1,12 +1,6 @@
-# File-backed flash for the sim board: the Pico's 1408 KiB littlefs2 region, 4 KiB erase blocks.
-#
-# littlefs calls the extended block protocol (readblocks/writeblocks with an offset, ioctl 6 erase).
-# Erase fills 0xFF and programs are written straight to the image file, so what a power cut leaves
-# behind is what NOR flash would hold. Every program/erase is counted so a power cut can be injected
-# after the Nth one (the way littlefs's own tests cut power).
-# No fsync (file.flush() on the unix port) per program: a write(2) reaches the host's page cache and
-# survives the interpreter being killed (a board reset); fsync only guards against a host OS crash,
-# which is not a simulated event, and cost ~0.2 ms per program (most of a fast-forward's flash time).
+# File-backed flash for the sim board: the Pico's 1408 KiB littlefs2 region, 4 KiB erase blocks, erase to
+# 0xFF as NOR flash does. Every program/erase is counted so a power cut can be injected after the Nth one.
+# Why no fsync, and the rest of the virtual board: docs/sim.md.
 from micropython import const
 
 BLOCK_SIZE = const(4096)

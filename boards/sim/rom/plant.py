@@ -1,18 +1,7 @@
-# Physics of the virtual board's world: peristaltic pump head, tubing, catheter, outlet, reservoir,
-# pressure sensor + ADC, battery. Runs under the real micropython binary (sim ROM) and under CPython
-# (unit tests, bench/). This is the simulated world, not firmware: floats are fine here.
-#
-# Honesty rule: every constant says where it comes from. Where no datasheet or bench number exists yet,
-# the value is marked ASSUMPTION and chosen on the side that makes the firmware's job HARDER (larger
-# compliance, more noise, slower pressure rise). A plant tuned to flatter the detectors would make every
-# figure in bench/ worthless; replace the assumptions with bench measurements, never with nicer numbers.
-#
-# Line model (one hydraulic node at the pressure sensor, pressures gauge, Pa):
-#   C dP/dt = Q_pump - G_cath (P - P_out) - G_leak P
-# C line compliance, G = 1/R conductances, P_out the pressure at the catheter tip. Integrated with the
-# exact solution for piecewise-constant pump flow over each step() call, so any dt (100 ms ticks, a 3600x
-# clock, hour-long advance jumps) is stable and exact; the volumes delivered and leaked are the exact
-# integrals of the outflows, so pumped = delivered + leaked + change in stored volume holds to rounding.
+# Physics of the virtual board's world: pump head, tubing, catheter, outlet, reservoir, pressure sensor
+# + ADC, battery. Simulated world, not firmware (floats are fine); runs under micropython and CPython.
+# Honesty rule: every constant cites its source; an ASSUMPTION errs on the side that makes the firmware's
+# job harder. Line model C dP/dt = Q_pump - G_cath (P - P_out) - G_leak P, integrated exactly: docs/sim.md.
 import math
 
 # ---- pump head ---------------------------------------------------------------------------------

@@ -1,10 +1,6 @@
-# The sim board's devices over the plant model: stepper driver, pressure sensor, battery, buzzer,
-# LED, button. They honour the board object contract (boards/README.md) exactly as the rp2 hal/
-# drivers do, so the firmware cannot tell them apart.
-#
-# The world advances lazily: every device access first brings the plant up to the virtual clock
-# (World.sync), with the STEP pulses the driver emitted in that interval, so physics and firmware
-# share one timeline at any speed factor or fast-forward.
+# The sim board's devices over the plant model: stepper driver, pressure sensor, rotor, battery, buzzer,
+# LED, button, honouring the board object contract (boards/README.md) as the rp2 hal/ drivers do.
+# World.sync brings the plant up to the virtual clock before every device access (docs/sim.md).
 import json
 
 from micropython import const

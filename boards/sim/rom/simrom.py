@@ -1,9 +1,6 @@
 # The sim board's "ROM": what the silicon and MicroPython's own firmware are on a real Pico.
-#
-# Not flashed: the host launches it (boards/sim/rom/poweron.py) and it stays resident, the way a
-# Pico's MicroPython sits below the files on its flash. It mounts the littlefs flash image at /,
-# runs boot.py and main.py from it, and reports hardware events (resets) to the host bridge on
-# stderr, an out-of-band line the firmware never sees.
+# Resident, never flashed: mounts the littlefs image at /, runs boot.py and main.py, and reports
+# hardware events to the host bridge on stderr (docs/sim.md).
 import os
 import sys
 import time

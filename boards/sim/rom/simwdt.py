@@ -1,10 +1,6 @@
 # The sim board's hardware watchdog (machine.WDT on rp2: max 8388 ms, cannot be stopped once started).
-#
-# Two layers, because a hung interpreter cannot check anything itself:
-# - virtual time: every clock read compares the virtual deadline, so a loop that keeps running but
-#   stops feeding resets at exactly the virtual timeout, whatever the speed factor;
-# - real time: feeds are reported to the host bridge (throttled) with a real-time budget, and the
-#   bridge resets the board when they stop (a `while True: pass` hang).
+# Two layers: a virtual-time deadline checked on every clock read, and a real-time budget the host bridge
+# watches for a hung interpreter (docs/watchdog.md).
 import time
 
 from micropython import const

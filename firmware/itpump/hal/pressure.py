@@ -1,9 +1,6 @@
-# Line pressure from a ratiometric 0.5-4.5 V analog transducer through a resistor divider.
-# Assumed sensor family: Honeywell PX2 series (amplified, ratiometric; output 10 % to 90 % of the 5 V
-# supply over the pressure range, i.e. 0.5-4.5 V; transfer function in its datasheet). Any 0.5-4.5 V
-# ratiometric part works with its own calibration. A divider (10k over 20k: x2/3) keeps the ADC pin
-# below 3.3 V. Outside the 0.25-4.75 V band the output is not a pressure but a fault (open wire, short,
-# supply lost): read_pa() raises ValueError then.
+# Line pressure from a ratiometric 0.5-4.5 V transducer (e.g. Honeywell PX2) through a 10k/20k divider.
+# Outside the 0.25-4.75 V band the output is a fault (open wire, short, supply lost): read_pa() raises
+# ValueError. Parts, wiring and calibration: docs/hardware.md.
 from micropython import const
 
 _FAULT_LOW_MV = const(250)

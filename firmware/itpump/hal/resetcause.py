@@ -1,13 +1,6 @@
-# Why did the chip (re)start? rp2's machine.reset_cause() only knows PWRON_RESET (1) and WDT_RESET (3),
-# and machine.reset() itself reboots through the watchdog, so it reads as WDT. We keep our own marker in
-# watchdog SCRATCH0 (survives soft and watchdog resets, cleared by power-on and the RUN pin; SCRATCH4-7
-# belong to the SDK's watchdog_reboot) and the chip uptime of the last boot in SCRATCH1:
-#   marker INTENT          -> "HARD"  (board.hard_reset() wrote it just before machine.reset())
-#   marker RUNNING and the 64-bit hardware timer has not restarted since the last boot -> "SOFT"
-#   otherwise machine.reset_cause(): WDT_RESET -> "WDT", else "PWRON".
-# The timer test: a chip reset restarts the timer, so at build() the uptime is about the same short boot
-# time as last time; a soft reset keeps the timer, so the uptime is at least the last boot's plus the
-# time the firmware ran. _SOFT_MARGIN_MS absorbs boot-time jitter.
+# Why did the chip (re)start? rp2's machine.reset_cause() knows only PWRON and WDT, and machine.reset()
+# reads as WDT, so the board keeps a marker in watchdog SCRATCH0 and the last boot's uptime in SCRATCH1
+# to tell HARD, SOFT, WDT and PWRON apart. The decision table: docs/watchdog.md.
 import machine
 from micropython import const
 
