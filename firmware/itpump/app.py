@@ -8,20 +8,20 @@ import sys
 
 from micropython import const
 
+import itpump
+
 # Every module is imported (compiled, when flashed as source) here, one at a time with a collection
 # after each, in dependency order: compiles interleaved with each other's garbage and the app's
 # long-lived objects fragment the heap until a small block cannot be found (seen on the sim's heap).
-for _m in ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
-           "reservoir", "occlusion", "power", "rotor", "pump", "supervisor", "ops", "ops_therapy", "ops_bolus",
-           "ops_admin"):
+for _m in itpump.MODULES:
     __import__("itpump." + _m)
     gc.collect()
 
 from itpump import (  # noqa: E402
     VERSION,
     alarms,
-    auth,
     eventlog,
+    halts,
     ops,
     ops_bolus,
     power,
@@ -30,6 +30,8 @@ from itpump import (  # noqa: E402
     store,
     supervisor,
 )
+from itpump.identity import Identity  # noqa: E402
+from itpump.journal import Journal, err_text  # noqa: E402
 from itpump.reservoir import Reservoir  # noqa: E402
 from itpump.therapy import Therapy  # noqa: E402
 
@@ -81,25 +83,10 @@ class Uptime:
         return self.s * 1000 + self._ms
 
 
-def _exists(p):
+def _mkdir(p):
     try:
         os.stat(p)
-        return True
     except OSError:
-        return False
-
-
-def _err_text(e):
-    """'Name: message' of an exception; its name alone (an existing string) if even that text cannot
-    be made (a MemoryError, or a message that raises)."""
-    try:
-        return "%s: %s" % (type(e).__name__, e)
-    except Exception:
-        return type(e).__name__
-
-
-def _mkdir(p):
-    if not _exists(p):
         os.mkdir(p)
 
 
@@ -128,12 +115,10 @@ class App:
         self.store_error = None  # the last checkpoint failure, for status
         self.booked_boot_nl = 0  # booked as delivered at this boot without confirmed pulses (reserve)
         self.booked_total_nl = 0  # the same over every boot (persisted)
-        self.keys_state = "none"
         self._next_delivery_log_s = _DELIVERY_LOG_S
         self._next_gc_s = _GC_S
         self._last_tod = 0
         self.alarms = alarms.AlarmManager(board.clock, getattr(board, "buzzer", None), getattr(board, "led", None))
-        self.alarms.add_listener(self._on_alarm)
         self.sup = supervisor.Supervisor(self.wdt if self.wdt is not None else _NoWdt(), board.clock,
                                          _JsonRecord(root + "data/sup.json"), timeout_ms=WDT_TIMEOUT_MS)
         self.t_tick = self.sup.add_task("tick", _TASK_TICK_MS)
@@ -142,22 +127,16 @@ class App:
         self.boot_info = None
         self._late_seen = False
         self._house_t = board.clock.ticks_ms()
-        self.battery = getattr(board, "battery", None)
-        self.batt = None
-        self.battery_mv = 0
-        self.battery_faults = 0
-        self._batt_s = -1
+        self.battery = None  # power.Watch, on a board with a battery sensor
         self.serviced = False  # delivery suspended by the service op (a restart resumes it)
         self.cal_problem = None
         # storage first: everything after may log
-        self.log = None
         self.policy = store.CheckpointPolicy(board.clock)
         _mkdir(root + "data")
-        try:
-            self.log = eventlog.EventLog(root + "data/log", board.clock, self.wall)
-        except Exception as e:  # no log is bad, no pump is worse: run, and say so in status
-            self.log_error = _err_text(e)
-        self.device_id = self._device_id()
+        self.journal = Journal(root + "data/log", board.clock, self.wall, self.send)
+        self.log = self.journal.log
+        self.event = self.journal.event
+        self.alarms.add_listener(self.journal.on_alarm)
         cal = getattr(board, "calibration", None) or {}
         try:
             self.pump = pump.Pump(board, self.alarms, cal.get("pl_per_step", DEFAULT_PL_PER_STEP), self.log, cal)
@@ -166,16 +145,17 @@ class App:
             self.pump = pump.Pump(board, self.alarms, cal.get("pl_per_step", DEFAULT_PL_PER_STEP), self.log)
             self.pump.occ = None
             self.pump.pressure = None
-            self.pump.halt |= pump.H_INTERNAL
-            self.alarms.raise_alarm(alarms.INTERNAL)
-        if self.battery is not None:
+        if self.cal_problem is not None:
+            halts.hold_internal(self.pump)
+        sensor = getattr(board, "battery", None)
+        if sensor is not None:
             try:
-                self.batt = power.from_calibration(cal)
+                self.battery = power.Watch(sensor, power.from_calibration(cal), self.pump, self.alarms)
             except ValueError as e:
                 self.cal_problem = str(e)
                 self.alarms.raise_alarm(alarms.INTERNAL)
-        self.auth = auth.Authenticator(board.clock, auth.FileCounters(root + "data/ctr.json"),
-                                       self._load_keys(), on_event=self._on_auth_event)
+        self.identity = Identity(board, root, self.journal)
+        self.auth = self.identity.auth
         self.store = store.Store(root + "data/state")
         self._restore()
         self.ops = ops.table(self)
@@ -187,95 +167,7 @@ class App:
             for name in SIM_OPS:
                 self.ops[name] = _sim_only(name, board.name)
 
-    # -- logging ------------------------------------------------------------------
-    def event(self, code, *vals):
-        """Append to the event log; a failing log never stops the pump (counted, shown in status)."""
-        if self.log is None:
-            return 0
-        try:
-            return self.log.append(code, *vals)
-        except Exception:
-            self.log_failures = getattr(self, "log_failures", 0) + 1
-            return 0
-
-    def event_raw(self, code, data):
-        if self.log is None:
-            return 0
-        try:
-            return self.log.append_raw(code, data)
-        except Exception:
-            self.log_failures = getattr(self, "log_failures", 0) + 1
-            return 0
-
-    def refused(self, op, code):
-        """A refused change, logged: CHANGE_REFUSED with "op:CODE" (ASCII, at most 32 bytes)."""
-        self.event_raw(CHANGE_REFUSED, ("%s:%s" % (op, code)).encode()[:eventlog.MAX_DATA])
-
-    def _on_alarm(self, kind, code):
-        ev = {"raise": eventlog.ALARM_RAISED, "ack": eventlog.ALARM_ACKED, "clear": eventlog.ALARM_CLEARED}
-        if kind in ev:
-            self.event(ev[kind], code)
-        self.send(protocol.event_line("alarm", {"kind": kind, "code": alarms.NAMES[code],
-                                                "priority": alarms.PRIORITY_NAMES[alarms.priority(code)]}))
-
-    def _on_auth_event(self, kind, info):
-        if kind == auth.EV_FAIL:
-            role = info.get("role")
-            r = eventlog.ROLES.index(role) if role in eventlog.ROLES else 255
-            self.event(eventlog.AUTH_FAILURE, r, _AUTH_REASON.get(info.get("code"), 2))
-        elif kind == auth.EV_LOCKOUT:  # a role held back: its index, reason locked_out
-            role = info.get("role")
-            self.event(eventlog.AUTH_FAILURE, eventlog.ROLES.index(role) if role in eventlog.ROLES else 255, 3)
-        elif kind == auth.EV_DUPLICATE:
-            role = info.get("role")
-            self.event(eventlog.AUTH_FAILURE, eventlog.ROLES.index(role) if role in eventlog.ROLES else 255, 4)
-        elif kind == auth.EV_STATE:
-            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_AUTH)
-
     # -- boot ---------------------------------------------------------------------
-    def _device_id(self):
-        """This device's id, made once and kept in data/device_id: "<board>-<hex>" of the chip's
-        unique_id() when it is a real serial, else of 6 random bytes. A unique_id of one repeated byte
-        (all zeros on the emulated RP2040) would give every such board the same id, so it is not one."""
-        uid = getattr(self.board, "unique_id", None)
-        raw = uid() if uid is not None else b""
-        if isinstance(raw, str):  # the board gives its id as text (the test boards)
-            return raw
-        path = self.root + "data/device_id"
-        try:
-            with open(path) as f:
-                v = f.read().strip()
-            if v:
-                return v
-        except OSError:
-            pass
-        if not raw or raw.count(raw[:1]) == len(raw):
-            raw = os.urandom(6)
-        v = "%s-%s" % (self.board.name, _hex(raw))
-        try:
-            with open(path, "w") as f:
-                f.write(v)
-        except OSError:
-            pass
-        return v
-
-    def _load_keys(self):
-        """keys.json -> {role: key}; absent or bad: None, and every change is refused (no default secrets)."""
-        try:
-            with open(self.root + "keys.json") as f:
-                text = f.read()
-        except OSError:
-            self.keys_state = "none"
-            return None
-        try:
-            keys = auth.keys_from_json(text)
-        except ValueError as e:
-            self.keys_state = "invalid: %s" % e
-            self.event(eventlog.STORE_PROBLEM, 0, eventlog.STORE_KEYS)
-            return None
-        self.keys_state = "ok"
-        return keys
-
     def _restore(self):
         """Newest valid state from the store; delivered totals never under-counted (store rule)."""
         p = self.pump
@@ -296,11 +188,10 @@ class App:
                 self._apply_state(state)
             except Exception as e:
                 # invalid state: no basal resumes; what was delivered stays counted where it could be read
-                self.state_problem = _err_text(e)
+                self.state_problem = err_text(e)
                 self.event(eventlog.STORE_PROBLEM, gen, eventlog.STORE_STATE)
                 p.therapy = None
-                self.alarms.raise_alarm(alarms.INTERNAL)
-                p.halt |= pump.H_INTERNAL
+                halts.hold_internal(p)
         elif problems:
             self.state_problem = "; ".join(problems)
         self.boot_count += 1
@@ -310,8 +201,7 @@ class App:
         for code in info["alarms"]:
             self.alarms.raise_alarm(code)
         if info["safe_mode"]:
-            p.halt |= pump.H_SAFE  # motor off until a clinician acknowledges INTERNAL
-            p.log_safety(pump.S_BOOT_LOOP, 0, info["wdt_resets"])
+            halts.safe_mode(p, info["wdt_resets"])
 
     def _apply_state(self, st):
         if st.get("v") != STATE_V:
@@ -363,14 +253,7 @@ class App:
             self.time_source = "restored"
         p.set_tod(self._tod_from_wall() if wall else st.get("tod_ms", 0))
         self._last_tod = p.tod_ms
-        halt = st.get("halt", 0) & ~(pump.H_EMPTY | pump.H_SAFE)  # found again by the tick / the supervisor
-        for code in pump.H_BY_ALARM:
-            bit = pump.H_BY_ALARM[code]
-            if halt & bit:
-                p.halt |= bit
-                self.alarms.raise_alarm(code)
-                if bit & pump.H_CONDITION:  # condition unknown after the reset: latched until acknowledged
-                    self.alarms.clear_condition(code)
+        halts.restore(p, st.get("halt", 0))
         b = st.get("bolus")
         if b:  # a bolus interrupted by the reset: abandoned, never resumed
             self.event(eventlog.BOLUS_ABANDONED, b[1])
@@ -389,7 +272,7 @@ class App:
             "reservoir": p.reservoir.to_dict(), "delivered_nl": p.delivered_nl, "reserved_nl": p.reserved_nl,
             "total_nl": p.total_nl, "day_nl": p.day_nl, "guard": p.guard.to_dict(now),
             "cal": {"pl_per_step": p.dosing.pl_per_step}, "boot_count": self.boot_count,
-            "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt & ~pump.H_SAFE,
+            "wall_s": self.wall.now_s(), "tz_min": self.tz_min, "tod_ms": p.tod_ms, "halt": p.halt & halts.SAVED,
             "svc": self.serviced, "rotor": None if p.idx is None else p.idx.gaps(),
             "booked_nl": self.booked_total_nl,
         }
@@ -431,7 +314,7 @@ class App:
                 self.checkpoint()
         except Exception as e:
             self.store_failures += 1
-            self.store_error = _err_text(e)
+            self.store_error = err_text(e)
             if self.store_failures == 1 or self.store_failures % 100 == 0:
                 self.event(eventlog.STORE_PROBLEM, self.store.generation, eventlog.STORE_STATE)
             # no new mark: delivery stops at the old one (pump waits), and the alarm says why
@@ -526,34 +409,13 @@ class App:
         """A task missed its deadline: the watchdog is no longer fed and will reset the board; stop the
         motor and log first (the reset then reads as a watchdog reset, counted by the boot-loop guard)."""
         self._late_seen = True
-        p = self.pump
-        p.log_safety(pump.S_LATE_TASK, 0, ("tick", "link", "housekeeping").index(self.sup.late_task()))
-        supervisor.safe_state(self.board)
-        try:
-            p.stop(pump.H_INTERNAL, alarms.INTERNAL)
-        except Exception:
-            pass
+        halts.late(self.pump, self.board, ("tick", "link", "housekeeping").index(self.sup.late_task()))
 
     def fail_safe(self, e):
-        """Any exception in the tick: safe state (motor stopped), INTERNAL alarm, logged."""
-        p = self.pump
-        p.halt |= pump.H_INTERNAL
-        supervisor.safe_state(self.board)
-        try:
-            p.halt_motor()
-        except Exception:
-            pass
-        # The exception may be a MemoryError: nothing below may raise out of the loop. The motor is
-        # already stopped; the alarm is retried once on a collected heap.
-        try:
-            self.alarms.raise_alarm(alarms.INTERNAL)
-        except Exception:
-            gc.collect()
-            try:
-                self.alarms.raise_alarm(alarms.INTERNAL)
-            except Exception:
-                pass
-        self.last_error = _err_text(e)
+        """Any exception in the tick: safe state (motor stopped), INTERNAL alarm, logged. The exception
+        may be a MemoryError: nothing here may raise out of the loop."""
+        halts.fault(self.pump, self.board)
+        self.last_error = err_text(e)
         try:
             self.send(protocol.event_line("internal", {"error": self.last_error}))
         except Exception:
@@ -567,10 +429,8 @@ class App:
 
     def housekeeping(self):
         p = self.pump
-        batt = self.batt
-        if batt is not None and self.battery is not None and self.uptime.s != self._batt_s:
-            self._batt_s = self.uptime.s
-            self.check_battery(batt, self.battery)
+        if self.battery is not None:
+            self.battery.check(self.uptime.s)
         p.account()
         tod = p.tod_ms
         if tod < self._last_tod:  # midnight passed
@@ -594,49 +454,14 @@ class App:
             self._next_gc_s = up + _GC_S
             gc.collect()
 
-    def check_battery(self, batt, battery):
-        """One battery sample into the monitor; its state raises its alarm; at EOS delivery stops."""
-        try:
-            mv = battery.read_mv()
-        except Exception:
-            mv = 0  # unreadable: the monitor's fault path
-        was = batt.state
-        st = batt.update(mv)
-        p = self.pump
-        if batt.fault:
-            self.battery_faults += 1
-            if not p.other_sensor_fault:
-                p.other_sensor_fault = True
-                self.alarms.raise_alarm(alarms.SENSOR_FAULT)  # the battery cannot be judged: say so
-        else:
-            self.battery_mv = mv
-            if p.other_sensor_fault:
-                p.other_sensor_fault = False
-                if not p.pressure_fault():
-                    p.condition_gone(alarms.SENSOR_FAULT)
-        if st != was:
-            for s in (power.LOW, power.ERI, power.EOS):
-                if s != st:
-                    code = power.ALARM_FOR[s]
-                    if self.alarms.is_present(code):
-                        self.alarms.clear_condition(code)
-            if st != power.OK:
-                self.alarms.raise_alarm(power.ALARM_FOR[st])
-            p.release_inactive()
-        if st == power.EOS and not p.halt & pump.H_BATTERY:
-            # end of service: stop while the motor and flash still have margin, and save the state now
-            p.log_safety(pump.S_BATTERY_EOS, 0, batt.avg_mv)
-            p.stop(pump.H_BATTERY, alarms.BATTERY_EOS)
-            p.need_save = True
-
     def boot(self):
         cause = self.board.reset_cause()
         self.event(eventlog.BOOT, eventlog.reset_cause_index(cause), self.boot_count)
         self._checkpoint_safe()  # boot_count and the recovered totals are on flash before delivery
         self.booted = True
         self.send(protocol.event_line("boot", {
-            "fw": VERSION, "board": self.board.name, "reset_cause": cause, "device_id": self.device_id,
-            "keys": self.keys_state}))
+            "fw": VERSION, "board": self.board.name, "reset_cause": cause, "device_id": self.identity.device_id,
+            "keys": self.identity.keys_state}))
 
     def step(self, next_tick):
         """One pass of the loop: link, then the control tick when due. Returns the next due tick."""
@@ -664,22 +489,13 @@ class App:
         self.uptime.update()
         gc.collect()
         return {
-            "fw": VERSION, "board": self.board.name, "device_id": self.device_id,
+            "fw": VERSION, "board": self.board.name, "device_id": self.identity.device_id,
             "uptime_ms": self.uptime.ms(), "reset_cause": self.board.reset_cause(),
             "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "ticks": self.ticks,
             "platform": sys.platform,
         }
 
 
-CHANGE_REFUSED = eventlog.CHANGE_REFUSED  # "op:CODE" ASCII
-
-_AUTH_REASON = {protocol.E_AUTH_MAC: 0, protocol.E_AUTH_REPLAY: 1, protocol.E_AUTH_FORBIDDEN: 2,
-                protocol.E_AUTH_ROLE: 2, protocol.E_AUTH_MISSING: 2, protocol.E_AUTH_NOKEYS: 2,
-                protocol.E_AUTH_LOCKED: 3}
-
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)
 
 
 class _NoWdt:
@@ -707,9 +523,7 @@ class _JsonRecord:
         return json.loads(text)  # ValueError: the supervisor reports the record as unusable
 
     def save(self, d):
-        with open(self.path + ".tmp", "w") as f:
-            f.write(json.dumps(d))
-        os.rename(self.path + ".tmp", self.path)
+        store.write_json(self.path, d)
 
 
 def _board_op(fn):

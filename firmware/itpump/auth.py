@@ -7,7 +7,7 @@ import json
 
 from micropython import const
 
-from itpump import protocol
+from itpump import protocol, store
 
 KEY_LEN = const(32)
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104 B)
@@ -145,12 +145,7 @@ class FileCounters:
             return json.loads(f.read())
 
     def save(self, counters):
-        import os
-
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(counters))
-        os.rename(tmp, self.path)
+        store.write_json(self.path, counters)
 
 
 # -- the authenticator ----------------------------------------------------------------------------------

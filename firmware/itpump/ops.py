@@ -7,7 +7,7 @@
 import binascii
 import gc
 
-from itpump import eventlog, protocol, pump
+from itpump import eventlog, halts, protocol
 from itpump.therapy import LimitError
 
 E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
@@ -35,13 +35,13 @@ def _change(app, name, fn):
         except Refused:
             raise
         except LimitError as e:
-            app.refused(name, E_LIMIT)
+            app.journal.refused(name, E_LIMIT)
             raise protocol.ProtocolError(E_LIMIT, str(e))
         except protocol.ProtocolError as e:
-            app.refused(name, e.code)
+            app.journal.refused(name, e.code)
             raise
         except ValueError as e:
-            app.refused(name, protocol.E_ARGS)
+            app.journal.refused(name, protocol.E_ARGS)
             raise protocol.ProtocolError(protocol.E_ARGS, str(e))
     return (handler, protocol.CHANGE)
 
@@ -79,10 +79,6 @@ def _therapy(app):
     return th
 
 
-def _halt_names(halt):
-    return [pump.HALTS[i] for i in range(0, len(pump.HALTS), 2) if halt & (1 << (i >> 1))]
-
-
 # -- reads --------------------------------------------------------------------------------------
 
 
@@ -101,7 +97,7 @@ def op_status(app, args):
     now = app.clock.ticks_ms()
     g = p.guard
     st.update({
-        "running": p.running(), "halt": _halt_names(p.halt), "rate_nl_per_h": p.rate_now(),
+        "running": p.running(), "halt": halts.names(p.halt), "rate_nl_per_h": p.rate_now(),
         "next_step": None if th is None else th.next_change(p.tod_ms), "tod_ms": p.tod_ms,
         "time_source": app.time_source,
         "wall_s": app.wall.now_s(), "reservoir_nl": r.volume_nl(), "reservoir_drug": r.drug,
@@ -117,13 +113,13 @@ def op_status(app, args):
                   "violation": g.violation()},
         "dosing": {"skipped_ms": p.dosing.skipped_ms, "withheld_steps": p.dosing.withheld_steps,
                    "over_confirmed": p.dosing.over_confirmed, "reserve_waits": p.reserve_waits},
-        "keys": app.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
+        "keys": app.identity.keys_state, "auth_locked": app.auth.locked(), "boot_count": app.boot_count,
         "log_seq": app.log.seq if app.log is not None else -1, "store_generation": app.store.generation,
         "store_failures": app.store_failures, "store_error": app.store_error, "motor": p.motor is not None,
         "line": p.status(), "pressure_pa": p.pressure_pa,
         "occlusion": None if p.occ is None else st_name(p),
-        "battery_mv": app.battery_mv,
-        "battery": None if app.batt is None else app.batt.status(),
+        "battery_mv": 0 if app.battery is None else app.battery.mv,
+        "battery": None if app.battery is None else app.battery.batt.status(),
         "supervisor": app.sup.status(now), "boot": app.boot_info, "serviced": app.serviced,
     })
     if app.cal_problem:
@@ -165,7 +161,7 @@ def op_logs(app, args):
     protocol.check_args(args, {"since": (int, False, 0, protocol.MAX_INT), "max": (int, False, 1, MAX_LOG_RECORDS)})
     log = app.log
     if log is None:
-        raise protocol.ProtocolError("NO_LOG", "the event log could not be opened: %s" % getattr(app, "log_error", "?"))
+        raise protocol.ProtocolError("NO_LOG", "the event log could not be opened: %s" % app.journal.error)
     gc.collect()  # the reply is the largest allocation the firmware makes: start from a clean heap
     n = args.get("max", LOG_PAGE_RECORDS)
     recs, problems = log.read(args.get("since", 0), n if n < LOG_PAGE_RECORDS else LOG_PAGE_RECORDS)

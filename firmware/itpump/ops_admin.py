@@ -1,8 +1,5 @@
 # Calibration, time, alarm acknowledgement, keys, service access.
-import json
-import os
-
-from itpump import alarms, auth, eventlog, protocol, pump, supervisor
+from itpump import alarms, eventlog, halts, protocol, pump, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
 from itpump.ops import E_NOT_ACTIVE, _save
 
@@ -38,61 +35,21 @@ def op_time_set(app, args):
     return {"wall_s": wall, "previous_wall_s": prev, "tod_ms": app.pump.tod_ms}
 
 
-# Alarms raised by an event, not by a condition the firmware keeps measuring (a stall or a runaway is
-# seen again by the next tick if it persists).
-_EVENT_ALARMS = (alarms.STALL, alarms.DOSE_GUARD, alarms.STEP_MISMATCH, alarms.INTERNAL, alarms.WATCHDOG_RESET)
-
-
 def op_ack(app, args):
+    """Acknowledge one alarm by name, or "all"; what that releases is the halts' rule (halts.py)."""
     protocol.check_args(args, {"code": (str, True)})
     name = args["code"]
-    p = app.pump
-    if name == "all":
-        codes = [alarms.code_of(a["code"]) for a in app.alarms.active()]
-    else:
-        codes = [alarms.code_of(name)]  # ValueError names the known codes
-    acked = []
-    for code in codes:
-        if not app.alarms.ack(code):
-            if name != "all":
-                raise protocol.ProtocolError(E_NOT_ACTIVE, "alarm %s is not active" % name)
-            continue
-        acked.append(alarms.NAMES[code])
-        bit = pump.H_BY_ALARM.get(code, 0)
-        if bit & pump.H_CONDITION:
-            continue  # released below, once the alarm is inactive (its condition gone too)
-        if bit and bit != pump.H_EMPTY:  # empty clears by a refill, not by a button
-            if code == alarms.DOSE_GUARD:
-                p.guard.clear_violation()
-            if code == alarms.STALL and p.occ is not None:
-                p.occ.clear_motor()  # steps lost to the stall are not a new stall
-            p.release(bit)
-        if code == alarms.INTERNAL and p.halt & pump.H_SAFE:
-            # the clinician's decision after diagnosing a boot loop: forget it, deliver again
-            app.sup.clear_safe_mode()
-            p.release(pump.H_SAFE)
-            p.log_safety(pump.S_RESUME, 0, 0)
-        if code in _EVENT_ALARMS:
-            # no sensor says when these are over: the acknowledgement is the clinician's word that the
-            # cause is dealt with. The alarm ends here, so a new occurrence raises, sounds and logs again.
-            app.alarms.clear_condition(code)
-    p.release_inactive()
-    app.policy.changed()
+    acked = halts.ack(app.pump, app.sup, None if name == "all" else alarms.code_of(name))  # ValueError: codes
+    if acked is None:
+        raise protocol.ProtocolError(E_NOT_ACTIVE, "alarm %s is not active" % name)
+    app.policy.changed()  # the released halts are saved at the next checkpoint
     return {"acked": acked, "active": [a["code"] for a in app.alarms.active()]}
 
 
 def op_keys(app, args):
     """Service: install new role keys (hex); written to keys.json so they hold after a reset."""
     protocol.check_args(args, {"keys": (dict, True)})
-    text = json.dumps({"v": 1, "keys": args["keys"]})
-    keys = auth.keys_from_json(text)  # ValueError names the bad key
-    path = app.root + "keys.json"
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    app.auth.set_keys(keys)
-    os.rename(path + ".tmp", path)
-    app.keys_state = "ok"
-    return {"roles": sorted(keys)}
+    return {"roles": app.identity.set_keys(args["keys"])}
 
 
 def op_service(app, args):

@@ -1,6 +1,6 @@
 # Boluses: clinician / prime (bolus op) and the patient's (link op or the board's button).
-from itpump import eventlog, protocol
-from itpump.ops import _REASON, E_HALTED, Refused, _halt_names, _save, _therapy
+from itpump import eventlog, halts, protocol
+from itpump.ops import _REASON, E_HALTED, Refused, _save, _therapy
 from itpump.therapy import volume_nl
 
 
@@ -13,7 +13,7 @@ def _bolus_checks(app, th, vol):
     """Refusals common to every bolus: halted delivery, reservoir, the guard's remaining room."""
     p = app.pump
     if p.halt:
-        _refuse_bolus(app, th, vol, E_HALTED, "delivery is stopped (%s)" % ", ".join(_halt_names(p.halt)))
+        _refuse_bolus(app, th, vol, E_HALTED, "delivery is stopped (%s)" % ", ".join(halts.names(p.halt)))
     if p.reservoir.volume_nl() - p.reservoir.empty_nl < vol:
         _refuse_bolus(app, th, vol, "RESERVOIR", "the reservoir holds %d nL usable, the bolus is %d nL" % (
             p.reservoir.volume_nl() - p.reservoir.empty_nl, vol))

@@ -5,8 +5,7 @@ from array import array
 
 from micropython import const
 
-from itpump import alarms
-from itpump.guard import check_int
+from itpump import alarms, check_int, pump
 
 OK = const(0)
 LOW = const(1)
@@ -129,3 +128,53 @@ def from_calibration(cal):
         if key in cal:
             kw[k + "_mv_per_cell"] = cal[key]
     return BatteryMonitor(**kw)
+
+
+class Watch:
+    """The board's battery sensor read into a monitor once a second of uptime: the state raises its
+    alarm, an implausible reading SENSOR_FAULT, and at EOS delivery stops and the state is saved."""
+
+    def __init__(self, battery, batt, pump, alarms):
+        self.battery = battery  # the board's sensor
+        self.batt = batt  # BatteryMonitor
+        self.pump = pump
+        self.alarms = alarms
+        self.mv = 0  # the last plausible reading
+        self._s = -1  # the uptime second last sampled
+
+    def check(self, uptime_s):
+        if uptime_s == self._s:
+            return
+        self._s = uptime_s
+        try:
+            mv = self.battery.read_mv()
+        except Exception:
+            mv = 0  # unreadable: the monitor's fault path
+        batt = self.batt
+        p = self.pump
+        was = batt.state
+        st = batt.update(mv)
+        if batt.fault:
+            if not p.other_sensor_fault:
+                p.other_sensor_fault = True
+                self.alarms.raise_alarm(alarms.SENSOR_FAULT)  # the battery cannot be judged: say so
+        else:
+            self.mv = mv
+            if p.other_sensor_fault:
+                p.other_sensor_fault = False
+                if not p.pressure_fault():
+                    p.condition_gone(alarms.SENSOR_FAULT)
+        if st != was:
+            for s in (LOW, ERI, EOS):
+                if s != st:
+                    code = ALARM_FOR[s]
+                    if self.alarms.is_present(code):
+                        self.alarms.clear_condition(code)
+            if st != OK:
+                self.alarms.raise_alarm(ALARM_FOR[st])
+            p.release_inactive()
+        if st == EOS and not p.halt & pump.H_BATTERY:
+            # end of service: stop while the motor and flash still have margin, and save the state now
+            p.log_safety(pump.S_BATTERY_EOS, 0, batt.avg_mv)
+            p.stop(pump.H_BATTERY, alarms.BATTERY_EOS)
+            p.need_save = True

@@ -15,7 +15,7 @@
 # their volume. The per-tick calls allocate nothing.
 from micropython import const
 
-from itpump import drugs
+from itpump import LimitError, drugs
 from itpump.drugs import (
     MAX_BASAL_NL_PER_DAY,
     MAX_BOLUS_NL,
@@ -55,16 +55,6 @@ _TOP = ("drug", "conc_ug_per_ml", "catheter_volume_nl", "mode", "dose_ng_per_day
 _FLEX = ("start_min", "dose_ng_per_day")
 _PERIODIC = ("dose_ng", "every_h", "start_min", "duration_min")
 _PATIENT = ("dose_ng", "duration_min", "lockout_min", "max_per_day")
-
-
-class LimitError(ValueError):
-    """A value outside its limit: .field (dotted path), .value, .limit (the bound, or what was expected)."""
-
-    def __init__(self, field, value, limit, why):
-        super().__init__("%s = %r: %s %r" % (field, value, why, limit))
-        self.field = field
-        self.value = value
-        self.limit = limit
 
 
 # -- integer conversions (exact, rounding stated) ------------------------------------------------

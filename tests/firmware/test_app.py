@@ -182,10 +182,10 @@ def test_ctrl_c_while_therapy_runs_is_told_why_the_repl_stays_locked():
 
 def test_device_id_is_made_once_and_kept_when_the_board_has_none():
     b, a, r = make()
-    first = a.device_id
+    first = a.identity.device_id
     a.log.close()
     a2 = app.App(FakeBoard(), root=r.dir + "/")
-    assert a2.device_id == first and len(first) > 8
+    assert a2.identity.device_id == first and len(first) > 8
     r.close()
 
 
@@ -200,17 +200,17 @@ class _IdBoard(FakeBoard):
 
 def test_a_degenerate_unique_id_gets_a_random_id_made_once_and_kept():
     good = Rig(_IdBoard(b"\xe6\x60\x38\xb7\x13\x3a\x7a\x2f"))
-    assert good.a.device_id == "fake-e66038b7133a7a2f"
+    assert good.a.identity.device_id == "fake-e66038b7133a7a2f"
     good.close()
     ids = []
     for uid in (bytes(8), bytes(8), b"\xff" * 8, b""):  # the emulator's is all zeros
         r = Rig(_IdBoard(uid))
-        first = r.a.device_id
+        first = r.a.identity.device_id
         assert first.startswith("fake-") and len(first) == 17 and first != "fake-" + "00" * 6, first
         r.a.log.close()
         r.b.uid = b"\x12" * 8
         again = app.App(r.b, root=r.dir + "/")  # made once, used from then on
-        assert again.device_id == first
+        assert again.identity.device_id == first
         again.log.close()
         ids.append(first)
         r.close()
@@ -363,7 +363,7 @@ def test_a_refused_change_names_why_changes_nothing_and_is_logged():
     other["conc_ug_per_ml"] = 20000
     m = r.change("program", {"rx": other})
     assert m["error"]["code"] == "MISMATCH" and "reservoir holds morphine at 10000" in m["error"]["message"]
-    refusals = [d for c, d in r.events() if c == app.CHANGE_REFUSED]
+    refusals = [d for c, d in r.events() if c == eventlog.CHANGE_REFUSED]
     assert refusals == [b"program:LIMIT", b"program:MISMATCH"]
     r.close()
 
@@ -654,24 +654,6 @@ def test_a_damaged_mark_books_the_most_it_could_have_reached():
     st = r2.read("status")
     # 12 min of basal past the state's mark: the farthest the lost mark could have moved
     assert st["delivered_nl"] >= truth and st["delivered_nl"] >= 12 * 40000 // 60 + 1334
-    assert eventlog.STORE_PROBLEM in r2.codes()
-    r2.close()
-
-
-def test_a_corrupt_state_resumes_no_basal():
-    r = programmed()
-    r.a.log.close()
-    for name in ("state.0", "state.1"):
-        try:
-            with open(r.dir + "/data/state/" + name, "r+b") as f:
-                f.seek(30)
-                f.write(b"XXXX")
-        except OSError:
-            pass
-    r2 = Rig(FakePumpBoard(), d=r.dir)
-    r2.a.boot()
-    st = r2.read("status")
-    assert st["therapy"] is None and not st["running"]
     assert eventlog.STORE_PROBLEM in r2.codes()
     r2.close()
 

@@ -1,8 +1,9 @@
 # The halt table (firmware/itpump/pump.py HALTS) against the H_* bits, the names on the link and the
-# alarms that release them (CPython and micropython).
+# alarms that release them; the acknowledge and release rules (halts.py) (CPython and micropython).
 import pytest
 
-from itpump import alarms, pump
+from fakes import FakePumpBoard
+from itpump import alarms, halts, pump
 
 pytestmark = pytest.mark.micropython
 
@@ -65,7 +66,53 @@ def test_release_inactive_frees_only_condition_halts_whose_alarm_ended():
 
 
 def test_status_names_the_halt_bits_lowest_first():
-    from itpump import ops
+    assert halts.names(0) == []
+    assert halts.names(pump.H_SAFE | pump.H_EMPTY | pump.H_LEAK) == ["reservoir_empty", "leak", "safe_mode"]
 
-    assert ops._halt_names(0) == []
-    assert ops._halt_names(pump.H_SAFE | pump.H_EMPTY | pump.H_LEAK) == ["reservoir_empty", "leak", "safe_mode"]
+
+class _Sup:
+    def __init__(self):
+        self.safe_cleared = 0
+
+    def clear_safe_mode(self):
+        self.safe_cleared += 1
+
+
+def _pump():
+    b = FakePumpBoard()
+    return pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, b.calibration)
+
+
+def test_acknowledging_an_event_alarm_releases_its_halt_and_ends_it():
+    p = _pump()
+    p.stop(pump.H_GUARD, alarms.DOSE_GUARD)
+    assert p.halt == pump.H_GUARD and p.alarms.is_active(alarms.DOSE_GUARD)
+    assert halts.ack(p, _Sup(), alarms.DOSE_GUARD) == ["DOSE_GUARD"]
+    assert p.halt == 0 and not p.alarms.is_active(alarms.DOSE_GUARD)
+
+
+def test_a_condition_halt_waits_for_its_condition_and_empty_waits_for_a_refill():
+    p = _pump()
+    p.stop(pump.H_OCCLUSION, alarms.OCCLUSION)
+    p.stop(pump.H_EMPTY, alarms.RESERVOIR_EMPTY)
+    assert sorted(halts.ack(p, _Sup(), None)) == ["OCCLUSION", "RESERVOIR_EMPTY"]
+    assert p.halt == pump.H_OCCLUSION | pump.H_EMPTY  # still blocked; the reservoir still empty
+    p.condition_gone(alarms.OCCLUSION)
+    assert p.halt == pump.H_EMPTY
+
+
+def test_acknowledging_internal_ends_safe_mode_and_an_inactive_alarm_changes_nothing():
+    p = _pump()
+    sup = _Sup()
+    assert halts.ack(p, sup, alarms.INTERNAL) is None
+    halts.safe_mode(p, 3)
+    halts.hold_internal(p)
+    assert halts.ack(p, sup, alarms.INTERNAL) == ["INTERNAL"]
+    assert p.halt == 0 and sup.safe_cleared == 1
+
+
+def test_saved_halts_come_back_latched_but_empty_and_safe_mode_do_not():
+    p = _pump()
+    halts.restore(p, pump.H_LEAK | pump.H_EMPTY | pump.H_SAFE)
+    assert p.halt == pump.H_LEAK and p.alarms.is_active(alarms.LEAK) and not p.alarms.is_present(alarms.LEAK)
+    assert (pump.H_LEAK | pump.H_SAFE) & halts.SAVED == pump.H_LEAK

@@ -180,8 +180,8 @@ def test_the_boards_give_the_chip_id_and_the_app_refuses_a_degenerate_one(hw, bo
     hw.machine.UNIQUE_ID = b"\xe6\x60\x38\xb7\x13\x3a\x7a\x2f"
     assert b.unique_id() == hw.machine.UNIQUE_ID
     a = app.App(b, root=str(tmp_path / "good") + "/")
-    assert a.device_id == board + "-e66038b7133a7a2f"
+    assert a.identity.device_id == board + "-e66038b7133a7a2f"
     hw.machine.UNIQUE_ID = bytes(8)  # the emulated RP2040's
     a0 = app.App(b, root=str(tmp_path / "zero") + "/")
-    assert a0.device_id.startswith(board + "-") and a0.device_id != board + "-" + "00" * 8
-    assert (tmp_path / "zero" / "data" / "device_id").read_text() == a0.device_id
+    assert a0.identity.device_id.startswith(board + "-") and a0.identity.device_id != board + "-" + "00" * 8
+    assert (tmp_path / "zero" / "data" / "device_id").read_text() == a0.identity.device_id
