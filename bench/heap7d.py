@@ -33,15 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+sys.path.insert(0, str(ROOT / "firmware"))
+
+import itpump  # noqa: E402
 from common import MP_KEYED_APP  # noqa: E402
 from pumpctl import flash, vboard  # noqa: E402
 
 HEAP_K = 96
 # app first, as main.py imports it: compiling app.py from source takes ~100 KB of parse tree on the
 # 64-bit port, which only an empty heap has (app then imports the others, a gc.collect() between each)
-MODULES = ("app", "protocol", "alarms", "auth", "eventlog", "store", "drugs", "therapy", "dosing", "guard",
-           "reservoir", "occlusion", "pump", "power", "supervisor", "journal", "identity", "halts", "ops",
-           "ops_therapy", "ops_bolus", "ops_admin")
+MODULES = ("app",) + itpump.MODULES
 
 # -- scripts run by the micropython binary ------------------------------------------------------------
 ROM_SCRIPT = """

@@ -8,12 +8,12 @@ import sys
 
 from micropython import const
 
+import itpump
+
 # Every module is imported (compiled, when flashed as source) here, one at a time with a collection
 # after each, in dependency order: compiles interleaved with each other's garbage and the app's
 # long-lived objects fragment the heap until a small block cannot be found (seen on the sim's heap).
-for _m in ("protocol", "alarms", "auth", "eventlog", "store", "drugs", "prescription", "therapy", "dosing",
-           "guard", "reservoir", "occlusion", "rotor", "pump", "power", "supervisor", "journal", "identity",
-           "halts", "ops", "ops_therapy", "ops_bolus", "ops_admin"):
+for _m in itpump.MODULES:
     __import__("itpump." + _m)
     gc.collect()
 
@@ -523,9 +523,7 @@ class _JsonRecord:
         return json.loads(text)  # ValueError: the supervisor reports the record as unusable
 
     def save(self, d):
-        with open(self.path + ".tmp", "w") as f:
-            f.write(json.dumps(d))
-        os.rename(self.path + ".tmp", self.path)
+        store.write_json(self.path, d)
 
 
 def _board_op(fn):

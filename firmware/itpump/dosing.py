@@ -3,8 +3,9 @@
 # The tick's pipeline, the invariant and the re-pricing of blind steps: docs/dosing.md.
 from micropython import const
 
+from itpump import LimitError
 from itpump.drugs import MAX_RATE_NL_PER_H
-from itpump.prescription import DAY_MS, LimitError
+from itpump.prescription import DAY_MS
 
 CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RATE_NL_PER_H
 # A gap up to the app's watchdog timeout (app.WDT_TIMEOUT_MS) is delivered: a loop stalled longer is

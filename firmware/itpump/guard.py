@@ -5,6 +5,8 @@ from array import array
 
 from micropython import const
 
+from itpump import check_int
+
 H1_BUCKET_MS = const(60000)  # 1 h window: 60 buckets of 1 min
 _H1_BUCKETS = const(60)
 D1_BUCKET_MS = const(900000)  # 24 h window: 96 buckets of 15 min
@@ -20,13 +22,6 @@ V_1H = const(2)
 V_24H = const(4)
 
 _STATE_VERSION = 1
-
-
-def check_int(name, v, lo, hi):
-    """v if it is an int (not a bool) in lo..hi, else ValueError naming it: the one checked integer."""
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-        raise ValueError("%s must be an integer in %d..%d, got %r" % (name, lo, hi, v))
-    return v
 
 
 class Limits:

@@ -4,7 +4,7 @@
 import json
 import os
 
-from itpump import auth, eventlog
+from itpump import auth, eventlog, store
 
 
 class Identity:
@@ -51,12 +51,9 @@ class Identity:
     def set_keys(self, keys):
         """New role keys (hex) into the authenticator and keys.json (they hold after a reset); ValueError
         names a bad key and changes nothing. Returns the roles."""
-        text = json.dumps({"v": 1, "keys": keys})
-        keys = auth.keys_from_json(text)
-        path = self.root + "keys.json"
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
+        doc = {"v": 1, "keys": keys}
+        keys = auth.keys_from_json(json.dumps(doc))
+        store.write_json(self.root + "keys.json", doc)  # on flash first: a failed write installs nothing
         self.auth.set_keys(keys)
-        os.rename(path + ".tmp", path)
         self.keys_state = "ok"
         return sorted(keys)

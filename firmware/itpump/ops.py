@@ -7,8 +7,7 @@
 import binascii
 import gc
 
-from itpump import eventlog, halts, protocol
-from itpump.prescription import LimitError
+from itpump import LimitError, eventlog, halts, protocol
 
 E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
 E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree

@@ -5,8 +5,7 @@ from array import array
 
 from micropython import const
 
-from itpump import alarms, pump
-from itpump.guard import check_int
+from itpump import alarms, check_int, pump
 
 OK = const(0)
 LOW = const(1)

@@ -4,7 +4,7 @@
 # The format and its limits: docs/dosing.md (Prescriptions).
 from micropython import const
 
-from itpump import drugs
+from itpump import LimitError, drugs
 
 DAY_MS = const(86400000)  # a day of time-of-day ms (< 2**30)
 _MIN_PER_DAY = const(1440)
@@ -19,16 +19,6 @@ FIELDS = ("drug", "conc_ug_per_ml", "catheter_volume_nl", "mode", "dose_ng_per_d
 _FLEX = ("start_min", "dose_ng_per_day")
 _PERIODIC = ("dose_ng", "every_h", "start_min", "duration_min")
 _PATIENT = ("dose_ng", "duration_min", "lockout_min", "max_per_day")
-
-
-class LimitError(ValueError):
-    """A value outside its limit: .field (dotted path), .value, .limit (the bound, or what was expected)."""
-
-    def __init__(self, field, value, limit, why):
-        super().__init__("%s = %r: %s %r" % (field, value, why, limit))
-        self.field = field
-        self.value = value
-        self.limit = limit
 
 
 # -- integer conversions (exact, rounding stated) ------------------------------------------------

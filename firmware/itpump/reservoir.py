@@ -2,8 +2,7 @@
 # reconciliation of the measured remainder, time to empty. Refill procedure and tolerance: docs/dosing.md.
 from micropython import const
 
-from itpump import drugs
-from itpump.prescription import LimitError
+from itpump import LimitError, check_int, drugs
 
 CAPACITIES_NL = (20000000, 40000000)  # 20 and 40 mL, the sizes implanted pumps come in
 LOW_NL = const(2000000)  # low-reservoir alarm at 2 mL: weeks of warning at usual 0.1-1 mL/day
@@ -13,22 +12,12 @@ EMPTY_NL = const(500000)
 _MISMATCH_DIVISOR = const(20)  # tolerance = capacity / 20
 
 
-def _int(name, v, lo, hi):
-    if type(v) is not int:
-        raise LimitError(name, v, "an integer", "must be")
-    if v < lo:
-        raise LimitError(name, v, lo, "below the minimum")
-    if v > hi:
-        raise LimitError(name, v, hi, "above the maximum")
-    return v
-
-
 class Reservoir:
     def __init__(self, capacity_nl=20000000, low_nl=LOW_NL, empty_nl=EMPTY_NL):
         if capacity_nl not in CAPACITIES_NL:
             raise LimitError("capacity_nl", capacity_nl, CAPACITIES_NL, "not a pump size; one of")
-        _int("empty_nl", empty_nl, 0, capacity_nl // 4)
-        _int("low_nl", low_nl, empty_nl, capacity_nl // 2)
+        check_int("empty_nl", empty_nl, 0, capacity_nl // 4)
+        check_int("low_nl", low_nl, empty_nl, capacity_nl // 2)
         self.capacity_nl = capacity_nl
         self.low_nl = low_nl
         self.empty_nl = empty_nl
@@ -78,9 +67,9 @@ class Reservoir:
         if drug not in drugs.DRUGS:
             raise LimitError("drug", drug, drugs.names(), "unknown; one of")
         lim = drugs.limits(drug)
-        _int("conc_ug_per_ml", conc_ug_per_ml, lim[0], lim[1])
-        _int("added_nl", added_nl, 1, self.capacity_nl)
-        _int("removed_nl", removed_nl, 0, self.capacity_nl)
+        check_int("conc_ug_per_ml", conc_ug_per_ml, lim[0], lim[1])
+        check_int("added_nl", added_nl, 1, self.capacity_nl)
+        check_int("removed_nl", removed_nl, 0, self.capacity_nl)
         expected = self.volume_nl()
         mismatch = removed_nl - expected
         if mismatch < 0:
@@ -104,8 +93,8 @@ class Reservoir:
     @staticmethod
     def from_dict(d):
         r = Reservoir(d["capacity_nl"], d["low_nl"], d["empty_nl"])
-        r._vol_nl = _int("volume_nl", d["volume_nl"], -r.capacity_nl, r.capacity_nl)
-        r._used_pl = _int("used_pl", d["used_pl"], 0, 999)
+        r._vol_nl = check_int("volume_nl", d["volume_nl"], -r.capacity_nl, r.capacity_nl)
+        r._used_pl = check_int("used_pl", d["used_pl"], 0, 999)
         r.drug = d["drug"]
         r.conc_ug_per_ml = d["conc_ug_per_ml"]
         r.mismatch_warning = bool(d["mismatch_warning"])

@@ -47,6 +47,15 @@ def _exists(path):
         return False
 
 
+def write_json(path, obj):
+    """obj as JSON in path, atomically: a temp file, closed (littlefs commits on close), renamed over.
+    Raises OSError with the old file intact."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.rename(tmp, path)
+
+
 def encode(state, generation):
     """Slot file bytes for state (a JSON-able dict) as generation."""
     body = json.dumps(state).encode()

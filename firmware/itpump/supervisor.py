@@ -4,8 +4,7 @@
 # Design: docs/watchdog.md.
 from micropython import const
 
-from itpump import alarms
-from itpump.guard import check_int
+from itpump import alarms, check_int
 
 _WDT_MAX_MS = const(8388)  # rp2 hardware limit
 STABLE_MS = const(600000)  # 10 min of healthy running ends a boot loop

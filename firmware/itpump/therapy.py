@@ -4,8 +4,8 @@
 # How dosing drives it each tick: docs/dosing.md.
 from micropython import const
 
-from itpump import drugs, prescription
-from itpump.prescription import DAY_MS, LimitError, Prescription
+from itpump import LimitError, drugs, prescription
+from itpump.prescription import DAY_MS, Prescription
 
 _MIN_PER_DAY = const(1440)
 _DAY_S = const(86400)

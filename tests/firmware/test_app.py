@@ -658,24 +658,6 @@ def test_a_damaged_mark_books_the_most_it_could_have_reached():
     r2.close()
 
 
-def test_a_corrupt_state_resumes_no_basal():
-    r = programmed()
-    r.a.log.close()
-    for name in ("state.0", "state.1"):
-        try:
-            with open(r.dir + "/data/state/" + name, "r+b") as f:
-                f.seek(30)
-                f.write(b"XXXX")
-        except OSError:
-            pass
-    r2 = Rig(FakePumpBoard(), d=r.dir)
-    r2.a.boot()
-    st = r2.read("status")
-    assert st["therapy"] is None and not st["running"]
-    assert eventlog.STORE_PROBLEM in r2.codes()
-    r2.close()
-
-
 def test_a_board_without_a_motor_runs_the_link_only():
     r = Rig(FakeBoard())
     r.a.boot()

@@ -22,7 +22,8 @@ def test_the_other_sources_are_apart_from_the_slots():
     assert others == (252, 253, 254, 255)
 
 
-def test_each_corrupt_state_slot_is_logged_by_its_number():
+def _corrupt_state_booted():
+    """A delivering pump whose two state slots are then damaged, booted again on the same flash."""
     r = programmed()
     r.a.log.close()
     for name in ("state.0", "state.1"):
@@ -34,7 +35,20 @@ def test_each_corrupt_state_slot_is_logged_by_its_number():
             pass
     r2 = Rig(FakePumpBoard(), d=r.dir)
     r2.a.boot()
+    return r2
+
+
+def test_each_corrupt_state_slot_is_logged_by_its_number():
+    r2 = _corrupt_state_booted()
     assert problems(r2) == [(0, 0), (0, 1)]
+    r2.close()
+
+
+def test_a_corrupt_state_resumes_no_basal():
+    r2 = _corrupt_state_booted()
+    st = r2.read("status")
+    assert st["therapy"] is None and not st["running"]
+    assert eventlog.STORE_PROBLEM in r2.codes()
     r2.close()
 
 

@@ -6,37 +6,17 @@ import pytest
 from pumpctl import PumpctlError, cli, flash, vboard
 
 
-class _Port:
-    def __init__(self, device, vid, pid=0x0005):
-        self.device = device
-        self.vid = vid
-        self.pid = pid
-        self.serial_number = self.product = None
-
-
-@pytest.fixture
-def no_vboard(monkeypatch, tmp_path):
-    monkeypatch.setattr(vboard, "DEFAULT_DIR", tmp_path / "none")
-    monkeypatch.delenv("ITPUMP_PORT", raising=False)
-
-
-def _ports(monkeypatch, ports):
-    import serial.tools.list_ports
-
-    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
-
-
-def test_port_found_by_raspberry_pi_usb_vid(monkeypatch, no_vboard):
-    _ports(monkeypatch, [_Port("/dev/ttyUSB0", 0x10C4), _Port("/dev/ttyACM3", 0x2E8A)])
+def test_port_found_by_raspberry_pi_usb_vid(comports, no_vboard):
+    comports(("/dev/ttyUSB0", 0x10C4), ("/dev/ttyACM3", 0x2E8A))
     assert cli.resolve_port(None) == "/dev/ttyACM3"
     assert cli.resolve_port("/dev/other") == "/dev/other"
 
 
-def test_no_board_and_several_boards_are_clear_errors(monkeypatch, no_vboard):
-    _ports(monkeypatch, [_Port("/dev/ttyUSB0", 0x10C4)])
+def test_no_board_and_several_boards_are_clear_errors(comports, no_vboard):
+    comports(("/dev/ttyUSB0", 0x10C4))
     with pytest.raises(PumpctlError, match="no board found"):
         cli.resolve_port(None)
-    _ports(monkeypatch, [_Port("/dev/ttyACM0", 0x2E8A), _Port("/dev/ttyACM1", 0x2E8A)])
+    comports(("/dev/ttyACM0", 0x2E8A), ("/dev/ttyACM1", 0x2E8A))
     with pytest.raises(PumpctlError, match="several boards"):
         cli.resolve_port(None)
 
@@ -118,3 +98,22 @@ def test_vboard_status_when_stopped(tmp_path, capsys):
     rc = cli.main(["vboard", "status", "--dir", str(tmp_path)])
     assert rc == 3 and "not running" in capsys.readouterr().out  # no board
     assert vboard.stop(tmp_path) is False
+
+
+@pytest.mark.parametrize("target", ["vboard", "epico"])
+def test_boards_pumpctl_runs_stop_and_report_alike(tmp_path, capsys, target):
+    """The virtual board and the emulated Pico: no board is exit 3 with one line, --json the envelope."""
+    import json
+
+    d = str(tmp_path)
+    assert cli.main([target, "stop", "--dir", d]) == 3
+    noun = "virtual board" if target == "vboard" else "emulated Pico"
+    assert capsys.readouterr().err == f"pumpctl: error: no {noun} running\n"
+    assert cli.main([target, "status", "--dir", d]) == 3
+    assert capsys.readouterr().out == f"not running (state in {d})\n"
+    assert cli.main([target, "status", "--dir", d, "--json"]) == 3
+    env = json.loads(capsys.readouterr().out)
+    assert env["command"] == f"{target} status" and env["ok"] is True and env["result"]["running"] is False
+    assert cli.main([target, "stop", "--dir", d, "--json"]) == 3
+    env = json.loads(capsys.readouterr().out)
+    assert env["command"] == f"{target} stop" and env["error"]["exit_code"] == 3

@@ -7,24 +7,7 @@ import json
 import pytest
 from test_cli_therapy import ROOT, board, pc, programmed, sent  # noqa: F401  (fixtures)
 
-from pumpctl import EXIT_LINK, EXIT_NO_BOARD, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, NoBoardError, cli, link, vboard
-
-
-class _Port:
-    def __init__(self, device, vid, pid, serial=None, product=None):
-        self.device, self.vid, self.pid, self.serial_number, self.product = device, vid, pid, serial, product
-
-
-@pytest.fixture
-def no_vboard(monkeypatch, tmp_path):
-    monkeypatch.setattr(vboard, "DEFAULT_DIR", tmp_path / "none")
-    monkeypatch.delenv("ITPUMP_PORT", raising=False)
-
-
-def _ports(monkeypatch, ports):
-    import serial.tools.list_ports
-
-    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
+from pumpctl import EXIT_LINK, EXIT_NO_BOARD, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, NoBoardError, cli, link
 
 
 def test_port_and_timeout_before_or_after_the_subcommand():
@@ -48,8 +31,8 @@ def test_timeout_must_be_positive(capsys, bad):
         assert "--timeout" in capsys.readouterr().err
 
 
-def test_no_board_is_exit_3_and_json_errors_use_the_envelope(monkeypatch, no_vboard, capsys):
-    _ports(monkeypatch, [])
+def test_no_board_is_exit_3_and_json_errors_use_the_envelope(comports, no_vboard, capsys):
+    comports()
     assert cli.main(["status"]) == EXIT_NO_BOARD
     err = capsys.readouterr().err
     assert err.startswith("pumpctl: error: no port given and no board found") and err.count("\n") == 1
@@ -71,11 +54,11 @@ def test_a_busy_port_is_a_link_error(monkeypatch, capsys):
     assert "port busy" in capsys.readouterr().err
 
 
-def test_detection_takes_micropython_boards_only(monkeypatch, no_vboard, capsys):
+def test_detection_takes_micropython_boards_only(comports, no_vboard, capsys):
     """A Raspberry Pi Debug Probe is USB 2E8A too (2E8A:000C): not a board to talk to."""
-    _ports(monkeypatch, [_Port("/dev/ttyACM0", 0x2E8A, 0x000C, "E6614C", "Debugprobe on Pico (CMSIS-DAP)"),
-                         _Port("/dev/ttyACM1", 0x2E8A, 0x0005, "E660D4A0A7", "Board in FS mode"),
-                         _Port("/dev/ttyUSB0", 0x10C4, 0xEA60)])
+    comports(("/dev/ttyACM0", 0x2E8A, 0x000C, "E6614C", "Debugprobe on Pico (CMSIS-DAP)"),
+             ("/dev/ttyACM1", 0x2E8A, 0x0005, "E660D4A0A7", "Board in FS mode"),
+             ("/dev/ttyUSB0", 0x10C4, 0xEA60))
     assert link.find_ports() == ["/dev/ttyACM1"]
     assert cli.resolve_port(None) == "/dev/ttyACM1"
     assert cli.main(["ports"]) == 0
@@ -87,8 +70,8 @@ def test_detection_takes_micropython_boards_only(monkeypatch, no_vboard, capsys)
         {"port": "/dev/ttyACM1", "serial": "E660D4A0A7", "product": "Board in FS mode", "vid_pid": "2E8A:0005"}]
 
 
-def test_a_board_is_chosen_by_device_id(monkeypatch, no_vboard):
-    _ports(monkeypatch, [_Port("/dev/ttyACM0", 0x2E8A, 5), _Port("/dev/ttyACM1", 0x2E8A, 5)])
+def test_a_board_is_chosen_by_device_id(monkeypatch, comports, no_vboard):
+    comports(("/dev/ttyACM0", 0x2E8A, 5), ("/dev/ttyACM1", 0x2E8A, 5))
     ids = {"/dev/ttyACM0": {"device_id": "pico-aa"}, "/dev/ttyACM1": {"device_id": "pico-bb"}}
     monkeypatch.setattr(cli, "probe", lambda port, timeout_s=2.0: ids[port])
     assert cli.resolve_port(None, "pico-bb") == "/dev/ttyACM1"
@@ -163,8 +146,8 @@ def test_version_names_the_firmware_too(board, capsys):  # noqa: F811
     assert rc == 0 and out.startswith("pumpctl ") and "firmware: itpump " in out
 
 
-def test_version_without_a_board(monkeypatch, no_vboard, capsys):
-    _ports(monkeypatch, [])
+def test_version_without_a_board(comports, no_vboard, capsys):
+    comports()
     assert cli.main(["--version"]) == 0
     assert "firmware: unknown" in capsys.readouterr().out
 
@@ -175,11 +158,17 @@ def test_shell_completion_is_printed(capsys):
     assert e.value.code == 0 and "pumpctl" in capsys.readouterr().out
 
 
-def test_every_command_module_registers_through_the_hook():
+def test_the_command_table_is_the_parser():
+    """One table (cli.COMMANDS) names every command: the parser lists exactly its names in its order,
+    and each command (or action of a group) has a help line and a handler."""
     p = cli.build_parser()
-    names = set(p._subparsers._group_actions[0].choices)  # noqa: SLF001
-    assert {"status", "flash", "restart", "program", "bolus", "logs", "resume"} <= names
-    assert cli.COMMAND_MODULES and all(isinstance(m, str) for m in cli.COMMAND_MODULES)
+    choices = p._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert list(choices) == list(cli.COMMANDS)
+    assert {"status", "flash", "restart", "program", "bolus", "logs", "resume", "vboard", "epico"} <= set(choices)
+    for name, c in cli.COMMANDS.items():
+        for action, ac in (c.actions or {name: c}).items():
+            assert ac.help and callable(ac.run), (name, action)
+    assert list(cli.COMMANDS["vboard"].actions) == list(cli.COMMANDS["epico"].actions) == ["start", "stop", "status"]
 
 
 def test_exit_codes_are_distinct():
