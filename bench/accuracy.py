@@ -14,7 +14,7 @@ unit's measured flow profile, plant.profile_ppm). The reference is the prescript
 Per unit (plant seed): first the user's gravimetric calibration as docs/hardware.md describes it
 (3 x move(64000, 20000): 60 roller passes at 20 ms/step, so back-pressure slip is negligible and the
 pulsation averages out exactly; into a beaker on a 1 mg balance; the summed mass converted at the water
-density of 20 C by `pumpctl calibrate --mass-mg` (pumpctl.session.mass_to_nl), dosing.calibrate on
+density of 20 C by `pumpctl calibrate --mass-mg` (pumpctl.units.mass_to_nl), dosing.calibrate on
 the sum as the firmware does), then 24 h of therapy. Figures: 24 h delivered-volume error (goal
 |e| <= 0.5 %), the trumpet curve (IEC: delivered volume sampled every 0.5 min, max / min % error over
 every observation window of 2, 5, 11, 19, 31 min) over the steady period (hour 1 to the end), the
@@ -51,7 +51,7 @@ import simhw  # noqa: E402
 from itpump import dosing as D  # noqa: E402
 from itpump import pump as P  # noqa: E402
 from itpump.therapy import DAY_MS, Therapy  # noqa: E402
-from pumpctl.session import mass_to_nl  # noqa: E402
+from pumpctl.units import mass_to_nl  # noqa: E402
 
 TICK_MS = P.TICK_MS
 SAMPLE_MS = 30_000  # IEC 60601-2-24: gravimetric samples every 0.5 min

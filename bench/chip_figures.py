@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host_tools"))
 
-from pumpctl import epico, session  # noqa: E402
+from pumpctl import epico, provision  # noqa: E402
 from pumpctl.client import Client  # noqa: E402
 from pumpctl.link import Link  # noqa: E402
 
@@ -99,7 +99,7 @@ def run_variant(name: str, img: Path, therapy_min: float, work: Path) -> dict:
         diffs.append(st["pressure_pa"] - c["reading_pa"])
         diffs_true.append(st["pressure_pa"] - c["pressure_pa"])
     out["pressure_diff_pa"] = (statistics.mean(diffs), statistics.mean(diffs_true))
-    session.provision(port, timeout_s=20, restart_timeout_s=120)
+    provision.provision(port, timeout_s=20, restart_timeout_s=120)
     pc("refill", "--port", port, "--timeout", "20", "--drug", "baclofen", "--conc-ug-per-ml", "100",
        "--added-ml", "20", "--removed-ml", "0")
     pc("program", str(RX), "--yes", "--port", port, "--timeout", "20")

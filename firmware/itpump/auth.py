@@ -161,10 +161,6 @@ class Authenticator:
         self._store = counters
         self._on_event = on_event
         self._perm = PERMISSIONS if permissions is None else permissions
-        self._guarded = {}
-        for role in self._perm:
-            for op in self._perm[role]:
-                self._guarded[op] = True
         self._free = free_failures
         self._delay_ms = delay_ms
         self._delay_max_ms = delay_max_ms
@@ -175,7 +171,7 @@ class Authenticator:
         self._suppressed = 0  # uncounted refusals not logged since
         self._cache = [None] * cache_size  # type: list  # (role, mac bytes, id, outcome)
         self._cache_i = 0
-        self._pads = {}
+        self._keys = {}  # {role: key}; the HMAC pads are made per change (kept, 3 roles held 528 B)
         self._last = None  # {role: last accepted ctr}; None = unknown, changes refused
         self._kid = {}  # {role: key_id} as stored with the counters
         self._load_counters()
@@ -185,10 +181,13 @@ class Authenticator:
     # -- public --------------------------------------------------------------------------------------
     def guards(self, op):
         """True if op is a change some role may do (so dispatch must run it through auth)."""
-        return op in self._guarded
+        for ops in self._perm.values():
+            if op in ops:
+                return True
+        return False
 
     def has_keys(self):
-        return bool(self._pads)
+        return bool(self._keys)
 
     def held_ms(self, role):
         """How long changes as role are still held back after wrong MACs (0: not held)."""
@@ -222,21 +221,21 @@ class Authenticator:
         Returns the reply line: apply()'s, DUPLICATE for a resend of an applied change, or an error."""
         if self._last is None:
             return self._refuse(req, protocol.E_AUTH_STATE, "counter state unavailable: changes refused")
-        if not self._pads:
+        if not self._keys:
             return self._refuse(req, protocol.E_AUTH_NOKEYS, "no keys provisioned: changes refused")
         if req.role is None or req.ctr is None or req.mac is None:
             return self._refuse(req, protocol.E_AUTH_MISSING, "'%s' needs role, ctr and a MAC after TAB" % req.op)
         role = req.role
         if role not in ROLES:
             return self._refuse(req, protocol.E_AUTH_ROLE, "unknown role '%s'" % role)
-        if role not in self._pads:
+        if role not in self._keys:
             return self._refuse(req, protocol.E_AUTH_NOKEYS, "no key provisioned for role '%s'" % role)
         held = self.held_ms(role)
         if held:  # the MAC is not even checked: guesses come no faster than the hold allows
             return self._refuse(req, protocol.E_AUTH_LOCKED, "wrong MACs for '%s': its changes are held back "
                                 "for %d s more (reads work)" % (role, (held + 999) // 1000))
         mac = binascii.unhexlify(req.mac)
-        if not equal(_hmac(self._pads[role], req.body), mac):
+        if not equal(hmac_sha256(self._keys[role], req.body), mac):
             return self._wrong_mac(req)
         self._fails[role] = 0
         dup = self._cached(role, mac)
@@ -263,15 +262,15 @@ class Authenticator:
 
     # -- internals -----------------------------------------------------------------------------------
     def _check(self, keys):
-        pads = {}
+        out = {}
         for role in keys:
-            pads[role] = _pads(check_key(role, keys[role]))
-        return pads
+            out[role] = check_key(role, keys[role])
+        return out
 
     def _install(self, keys, announce):
-        pads = self._check(keys)
+        checked = self._check(keys)
         changed = []
-        for role in pads:
+        for role in checked:
             if self._kid.get(role) != key_id(keys[role]):
                 changed.append(role)
         # a role with no fingerprint yet but a used counter: keep the counter (never reopen old ones)
@@ -289,11 +288,11 @@ class Authenticator:
                 self._state_failed("key change not saved: %s" % type(e).__name__)
                 if announce:
                     raise
-        self._pads = pads
+        self._keys = checked
         for i in range(len(self._cache)):
             self._cache[i] = None
         if announce or reset:
-            self._event(EV_KEYS, {"roles": sorted(pads), "changed": sorted(changed),
+            self._event(EV_KEYS, {"roles": sorted(checked), "changed": sorted(changed),
                                   "counters_reset": sorted(reset)})
 
     def _save(self, last, kid):

@@ -296,7 +296,6 @@ class EventLog:
         self.dropping_upto = 0  # last seq of the segment being/been dropped (power-cut tests read it)
         self._buf = bytearray(_MAX_REC)
         self._mv = memoryview(self._buf)
-        self._f = None
         try:
             os.stat(dir_path)
         except OSError:
@@ -319,8 +318,6 @@ class EventLog:
             self.seq = 0
         if damaged or not self._segs:
             self._open_new()
-        else:
-            self._f = open(self._path(self._segs[-1]), "ab")
         if damaged:
             self.append(LOG_DAMAGED, damaged[0], damaged[1])
 
@@ -359,9 +356,6 @@ class EventLog:
         return nrec, last, size, bad
 
     def _open_new(self):
-        if self._f is not None:
-            self._f.close()
-            self._f = None
         dropped = None
         while len(self._segs) >= self.max_segs:
             old = self._segs[0]
@@ -371,7 +365,7 @@ class EventLog:
             self._segs.pop(0)
             dropped = (old, last) if dropped is None else (dropped[0], last)
         first = self.seq + 1
-        self._f = open(self._path(first), "wb")
+        open(self._path(first), "wb").close()
         self._segs.append(first)
         self._size = 0
         if dropped:
@@ -391,10 +385,10 @@ class EventLog:
         seq = self.seq + 1
         wall = self.wall.now_s() if self.wall is not None else 0
         encode_into(self._buf, 0, seq, self.clock.ticks_ms(), wall, code, data)
-        f = self._f
-        assert f is not None  # _open_new() or __init__ opened the segment
-        f.write(self._mv[:n])
-        f.flush()  # littlefs: commit now, a cut after this keeps the record
+        # Opened per record, not kept open: an open littlefs file holds ~1.1 KB of heap (its cache),
+        # and records are rare. close() commits: a cut after it keeps the record.
+        with open(self._path(self._segs[-1]), "ab") as f:
+            f.write(self._mv[:n])
         self.seq = seq
         self._size += n
         return seq
@@ -421,6 +415,4 @@ class EventLog:
         return out, problems
 
     def close(self):
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        """Nothing stays open between records (kept for the callers that close a log)."""

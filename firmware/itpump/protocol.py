@@ -7,6 +7,7 @@ from micropython import const
 
 MAX_LINE = const(2048)  # bytes per request line, newline excluded
 MAX_BODY = const(1983)  # JSON part: the line less TAB and 64 hex digits of MAC
+_SMALL_LINE = const(256)  # the reads' lines fit: a longer line's buffer is made for it (LineReader)
 _MAX_DEPTH = const(5)  # JSON nesting: request {args {list [item {...}]}} plus one; json.loads has no limit
 MAX_ID = const(0x3FFFFFFF)  # ids stay small ints on the rp2 (31-bit)
 MAX_CTR = const(0x3FFFFFFF)  # counters too: a billion signed changes outlives the device
@@ -58,10 +59,15 @@ class ProtocolError(Exception):
 
 
 class LineReader:
-    """Assembles bytes into lines in a fixed buffer: no allocation per byte, bounded memory."""
+    """Assembles bytes into lines: no allocation per byte, bounded memory. Lines up to small_len bytes
+    (the reads: status, logs, ping) use a buffer made once; a longer one (program, keys) gets a
+    max_len buffer for its time only, like its other transients (its copy, its JSON): 2 KB less heap
+    kept. No memory for it: the line is discarded as an over-long one."""
 
-    def __init__(self, max_len=MAX_LINE):
-        self._buf = bytearray(max_len)
+    def __init__(self, max_len=MAX_LINE, small_len=_SMALL_LINE):
+        self._max = max_len
+        self._small = bytearray(small_len if small_len < max_len else max_len)
+        self._buf = self._small
         self._mv = memoryview(self._buf)
         self._n = 0
         self._overflow = False
@@ -76,16 +82,34 @@ class LineReader:
             if self._overflow:
                 self._overflow = False
                 self._n = 0
+                self._shrink()
                 return FEED_OVERFLOW
             return FEED_LINE
         if c == _CR or self._overflow:
             return FEED_NONE
-        if self._n == len(self._buf):
+        if self._n == len(self._buf) and not self._grow():
             self._overflow = True  # keep discarding until the newline, then report once
             return FEED_NONE
         self._buf[self._n] = c
         self._n += 1
         return FEED_NONE
+
+    def _grow(self):
+        if len(self._buf) >= self._max:
+            return False
+        try:
+            big = bytearray(self._max)
+        except MemoryError:
+            return False
+        big[: self._n] = self._buf
+        self._buf = big
+        self._mv = memoryview(big)
+        return True
+
+    def _shrink(self):
+        if self._buf is not self._small:
+            self._buf = self._small
+            self._mv = memoryview(self._small)
 
     def pending(self):
         """True while a line has begun (bytes, or an over-long line being discarded)."""
@@ -95,11 +119,13 @@ class LineReader:
         """Forget the partial line (its sender went away)."""
         self._n = 0
         self._overflow = False
+        self._shrink()
 
     def take(self):
         """The completed line as bytes; the buffer is ready for the next one."""
         line = bytes(self._mv[: self._n])
         self._n = 0
+        self._shrink()
         return line
 
 

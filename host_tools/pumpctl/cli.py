@@ -1,25 +1,79 @@
-"""pumpctl command line: a thin layer over the library; every error is one line and a distinct exit code
-(README: Exit codes), `--json` output in one envelope {"schema", "command", "ok", "result" | "error"}.
-
-Subcommands come from command modules: each module in COMMAND_MODULES exposes register(sub, with_port)
-and adds its parsers (set_defaults(func=handler)); with_port() gives a parser the common options."""
+"""pumpctl command line: one table of commands (COMMANDS), each a handler that does the work and returns
+its result, its own arguments, and how a person sees the result (render.py). The driver here parses,
+runs, and prints the result as text or, with --json, in one envelope {"schema", "command", "ok",
+"result" | "error"}; every error is one line and a distinct exit code (README: Exit codes)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from . import EXIT_ERROR, EXIT_NO_BOARD, NoBoardError, PumpctlError, RefusedError, __version__
-
-# The command modules (host_tools/pumpctl/<name>.py), registered in this order after the core commands
-# below. A new group of commands is a module with register(sub, with_port) and one name here.
-COMMAND_MODULES = ["cli_therapy", "cli_clinic", "cli_epico"]
+from . import EXIT_ERROR, NoBoardError, PumpctlError
+from .commands import DONE, board, clinic, logs, therapy
 
 JSON_SCHEMA = 1
 DEFAULT_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: run(state) does the work and returns the result (printed by --json); show(result,
+    state) writes what a person reads; args(parser) adds the command's own arguments; board: it talks
+    to a board (takes --port, --device, --timeout); envelope: --json wraps the result (drugs and history
+    print theirs bare, as they did before the envelope); actions: sub-commands (vboard start ...)."""
+
+    help: str
+    run: Callable[[State], Any] | None = None
+    show: Callable[[Any, State], None] | None = None
+    args: Callable[[argparse.ArgumentParser], None] | None = None
+    board: bool = True
+    envelope: bool = True
+    json_help: str | None = None  # --json's help, when it says more than the common one
+    actions: dict[str, Command] = field(default_factory=dict)
+
+
+class State:
+    """What a handler runs with: the parsed arguments, the board's port (found on first use) and a
+    session over the link; exit_code for a command that reports and still fails (log problems)."""
+
+    def __init__(self, args: argparse.Namespace, command: Command):
+        self.args = args
+        self.command = command
+        self.exit_code = 0
+        self.notes: dict[str, Any] = {}  # what a show_* needs beyond the result (not part of --json)
+        self._port: str | None = None
+
+    @property
+    def port(self) -> str:
+        if self._port is None:
+            self._port = resolve_port(self.args.port, getattr(self.args, "device", None))
+        return self._port
+
+    def emit(self, result: Any) -> None:
+        """The command's report: the JSON envelope with --json, else its text."""
+        if getattr(self.args, "json", False):
+            if self.command.envelope:
+                print(json.dumps({"schema": JSON_SCHEMA, "command": command_name(self.args), "ok": True,
+                                  "result": result}, indent=2, sort_keys=True, default=str))
+            else:
+                print(json.dumps(result, indent=2))
+        elif self.command.show is not None:
+            self.command.show(result, self)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator:
+        from .client import Client
+        from .link import Link
+        from .session import Session
+
+        with Link(self.port) as link:
+            yield Session(Client(link, timeout_s=self.args.timeout))
 
 
 def positive_seconds(text: str) -> float:
@@ -30,6 +84,58 @@ def positive_seconds(text: str) -> float:
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
     return v
+
+
+# -- the command table (in the order `pumpctl --help` lists them) -----------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "status": Command("show the board's status", board.status, board.show_status),
+    "ping": Command("check that itpump answers", board.ping, board.show_ping),
+    "flash": Command("copy firmware + board files, verify, restart", board.flash, board.show_flash,
+                     board.flash_args),
+    "restart": Command("restart the firmware (e.g. after mpremote left it at the REPL)", board.restart,
+                       board.show_restarted, board.restart_args),
+    "vboard": Command("the virtual board (real MicroPython + simulated pump)",
+                      actions=board.target_actions("vboard")),
+    "ports": Command("list attached MicroPython boards (USB 2E8A:0005): port, serial, product", board.ports,
+                     board.show_ports, board.ports_args, board=False),
+    "provision": Command("new keys for the board (keystore + /keys.json), at rest", therapy.provision,
+                         therapy.show_provision, therapy.provision_args),
+    "therapy": Command("show the current prescription", therapy.therapy, therapy.show_therapy,
+                       therapy.therapy_args),
+    "program": Command("program a prescription (TOML): validate, diff, confirm, send", therapy.program,
+                       therapy.show_program, therapy.program_args),
+    "bolus": Command("clinician bolus (--dose-ug), catheter prime (--prime) or the patient's bolus (--patient)",
+                     therapy.bolus, therapy.show_bolus, therapy.bolus_args),
+    "refill": Command("record a refill of the reservoir", therapy.refill, therapy.show_refill, therapy.refill_args),
+    "calibrate": Command("set volume per step from a weighed delivery (docs/hardware.md: Calibration)",
+                         therapy.calibrate, therapy.show_calibrate, therapy.calibrate_args),
+    "suspend": Command("suspend delivery", therapy.suspend, therapy.show_suspend),
+    "resume": Command("resume delivery", therapy.resume, therapy.show_suspend),
+    "alarms": Command("active alarms", therapy.alarms, therapy.show_alarms, therapy.alarms_args),
+    "ack": Command("acknowledge an alarm (its code, or 'all')", therapy.ack, therapy.show_ack, therapy.ack_args),
+    "time": Command("the board's clock", board=False, actions={
+        "sync": Command("set it from this computer's clock and time zone", therapy.time_sync,
+                        therapy.show_time_sync)}),
+    "service": Command("service access: suspend delivery, open the REPL (service key)", therapy.service,
+                       therapy.show_service),
+    "logs": Command("read the event log over the link", logs.logs, None, logs.logs_args),
+    "report": Command("a one-page therapy report (HTML, PDF or PNG by --out's suffix)", clinic.report, None,
+                      clinic.report_args),
+    "web": Command("the local web programmer on 127.0.0.1 (prints one-time links; owns the link while it runs)",
+                   clinic.web, None, clinic.web_args),
+    "drugs": Command("the drug library: concentrations and daily doses the pump accepts", clinic.drugs,
+                     clinic.show_drugs, board=False, envelope=False,
+                     json_help="machine-readable (the pump's integer units)"),
+    "history": Command("prescriptions sent from this computer (who, when, what)", clinic.history,
+                       clinic.show_history, clinic.history_args, board=False, envelope=False),
+    "epico": Command("the emulated Pico (official rp2 MicroPython on rp2040js, needs node)",
+                     actions=board.target_actions("epico")),
+}
+ACTION_DEST = {"vboard": "vcmd", "time": "tcmd", "epico": "ecmd"}  # where argparse puts a group's action
+
+
+# -- resolving the board ---------------------------------------------------------------------------
 
 
 def resolve_port(port: str | None, device: str | None = None) -> str:
@@ -85,231 +191,11 @@ def port_of_device(device: str) -> str:
     raise NoBoardError(f"no board with device id {device} found (looked at {', '.join(candidates) or 'none'})")
 
 
-def emit(a, result, text: str | None = None) -> None:
-    """A command's report: the JSON envelope with --json, else text (if any)."""
-    if getattr(a, "json", False):
-        print(json.dumps({"schema": JSON_SCHEMA, "command": command_name(a), "ok": True, "result": result},
-                         indent=2, sort_keys=True, default=str))
-    elif text is not None:
-        print(text)
-
-
-def command_name(a) -> str:
-    return " ".join(str(x) for x in (getattr(a, "cmd", None), getattr(a, "vcmd", None),
-                                     getattr(a, "tcmd", None)) if x)
-
-
-def therapy_running(st: dict) -> bool:
-    th = st.get("therapy")
-    return th is not None and not th.get("suspended")
-
-
-def cmd_status(a) -> int:
-    from .client import Client
-    from .link import Link
-
-    port = resolve_port(a.port, a.device)
-    with Link(port) as link:
-        st = Client(link, timeout_s=a.timeout).request("status")
-    if a.json:
-        emit(a, st)
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"itpump on {port}", show_header=False)
-    for key, label, fmt in (
-        ("board", "board", str), ("fw", "firmware", str), ("uptime_ms", "uptime", _fmt_uptime),
-        ("reset_cause", "reset cause", str), ("mem_free", "free heap", lambda v: f"{v:,} bytes"),
-        ("mem_alloc", "used heap", lambda v: f"{v:,} bytes"),
-    ):
-        if key in st:
-            t.add_row(label, fmt(st[key]))
-    from .session import therapy_rows
-
-    rows = therapy_rows(st)
-    if rows:
-        t.add_section()
-        for label, value in rows:
-            t.add_row(label, value)
-    Console(highlight=False).print(t)
-    return 0
-
-
-def _fmt_uptime(ms: int) -> str:
-    s = ms // 1000
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{d} d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
-
-
-def cmd_ping(a) -> int:
-    from .client import Client
-    from .link import Link
-
-    with Link(resolve_port(a.port, a.device)) as link:
-        Client(link, timeout_s=a.timeout).request("ping")
-    emit(a, {"pong": True}, "pong")
-    return 0
-
-
-def cmd_flash(a) -> int:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-    from . import flash as fl
-    from .client import Client
-    from .link import Link
-
-    port = resolve_port(a.port, a.device)
-    board = a.board
-    if board is not None:
-        fl.board_chip(board)  # an unknown board folder: refused before the port is opened
-    # Check first, then act: a refused flash leaves a running firmware running.
-    pr = fl.probe(port, timeout_s=min(a.timeout, 2.0))
-    if pr.status is not None:
-        if board is None:
-            board = fl.board_from_status(pr.status)
-        else:
-            fl.check_status(board, pr.status)
-        _service_before_flash(port, a, pr.status)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  transient=not sys.stderr.isatty(), disable=a.quiet or a.json) as prog:
-        task = prog.add_task("flashing", total=None)
-
-        def progress(name, done, total):
-            prog.update(task, description=f"flashing {name}", completed=done, total=total)
-
-        summary = fl.flash(port, board, mpy=a.mpy, restart=not a.no_restart, progress=progress)
-    what = {"py": "", "mpy": " as .mpy", "frozen": " (the rest is frozen in the image)"}[summary["mode"]]
-    msg = (f"flashed {summary['files']} files ({summary['bytes']:,} bytes){what} to {summary['board']} on {port} "
-           f"in {summary['seconds']:.1f} s, verified by SHA-256")
-    if summary["skipped"]:
-        msg += f"; {summary['skipped']} unchanged"
-    removed = summary["removed"]
-    if removed:
-        msg += f"; removed stale {', '.join(removed) if len(removed) <= 3 else f'{len(removed)} files'}"
-    if not a.json:
-        print(msg)
-    if summary["shadowed"]:
-        print(f"note: the board's frozen image holds other versions of {len(summary['shadowed'])} files; the "
-              f"firmware was copied over it (rebuild the image: make firmware BOARD={summary['board']})",
-              file=sys.stderr)
-    if not a.no_restart:
-        with Link(port) as link:
-            st = Client(link).wait_ready(a.timeout + summary["boot_budget_s"])
-        summary["status"] = st
-        if not a.json:
-            print(f"restarted: itpump {st['fw']} on board '{st['board']}' answers")
-    emit(a, summary)
-    return 0
-
-
-def _service_before_flash(port: str, a, st: dict, what: str = "flash", does: str = "flashes") -> None:
-    """A pump delivering therapy keeps its REPL locked: flashing or restarting needs the service op
-    first (signed with the service key), which stops the motor safely, abandons a bolus and opens the
-    REPL. Refused at once without --service, so a running pump is never interrupted by accident.
-    st: its status."""
-    from .client import Client
-    from .link import Link
-    from .session import Session
-
-    if not therapy_running(st):
-        return
-    if not a.service:
-        raise RefusedError(f"therapy is running on {port} (its REPL is locked): pumpctl {what} --service "
-                           f"suspends delivery safely with the service key first, then {does}")
-    with Link(port) as link:
-        r = Session(Client(link, timeout_s=a.timeout)).change("service", None)
-    if not a.quiet and not a.json:
-        print(f"service mode: delivery suspended (bolus abandoned: {r.get('bolus_abandoned_nl', 0)} nL), "
-              f"REPL {r.get('repl', '?')}; therapy resumes after the restart")
-
-
-def cmd_restart(a) -> int:
-    from . import flash as fl
-    from .client import Client
-    from .link import Link
-
-    port = resolve_port(a.port, a.device)
-    pr = fl.probe(port, timeout_s=min(a.timeout, 2.0))
-    if pr.status is not None:  # check first, then act: a refused restart leaves the pump running
-        _service_before_flash(port, a, pr.status, "restart", "restarts")
-    budget_s = fl.restart(port)
-    with Link(port) as link:
-        st = Client(link).wait_ready(a.timeout + budget_s)
-    emit(a, st, f"restarted: itpump {st['fw']} on board '{st['board']}' answers")
-    return 0
-
-
-def cmd_vboard(a) -> int:
-    from . import vboard
-
-    if a.vcmd == "start":
-        port = vboard.start(a.dir, speed=a.speed, heap=a.heap)
-        emit(a, {"port": port}, port)
-    elif a.vcmd == "stop":
-        if not vboard.stop(a.dir):
-            raise NoBoardError("no virtual board running")
-        emit(a, {"stopped": True})
-    elif a.vcmd == "status":
-        st = vboard.status(a.dir)
-        if a.json:
-            emit(a, st)
-        elif st["running"]:
-            print(f"running on {st['port']} (pid {st['pid']}, speed {st['speed']}x, heap {st['heap']}, "
-                  f"state in {st['dir']})")
-        else:
-            print(f"not running (state in {st['dir']})")
-        if not st["running"]:
-            return EXIT_NO_BOARD
-    return 0
-
-
-def cmd_ports(a) -> int:
-    from .link import list_boards
-
-    boards = list_boards()
-    for b in boards:
-        if a.probe:
-            st = probe(b["port"], a.timeout)
-            b["device_id"] = st.get("device_id")
-            b["fw"] = st.get("fw")
-            if "error" in st:
-                b["error"] = st["error"]
-    if a.json:
-        emit(a, boards)
-        return 0
-    if not boards:
-        print("no MicroPython boards attached (USB 2E8A:0005)", file=sys.stderr)
-    for b in boards:
-        line = f"{b['port']}  serial {b['serial'] or '-'}  {b['product'] or '-'}"
-        if a.probe:
-            line += f"  device {b['device_id']} (itpump {b['fw']})" if b.get("device_id") else \
-                f"  ({b.get('error', 'not itpump')})"
-        print(line)
-    return 0
-
-
-def cmd_version(a) -> int:
-    """--version: pumpctl's, and the firmware's when a board answers."""
-    port = None
-    try:
-        port = resolve_port(a.port, a.device)
-    except PumpctlError:
-        pass
-    fw = probe(port, min(a.timeout, 2.0)) if port else {"error": "no board"}
-    if a.json:
-        emit(a, {"pumpctl": __version__, "port": port, "firmware": fw.get("fw"), "board": fw.get("board")})
-    else:
-        print(f"pumpctl {__version__}")
-        print(f"firmware: itpump {fw['fw']} on {port} ({fw.get('board')})" if fw.get("fw") else
-              f"firmware: unknown ({fw.get('error', 'not itpump')})")
-    return 0
+# -- the parser, from the table ---------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
-    """Subcommand parsers: an option a command module adds again (say its own --json) replaces the
+    """Subcommand parsers: an option a command adds again (say drugs' own --json help) replaces the
     common one instead of failing to build the parser."""
 
     def __init__(self, *args, **kw):
@@ -323,74 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
                                        "5 timeout, 6 link error")
     p.add_argument("--version", action="store_true", help="show pumpctl's version and the firmware's")
     _common(p, argparse_default=True)
-    try:
+    with contextlib.suppress(ImportError):  # completion is a convenience: pumpctl works without it
         import shtab
 
         shtab.add_argument_to(p, ["--print-completion"], help="print a shell completion script (bash, zsh, "
                                                              "tcsh) and exit")
-    except ImportError:  # completion is a convenience: pumpctl works without it
-        pass
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
-
-    def with_port(sp):
-        _common(sp, argparse_default=False)
-        return sp
-
-    sp = with_port(sub.add_parser("status", help="show the board's status"))
-    sp.set_defaults(func=cmd_status)
-
-    sp = with_port(sub.add_parser("ping", help="check that itpump answers"))
-    sp.set_defaults(func=cmd_ping)
-
-    sp = with_port(sub.add_parser("flash", help="copy firmware + board files, verify, restart"))
-    sp.add_argument("--board", help="a folder under boards/: sim, rpi_pico, rpi_pico2, or your own copy "
-                                    "(boards/README.md); default: the board says what it is")
-    kind = sp.add_mutually_exclusive_group()
-    kind.add_argument("--mpy", action="store_true", default=None, help="compile modules with mpy-cross first "
-                      "(the default on rp2 boards without itpump frozen in)")
-    kind.add_argument("--py", dest="mpy", action="store_false", default=None, help="copy the .py sources")
-    sp.add_argument("--no-restart", action="store_true", help="leave the board at the REPL")
-    sp.add_argument("--quiet", action="store_true", help="no progress bar")
-    sp.add_argument("--service", action="store_true", help="if therapy runs, enter service mode first "
-                                                           "(signed with the service key)")
-    sp.set_defaults(func=cmd_flash)
-
-    sp = with_port(sub.add_parser("restart", help="restart the firmware (e.g. after mpremote left it at "
-                                                 "the REPL)"))
-    sp.add_argument("--service", action="store_true", help="if therapy runs, enter service mode first "
-                                                           "(signed with the service key)")
-    sp.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    sp.set_defaults(func=cmd_restart)
-
-    sp = sub.add_parser("vboard", help="the virtual board (real MicroPython + simulated pump)")
-    vsub = sp.add_subparsers(dest="vcmd", required=True, metavar="ACTION")
-    for name, hlp in (("start", "start it and print its serial port"), ("stop", "stop it"),
-                      ("status", "is it running, on which port")):
-        v = vsub.add_parser(name, help=hlp)
-        v.add_argument("--dir", help="state directory (flash image, port); default $ITPUMP_VBOARD_DIR "
-                                     "or .vboard/default")
-        if name == "start":
-            v.add_argument("--speed", type=float, default=1.0, help="virtual clock speed factor (e.g. 3600)")
-            v.add_argument("--heap", default="256K", help="MicroPython heap size (default 256K)")
-        _json_flag(v)
-    sp.set_defaults(func=cmd_vboard)
-
-    sp = sub.add_parser("ports", help="list attached MicroPython boards (USB 2E8A:0005): port, serial, product")
-    sp.add_argument("--probe", action="store_true", help="also ask each for its itpump device id")
-    sp.add_argument("--timeout", type=positive_seconds, default=argparse.SUPPRESS,
-                    help="reply timeout of --probe in seconds")
-    _json_flag(sp)
-    sp.set_defaults(func=cmd_ports)
-
-    for name in COMMAND_MODULES:
-        mod = importlib.import_module(f".{name}", __package__)
-        if hasattr(mod, "register"):
-            mod.register(sub, with_port)
-        elif hasattr(mod, "add_commands"):  # the names modules used before the hook
-            mod.add_commands(sub, with_port)
+    for name, c in COMMANDS.items():
+        sp = sub.add_parser(name, help=c.help)
+        if c.actions:
+            asub = sp.add_subparsers(dest=ACTION_DEST[name], required=True, metavar="ACTION")
+            for action, ac in c.actions.items():
+                _add(asub.add_parser(action, help=ac.help), ac)
         else:
-            mod.add_parsers(sub)
+            _add(sp, c)
     return p
+
+
+def _add(sp: argparse.ArgumentParser, c: Command) -> None:
+    if c.board:
+        _common(sp, argparse_default=False)
+    if c.args:
+        c.args(sp)
+    if not c.board:
+        _json_flag(sp, envelope=c.envelope, text=c.json_help)
+    sp.set_defaults(command=c)
 
 
 def _common(sp, argparse_default: bool) -> None:
@@ -404,27 +247,41 @@ def _common(sp, argparse_default: bool) -> None:
                     help="the board with this device id (pumpctl ports --probe lists them)")
     sp.add_argument("--timeout", type=positive_seconds, default=d(DEFAULT_TIMEOUT_S),
                     help=f"reply timeout in seconds (default {DEFAULT_TIMEOUT_S:g})")
-    _json_flag(sp, d(False))
+    _json_flag(sp, default=d(False))
 
 
-def _json_flag(sp, default=argparse.SUPPRESS) -> None:
-    sp.add_argument("--json", action="store_true", default=default,
-                    help=f"machine-readable output: {{schema: {JSON_SCHEMA}, command, ok, result | error}}")
+def _json_flag(sp, default=argparse.SUPPRESS, envelope: bool = True, text: str | None = None) -> None:
+    sp.add_argument("--json", action="store_true", default=default, help=text or (
+        f"machine-readable output: {{schema: {JSON_SCHEMA}, command, ok, result | error}}" if envelope
+        else "machine-readable output (the result alone, no envelope)"))
+
+
+# -- running a command ------------------------------------------------------------------------------
+
+
+def command_name(a) -> str:
+    return " ".join(str(x) for x in (getattr(a, "cmd", None), *(getattr(a, d, None) for d in ACTION_DEST.values()))
+                    if x)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        return _run(cmd_version, args)
-    if not getattr(args, "func", None):
+        return _run(Command("version", board.version, board.show_version), args)
+    if not getattr(args, "command", None):
         parser.error("a COMMAND is required (pumpctl -h lists them)")
-    return _run(args.func, args)
+    return _run(args.command, args)
 
 
-def _run(func, args) -> int:
+def _run(c: Command, args) -> int:
+    state = State(args, c)
     try:
-        return func(args)
+        assert c.run is not None
+        result = c.run(state)
+        if result is not DONE:
+            state.emit(result)
+        return state.exit_code
     except PumpctlError as e:
         code = getattr(e, "exit_code", EXIT_ERROR)
         if getattr(args, "json", False):

@@ -62,3 +62,12 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def drugs_by_rx(device_id: str | None) -> dict[int, str]:
+    """Which drug each prescription id ran, from this computer's history (for marking drug changes)."""
+    out: dict[int, str] = {}
+    for e in entries(device_id):
+        if isinstance(e.get("rx_id"), int) and isinstance(e.get("rx"), dict):
+            out[e["rx_id"]] = str(e["rx"].get("drug"))
+    return out

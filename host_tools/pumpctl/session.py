@@ -1,9 +1,6 @@
-"""Therapy operations on a connected board: the library under `pumpctl program/bolus/refill/logs/...`.
-
-Everything here talks to the device through a Client (reads unsigned, changes signed with the
-keystore of the board's device id) or, for offline checks, imports the firmware's own modules
-(prescription.py, logs.py). Amounts typed by a person (ug, uL, mL) become the integer units the
-firmware takes (ng, nL) exactly, or are refused: no float ever reaches the pump.
+"""A board behind a Client: reads, changes signed with the keystore of its device id, the arguments of
+those changes (checked here, so a typo never costs a counter or a log record) and the event log read
+page by page. Typed amounts become the pump's integers in units.py; nothing here prints.
 """
 
 from __future__ import annotations
@@ -12,39 +9,16 @@ import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from . import PumpctlError, keys
 from . import logs as logsmod
-from . import units as U
 from .client import Client, DeviceError
+from .units import mass_to_nl, parse_amount
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
 MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
 ROLE_FOR = {"patient_bolus": "patient", "service": "service"}  # every other change: clinician
-
-
-MAX_INT = 0x3FFFFFFF  # firmware protocol.MAX_INT: the largest amount an op takes (small ints on the rp2)
-
-
-def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1, maximum: int = MAX_INT) -> int:
-    """'2.5' with scale 1000 -> 2500: a decimal amount in integer sub-units, exactly, or a clear error
-    (checked here, before anything is signed or sent)."""
-    try:
-        d = Decimal(str(text).strip().replace("_", ""))
-    except InvalidOperation:
-        raise PumpctlError(f"{name} {text!r} is not a number") from None
-    if not d.is_finite():
-        raise PumpctlError(f"{name} {text!r} is not a number")
-    v = d * scale
-    if v != v.to_integral_value():
-        raise PumpctlError(f"{name} {text}: finer than the pump's step of {Decimal(1) / scale}")
-    if int(v) < minimum:
-        raise PumpctlError(f"{name} {text}: must be at least {Decimal(minimum) / scale}")
-    if int(v) > maximum:
-        raise PumpctlError(f"{name} {text}: must be at most {Decimal(maximum) / scale}")
-    return int(v)
 
 
 def local_tz_min(now: datetime.datetime | None = None) -> int:
@@ -121,39 +95,6 @@ def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, 
     return a
 
 
-# Density of air-free water at 1 atm, ug per mL (= 1e-6 mg/uL), whole degrees 15-30 C: Kell's equation on
-# ITS-90 (Bettin and Spieweck), as tabulated in the CRC Handbook of Chemistry and Physics (53rd ed., p. F-4:
-# 15.0 C 0.999099 g/mL) and in IP Standard Methods 1998, Appendix G. Later CRC editions (IAPWS) differ by
-# at most 4 ppm (20 C: 0.998207), below a 1 mg balance's resolution on a 3 g weighing.
-WATER_UG_PER_ML = {15: 999099, 16: 998942, 17: 998774, 18: 998595, 19: 998404, 20: 998203, 21: 997991,
-                   22: 997769, 23: 997537, 24: 997295, 25: 997043, 26: 996782, 27: 996511, 28: 996232,
-                   29: 995943, 30: 995645}
-WATER_T_MIN_C = min(WATER_UG_PER_ML)
-WATER_T_MAX_C = max(WATER_UG_PER_ML)
-
-
-def water_density_ug_per_ml(temp_c: str | int) -> int:
-    """Water density at temp_c (decimal, 0.1 C resolution, 15..30), interpolated between whole degrees
-    and rounded DOWN (a lighter water reads as more volume: the calibration never under-counts)."""
-    t10 = parse_amount(temp_c, 10, "--water-temp-c", minimum=-(10**9))
-    if not WATER_T_MIN_C * 10 <= t10 <= WATER_T_MAX_C * 10:
-        raise PumpctlError(f"--water-temp-c {temp_c}: outside the density table "
-                           f"({WATER_T_MIN_C}..{WATER_T_MAX_C} C); bring the water to room temperature")
-    i, tenths = divmod(t10, 10)
-    d = WATER_UG_PER_ML[i]
-    if tenths:
-        d -= -(-(d - WATER_UG_PER_ML[i + 1]) * tenths // 10)
-    return d
-
-
-def mass_to_nl(mass_mg: str, water_temp_c: str | int = 20) -> tuple[int, int]:
-    """A weighed mass of water -> (volume in nL rounded UP, density used in ug/mL). Rounded up as the
-    firmware's calibrate rounds pl_per_step up: counting a little more per step never under-counts."""
-    mass_ug = parse_amount(mass_mg, 1000, "--mass-mg")
-    dens = water_density_ug_per_ml(water_temp_c)
-    return -(-mass_ug * 1_000_000 // dens), dens
-
-
 def calibrate_args(measured_ul: str | None, steps: int, mass_mg: str | None = None,
                    water_temp_c: str | int | None = None) -> dict:
     """The calibrate op's args from a measured volume (--measured-ul) or a weighed mass of water
@@ -173,54 +114,6 @@ def calibrate_args(measured_ul: str | None, steps: int, mass_mg: str | None = No
 def time_sync_args(now_s: float | None = None, tz_min: int | None = None) -> dict:
     return {"unix_s": int(time.time() if now_s is None else now_s),
             "tz_min": local_tz_min() if tz_min is None else tz_min}
-
-
-# -- provisioning ---------------------------------------------------------------------------------
-
-
-def provision(port: str, force: bool = False, keys_root: Path | str | None = None, timeout_s: float = 3.0,
-              restart_timeout_s: float | None = None, say: Callable[[str], None] = lambda s: None) -> dict:
-    """New keys for the board on port: generate (staged), write /keys.json through mpremote, adopt them,
-    restart, check the board reports keys ok. Refused while therapy runs or (without force) when keys
-    for the device exist. The restart wait is timeout_s plus the board's boot budget unless
-    restart_timeout_s is given. Returns {"device_id", "keystore", "roles"}."""
-    from .flash import device_boot_budget_s
-    from .link import Link
-    from .mpr import Device, local_sha256
-
-    with Link(port) as link:
-        st = Client(link, timeout_s).request("status")
-    dev = st.get("device_id")
-    if not isinstance(dev, str):
-        raise PumpctlError("the board reports no device id: flash current firmware first (pumpctl flash)")
-    if st.get("running"):
-        raise PumpctlError("therapy is running on the board: keys are changed only at rest "
-                           "(pumpctl suspend first, or pumpctl service)")
-    current = keys.path(dev, keys_root)
-    if current.exists() and not force:
-        raise PumpctlError(f"keys for {dev} exist at {current}: refusing to replace them "
-                           "(pumpctl provision --force makes new ones; the old ones stop working)")
-    staging = current.parent / ".staging"
-    staged = keys.provision(dev, staging, force=True)
-    try:
-        data = staged.device_file()
-        say(f"writing /keys.json ({len(data)} bytes) to {dev}")
-        with Device(port) as d:
-            d.write_file("/keys.json", data)
-            if d.sha256("/keys.json") != local_sha256(data):
-                raise PumpctlError("/keys.json on the board does not match what was written: provision again")
-            # the board holds the new keys from now: adopt them before anything else can fail
-            ks = keys.adopt(staged, keys_root)
-            boot_s = device_boot_budget_s(d)
-            d.soft_reset()
-    finally:
-        if staged.path.exists():
-            staged.path.unlink()
-    with Link(port) as link:
-        st = Client(link).wait_ready(timeout_s + boot_s if restart_timeout_s is None else restart_timeout_s)
-    if st.get("keys") != "ok":
-        raise PumpctlError(f"the board restarted but reports keys {st.get('keys')!r}, not ok")
-    return {"device_id": dev, "keystore": str(ks.path), "roles": ks.roles()}
 
 
 # -- event log over the link ----------------------------------------------------------------------
@@ -292,88 +185,3 @@ def read_logs(client: Client, since: int = 0, page: int = MAX_LOG_RECORDS,
     out.bytes = len(raw)
     out.seconds = time.perf_counter() - t0
     return out
-
-
-# -- human readable figures -----------------------------------------------------------------------
-
-
-def _conc(ug_per_ml) -> str:
-    return U.fmt_conc(ug_per_ml) if isinstance(ug_per_ml, int) else "-"
-
-
-def _mass(ng) -> str:
-    return U.fmt_mass(ng) if isinstance(ng, int) else "-"
-
-
-def rotor_text(rot: dict) -> str:
-    """The rotor index line of `pumpctl status`. Until the first index edge (after boot or a stall) the
-    flow within a roller pass is not compensated: short windows (31 min) are off by up to the head's
-    pulsation, for up to one pass (3.8 h at 0.1 mL/day); a prime crosses edges at once (docs/hardware.md)."""
-    if not rot.get("known"):
-        return ("phase NOT KNOWN yet: short-window accuracy reduced until the first index edge "
-                "(up to one roller pass; `pumpctl bolus --prime` finds it)")
-    txt = f"phase known, {rot.get('edges', 0)} index edges, {rot.get('gaps_known', 0)} magnet gaps learnt"
-    owed = rot.get("owed_pl") or 0
-    if owed:
-        txt += f", {owed / 1000:+.1f} nL re-priced still to settle"
-    return txt
-
-
-def therapy_rows(st: dict) -> list[tuple[str, str]]:
-    """The therapy lines of `pumpctl status` from a status reply. Measured volumes are floored
-    (units.fmt_volume_floor): what is left is never shown as more than it is."""
-    vol = U.fmt_volume_floor
-    rows: list[tuple[str, str]] = []
-    th = st.get("therapy")
-    if "therapy" in st:
-        if th is None:
-            rows.append(("therapy", "not programmed"))
-        else:
-            rows.append(("drug", f"{th.get('drug')} {_conc(th.get('conc_ug_per_ml'))}"))
-            state = "suspended" if th.get("suspended") else ("running" if st.get("running") else "stopped")
-            rows.append(("mode", f"{th.get('mode')} ({state}), prescription #{th.get('rx_id')}"))
-            rows.append(("daily dose", f"{_mass(th.get('day_dose_ng'))} = {vol(th.get('day_volume_nl'))}/day"))
-            if th.get("bolus"):
-                rows.append(("bolus", f"{th['bolus']} running, {vol(th.get('bolus_left_nl'))} left"))
-            if th.get("bridge_left_nl"):
-                rows.append(("bridge", f"{vol(th['bridge_left_nl'])} of old fluid left in the line"))
-    if "rate_nl_per_h" in st:
-        rows.append(("rate now", U.fmt_rate(st["rate_nl_per_h"])))
-    nxt = st.get("next_step")
-    if nxt:
-        what = U.fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt else f"bolus {U.fmt_volume(nxt['bolus_nl'])}"
-        rows.append(("next step", f"{what} at {U.fmt_time_of_day(nxt['at_min'])} (in {nxt['in_min']} min)"))
-    if "delivered_today_nl" in st:
-        rows.append(("delivered", f"{vol(st['delivered_today_nl'])} today, {vol(st.get('delivered_total_nl'))} total"))
-    booked = st.get("unconfirmed_nl")
-    if isinstance(booked, dict) and booked.get("total"):  # the reserve rule after resets: counted, not pulsed
-        rows.append(("booked at resets", f"{vol(booked.get('boot'))} this boot, {vol(booked['total'])} in all, "
-                                         "as delivered without confirmed pulses"))
-    if "reservoir_nl" in st:
-        drug = st.get("reservoir_drug")
-        r = vol(st["reservoir_nl"]) + (f" of {drug} {_conc(st.get('reservoir_conc_ug_per_ml'))}" if drug else "")
-        dte = st.get("days_to_empty", -1)
-        if isinstance(dte, int) and dte >= 0:
-            empty = datetime.date.today() + datetime.timedelta(days=dte)
-            r += f", {dte} days to empty: refill by {empty.isoformat()}"
-        rows.append(("reservoir", r))
-    rot = (st.get("line") or {}).get("rotor")
-    if isinstance(rot, dict):
-        rows.append(("rotor", rotor_text(rot)))
-    if "alarms" in st:
-        rows.append(("alarms", ", ".join(st["alarms"]) or "none"))
-    if "halt" in st:
-        rows.append(("halted by", ", ".join(st["halt"]) or "-"))
-    b = st.get("battery", st.get("battery_mv"))
-    if isinstance(b, dict) and b.get("fault"):  # an implausible reading: no voltage to show
-        rows.append(("battery", f"{b.get('state', '?')}: sensor fault (reads {b.get('reading_mv', '?')} mV)"))
-    elif isinstance(b, dict):  # power.py's monitor: state, average
-        mv = b.get("avg_mv", b.get("mv"))
-        rows.append(("battery", f"{b.get('state', '?')}" + (f", {mv} mV" if mv is not None else "")))
-    elif b is not None:
-        rows.append(("battery", f"{b} mV" if isinstance(b, int) else str(b)))
-    if "keys" in st:
-        rows.append(("keys", str(st["keys"]) + (" (changes locked out)" if st.get("auth_locked") else "")))
-    if st.get("time_source"):
-        rows.append(("clock", st["time_source"] + (f", {logsmod.wall_iso(st['wall_s'])}" if st.get("wall_s") else "")))
-    return rows

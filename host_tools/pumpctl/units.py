@@ -1,4 +1,5 @@
-"""Clinical units <-> the pump's integers, exactly, in one place.
+"""Clinical units <-> the pump's integers, exactly, in one place: prescription text, amounts typed on
+the command line, a weighed mass of water, and the text shown for each.
 
 People write mg/day, ug/mL, mL, minutes and hours; the firmware takes ng/day, ug/mL, nL and minutes as
 integers. A value converts only when it is a whole number of the pump's unit (``1.2 mg/day`` is
@@ -208,3 +209,62 @@ def clinical_text(text: str) -> str:
         return fmt_rate(n) if per == "/h" else fmt_volume(n) + per
 
     return _NL_RE.sub(sub, text)
+
+
+# -- amounts typed on the command line (decimal text -> the pump's integer sub-units) -----------
+# A bad amount is a PumpctlError: an option typed wrong, not a prescription key (UnitError).
+
+
+MAX_OP_INT = 0x3FFFFFFF  # firmware protocol.MAX_INT: the largest amount an op takes (small ints on the rp2)
+
+
+def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1, maximum: int = MAX_OP_INT) -> int:
+    """'2.5' with scale 1000 -> 2500: a decimal amount in integer sub-units, exactly, or a clear error
+    (checked here, before anything is signed or sent)."""
+    try:
+        d = Decimal(str(text).strip().replace("_", ""))
+    except InvalidOperation:
+        raise PumpctlError(f"{name} {text!r} is not a number") from None
+    if not d.is_finite():
+        raise PumpctlError(f"{name} {text!r} is not a number")
+    v = d * scale
+    if v != v.to_integral_value():
+        raise PumpctlError(f"{name} {text}: finer than the pump's step of {Decimal(1) / scale}")
+    if int(v) < minimum:
+        raise PumpctlError(f"{name} {text}: must be at least {Decimal(minimum) / scale}")
+    if int(v) > maximum:
+        raise PumpctlError(f"{name} {text}: must be at most {Decimal(maximum) / scale}")
+    return int(v)
+
+
+# Density of air-free water at 1 atm, ug per mL (= 1e-6 mg/uL), whole degrees 15-30 C: Kell's equation on
+# ITS-90 (Bettin and Spieweck), as tabulated in the CRC Handbook of Chemistry and Physics (53rd ed., p. F-4:
+# 15.0 C 0.999099 g/mL) and in IP Standard Methods 1998, Appendix G. Later CRC editions (IAPWS) differ by
+# at most 4 ppm (20 C: 0.998207), below a 1 mg balance's resolution on a 3 g weighing.
+WATER_UG_PER_ML = {15: 999099, 16: 998942, 17: 998774, 18: 998595, 19: 998404, 20: 998203, 21: 997991,
+                   22: 997769, 23: 997537, 24: 997295, 25: 997043, 26: 996782, 27: 996511, 28: 996232,
+                   29: 995943, 30: 995645}
+WATER_T_MIN_C = min(WATER_UG_PER_ML)
+WATER_T_MAX_C = max(WATER_UG_PER_ML)
+
+
+def water_density_ug_per_ml(temp_c: str | int) -> int:
+    """Water density at temp_c (decimal, 0.1 C resolution, 15..30), interpolated between whole degrees
+    and rounded DOWN (a lighter water reads as more volume: the calibration never under-counts)."""
+    t10 = parse_amount(temp_c, 10, "--water-temp-c", minimum=-(10**9))
+    if not WATER_T_MIN_C * 10 <= t10 <= WATER_T_MAX_C * 10:
+        raise PumpctlError(f"--water-temp-c {temp_c}: outside the density table "
+                           f"({WATER_T_MIN_C}..{WATER_T_MAX_C} C); bring the water to room temperature")
+    i, tenths = divmod(t10, 10)
+    d = WATER_UG_PER_ML[i]
+    if tenths:
+        d -= -(-(d - WATER_UG_PER_ML[i + 1]) * tenths // 10)
+    return d
+
+
+def mass_to_nl(mass_mg: str, water_temp_c: str | int = 20) -> tuple[int, int]:
+    """A weighed mass of water -> (volume in nL rounded UP, density used in ug/mL). Rounded up as the
+    firmware's calibrate rounds pl_per_step up: counting a little more per step never under-counts."""
+    mass_ug = parse_amount(mass_mg, 1000, "--mass-mg")
+    dens = water_density_ug_per_ml(water_temp_c)
+    return -(-mass_ug * 1_000_000 // dens), dens

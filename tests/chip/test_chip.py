@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pumpctl import session
+from pumpctl import provision
 from pumpctl.client import Client
 from pumpctl.link import Link
 
@@ -69,7 +69,7 @@ def test_flash_mpy_and_boot(chip):
 
 def test_provision_refill_program_logs(chip):
     # the emulator runs at ~40 % of real time while the core is busy: a boot may exceed its budget
-    session.provision(chip.port, timeout_s=10, restart_timeout_s=RESTART_S)
+    provision.provision(chip.port, timeout_s=10, restart_timeout_s=RESTART_S)
     assert status()["keys"] == "ok"
     pc("refill", "--drug", "baclofen", "--conc-ug-per-ml", "100", "--added-ml", "20", "--removed-ml", "0",
        "--timeout", "10")

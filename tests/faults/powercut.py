@@ -258,13 +258,21 @@ def _save_in_place(self, state):
     return gen
 
 
-def _append_no_flush(self, code, data=b""):  # littlefs keeps unflushed appends in RAM
+def _append_no_flush(self, code, data=b""):  # records kept in RAM, written 4 at a time: not durable
     n = ev.HDR_LEN + len(data) + ev.CRC_LEN
     if self._size + n > self.seg_bytes:
         self._open_new()
     seq = self.seq + 1
     ev.encode_into(self._buf, 0, seq, self.clock.ticks_ms(), 0, code, data)
-    self._f.write(self._mv[:n])
+    held = getattr(self, "_held", None)
+    if held is None:
+        held = self._held = []
+    held.append(bytes(self._mv[:n]))
+    if len(held) >= 4:
+        with open(self._path(self._segs[-1]), "ab") as f:
+            for r in held:
+                f.write(r)
+        del held[:]
     self.seq = seq
     self._size += n
     return seq

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fakes import raises
+from fakes import heap_lock_pair, raises
 from itpump import protocol as P
 
 pytestmark = pytest.mark.micropython
@@ -246,3 +246,40 @@ def test_a_read_reply_streams_to_the_link_and_a_change_still_returns_its_line():
     boom = {"status": lambda args: 1 // 0}
     assert json.loads(P.dispatch(b'{"id":12,"op":"status"}', boom, None, out))["error"]["code"] == P.E_INTERNAL
     assert not out.buf  # a handler that fails writes nothing
+
+
+def test_line_reader_takes_a_long_line_in_a_buffer_made_for_it():
+    r = P.LineReader(64, small_len=8)
+    small = r._buf
+    assert len(small) == 8
+    assert feed_all(r, b"0123456789abcdef\nok\n" + b"x" * 64 + b"\n") == [b"0123456789abcdef", b"ok", b"x" * 64]
+    assert r._buf is small  # back to the small buffer after each line
+    assert feed_all(r, b"y" * 65 + b"\nok\n") == [None, b"ok"]  # the limit is still max_len
+    assert r._buf is small
+
+
+def test_line_reader_keeps_2_kb_only_while_a_long_line_comes():
+    r = P.LineReader()
+    assert len(r._buf) == 256
+    line = b'{"id":1,"op":"program","args":{"rx":"' + b"r" * 1900 + b'"}}'
+    assert len(line) < P.MAX_LINE and feed_all(r, line + b"\n") == [line]
+    assert len(r._buf) == 256
+
+
+def test_line_reader_without_memory_for_a_long_line_discards_it():
+    # under micropython the heap is locked: the big buffer cannot be made (MemoryError), short lines work
+    lock, unlock = heap_lock_pair()
+    r = P.LineReader(64, small_len=8)
+    if lock is int:  # CPython: no heap lock; the same path through a reader that cannot grow
+        r._grow = lambda: False
+    data = b"0123456789\nok"
+    st = bytearray(len(data))
+    lock()
+    try:
+        i = 0
+        while i < len(data):
+            st[i] = r.feed(data[i])
+            i += 1
+    finally:
+        unlock()
+    assert st[10] == P.FEED_OVERFLOW and r.feed(10) == P.FEED_LINE and r.take() == b"ok"

@@ -98,3 +98,22 @@ def test_vboard_status_when_stopped(tmp_path, capsys):
     rc = cli.main(["vboard", "status", "--dir", str(tmp_path)])
     assert rc == 3 and "not running" in capsys.readouterr().out  # no board
     assert vboard.stop(tmp_path) is False
+
+
+@pytest.mark.parametrize("target", ["vboard", "epico"])
+def test_boards_pumpctl_runs_stop_and_report_alike(tmp_path, capsys, target):
+    """The virtual board and the emulated Pico: no board is exit 3 with one line, --json the envelope."""
+    import json
+
+    d = str(tmp_path)
+    assert cli.main([target, "stop", "--dir", d]) == 3
+    noun = "virtual board" if target == "vboard" else "emulated Pico"
+    assert capsys.readouterr().err == f"pumpctl: error: no {noun} running\n"
+    assert cli.main([target, "status", "--dir", d]) == 3
+    assert capsys.readouterr().out == f"not running (state in {d})\n"
+    assert cli.main([target, "status", "--dir", d, "--json"]) == 3
+    env = json.loads(capsys.readouterr().out)
+    assert env["command"] == f"{target} status" and env["ok"] is True and env["result"]["running"] is False
+    assert cli.main([target, "stop", "--dir", d, "--json"]) == 3
+    env = json.loads(capsys.readouterr().out)
+    assert env["command"] == f"{target} stop" and env["error"]["exit_code"] == 3

@@ -158,11 +158,17 @@ def test_shell_completion_is_printed(capsys):
     assert e.value.code == 0 and "pumpctl" in capsys.readouterr().out
 
 
-def test_every_command_module_registers_through_the_hook():
+def test_the_command_table_is_the_parser():
+    """One table (cli.COMMANDS) names every command: the parser lists exactly its names in its order,
+    and each command (or action of a group) has a help line and a handler."""
     p = cli.build_parser()
-    names = set(p._subparsers._group_actions[0].choices)  # noqa: SLF001
-    assert {"status", "flash", "restart", "program", "bolus", "logs", "resume"} <= names
-    assert cli.COMMAND_MODULES and all(isinstance(m, str) for m in cli.COMMAND_MODULES)
+    choices = p._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert list(choices) == list(cli.COMMANDS)
+    assert {"status", "flash", "restart", "program", "bolus", "logs", "resume", "vboard", "epico"} <= set(choices)
+    for name, c in cli.COMMANDS.items():
+        for action, ac in (c.actions or {name: c}).items():
+            assert ac.help and callable(ac.run), (name, action)
+    assert list(cli.COMMANDS["vboard"].actions) == list(cli.COMMANDS["epico"].actions) == ["start", "stop", "status"]
 
 
 def test_exit_codes_are_distinct():

@@ -10,9 +10,10 @@ import pytest
 from test_client_signed import AppLink
 
 from itpump import eventlog
-from pumpctl import PumpctlError, cli, session
+from pumpctl import PumpctlError, cli, render, session
 from pumpctl import keys as K
 from pumpctl import link as linkmod
+from pumpctl import units as U
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,14 +57,14 @@ def programmed(board, capsys, rx="examples/hydromorphone_patient_bolus.toml"):
 
 
 def test_amounts_become_exact_integers_or_are_refused():
-    assert session.parse_amount("2.5", 1000, "x") == 2500
-    assert session.parse_amount("20", 1_000_000, "x") == 20_000_000
-    assert session.parse_amount("0.000001", 1_000_000, "x") == 1
-    assert session.parse_amount("0", 1_000_000, "x", minimum=0) == 0
+    assert U.parse_amount("2.5", 1000, "x") == 2500
+    assert U.parse_amount("20", 1_000_000, "x") == 20_000_000
+    assert U.parse_amount("0.000001", 1_000_000, "x") == 1
+    assert U.parse_amount("0", 1_000_000, "x", minimum=0) == 0
     for bad, msg in (("abc", "not a number"), ("nan", "not a number"), ("0.0001", "finer than"),
                      ("0", "at least"), ("-1", "at least")):
         with pytest.raises(PumpctlError, match=msg):
-            session.parse_amount(bad, 1000, "--dose-ug")
+            U.parse_amount(bad, 1000, "--dose-ug")
 
 
 def test_bolus_arguments():
@@ -78,24 +79,24 @@ def test_bolus_arguments():
 
 
 def test_water_density_table_and_interpolation():
-    assert session.water_density_ug_per_ml("20") == 998203 and session.water_density_ug_per_ml(15) == 999099
-    assert session.water_density_ug_per_ml("30") == 995645
+    assert U.water_density_ug_per_ml("20") == 998203 and U.water_density_ug_per_ml(15) == 999099
+    assert U.water_density_ug_per_ml("30") == 995645
     # 20.5 C: halfway between 998203 and 997991 is 998097, rounded down (more volume, never less)
-    assert session.water_density_ug_per_ml("20.5") == 998097
-    assert session.water_density_ug_per_ml("20.3") == 998203 - 64  # 63.6 rounded up off the density
+    assert U.water_density_ug_per_ml("20.5") == 998097
+    assert U.water_density_ug_per_ml("20.3") == 998203 - 64  # 63.6 rounded up off the density
     prev = 10**6
     for t in range(150, 301):  # strictly decreasing over the table's range, in 0.1 C steps
-        d = session.water_density_ug_per_ml(f"{t // 10}.{t % 10}")
+        d = U.water_density_ug_per_ml(f"{t // 10}.{t % 10}")
         assert 995000 < d < prev
         prev = d
 
 
 def test_mass_becomes_nl_through_the_density_rounded_up():
     # 3210 mg at 20 C: 3210 / 0.998203 = 3215.7789 uL -> 3215779 nL (up); 1 mg is not 1 uL
-    assert session.mass_to_nl("3210", "20") == (3215779, 998203)
-    assert session.mass_to_nl("3210", 25) == (3219521, 997043)  # 3219.5201: warmer water, more volume
-    assert session.mass_to_nl("998.203", 20) == (1_000_000, 998203)  # exact: no rounding
-    assert session.mass_to_nl("998.204", 20)[0] == 1_000_002  # 1000001.002 rounds up
+    assert U.mass_to_nl("3210", "20") == (3215779, 998203)
+    assert U.mass_to_nl("3210", 25) == (3219521, 997043)  # 3219.5201: warmer water, more volume
+    assert U.mass_to_nl("998.203", 20) == (1_000_000, 998203)  # exact: no rounding
+    assert U.mass_to_nl("998.204", 20)[0] == 1_000_002  # 1000001.002 rounds up
     assert session.calibrate_args(None, 192000, "9630.5") == {"measured_nl": 9647838, "steps": 192000}
     assert session.calibrate_args(None, 192000, "9630.5", "22.5")["measured_nl"] == 9653156  # 0.997653 at 22.5 C
     assert session.calibrate_args("210", 10000) == {"measured_nl": 210000, "steps": 10000}  # the volume form
@@ -369,28 +370,28 @@ def test_read_logs_reports_records_that_do_not_decode():
 
 
 def test_status_rows_of_a_board_without_therapy_fields():
-    assert session.therapy_rows({"fw": "0.1.0"}) == []
-    rows = dict(session.therapy_rows({"therapy": None, "alarms": [], "halt": [], "battery_mv": 4100}))
+    assert render.therapy_rows({"fw": "0.1.0"}) == []
+    rows = dict(render.therapy_rows({"therapy": None, "alarms": [], "halt": [], "battery_mv": 4100}))
     assert rows["therapy"] == "not programmed" and rows["battery"] == "4100 mV" and rows["alarms"] == "none"
-    rows = dict(session.therapy_rows({"battery": {"state": "LOW", "fault": False, "avg_mv": 3310}}))
+    rows = dict(render.therapy_rows({"battery": {"state": "LOW", "fault": False, "avg_mv": 3310}}))
     assert rows["battery"] == "LOW, 3310 mV"
-    rows = dict(session.therapy_rows({"battery": {"state": "UNKNOWN", "fault": True, "avg_mv": 0,
+    rows = dict(render.therapy_rows({"battery": {"state": "UNKNOWN", "fault": True, "avg_mv": 0,
                                                   "reading_mv": 0}}))
     assert rows["battery"] == "UNKNOWN: sensor fault (reads 0 mV)"  # was "OK, 0 mV, FAULT"
-    rows = dict(session.therapy_rows({"delivered_today_nl": 1000, "delivered_total_nl": 5000,
+    rows = dict(render.therapy_rows({"delivered_today_nl": 1000, "delivered_total_nl": 5000,
                                       "unconfirmed_nl": {"boot": 695, "total": 2085}}))
     assert rows["booked at resets"] == "0.6 uL this boot, 2.0 uL in all, as delivered without confirmed pulses"
-    rows = dict(session.therapy_rows({"reservoir_nl": 19_999_999, "reservoir_drug": "baclofen",
+    rows = dict(render.therapy_rows({"reservoir_nl": 19_999_999, "reservoir_drug": "baclofen",
                                       "reservoir_conc_ug_per_ml": 500}))
     assert rows["reservoir"] == "19.999 mL of baclofen 500 ug/mL"  # floored: 20.000 would overstate it
-    assert "booked at resets" not in dict(session.therapy_rows({"unconfirmed_nl": {"boot": 0, "total": 0}}))
-    assert "rotor" not in dict(session.therapy_rows({"line": {"rotor": None}}))  # a board without the index
+    assert "booked at resets" not in dict(render.therapy_rows({"unconfirmed_nl": {"boot": 0, "total": 0}}))
+    assert "rotor" not in dict(render.therapy_rows({"line": {"rotor": None}}))  # a board without the index
 
 
 def test_status_says_when_the_rotor_phase_is_not_known():
-    rows = dict(session.therapy_rows({"line": {"rotor": {"known": False, "edges": 0}}}))
+    rows = dict(render.therapy_rows({"line": {"rotor": {"known": False, "edges": 0}}}))
     assert "NOT KNOWN" in rows["rotor"] and "--prime" in rows["rotor"]
-    rows = dict(session.therapy_rows({"line": {"rotor": {"known": True, "edges": 7, "gaps_known": 3,
+    rows = dict(render.therapy_rows({"line": {"rotor": {"known": True, "edges": 7, "gaps_known": 3,
                                                          "owed_pl": -230500}}}))
     assert rows["rotor"] == "phase known, 7 index edges, 3 magnet gaps learnt, -230.5 nL re-priced still to settle"
 

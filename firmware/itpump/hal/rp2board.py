@@ -18,31 +18,31 @@ from itpump.hal.usbcdc import UsbCdc
 from itpump.hal.watchdog import Watchdog
 
 # Calibration every rp2 board starts from; board.py overrides entries (docs/hardware.md: calibration).
-DEFAULT_CALIBRATION = {
-    "pl_per_step": 50_000,  # 0.05 uL per microstep: placeholder until weighed (docs/hardware.md)
-    "microsteps": 16,
-    "pressure_zero_mv": 500,  # sensor output at 0 Pa gauge
-    "pressure_pa_per_v": 50_000,  # 0-200 kPa over 0.5-4.5 V
-    "pressure_offset_pa": 0,
-    "pressure_divider": (3, 2),  # sensor mV = pin mV * 3 / 2 (10k over 20k)
-    "battery_divider": (2, 1),  # battery mV = pin mV * 2 (100k over 100k)
-    "adc_samples": 16,
+DEFAULT_CALIBRATION = (  # (name, value) pairs: a constant in flash, where a dict would be heap
+    ("pl_per_step", 50_000),  # 0.05 uL per microstep: placeholder until weighed (docs/hardware.md)
+    ("microsteps", 16),
+    ("pressure_zero_mv", 500),  # sensor output at 0 Pa gauge
+    ("pressure_pa_per_v", 50_000),  # 0-200 kPa over 0.5-4.5 V
+    ("pressure_offset_pa", 0),
+    ("pressure_divider", (3, 2)),  # sensor mV = pin mV * 3 / 2 (10k over 20k)
+    ("battery_divider", (2, 1)),  # battery mV = pin mV * 2 (100k over 100k)
+    ("adc_samples", 16),
     # Line model for the occlusion detector: the bench line of docs/hardware.md (same tubing and catheter
     # as the sim's plant); noise_pa is one oversampled reading's sigma, estimated from the RP2040 ADC's
     # ~8.7 ENOB: measure it per unit (pressure readings at rest, standard deviation).
-    "compliance_nl_per_kpa": 607,
-    "resistance_pa_s_per_ul": 465,
-    "noise_pa": 41,
-    "battery": "liion_1s",
+    ("compliance_nl_per_kpa", 607),
+    ("resistance_pa_s_per_ul", 465),
+    ("noise_pa", 41),
+    ("battery", "liion_1s"),
     # Rotor index sensor (docs/hardware.md): microsteps per roller pass x 1000. None = no sensor fitted,
     # and then the board has no `rotor`: the pump's silent-stall check would stop it for want of edges.
     # Set it when the sensor is fitted: 200 full steps/rev x microsteps / rollers, for the carrier's
     # 3-roller head at 16 microsteps 3200 * 1000 / 3 = 1_066_667.
-    "steps_per_pass_milli": None,
+    ("steps_per_pass_milli", None),
     # The unit's flow profile (32 ints, ppm of the mean, from the index edge): None = flat (docs/hardware.md)
-    "pulsation_ppm": None,
-    "index_magnets": 3,  # one per roller: the pump learns each one's placement from the gaps between edges
-}
+    ("pulsation_ppm", None),
+    ("index_magnets", 3),  # one per roller: the pump learns each one's placement from the gaps between edges
+)
 
 # Register blocks used for the reset-cause marker, per chip (RP2040 / RP2350 datasheets, address maps):
 # (WATCHDOG_BASE, TIMER_BASE); the RP2350's is TIMER0.

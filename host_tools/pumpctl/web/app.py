@@ -309,7 +309,7 @@ def create_app(service, tokens: dict[str, str], hosts: set[str], tz: datetime.tz
         return views.tlmod.record_times(recs)[0] if recs else []
 
     def _drugs_by_rx() -> dict[int, str]:
-        from ..cli_clinic import drugs_by_rx
+        from ..history import drugs_by_rx
 
         out = drugs_by_rx(service.status.get("device_id"))
         th = service.therapy

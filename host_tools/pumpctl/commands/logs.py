@@ -1,0 +1,133 @@
+"""`pumpctl logs`: the event log over the link (session.read_logs), exported as a table, CSV or JSON
+(logs.py), plotted, then followed as it grows. Its records are a stream: written as they come."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .. import EXIT_ERROR, PumpctlError
+from . import DONE
+
+
+def logs_args(sp: argparse.ArgumentParser) -> None:
+    from ..session import MAX_LOG_RECORDS
+
+    sp.add_argument("--since", type=int, default=0, help="only records after this sequence number")
+    sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sp.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    sp.add_argument("--plot", metavar="PNG", help="also plot delivery (programmed vs delivered), rate and reservoir "
+                                                  "over dates, with alarms, boluses, refills and drug changes marked")
+    sp.add_argument("--follow", action="store_true", help="then print events as they happen until Ctrl-C")
+    sp.add_argument("--interval", type=float, default=1.0, help="--follow: seconds between log checks (default 1)")
+    sp.add_argument("--page", type=int, default=MAX_LOG_RECORDS, help=f"records per request (1..{MAX_LOG_RECORDS})")
+
+
+def check_out_path(path: str | None, option: str) -> None:
+    """An output file's folder must exist: said before the board is asked, not as a traceback after."""
+    if path is None:
+        return
+    parent = Path(path).expanduser().parent
+    if not parent.is_dir():
+        raise PumpctlError(f"{option} {path}: folder {parent} does not exist")
+
+
+def logs(s):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .. import history
+    from .. import logs as logsmod
+    from ..session import read_logs
+
+    a = s.args
+    check_out_path(a.out, "--out")
+    if a.plot:
+        check_out_path(a.plot, "--plot")
+        logsmod.check_plot_path(a.plot)  # fail before reading, not after
+    err = Console(stderr=True, highlight=False)
+    with s.session() as ses, Progress(TextColumn("reading log"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=err, transient=True,
+                                      disable=not sys.stderr.isatty()) as prog:
+        task = prog.add_task("logs", total=None)
+        got = read_logs(ses.client, since=a.since, page=a.page,
+                        progress=lambda done, total: prog.update(task, completed=done, total=total))
+        device_id = ses.status().get("device_id") if a.plot else None
+    text = "" if a.json and not a.out else logsmod.export(got.records, a.format)
+    if a.out:
+        try:
+            Path(a.out).write_text(text)
+        except OSError as e:
+            raise PumpctlError(f"cannot write {a.out}: {e.strerror}") from None
+    elif not a.json:
+        sys.stdout.write(text)
+    if a.plot and got.records:
+        logsmod.plot(got.records, a.plot, drugs_by_rx=history.drugs_by_rx(device_id), tz=_local_tz())
+    print(f"read {len(got.records)} records ({got.bytes:,} bytes) in {got.seconds:.2f} s, {got.pages} pages"
+          + (f"; wrote {a.out}" if a.out else "") + (f"; plot {a.plot}" if a.plot and got.records else ""),
+          file=sys.stderr)
+    if a.json:
+        s.emit({"records": got.records, "pages": got.pages, "bytes": got.bytes, "problems": got.problems})
+    for p in got.problems:
+        print(f"pumpctl: log problem: {p}", file=sys.stderr)
+    if got.problems:
+        print(f"pumpctl: error: {len(got.problems)} log problem(s): what could be read was kept", file=sys.stderr)
+        s.exit_code = EXIT_ERROR
+    elif a.follow:
+        _follow(s, got.records[-1]["seq"] if got.records else a.since)
+    return DONE
+
+
+def _local_tz():
+    import datetime
+
+    return datetime.datetime.now().astimezone().tzinfo
+
+
+def follow_lines(records: list[dict], fmt: str) -> str:
+    """New records as more lines of the same export (no header again)."""
+    from .. import logs as logsmod
+
+    if not records:
+        return ""
+    if fmt == "json":
+        return "".join(json.dumps(r) + "\n" for r in records)
+    return "".join(logsmod.export(records, fmt).splitlines(keepends=True)[1:])
+
+
+def _follow(s, since: int) -> None:
+    """Print events as they happen until Ctrl-C: the board's alarm lines at once, log records as the
+    board's log_seq moves (checked every --interval s)."""
+    import time
+
+    from ..session import read_logs
+
+    print(f"following the log after #{since} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        with s.session() as ses:
+            link = ses.client.link
+            next_check = 0.0
+            while True:
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + s.args.interval
+                    if ses.client.request("status").get("log_seq", since) > since:
+                        got = read_logs(ses.client, since=since)
+                        if got.records:
+                            since = got.records[-1]["seq"]
+                            sys.stdout.write(follow_lines(got.records, s.args.format))
+                            sys.stdout.flush()
+                    ses.client.events.clear()  # alarm lines read with a reply: their records follow
+                line = link.readline(0.05)
+                if line and line.startswith(b"{"):
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(ev, dict) and ev.get("event"):
+                        print(f"# {ev.get('event')}: " + " ".join(f"{k}={v}" for k, v in ev.items() if k != "event"),
+                              file=sys.stderr, flush=True)
+                        next_check = 0.0  # its record is in the log now: read it at once
+    except KeyboardInterrupt:
+        print("stopped following", file=sys.stderr)
