@@ -39,7 +39,7 @@ class WearFlash(RamFlash):
 
 
 def state_doc(delivered_nl, reserved_nl, ctr):
-    # the app's document (app.state()) with a flex prescription, guard buckets and the rotor gaps
+    # the state document (statedoc.StateDoc.document()) with a flex prescription, guard buckets, rotor gaps
     return {"v": 1, "rx": {"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 200000,
                            "mode": "flex", "dose_ng_per_day": 5000000,
                            "flex": [[0, 20000], [480, 25000], [1200, 20000]],

@@ -117,7 +117,7 @@ exp = DAYS * 500000
 print("plain  %.2f s for %s days, %d ticks, %.1f us/tick; delivered %d nL vs %d (%+.4f %%); skipped_ms %d; "
       "alarms %s; reserve_waits %d; saves %d" % (
     wall / 1000, DAYS, k, wall * 1000 / k, dnl, exp, (dnl - exp) * 100 / exp, a.pump.dosing.skipped_ms,
-    [x["code"] for x in a.alarms.active()], a.pump.reserve_waits, a.store.generation))
+    [x["code"] for x in a.alarms.active()], a.pump.reserve_waits, a.doc.store.generation))
 if not PARTS:
     raise SystemExit
 p = a.pump
@@ -138,12 +138,11 @@ wrap(a.alarms, "tick", "  alarms.tick")
 wrap(a, "housekeeping", "  app.housekeeping")
 wrap(a.battery, "check", "    battery.check")
 wrap(p, "reserve_low", "    pump.reserve_low")
-wrap(a, "_checkpoint_safe", "    checkpoint")
+wrap(a.doc, "try_save", "    doc.try_save")
 wrap(a.sup, "service", "  sup.service")
-wrap(a, "state", "      app.state")
-wrap(a.store, "save", "      store.save")
-wrap(a.store, "save_mark", "      store.save_mark")
-wrap(a, "move_mark", "      app.move_mark")
+wrap(a.doc, "document", "      doc.document")
+wrap(a.doc.store, "save", "      store.save")
+wrap(a.doc.store, "save_mark", "      store.save_mark")
 wrap(fl, "readblocks", "        flash.readblocks")
 wrap(fl, "writeblocks", "        flash.writeblocks")
 wrap(fl, "ioctl", "        flash.ioctl")

@@ -5,7 +5,7 @@ VERSION = "0.1.0"
 # folder that pumpctl flash and the frozen manifest ship.
 MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "drugs", "prescription", "therapy", "dosing",
            "guard", "reservoir", "occlusion", "rotor", "pump", "power", "supervisor", "journal", "identity", "halts",
-           "ops", "ops_therapy", "ops_bolus", "ops_admin")
+           "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
 
 
 # How a module refuses a value outside its limit: LimitError, and check_int, the one checked integer.

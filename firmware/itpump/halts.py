@@ -74,10 +74,15 @@ def restore(p, halt):
                 p.alarms.clear_condition(code)
 
 
-def safe_mode(p, wdt_resets):
-    """A boot loop (supervisor): motor off until a clinician acknowledges INTERNAL."""
-    p.halt |= pump.H_SAFE
-    p.log_safety(pump.S_BOOT_LOOP, 0, wdt_resets)
+def after_reset(p, info):
+    """The supervisor's verdict on the reset (supervisor.boot): its alarms raised; in a boot loop (safe
+    mode) the motor stays off until a clinician acknowledges INTERNAL. Returns info."""
+    for code in info["alarms"]:
+        p.alarms.raise_alarm(code)
+    if info["safe_mode"]:
+        p.halt |= pump.H_SAFE
+        p.log_safety(pump.S_BOOT_LOOP, 0, info["wdt_resets"])
+    return info
 
 
 def fault(p, board):

@@ -9,9 +9,9 @@ from itpump.therapy import Therapy
 PUMP_DEAD_VOLUME_NL = 123000
 
 
-def op_program(app, args):
+def op_program(parts, args):
     protocol.check_args(args, {"rx": (dict, True)})
-    p = app.pump
+    p, doc, journal = parts
     new = Therapy(args["rx"])
     r = p.reservoir
     if r.drug is not None and (new.drug != r.drug or new.conc_ug_per_ml != r.conc_ug_per_ml):
@@ -24,34 +24,34 @@ def op_program(app, args):
             raise protocol.ProtocolError("BRIDGE", "a bridge after a refill is running (%d nL left): reprogram "
                                   "after it" % old.bridge_left_nl)
         new.adopt(old)
-    _commit_therapy(app, old, new)
+    _commit_therapy(parts, old, new)
     p.reset_detector()  # a new program (rates, maybe a new line after surgery): learn the line afresh
-    return {"rx_id": app.rx_id, "summary": new.summary()}
+    return {"rx_id": doc.rx_id, "summary": new.summary()}
 
 
-def _commit_therapy(app, old, new, undo_more=None):
-    p = app.pump
+def _commit_therapy(parts, old, new, undo_more=None):
+    p, doc, journal = parts[0], parts[1], parts[2]
     p.therapy = new
-    app.rx_id += 1
+    doc.rx_id += 1
 
     def undo():
         p.therapy = old
-        app.rx_id -= 1
+        doc.rx_id -= 1
         if undo_more is not None:
             undo_more()
 
-    _save(app, undo)
+    _save(doc, undo)
     if old is not None and old.bolus_kind is not None:
         kind, left = old.cancel_bolus()  # not carried over to the new prescription
-        app.event(eventlog.BOLUS_ABANDONED, left)
-    app.event(eventlog.THERAPY, p.rate_now(), app.rx_id)
+        journal.event(eventlog.BOLUS_ABANDONED, left)
+    journal.event(eventlog.THERAPY, p.rate_now(), doc.rx_id)
 
 
-def op_refill(app, args):
+def op_refill(parts, args):
     protocol.check_args(args, {"drug": (str, True), "conc_ug_per_ml": (int, True, 1, protocol.MAX_INT),
                         "added_nl": (int, True, 1, protocol.MAX_INT), "removed_nl": (int, True, 0, protocol.MAX_INT),
                         "rx": (dict, False)})
-    p = app.pump
+    p, doc, journal, cal = parts
     drug, conc = args["drug"], args["conc_ug_per_ml"]
     old = p.therapy
     new = Therapy(args["rx"]) if "rx" in args else None
@@ -66,7 +66,6 @@ def op_refill(app, args):
     if new is not None and old is not None:
         new.adopt(old)
         if r.drug is not None and (drug != r.drug or conc != r.conc_ug_per_ml):
-            cal = getattr(app.board, "calibration", None) or {}
             bridge_nl = new.start_bridge(old, cal.get("dead_volume_nl", PUMP_DEAD_VOLUME_NL))
     p.account()
     before = r.to_dict()
@@ -80,51 +79,53 @@ def op_refill(app, args):
     p.delivered_nl = 0  # delivered_nl counts per refill (stays a small int); total_nl goes on
     p.reserved_nl = 0
     if new is not None:
-        _commit_therapy(app, old, new, undo_refill)
+        _commit_therapy(parts, old, new, undo_refill)
     else:
-        _save(app, undo_refill)
+        _save(doc, undo_refill)
     if not r.is_empty():
         p.release(pump.H_EMPTY)
-        app.alarms.clear_condition(alarms.RESERVOIR_EMPTY)
+        p.alarms.clear_condition(alarms.RESERVOIR_EMPTY)
     if not r.is_low():
-        app.alarms.clear_condition(alarms.RESERVOIR_LOW)
+        p.alarms.clear_condition(alarms.RESERVOIR_LOW)
     p.reset_detector()  # the refill needle pressurised the reservoir side: learn the line afresh
-    app.event(eventlog.REFILL, args["added_nl"], info["expected_nl"])
+    journal.event(eventlog.REFILL, args["added_nl"], info["expected_nl"])
     info["bridge_nl"] = bridge_nl
-    info["rx_id"] = app.rx_id
+    info["rx_id"] = doc.rx_id
     return info
 
 
-def op_suspend(app, args):
+def op_suspend(parts, args):
     protocol.check_args(args, {"on": (bool, True)})
-    th = _therapy(app)
+    p, doc, journal, sup = parts[0], parts[1], parts[2], parts[3]
+    th = _therapy(p)
     was = th.suspended
     kind, left = th.suspend(args["on"])
-    svc = app.serviced
+    svc = doc.serviced
     if not args["on"]:
-        app.serviced = False  # resumed by hand: no longer the service op's suspension
+        doc.serviced = False  # resumed by hand: no longer the service op's suspension
 
     def undo():
         th.suspended = was
-        app.serviced = svc
+        doc.serviced = svc
 
-    _save(app, undo)
+    _save(doc, undo)
     if not args["on"]:
-        app.sup.clear_intentional_reset()  # no reset is coming: a later watchdog reset is a crash
+        sup.clear_intentional_reset()  # no reset is coming: a later watchdog reset is a crash
         if svc:
-            app.pump.log_safety(pump.S_RESUME, 0, 0)
+            p.log_safety(pump.S_RESUME, 0, 0)
     if kind is not None:
-        app.event(eventlog.BOLUS_ABANDONED, left)
-    app.event(eventlog.THERAPY, 0 if args["on"] else app.pump.rate_now(), app.rx_id)
+        journal.event(eventlog.BOLUS_ABANDONED, left)
+    journal.event(eventlog.THERAPY, 0 if args["on"] else p.rate_now(), doc.rx_id)
     return {"suspended": th.suspended}
 
 
-def op_cancel_bolus(app, args):
+def op_cancel_bolus(parts, args):
     protocol.check_args(args, {})
-    th = _therapy(app)
+    p, doc, journal = parts
+    th = _therapy(p)
     kind, left = th.cancel_bolus()
     if kind is None:
         raise protocol.ProtocolError(E_NOT_ACTIVE, "no bolus is running")
-    app.event(eventlog.BOLUS_ABANDONED, left)
-    app.policy.changed()
+    journal.event(eventlog.BOLUS_ABANDONED, left)
+    doc.policy.changed()
     return {"kind": kind, "not_given_nl": left}

@@ -2,9 +2,11 @@
 # service() feeds board.wdt only while every task checks in within its deadline; a miss latches.
 # Unexpected watchdog resets in a row lead to safe mode. check_in()/service() allocate nothing.
 # Design: docs/watchdog.md.
+import json
+
 from micropython import const
 
-from itpump import alarms, check_int
+from itpump import alarms, check_int, store
 
 _WDT_MAX_MS = const(8388)  # rp2 hardware limit
 STABLE_MS = const(600000)  # 10 min of healthy running ends a boot loop
@@ -186,3 +188,31 @@ class Supervisor:
         self.safe_mode = False
         self._stable_pending = False
         self._save()
+
+
+class NoWdt:
+    """A board without a watchdog: the supervisor still keeps the boot-loop guard and check-ins."""
+
+    def start(self, timeout_ms):
+        pass
+
+    def feed(self):
+        pass
+
+
+class JsonRecord:
+    """The supervisor's persisted record: a small JSON file, replaced atomically (store.write_json)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except OSError:
+            return None  # first boot
+        return json.loads(text)  # ValueError: the supervisor reports the record as unusable
+
+    def save(self, d):
+        store.write_json(self.path, d)

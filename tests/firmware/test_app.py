@@ -334,16 +334,16 @@ def test_forged_replayed_and_wrong_role_changes_are_refused_logged_and_change_no
     assert r.send(bad)["error"]["code"] == "AUTH_MAC"
     good = r.line("program", {"rx": RX})
     assert r.send(good)["ok"]
-    rx_id = r.a.rx_id
+    rx_id = r.a.doc.rx_id
     # the same bytes again: not applied twice, and not answered as a fresh success either
     again = r.send(good)
     assert not again["ok"] and again["error"]["code"] == "DUPLICATE" and again["error"]["outcome"] == "ok"
-    assert r.a.rx_id == rx_id
+    assert r.a.doc.rx_id == rx_id
     # a new frame with an old counter: a replay
     m = r.send(r.line("program", {"rx": RX}, ctr=1))
-    assert m["error"]["code"] == "AUTH_REPLAY" and r.a.rx_id == rx_id
+    assert m["error"]["code"] == "AUTH_REPLAY" and r.a.doc.rx_id == rx_id
     m = r.change("program", {"rx": RX}, role="patient")
-    assert m["error"]["code"] == "AUTH_FORBIDDEN" and r.a.rx_id == rx_id
+    assert m["error"]["code"] == "AUTH_FORBIDDEN" and r.a.doc.rx_id == rx_id
     fails = [d for c, d in r.events() if c == eventlog.AUTH_FAILURE]
     # (role, reason): clinician bad_mac, clinician duplicate, clinician replay; the patient's forbidden
     # op came within 10 s of the replay, uncounted refusals are logged at most once per 10 s
@@ -620,8 +620,8 @@ def _power_cut(r):
 def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():
     r = programmed()  # 40000 nL/h: 2 min = 1334 nL (rounded up)
     saves = []
-    real = r.a.store.save_mark
-    r.a.store.save_mark = lambda d, m: (saves.append(m), real(d, m))[1]
+    real = r.a.doc.store.save_mark
+    r.a.doc.store.save_mark = lambda d, m: (saves.append(m), real(d, m))[1]
     r.run_ms(15 * 60000)  # past the 10-minute full checkpoint
     assert 8 <= len(saves) <= 11, saves  # the mark moves about every 90 s
     truth = r.b.motor.emitted * 20

@@ -393,8 +393,8 @@ def test_housekeeping_leaves_no_garbage_when_it_writes_nothing():
         c.advance(100)
         a.poll_link()
         now = c.ticks_ms()
-        writes = p.need_save or p.need_mark or a.policy.due() or p.reserve_low()
-        if a.housekeeping_due(now) and not writes and a.uptime.s + 1 < a._next_gc_s:
+        writes = p.need_save or p.need_mark or a.doc.policy.due() or p.reserve_low()
+        if a.housekeeping_due(now) and not writes and a.time.s + 1 < a._next_gc_s:
             m0 = _mem_current()
             a.tick()
             if m0 is not None:
@@ -424,7 +424,7 @@ def test_housekeeping_collects_the_heap_once_a_minute():
     r = programmed()
     a = r.a
     counting = _CountingGc(app.gc)
-    counting.uptime = a.uptime
+    counting.uptime = a.time
     app.gc = counting
     try:
         r.run_ms(300000)

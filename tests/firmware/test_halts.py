@@ -105,7 +105,7 @@ def test_acknowledging_internal_ends_safe_mode_and_an_inactive_alarm_changes_not
     p = _pump()
     sup = _Sup()
     assert halts.ack(p, sup, alarms.INTERNAL) is None
-    halts.safe_mode(p, 3)
+    halts.after_reset(p, {"alarms": [alarms.WATCHDOG_RESET], "safe_mode": True, "wdt_resets": 3})
     halts.hold_internal(p)
     assert halts.ack(p, sup, alarms.INTERNAL) == ["INTERNAL"]
     assert p.halt == 0 and sup.safe_cleared == 1

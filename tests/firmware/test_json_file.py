@@ -6,7 +6,7 @@ import pytest
 import scratch
 from test_app import KEYS, Rig
 
-from itpump import app, auth, store
+from itpump import auth, store, supervisor
 
 pytestmark = pytest.mark.micropython
 
@@ -42,7 +42,7 @@ def test_counters_record_and_keys_write_through_it():
     store.write_json = spy
     try:
         auth.FileCounters(r.dir + "/ctr.json").save({"clinician": 3})
-        app._JsonRecord(r.dir + "/sup.json").save({"boots": 1})
+        supervisor.JsonRecord(r.dir + "/sup.json").save({"boots": 1})
         r.ok("keys", {"keys": {k: _hex(NEW[k]) for k in NEW}}, role="service")
     finally:
         store.write_json = real

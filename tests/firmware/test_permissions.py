@@ -3,7 +3,7 @@
 import pytest
 from test_app import Rig
 
-from itpump import auth, ops, protocol
+from itpump import auth, protocol
 
 pytestmark = pytest.mark.micropython
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.micropython
 def test_permissions_name_exactly_the_change_ops():
     r = Rig()
     changes = []
-    table = ops.table(r.a)
+    table = r.a.ops
     for name in table:
         if protocol.op_entry(table, name)[1] == protocol.CHANGE:
             changes.append(name)

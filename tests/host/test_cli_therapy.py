@@ -153,10 +153,10 @@ def test_program_shows_the_diff_and_sends_nothing_unless_confirmed(board, capsys
     rc, out, err = pc(capsys, "program", str(new))
     assert rc == 1 and err.strip().endswith("pumpctl: error: not confirmed: nothing sent")
     assert "600 ug/day" in out and "500 ug/day" in out
-    assert len(board.changes()) == 2 and board.app.rx_id == 1  # refill + first program only
+    assert len(board.changes()) == 2 and board.app.doc.rx_id == 1  # refill + first program only
     monkeypatch.setattr("rich.console.Console.input", lambda self, *a, **k: "y")
     rc, out, err = pc(capsys, "program", str(new))
-    assert rc == 0 and board.app.rx_id == 2 and board.app.pump.therapy.day_dose_ng >= 600000
+    assert rc == 0 and board.app.doc.rx_id == 2 and board.app.pump.therapy.day_dose_ng >= 600000
     assert len(board.written) > n
 
 
@@ -219,7 +219,7 @@ def test_suspend_resume_calibrate_time_ack_service(board, capsys):
     rc, out, err = pc(capsys, "calibrate", "--mass-mg", "209.6", "--steps", "10000")  # 20 C by default
     assert rc == 0 and "density 0.998203 mg/uL" in out and sent(board)[-1][1]["measured_nl"] == 209978
     rc, out, err = pc(capsys, "time", "sync")
-    assert rc == 0 and "board clock set to" in out and board.app.time_source == "host"
+    assert rc == 0 and "board clock set to" in out and board.app.time.source == "host"
     rc, out, err = pc(capsys, "ack", "OCCLUSION")
     assert rc == 4 and "not active" in err
     rc, out, err = pc(capsys, "alarms")

@@ -97,7 +97,7 @@ def test_follow_prints_new_events_until_ctrl_c(board, capsys, monkeypatch):  # n
     def readline(timeout_s):
         calls["n"] += 1
         if calls["n"] == 3:
-            board.app.event(ev.ALARM_RAISED, 0)  # something happens on the pump
+            board.app.journal.event(ev.ALARM_RAISED, 0)  # something happens on the pump
         if calls["n"] > 60:
             raise KeyboardInterrupt
         return real(timeout_s)
