@@ -9,8 +9,6 @@ import sys
 
 from micropython import const
 
-_MPY = sys.implementation.name == "micropython"
-
 MAGIC = b"ITPS"
 VERSION = const(1)
 _HDR = "<4sBIII"  # magic, version, generation, length, crc32
@@ -230,7 +228,7 @@ class Store:
         holds (_crc): the same bytes as encode(state, gen)."""
         hdr = bytearray(HDR_LEN)
         f.write(hdr)
-        if _MPY:
+        if sys.implementation.name == "micropython":
             json.dump(state, f)  # piece by piece into the file
         else:
             f.write(json.dumps(state).encode())  # CPython's json.dump writes str: not to a binary file
