@@ -45,8 +45,9 @@ def test_flash_status_ls_and_persistence_across_restart(tmp_path):
         # 33,008 B with the reserve mark file and the booked-volume report (35,056 B before them); then
         # 32,448 B on main with the link hardening, 32,224 B with the reset-cause, battery and device-id
         # fixes; 30,464 B with the firmware's link hardening (resends answered as duplicates, per-role
-        # holds, partial lines dropped). A loaded machine reads about 700 B less: the floor leaves that
-        # and ~500 B of margin.
+        # holds, partial lines dropped); 32,512 B after issue 15 (app.py split into statedoc, timekeeping,
+        # halts, identity, journal; link ops as objects, not closures). A loaded machine reads about
+        # 700 B less: the floor leaves that and ~500 B of margin.
         assert st["mem_free"] > 29_300, st["mem_free"]
 
         # real mpremote against the port: ls shows the flashed files; cp into flash and back
