@@ -54,7 +54,7 @@ HALTS = (
     "leak", alarms.LEAK,  # H_LEAK
     "pressure_sensor", alarms.SENSOR_FAULT,  # H_SENSOR
     "battery_eos", alarms.BATTERY_EOS,  # H_BATTERY
-    "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: ops_admin.op_ack)
+    "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: halts.ack)
 )
 H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] != -1}
 
