@@ -14,7 +14,7 @@ from pathlib import Path
 from . import PumpctlError, keys
 from . import logs as logsmod
 from .client import Client, DeviceError
-from .units import mass_to_nl, parse_amount
+from .units import TIME_MIN, mass_to_nl, parse_amount
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
 MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
@@ -64,16 +64,15 @@ class Session:
 # -- change arguments (validated here so a typo never costs a counter or a log record) ------------
 
 
-def bolus_args(dose_ug: str | None = None, minutes: int | None = None, prime: bool = False,
+def bolus_args(dose_ug: str | None = None, minutes: str | int | None = None, prime: bool = False,
                volume_ul: str | None = None) -> dict:
     if minutes is None:
         raise PumpctlError("bolus: --minutes N is required (how long the bolus runs)")
-    if not 1 <= minutes <= 1440:
-        raise PumpctlError(f"bolus: --minutes {minutes} must be 1..1440")
+    duration_min = parse_amount(minutes, 1, "--minutes", maximum=TIME_MIN["day"])  # a bolus runs at most a day
     if prime:
         if dose_ug is not None:
             raise PumpctlError("bolus --prime fills the catheter by volume: give --volume-ul, not --dose-ug")
-        a: dict = {"kind": "prime", "duration_min": minutes}
+        a: dict = {"kind": "prime", "duration_min": duration_min}
         if volume_ul is not None:
             a["volume_nl"] = parse_amount(volume_ul, 1000, "--volume-ul")
         return a
@@ -81,7 +80,7 @@ def bolus_args(dose_ug: str | None = None, minutes: int | None = None, prime: bo
         raise PumpctlError("bolus: --volume-ul is for --prime; a clinician bolus is a dose (--dose-ug)")
     if dose_ug is None:
         raise PumpctlError("bolus: give --dose-ug X (clinician), --prime, or --patient")
-    return {"kind": "clinician", "dose_ng": parse_amount(dose_ug, 1000, "--dose-ug"), "duration_min": minutes}
+    return {"kind": "clinician", "dose_ng": parse_amount(dose_ug, 1000, "--dose-ug"), "duration_min": duration_min}
 
 
 def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, rx: dict | None = None) -> dict:

@@ -71,7 +71,12 @@ def test_bolus_arguments():
     assert session.bolus_args("25", 10) == {"kind": "clinician", "dose_ng": 25000, "duration_min": 10}
     assert session.bolus_args(None, 5, prime=True) == {"kind": "prime", "duration_min": 5}
     assert session.bolus_args(None, 5, True, "150.5") == {"kind": "prime", "duration_min": 5, "volume_nl": 150500}
-    for kw, msg in (({"dose_ug": "1"}, "--minutes"), ({"dose_ug": "1", "minutes": 0}, "1..1440"),
+    assert session.bolus_args("25", "1440")["duration_min"] == 1440
+    for kw, msg in (({"dose_ug": "1"}, "--minutes"),
+                    ({"dose_ug": "1", "minutes": 0}, "--minutes 0: must be at least 1"),
+                    ({"dose_ug": "1", "minutes": "1441"}, "--minutes 1441: must be at most 1440"),
+                    ({"dose_ug": "1", "minutes": "1.5"}, "--minutes 1.5: finer than the pump's step of 1"),
+                    ({"minutes": "x", "prime": True}, "--minutes 'x' is not a number"),
                     ({"minutes": 5}, "--dose-ug"), ({"dose_ug": "1", "minutes": 5, "prime": True}, "not --dose-ug"),
                     ({"dose_ug": "1", "minutes": 5, "volume_ul": "3"}, "--volume-ul is for --prime")):
         with pytest.raises(PumpctlError, match=msg):

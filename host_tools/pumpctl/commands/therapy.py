@@ -125,7 +125,7 @@ def _confirm(question: str) -> bool:
 
 def bolus_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dose-ug", help="clinician bolus dose in ug (decimals allowed, exact to 1 ng)")
-    sp.add_argument("--minutes", type=int, help="duration in minutes")
+    sp.add_argument("--minutes", metavar="N", help="how long it runs, in minutes (1 to 1440)")
     sp.add_argument("--prime", action="store_true", help="prime the catheter (default: its volume)")
     sp.add_argument("--volume-ul", help="prime volume in uL")
     sp.add_argument("--patient", action="store_true", help="the patient's bolus (patient key, prescription's dose)")
