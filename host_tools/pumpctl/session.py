@@ -6,15 +6,17 @@ page by page. Typed amounts become the pump's integers in units.py; nothing here
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from . import PumpctlError, keys
 from . import logs as logsmod
 from .client import Client, DeviceError
-from .units import TIME_MIN, mass_to_nl, parse_amount
+from .units import TIME_MIN, clinical_text, mass_to_nl, parse_amount
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
 MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
@@ -56,9 +58,35 @@ class Session:
     def read(self, op: str, args: dict | None = None) -> dict:
         return self.client.request(op, args)
 
-    def change(self, op: str, args: dict | None = None, role: str | None = None, label: str | None = None) -> dict:
-        """A signed change; label names it in errors (the command the user typed, e.g. resume)."""
-        return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"), label=label)
+    def change(self, op: str, args: dict | None = None, role: str | None = None, label: str | None = None,
+               options: dict[str, tuple[str, int]] | None = None) -> dict:
+        """A signed change; label names it in errors (the command the user typed, e.g. resume). A value
+        the board refuses (LIMIT) is told in clinical units, and by the option typed when options maps
+        its field (OPTIONS)."""
+        try:
+            return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"), label=label)
+        except DeviceError as e:
+            if e.code != "LIMIT":
+                raise
+            raise DeviceError(e.code, e.message, e.op, f"{e.op}: {limit_text(e.message, options or {})}") from None
+
+
+# The options of the change arguments below: field -> (option, the field's units per the option's unit, as
+# parse_amount scales it); a refusal naming the field is told with the option.
+OPTIONS = {"dose_ng": ("--dose-ug", 1000), "duration_min": ("--minutes", 1), "volume_nl": ("--volume-ul", 1000),
+           "conc_ug_per_ml": ("--conc-ug-per-ml", 1), "added_nl": ("--added-ml", 1_000_000),
+           "removed_nl": ("--removed-ml", 1_000_000), "measured_nl": ("--measured-ul", 1000), "steps": ("--steps", 1)}
+_LIMIT_RE = re.compile(r"(\w+) = (-?\d+): (.*) (-?\d+)")  # firmware LimitError: "field = value: why limit"
+
+
+def limit_text(message: str, options: dict[str, tuple[str, int]]) -> str:
+    """The board's LimitError message in clinical units; 'duration_min = 10: too short: 3000000 nL/h ...;
+    minimum 31' with options reads '--minutes 10: too short: 3000 uL/h ...; minimum 31'."""
+    m = _LIMIT_RE.fullmatch(message)
+    if m is None or m[1] not in options:
+        return clinical_text(message)
+    option, scale = options[m[1]]
+    return f"{option} {Decimal(int(m[2])) / scale}: {clinical_text(m[3])} {Decimal(int(m[4])) / scale}"
 
 
 # -- change arguments (validated here so a typo never costs a counter or a log record) ------------

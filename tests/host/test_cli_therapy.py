@@ -191,6 +191,23 @@ def test_bolus_kinds_and_roles(board, capsys):
     assert roles == ["patient"] * 3
 
 
+def test_a_value_the_board_refuses_is_told_by_the_option_typed_in_clinical_units(board, capsys):
+    """A LIMIT refusal read 'bolus: LIMIT: duration_min = 1: too short: 1200000 nL/h plus basal is over
+    the device maximum 1000000 nL/h; minimum 2': the pump's field and units, not what was typed."""
+    programmed(board, capsys)
+    rc, out, err = pc(capsys, "bolus", "--dose-ug", "100", "--minutes", "1")
+    assert rc == 4 and err == ("pumpctl: error: bolus: --minutes 1: too short: 1200 uL/h plus basal is over "
+                               "the device maximum 1000 uL/h; minimum 2\n"), err
+    assert "nL" not in err and "duration_min" not in err and err.count("\n") == 1
+    rc, out, err = pc(capsys, "calibrate", "--measured-ul", "1", "--steps", "10")
+    assert rc == 4 and err == ("pumpctl: error: calibrate: --measured-ul 1: too small for a 1 % calibration; "
+                               "minimum 100\n")
+    assert session.limit_text("patient_bolus.dose_ng = 5: below 2000 nL", session.OPTIONS) == \
+        "patient_bolus.dose_ng = 5: below 2 uL"  # a field no option names: only the units change
+    assert session.limit_text("volume_nl = 2500: above the maximum 2000", session.OPTIONS) == \
+        "--volume-ul 2.5: above the maximum 2"
+
+
 def test_bad_input_sends_nothing_and_costs_no_counter(board, capsys):
     for args in (("bolus", "--dose-ug", "abc", "--minutes", "5"), ("bolus", "--patient", "--minutes", "5"),
                  ("refill", "--drug", "x", "--conc-ug-per-ml", "1.5", "--added-ml", "1", "--removed-ml", "0"),
