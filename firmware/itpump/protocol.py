@@ -69,9 +69,9 @@ class LineReader:
         self._max = max_len
         self._small = bytearray(small_len if small_len < max_len else max_len)
         self._buf = self._small
-        self._mv = memoryview(self._buf)
         self._n = 0
         self._overflow = False
+        self.rx_ms = 0  # tick of the last byte (arrived)
 
     def feed(self, c):
         """Take one byte; FEED_LINE when a line is complete, FEED_OVERFLOW when one was too long.
@@ -104,17 +104,21 @@ class LineReader:
             return False
         big[: self._n] = self._buf
         self._buf = big
-        self._mv = memoryview(big)
         return True
 
     def _shrink(self):
-        if self._buf is not self._small:
-            self._buf = self._small
-            self._mv = memoryview(self._small)
+        self._buf = self._small
 
     def pending(self):
         """True while a line has begun (bytes, or an over-long line being discarded)."""
         return self._n > 0 or self._overflow
+
+    def arrived(self, clock, now):
+        """A byte comes at tick now: a partial line that waited IDLE_DROP_MS for it is a killed tool's,
+        dropped rather than glued to this one."""
+        if self.pending() and clock.ticks_diff(now, self.rx_ms) >= IDLE_DROP_MS:
+            self.drop()
+        self.rx_ms = now
 
     def drop(self):
         """Forget the partial line (its sender went away)."""
@@ -124,7 +128,7 @@ class LineReader:
 
     def take(self):
         """The completed line as bytes; the buffer is ready for the next one."""
-        line = bytes(self._mv[: self._n])
+        line = bytes(memoryview(self._buf)[: self._n])
         self._n = 0
         self._shrink()
         return line
