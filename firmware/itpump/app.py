@@ -94,9 +94,8 @@ class App:
 
     def poll_link(self):
         """At most _MAX_LINES_PER_POLL requests: a flood must not keep the tick and the watchdog waiting."""
-        board = self.board
-        clock = board.clock
-        serial = board.serial
+        clock = self.board.clock
+        serial = self.board.serial
         now = clock.ticks_ms()
         self.sup.check_in(_T_LINK, now)
         lines = 0
@@ -105,7 +104,7 @@ class App:
             if c < 0:
                 return
             rd = self.reader
-            rd.arrived(clock, now)
+            rd.arrived(clock, now)  # a partial line left by a killed tool is dropped
             # Ctrl-C/Ctrl-A while therapy runs: say (once a second) why the REPL does not come
             if (c == 3 or c == 1) and self.pump.repl_locked and (
                     self.repl_told is None or not 0 <= clock.ticks_diff(now, self.repl_told) < 1000):
@@ -113,7 +112,7 @@ class App:
                 serial.write(REPL_LOCKED_LINE)
             st = rd.feed(c)
             if st == protocol.FEED_LINE:
-                line = self.reader.take()
+                line = rd.take()
                 if line.strip():  # blank lines (a terminal's Enter) are not requests
                     lines += 1
                     # a read's reply goes piecewise to the raw link, if the board has one
