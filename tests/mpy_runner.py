@@ -1,11 +1,25 @@
 # Runs the test modules marked `pytestmark = pytest.mark.micropython` under the real micropython binary:
-#   micropython tests/mpy_runner.py [module ...]     (--list: print the marked modules)
+#   micropython tests/mpy_runner.py [module ...]     (--list: print the marked modules; from any folder)
 # Same test files as pytest collects under CPython: one suite, two interpreters.
 import os
 import sys
 
-_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-_root = _here + "/.."
+
+def _abspath(path):
+    # micropython has no os.path: absolute and normalised by hand, so the test modules' __file__ (and the
+    # paths they derive from it) hold whatever the cwd and however the runner was named
+    parts = []
+    for p in (("" if path.startswith("/") else os.getcwd() + "/") + path).split("/"):
+        if p == "..":
+            if parts:
+                parts.pop()
+        elif p and p != ".":
+            parts.append(p)
+    return "/" + "/".join(parts)
+
+
+_here = _abspath(__file__ + "/..")
+_root = _abspath(_here + "/..")
 _MARK = "pytestmark = pytest.mark.micropython"
 
 

@@ -92,8 +92,7 @@ class App:
         self.doc.restore()
         # the reset cause against the supervisor's own marker, the boot-loop guard (a persisted count)
         self.boot_info = halts.after_reset(p, sup.boot(board.reset_cause()))
-        self.ops = ops.table(p, self.doc, journal, self.time, sup, self.identity, board, self.status)
-        self.patient = (p, self.doc, journal, self.time)  # the button's patient bolus
+        self.ops = ops.Table(p, self.doc, journal, self.time, sup, self.identity, board, self.status)
 
     def poll_link(self):
         """At most _MAX_LINES_PER_POLL requests: a flood must not keep the tick and the watchdog waiting."""
@@ -141,7 +140,7 @@ class App:
         b = self.button
         if b is not None and b.poll():
             try:
-                ops_bolus.patient_bolus(self.patient, "button")
+                ops_bolus.patient_bolus((self.pump, self.doc, self.journal, self.time), "button")
             except protocol.ProtocolError:
                 pass  # refused and logged; the patient sees no bolus start (a tone could say why)
         if self.housekeeping_due(now):

@@ -4,99 +4,103 @@
 import binascii
 import gc
 
+from micropython import const
+
 from itpump import LimitError, eventlog, halts, occlusion, protocol
 
-E_LIMIT = "LIMIT"  # a value outside its limit (LimitError: field, value, limit in the message)
+_E_LIMIT = const("LIMIT")  # a value outside its limit (LimitError: field, value, limit in the message)
 E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
 E_HALTED = "HALTED"  # delivery is stopped by an alarm: acknowledge / refill first
 E_NOT_ACTIVE = "NOT_ACTIVE"
-E_STORE = "STORE"  # the change could not be saved: not applied
-E_SIM_ONLY = "SIM_ONLY"
-SIM_OPS = ("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault")
+_E_STORE = const("STORE")  # the change could not be saved: not applied
 MAX_LOG_RECORDS = 200  # the largest "max" a host may ask for
-LOG_PAGE_RECORDS = 48  # records actually sent per reply: the reply is built whole (list, hex, JSON,
-# bytes), about 4 copies of ~100 B a record, and must fit the heap a Pico has left beside the firmware
+_LOG_PAGE_RECORDS = const(48)  # records actually sent per reply: the reply is built whole (list, hex,
+# JSON, bytes), about 4 copies of ~100 B a record, and must fit the heap a Pico has left beside the firmware
 
-# therapy refusal code -> eventlog.REFUSE_REASONS index
-_REASON = {"LOCKOUT": 2, "MAX_PER_DAY": 1, "BUSY": 5, "SUSPENDED": 5, "BRIDGE": 5, "NOT_PROGRAMMED": 5,
-           "LIMIT": 7, "limit_1h": 0, "limit_24h": 1, E_HALTED: 3, "RESERVOIR": 4}
+# Every op: its name, where its function op_<name> is (0: this module, a read; 1 ops_therapy, 2 ops_bolus,
+# 3 ops_admin: a change) and the parts it gets (Table attributes: a tuple of them, or one alone). The
+# table is data: a const tuple of a frozen module stays in flash, the parts tuple is made per request.
+_RX = const(("pump", "doc", "journal"))
+_OPS = const((
+    ("ping", 0, None), ("status", 0, ("status", "pump", "doc", "time")), ("therapy", 0, ("pump", "doc")),
+    ("alarms", 0, "pump"), ("logs", 0, "journal"),
+    ("program", 1, _RX), ("refill", 1, ("pump", "doc", "journal", "cal")),
+    ("suspend", 1, ("pump", "doc", "journal", "sup", "board")), ("cancel_bolus", 1, _RX),
+    ("bolus", 2, _RX), ("patient_bolus", 2, ("pump", "doc", "journal", "time")),
+    ("calibrate", 3, ("pump", "doc", "journal", "cal")), ("time_set", 3, ("pump", "doc", "journal", "time")),
+    ("ack", 3, ("pump", "doc", "sup")), ("keys", 3, "identity"),
+    ("service", 3, ("pump", "doc", "journal", "sup", "board"))))
+# a real board refuses the virtual board's fault injection by name, not as an unknown op
+_SIM_OPS = const(("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault"))
 
 
 class Refused(protocol.ProtocolError):
     """A refusal already logged by its op (no second CHANGE_REFUSED record)."""
 
 
-class _Op:
-    """One read of the table: fn(parts, args) with the parts it uses. An object, not a closure: on the
-    virtual board a closure costs a heap object per captured variable (docs/firmware.md)."""
+class Table:
+    """The ops by name for protocol.dispatch (get, as a dict's), built once at boot: pump, doc the state
+    document (statedoc), journal, time (timekeeping), sup the supervisor, identity, board, status() the
+    device's part of the status op, cal the board's calibration. An op's handler and its parts are made
+    when it is asked for, so the table keeps no object per op (docs/firmware.md). A board's own ops
+    (the sim's fault injection: board.sim_ops()) are added."""
 
-    def __init__(self, fn, parts):
-        self.fn = fn
-        self.parts = parts
+    def __init__(self, pump, doc, journal, time, sup, identity, board, status):
+        self.pump = pump
+        self.doc = doc
+        self.journal = journal
+        self.time = time
+        self.sup = sup
+        self.identity = identity
+        self.board = board
+        self.status = status
+        self.cal = getattr(board, "calibration", None) or {}
 
-    def __call__(self, args):
-        return self.fn(self.parts, args)
+    def get(self, name, default=None):
+        """The handler(args) of a read, (handler, protocol.CHANGE) of a change, default if no such op."""
+        for op, where, parts in _OPS:
+            if op == name:
+                if parts is not None:
+                    parts = getattr(self, parts) if type(parts) is str else tuple(getattr(self, n) for n in parts)
+                if where == 0:
+                    fn = globals()["op_" + name]
+                    return lambda args: fn(parts, args)
+                from itpump import ops_admin, ops_bolus, ops_therapy
+                fn = getattr((ops_therapy, ops_bolus, ops_admin)[where - 1], "op_" + name)
+                return (lambda args: _change(fn, parts, name, self.journal, args)), protocol.CHANGE
+        board_ops = getattr(self.board, "sim_ops", None)
+        if board_ops is not None:
+            fn = board_ops().get(name)
+            if fn is not None:
+                return lambda args: _board_op(fn, args)
+        elif name in _SIM_OPS:
+            return lambda args: _sim_only((name, self.board.name), args)
+        return default
+
+    def __iter__(self):
+        board_ops = getattr(self.board, "sim_ops", None)
+        for op in _OPS:
+            yield op[0]
+        for op in (_SIM_OPS if board_ops is None else board_ops()):
+            yield op
 
 
-class _Change(_Op):
+def _change(fn, parts, name, journal, args):
     """A change: a refusal is logged (CHANGE_REFUSED "op:CODE"), a LimitError or ValueError answered
     as LIMIT or ARGS."""
-
-    def __init__(self, fn, parts, name, journal):
-        _Op.__init__(self, fn, parts)
-        self.name = name
-        self.journal = journal
-
-    def __call__(self, args):
-        try:
-            return self.fn(self.parts, args)
-        except Refused:
-            raise
-        except LimitError as e:
-            self.journal.refused(self.name, E_LIMIT)
-            raise protocol.ProtocolError(E_LIMIT, str(e))
-        except protocol.ProtocolError as e:
-            self.journal.refused(self.name, e.code)
-            raise
-        except ValueError as e:
-            self.journal.refused(self.name, protocol.E_ARGS)
-            raise protocol.ProtocolError(protocol.E_ARGS, str(e))
-
-
-def table(p, doc, journal, time, sup, identity, board, status):
-    """The ops by name, each with the parts it uses, built once at boot: p the pump, doc the state
-    document (statedoc), journal, time (timekeeping), sup the supervisor, identity, board, status() the
-    device's part of the status op. A board's own ops (the sim's fault injection) are added."""
-    from itpump import ops_admin, ops_bolus, ops_therapy
-    cal = getattr(board, "calibration", None) or {}
-    rx = (p, doc, journal)
-    calibrated = (p, doc, journal, cal)
-    timed = (p, doc, journal, time)
-    held = (p, doc, journal, sup, board)
-    t = {"ping": _Op(op_ping, None), "status": _Op(op_status, (status, p, doc, time)),
-         "therapy": _Op(op_therapy, (p, doc)), "alarms": _Op(op_alarms, p.alarms),
-         "logs": _Op(op_logs, journal)}  # type: dict
-    for name, fn, parts in (
-            ("program", ops_therapy.op_program, rx),
-            ("refill", ops_therapy.op_refill, calibrated),
-            ("suspend", ops_therapy.op_suspend, held),
-            ("cancel_bolus", ops_therapy.op_cancel_bolus, rx),
-            ("bolus", ops_bolus.op_bolus, rx),
-            ("patient_bolus", ops_bolus.op_patient_bolus, timed),
-            ("calibrate", ops_admin.op_calibrate, calibrated),
-            ("time_set", ops_admin.op_time_set, timed),
-            ("ack", ops_admin.op_ack, (p, doc, sup)),
-            ("keys", ops_admin.op_keys, identity),
-            ("service", ops_admin.op_service, held)):
-        t[name] = (_Change(fn, parts, name, journal), protocol.CHANGE)
-    sim_ops = getattr(board, "sim_ops", None)
-    if sim_ops is not None:
-        for name, fn in sim_ops().items():
-            t[name] = _Op(_board_op, fn)
-    else:  # a real board refuses fault injection by name, not as an unknown op
-        for name in SIM_OPS:
-            t[name] = _Op(_sim_only, (name, board.name))
-    return t
+    try:
+        return fn(parts, args)
+    except Refused:
+        raise
+    except LimitError as e:
+        journal.refused(name, _E_LIMIT)
+        raise protocol.ProtocolError(_E_LIMIT, str(e))
+    except protocol.ProtocolError as e:
+        journal.refused(name, e.code)
+        raise
+    except ValueError as e:
+        journal.refused(name, protocol.E_ARGS)
+        raise protocol.ProtocolError(protocol.E_ARGS, str(e))
 
 
 def _board_op(fn, args):
@@ -108,7 +112,7 @@ def _board_op(fn, args):
 
 
 def _sim_only(parts, args):
-    raise protocol.ProtocolError(E_SIM_ONLY, "'%s' exists only on the virtual board, not on %s" % parts)
+    raise protocol.ProtocolError("SIM_ONLY", "'%s' exists only on the virtual board, not on %s" % parts)
 
 
 def _save(doc, undo):
@@ -118,7 +122,7 @@ def _save(doc, undo):
     except Exception as e:
         undo()
         doc.failures += 1
-        raise protocol.ProtocolError(E_STORE, "could not be saved (%s): not applied" % type(e).__name__)
+        raise protocol.ProtocolError(_E_STORE, "could not be saved (%s): not applied" % type(e).__name__)
 
 
 def _therapy(p):
@@ -182,9 +186,9 @@ def op_therapy(parts, args):
     return {"rx": th.prescription(), "rx_id": doc.rx_id, "summary": th.summary(), "status": th.status()}
 
 
-def op_alarms(al, args):
+def op_alarms(p, args):
     protocol.check_args(args, {})
-    return {"active": al.active(), "recent": al.recent()}
+    return {"active": p.alarms.active(), "recent": p.alarms.recent()}
 
 
 def op_logs(journal, args):
@@ -194,8 +198,8 @@ def op_logs(journal, args):
     if log is None:
         raise protocol.ProtocolError("NO_LOG", "the event log could not be opened: %s" % journal.error)
     gc.collect()  # the reply is the largest allocation the firmware makes: start from a clean heap
-    n = args.get("max", LOG_PAGE_RECORDS)
-    recs, problems = log.read(args.get("since", 0), n if n < LOG_PAGE_RECORDS else LOG_PAGE_RECORDS)
+    n = args.get("max", _LOG_PAGE_RECORDS)
+    recs, problems = log.read(args.get("since", 0), n if n < _LOG_PAGE_RECORDS else _LOG_PAGE_RECORDS)
     out = [str(binascii.hexlify(eventlog.encode(*rec)), "ascii") for rec in recs]
     return {"records": out, "next": recs[-1][0] if recs else args.get("since", 0), "last_seq": log.seq,
             "first_seq": log.first_seq(), "problems": problems}

@@ -1,11 +1,21 @@
 # Boluses: clinician / prime (bolus op) and the patient's (link op or the board's button).
+from micropython import const
+
 from itpump import eventlog, halts, protocol
-from itpump.ops import _REASON, E_HALTED, Refused, _save, _therapy
+from itpump.ops import E_HALTED, Refused, _save, _therapy
 from itpump.prescription import volume_nl
+
+# refusal code -> eventlog.REFUSE_REASONS index ("busy", 5, for any other)
+_REASON = const((("limit_1h", 0), ("limit_24h", 1), ("MAX_PER_DAY", 1), ("LOCKOUT", 2), ("HALTED", 3),
+                 ("RESERVOIR", 4), ("LIMIT", 7)))
 
 
 def _refuse_bolus(journal, vol, code, msg):
-    journal.event(eventlog.BOLUS_REFUSED, vol, _REASON.get(code, 5))
+    reason = 5
+    for c, i in _REASON:
+        if c == code:
+            reason = i
+    journal.event(eventlog.BOLUS_REFUSED, vol, reason)
     raise Refused(code, msg)
 
 

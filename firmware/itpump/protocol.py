@@ -1,6 +1,7 @@
 # Link protocol: one JSON object per line over the USB serial (request, reply, unsolicited event; the
 # frames are in README.md, "Link protocol"). Every reject is a well-formed error reply and changes
-# nothing. dispatch(line, ops, auth) with ops {name: handler} (a read) or {name: (handler, CHANGE)}.
+# nothing. dispatch(line, ops, auth) with ops {name: handler} (a read) or {name: (handler, CHANGE)}, or
+# any object with that get(name) (ops.Table).
 import json
 
 from micropython import const

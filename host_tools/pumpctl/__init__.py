@@ -22,6 +22,12 @@ class PumpctlError(Exception):
     exit_code = EXIT_ERROR
 
 
+class UsageError(PumpctlError):
+    """A malformed or contradictory command line (argparse's own errors exit 2 too)."""
+
+    exit_code = EXIT_USAGE
+
+
 class NoBoardError(PumpctlError):
     exit_code = EXIT_NO_BOARD
 

@@ -1,12 +1,14 @@
 """pumpctl command line: one table of commands (COMMANDS), each a handler that does the work and returns
 its result, its own arguments, and how a person sees the result (render.py). The driver here parses,
 runs, and prints the result as text or, with --json, in one envelope {"schema", "command", "ok",
-"result" | "error"}; every error is one line and a distinct exit code (README: Exit codes)."""
+"result", "error"} for every command and every error, usage errors included; every error is one line
+and a distinct exit code (README: Exit codes)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import EXIT_ERROR, NoBoardError, PumpctlError
+from . import EXIT_USAGE, NoBoardError, PumpctlError, UsageError
 from .commands import DONE, board, clinic, logs, therapy
 
 JSON_SCHEMA = 1
@@ -25,27 +27,25 @@ DEFAULT_TIMEOUT_S = 3.0
 class Command:
     """One command: run(state) does the work and returns the result (printed by --json); show(result,
     state) writes what a person reads; args(parser) adds the command's own arguments; board: it talks
-    to a board (takes --port, --device, --timeout); envelope: --json wraps the result (drugs and history
-    print theirs bare, as they did before the envelope); actions: sub-commands (vboard start ...)."""
+    to a board (takes --port, --device, --timeout); actions: sub-commands (vboard start ...)."""
 
     help: str
     run: Callable[[State], Any] | None = None
     show: Callable[[Any, State], None] | None = None
     args: Callable[[argparse.ArgumentParser], None] | None = None
     board: bool = True
-    envelope: bool = True
-    json_help: str | None = None  # --json's help, when it says more than the common one
     actions: dict[str, Command] = field(default_factory=dict)
 
 
 class State:
     """What a handler runs with: the parsed arguments, the board's port (found on first use) and a
-    session over the link; exit_code for a command that reports and still fails (log problems)."""
+    session over the link; failure: the error of a command that reports its result and still fails
+    (log problems, no board running), set by fail()."""
 
     def __init__(self, args: argparse.Namespace, command: Command):
         self.args = args
         self.command = command
-        self.exit_code = 0
+        self.failure: PumpctlError | None = None
         self.notes: dict[str, Any] = {}  # what a show_* needs beyond the result (not part of --json)
         self._port: str | None = None
 
@@ -55,14 +55,18 @@ class State:
             self._port = resolve_port(self.args.port, getattr(self.args, "device", None))
         return self._port
 
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.failure is None else self.failure.exit_code
+
+    def fail(self, error: PumpctlError) -> None:
+        """The command still reports its result, then exits with error's code (--json: ok false)."""
+        self.failure = error
+
     def emit(self, result: Any) -> None:
         """The command's report: the JSON envelope with --json, else its text."""
         if getattr(self.args, "json", False):
-            if self.command.envelope:
-                print(json.dumps({"schema": JSON_SCHEMA, "command": command_name(self.args), "ok": True,
-                                  "result": result}, indent=2, sort_keys=True, default=str))
-            else:
-                print(json.dumps(result, indent=2))
+            print_envelope(command_name(self.args), result=result, error=self.failure)
         elif self.command.show is not None:
             self.command.show(result, self)
 
@@ -120,15 +124,14 @@ COMMANDS: dict[str, Command] = {
     "service": Command("service access: suspend delivery, open the REPL (service key)", therapy.service,
                        therapy.show_service),
     "logs": Command("read the event log over the link", logs.logs, None, logs.logs_args),
-    "report": Command("a one-page therapy report (HTML, PDF or PNG by --out's suffix)", clinic.report, None,
-                      clinic.report_args),
+    "report": Command("a one-page therapy report (HTML, PDF or PNG by --out's suffix)", clinic.report,
+                      clinic.show_report, clinic.report_args),
     "web": Command("the local web programmer on 127.0.0.1 (prints one-time links; owns the link while it runs)",
                    clinic.web, None, clinic.web_args),
     "drugs": Command("the drug library: concentrations and daily doses the pump accepts", clinic.drugs,
-                     clinic.show_drugs, board=False, envelope=False,
-                     json_help="machine-readable (the pump's integer units)"),
+                     clinic.show_drugs, board=False),
     "history": Command("prescriptions sent from this computer (who, when, what)", clinic.history,
-                       clinic.show_history, clinic.history_args, board=False, envelope=False),
+                       clinic.show_history, clinic.history_args, board=False),
     "epico": Command("the emulated Pico (official rp2 MicroPython on rp2040js, needs node)",
                      actions=board.target_actions("epico")),
 }
@@ -195,18 +198,25 @@ def port_of_device(device: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Subcommand parsers: an option a command adds again (say drugs' own --json help) replaces the
-    common one instead of failing to build the parser."""
+    """pumpctl's parsers: with --json on the command line (json_argv: that command line) a usage error
+    is the JSON envelope too (exit 2), so a script reading --json output always reads JSON."""
 
-    def __init__(self, *args, **kw):
-        kw.setdefault("conflict_handler", "resolve")
+    def __init__(self, *args, json_argv: list[str] | None = None, **kw):
+        self.json_argv = json_argv
         super().__init__(*args, **kw)
 
+    def error(self, message: str):  # type: ignore[override]
+        if self.json_argv is None:
+            super().error(message)
+        name = self.prog.removeprefix("pumpctl").strip()  # the top parser: the command typed, if any
+        print_envelope(name or next((a for a in self.json_argv if a in COMMANDS), ""), error=UsageError(message))
+        sys.exit(EXIT_USAGE)
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pumpctl", description="Host tools for the itpump pump firmware.",
-                                epilog="exit codes: 0 ok, 1 error, 2 usage, 3 no board, 4 refused, "
-                                       "5 timeout, 6 link error")
+
+def build_parser(json_argv: list[str] | None = None) -> argparse.ArgumentParser:
+    p = _Parser(prog="pumpctl", description="Host tools for the itpump pump firmware.",
+                epilog="exit codes: 0 ok, 1 error, 2 usage, 3 no board, 4 refused, 5 timeout, 6 link error",
+                json_argv=json_argv)
     p.add_argument("--version", action="store_true", help="show pumpctl's version and the firmware's")
     _common(p, argparse_default=True)
     with contextlib.suppress(ImportError):  # completion is a convenience: pumpctl works without it
@@ -214,11 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
 
         shtab.add_argument_to(p, ["--print-completion"], help="print a shell completion script (bash, zsh, "
                                                              "tcsh) and exit")
-    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    parser_class = functools.partial(_Parser, json_argv=json_argv)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=parser_class)
     for name, c in COMMANDS.items():
         sp = sub.add_parser(name, help=c.help)
         if c.actions:
-            asub = sp.add_subparsers(dest=ACTION_DEST[name], required=True, metavar="ACTION")
+            asub = sp.add_subparsers(dest=ACTION_DEST[name], required=True, metavar="ACTION",
+                                     parser_class=parser_class)
             for action, ac in c.actions.items():
                 _add(asub.add_parser(action, help=ac.help), ac)
         else:
@@ -232,7 +244,7 @@ def _add(sp: argparse.ArgumentParser, c: Command) -> None:
     if c.args:
         c.args(sp)
     if not c.board:
-        _json_flag(sp, envelope=c.envelope, text=c.json_help)
+        _json_flag(sp)
     sp.set_defaults(command=c)
 
 
@@ -250,22 +262,38 @@ def _common(sp, argparse_default: bool) -> None:
     _json_flag(sp, default=d(False))
 
 
-def _json_flag(sp, default=argparse.SUPPRESS, envelope: bool = True, text: str | None = None) -> None:
-    sp.add_argument("--json", action="store_true", default=default, help=text or (
-        f"machine-readable output: {{schema: {JSON_SCHEMA}, command, ok, result | error}}" if envelope
-        else "machine-readable output (the result alone, no envelope)"))
+def _json_flag(sp, default=argparse.SUPPRESS) -> None:
+    sp.add_argument("--json", action="store_true", default=default,
+                    help=f"machine-readable output: {{schema: {JSON_SCHEMA}, command, ok, result, error}} "
+                         "(README: JSON output)")
 
 
 # -- running a command ------------------------------------------------------------------------------
 
 
 def command_name(a) -> str:
+    if getattr(a, "version", False):
+        return "--version"
     return " ".join(str(x) for x in (getattr(a, "cmd", None), *(getattr(a, d, None) for d in ACTION_DEST.values()))
                     if x)
 
 
+def print_envelope(command: str, result: Any = None, error: PumpctlError | None = None) -> None:
+    """The one --json shape: ok is true exactly when the exit code is 0; result when the command has
+    one (also beside an error: the log records read before the problems); error when ok is false."""
+    env: dict[str, Any] = {"schema": JSON_SCHEMA, "command": command, "ok": error is None}
+    if error is None or result is not None:
+        env["result"] = result
+    if error is not None:
+        env["error"] = {"type": type(error).__name__, "message": str(error), "exit_code": error.exit_code}
+        if getattr(error, "code", None):
+            env["error"]["code"] = error.code  # type: ignore[attr-defined]
+    print(json.dumps(env, indent=2, sort_keys=True, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(json_argv=argv if "--json" in argv else None)
     args = parser.parse_args(argv)
     if args.version:
         return _run(Command("version", board.version, board.show_version), args)
@@ -283,16 +311,11 @@ def _run(c: Command, args) -> int:
             state.emit(result)
         return state.exit_code
     except PumpctlError as e:
-        code = getattr(e, "exit_code", EXIT_ERROR)
         if getattr(args, "json", False):
-            err = {"type": type(e).__name__, "message": str(e), "exit_code": code}
-            if getattr(e, "code", None):
-                err["code"] = e.code
-            print(json.dumps({"schema": JSON_SCHEMA, "command": command_name(args), "ok": False,
-                              "error": err}, indent=2, sort_keys=True))
+            print_envelope(command_name(args), error=e)
         else:
             print(f"pumpctl: error: {e}", file=sys.stderr)
-        return code
+        return e.exit_code
     except KeyboardInterrupt:
         print("pumpctl: interrupted", file=sys.stderr)
         return 130

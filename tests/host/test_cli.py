@@ -113,7 +113,8 @@ def test_boards_pumpctl_runs_stop_and_report_alike(tmp_path, capsys, target):
     assert capsys.readouterr().out == f"not running (state in {d})\n"
     assert cli.main([target, "status", "--dir", d, "--json"]) == 3
     env = json.loads(capsys.readouterr().out)
-    assert env["command"] == f"{target} status" and env["ok"] is True and env["result"]["running"] is False
+    assert env["command"] == f"{target} status" and env["ok"] is False and env["result"]["running"] is False
+    assert env["error"] == {"type": "NoBoardError", "message": f"no {noun} running", "exit_code": 3}
     assert cli.main([target, "stop", "--dir", d, "--json"]) == 3
     env = json.loads(capsys.readouterr().out)
     assert env["command"] == f"{target} stop" and env["error"]["exit_code"] == 3

@@ -176,3 +176,46 @@ def test_exit_codes_are_distinct():
 
     codes = [pumpctl.EXIT_ERROR, EXIT_USAGE, EXIT_NO_BOARD, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_LINK]
     assert codes == [1, 2, 3, 4, 5, 6]
+
+
+def _envelope(out: str, command: str, ok: bool) -> dict:
+    env = json.loads(out)
+    assert env["schema"] == 1 and env["command"] == command and env["ok"] is ok, env
+    assert ("error" in env) is (not ok) and set(env) <= {"schema", "command", "ok", "result", "error"}
+    return env
+
+
+def test_every_command_speaks_the_one_json_shape(board, capsys, tmp_path, monkeypatch):  # noqa: F811
+    """drugs, history and report printed bare JSON or plain text with --json; therapy --toml ignored it."""
+    monkeypatch.setenv("ITPUMP_DATA_DIR", str(tmp_path))
+    programmed(board, capsys)
+    assert cli.main(["drugs", "--json"]) == 0
+    assert "morphine" in _envelope(capsys.readouterr().out, "drugs", True)["result"]
+    assert cli.main(["history", "--json"]) == 0
+    assert _envelope(capsys.readouterr().out, "history", True)["result"][0]["device_id"] == "fake-0001"
+    rc, out, err = pc(capsys, "report", "--json", "--out", str(tmp_path / "r.html"))
+    r = _envelope(out, "report", True)["result"]
+    assert rc == 0 and r["out"] == str(tmp_path / "r.html") and r["log_records"] > 0 and (tmp_path / "r.html").exists()
+    rc, out, err = pc(capsys, "therapy", "--toml", "--json")
+    r = _envelope(out, "therapy", True)["result"]
+    assert rc == 0 and r["rx_id"] and 'drug = "hydromorphone"' in r["toml"]
+    rc, out, err = pc(capsys, "--version", "--json")
+    assert rc == 0 and _envelope(out, "--version", True)["result"]["firmware"]
+
+
+def test_json_errors_are_the_envelope_usage_errors_too(board, capsys, tmp_path):  # noqa: F811
+    rc, out, err = pc(capsys, "report", "--json", "--out", str(tmp_path / "nope" / "r.html"))
+    env = _envelope(out, "report", False)
+    assert rc == 1 and "does not exist" in env["error"]["message"] and err == ""
+    for argv, command in ((["status", "--timeout", "-1", "--json"], "status"),
+                          (["--json", "bolus", "--minutes", "x"], "bolus"),
+                          (["--json", "vboard"], "vboard"), (["--json", "nosuch"], ""),
+                          (["--json", "ack", "--bogus"], "ack"),
+                          (["logs", "--json", "--follow"], "logs"), (["web", "--json"], "web")):
+        try:
+            rc = cli.main([*argv, "--port", "fake"])
+        except SystemExit as e:
+            rc = e.code
+        out, err = capsys.readouterr()
+        assert rc == EXIT_USAGE and err == "", (argv, err)
+        assert _envelope(out, command, False)["error"]["exit_code"] == EXIT_USAGE, argv

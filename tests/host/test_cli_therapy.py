@@ -353,6 +353,11 @@ def test_log_problems_go_to_stderr_exit_1_and_the_rest_is_kept(board, capsys, tm
     assert "pumpctl: log problem: board: ev00000001.log record #3" in err
     assert err.count("corrupt data") == 1  # reported once, not per page
     assert len(json.loads(out_json.read_text())) == board.app.log.seq
+    rc, out, err = pc(capsys, "logs", "--json")  # the envelope: what was read beside the error, ok false
+    env = json.loads(out)
+    assert rc == 1 and env["ok"] is False and env["error"]["message"].startswith("1 log problem(s)")
+    assert len(env["result"]["records"]) == board.app.log.seq and "corrupt data" in env["result"]["problems"][0]
+    assert "pumpctl: error" not in err
 
 
 def test_read_logs_reports_records_that_do_not_decode():

@@ -3,6 +3,8 @@
 import datetime
 import json
 
+import pytest
+
 from pumpctl import cli, history
 from pumpctl import prescription as P
 
@@ -19,7 +21,9 @@ def test_drugs_shows_the_firmware_table_in_clinical_units(capsys):
     assert "morphine" in out and "1 mg/mL to 20 mg/mL" in out and "50 ug/day to 15 mg/day" in out
     assert "250 ng/day to 19.2 ug/day" in out  # ziconotide, exact
     rc, out, err = pc(capsys, "drugs", "--json")
-    assert json.loads(out)["morphine"] == dict(zip(
+    env = json.loads(out)
+    assert rc == 0 and env["command"] == "drugs" and env["ok"] is True
+    assert env["result"]["morphine"] == dict(zip(
         ("conc_min_ug_per_ml", "conc_max_ug_per_ml", "dose_min_ng_per_day", "dose_max_ng_per_day"),
         P.drugs_module().DRUGS["morphine"], strict=True))
 
@@ -38,3 +42,10 @@ def test_history_records_and_lists(capsys, monkeypatch, tmp_path):
     rc, out, err = pc(capsys, "history", "--device", "e6614c311b7d")
     assert rc == 0 and "dr_a" in out and "dr_b" not in out
     assert "2026-03-01 09:30" in out and "hydromorphone 5 mg/mL" in out and "patient bolus 25 ug" in out
+    rc, out, err = pc(capsys, "history", "--json", "--last", "1")
+    env = json.loads(out)
+    assert rc == 0 and env["command"] == "history" and env["ok"] is True
+    assert [e["who"] for e in env["result"]] == ["dr_b"]  # --last applies to --json as to the table
+    with pytest.raises(SystemExit) as e:
+        cli.main(["history", "--last", "-1"])
+    assert e.value.code == 2 and "'-1' is not a whole number" in capsys.readouterr().err

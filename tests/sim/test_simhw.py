@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-_rom = __file__.rsplit("/", 3)[0] + "/boards/sim/rom" if "/" in __file__ else "../../boards/sim/rom"
+_rom = __file__.rsplit("/", 3)[0] + "/boards/sim/rom"  # __file__ is absolute under both runners
 if _rom not in sys.path:
     sys.path.insert(0, _rom)
 

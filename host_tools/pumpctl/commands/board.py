@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .. import EXIT_NO_BOARD, NoBoardError, PumpctlError, RefusedError, __version__
+from .. import NoBoardError, PumpctlError, RefusedError, __version__
 
 
 def status(s) -> dict:
@@ -282,10 +282,10 @@ def target_stop(s) -> dict:
 
 
 def target_status(s) -> dict:
-    _t, mod = _target(s)
+    t, mod = _target(s)
     st = mod.status(s.args.dir)
     if not st["running"]:
-        s.exit_code = EXIT_NO_BOARD
+        s.fail(NoBoardError(f"no {t.noun} running"))
     return st
 
 

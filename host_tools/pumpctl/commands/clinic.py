@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import UsageError
 from . import DONE
 
 
@@ -32,13 +33,20 @@ def show_drugs(_lib: dict, _s) -> None:
 
 def history_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", help="only this device id")
-    sp.add_argument("--last", type=int, default=0, help="only the last N")
+    sp.add_argument("--last", type=_count, default=0, metavar="N", help="only the last N")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
 
 
 def history(s) -> list[dict]:
     from .. import history as hist
 
-    return hist.entries(s.args.device)
+    rows = hist.entries(s.args.device)
+    return rows[-s.args.last:] if s.args.last else rows
 
 
 def show_history(rows: list[dict], s) -> None:
@@ -51,7 +59,7 @@ def show_history(rows: list[dict], s) -> None:
     if not rows:
         con.print(f"no prescriptions sent from this computer yet ({hist.path()})")
     else:
-        con.print(render.history_table(rows[-s.args.last:] if s.args.last else rows, hist.path()))
+        con.print(render.history_table(rows, hist.path()))
 
 
 def web_args(sp: argparse.ArgumentParser) -> None:
@@ -62,6 +70,8 @@ def web(s):
     from .. import web as webapp
     from ..cli import resolve_port
 
+    if s.args.json:
+        raise UsageError("web serves pages until Ctrl-C: it has no --json report")
     try:
         webapp.serve(resolve_port(s.args.port), http_port=s.args.http_port, timeout_s=s.args.timeout,
                      say=lambda t: print(t, flush=True))
@@ -75,11 +85,13 @@ def report_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--out", default="report.html", help="report.html (default), report.pdf or report.png")
 
 
-def report(s):
+def report(s) -> dict:
     from .. import history as hist
     from .. import report as rpt
     from ..session import read_logs
+    from .logs import check_out_path
 
+    check_out_path(s.args.out, "--out")
     with s.session() as ses:
         st = ses.status()
         th = ses.read("therapy")
@@ -89,6 +101,10 @@ def report(s):
         drugs[th["rx_id"]] = th["rx"]["drug"]
     rep = rpt.build(st, th, got.records, drugs)
     out = rpt.write(rep, s.args.out)
-    print(f"wrote {out}: {len(got.records)} log records, {len(rep.per_day)} days, {len(rep.alarms)} alarms, "
-          f"{len(rep.refills)} refills")
-    return DONE
+    return {"out": str(out), "log_records": len(got.records), "days": len(rep.per_day), "alarms": len(rep.alarms),
+            "refills": len(rep.refills)}
+
+
+def show_report(r: dict, _s) -> None:
+    print(f"wrote {r['out']}: {r['log_records']} log records, {r['days']} days, {r['alarms']} alarms, "
+          f"{r['refills']} refills")

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import EXIT_ERROR, PumpctlError
+from .. import PumpctlError, UsageError
 from . import DONE
 
 
@@ -43,6 +43,8 @@ def logs(s):
     from ..session import read_logs
 
     a = s.args
+    if a.json and a.follow:
+        raise UsageError("logs --json is one report of what was read: --follow streams, use it without --json")
     check_out_path(a.out, "--out")
     if a.plot:
         check_out_path(a.plot, "--plot")
@@ -68,13 +70,15 @@ def logs(s):
     print(f"read {len(got.records)} records ({got.bytes:,} bytes) in {got.seconds:.2f} s, {got.pages} pages"
           + (f"; wrote {a.out}" if a.out else "") + (f"; plot {a.plot}" if a.plot and got.records else ""),
           file=sys.stderr)
-    if a.json:
+    if got.problems:
+        s.fail(PumpctlError(f"{len(got.problems)} log problem(s): what could be read was kept"))
+    if a.json:  # the problems and the error are in the envelope
         s.emit({"records": got.records, "pages": got.pages, "bytes": got.bytes, "problems": got.problems})
+        return DONE
     for p in got.problems:
         print(f"pumpctl: log problem: {p}", file=sys.stderr)
-    if got.problems:
-        print(f"pumpctl: error: {len(got.problems)} log problem(s): what could be read was kept", file=sys.stderr)
-        s.exit_code = EXIT_ERROR
+    if s.failure is not None:
+        print(f"pumpctl: error: {s.failure}", file=sys.stderr)
     elif a.follow:
         _follow(s, got.records[-1]["seq"] if got.records else a.since)
     return DONE

@@ -57,7 +57,10 @@ def therapy(s):
     if rep.get("rx") is None:
         raise PumpctlError("therapy --toml: the pump has no prescription to write")
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    print(prescription.to_toml(rep["rx"], f"prescription #{rep.get('rx_id')} running on {dev}, read {now}"), end="")
+    text = prescription.to_toml(rep["rx"], f"prescription #{rep.get('rx_id')} running on {dev}, read {now}")
+    if s.args.json:
+        return {"rx_id": rep.get("rx_id"), "toml": text}
+    print(text, end="")
     return DONE
 
 
