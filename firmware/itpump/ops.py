@@ -168,8 +168,8 @@ def op_status(parts, args):
         "dosing": {"skipped_ms": p.dosing.skipped_ms, "withheld_steps": p.dosing.withheld_steps,
                    "over_confirmed": p.dosing.over_confirmed, "reserve_waits": p.reserve_waits},
         "boot_count": doc.boot_count, "store_generation": doc.store.generation, "store_failures": doc.failures,
-        "store_error": doc.error, "motor": p.motor is not None, "line": p.status(), "pressure_pa": p.pressure_pa,
-        "occlusion": None if p.occ is None else occlusion.NAMES[p.occ_state], "serviced": doc.serviced,
+        "store_error": doc.error, "motor": p.motor is not None, "line": p.status(), "pressure_pa": p.line.pressure_pa,
+        "occlusion": None if p.line.occ is None else occlusion.NAMES[p.line.state], "serviced": doc.serviced,
     })
     if th is not None:
         st["therapy"].update({"drug": th.drug, "conc_ug_per_ml": th.conc_ug_per_ml, "mode": th.mode,

@@ -29,7 +29,7 @@ def op_program(parts, args):
                                   "after it" % old.bridge_left_nl)
         new.adopt(old)
     _commit_therapy(parts, old, new)
-    p.reset_detector()  # a new program (rates, maybe a new line after surgery): learn the line afresh
+    p.line.reset()  # a new program (rates, maybe a new line after surgery): learn the line afresh
     return {"rx_id": doc.rx_id, "summary": new.summary()}
 
 
@@ -91,7 +91,7 @@ def op_refill(parts, args):
         p.alarms.clear_condition(alarms.RESERVOIR_EMPTY)
     if not r.is_low():
         p.alarms.clear_condition(alarms.RESERVOIR_LOW)
-    p.reset_detector()  # the refill needle pressurised the reservoir side: learn the line afresh
+    p.line.reset()  # the refill needle pressurised the reservoir side: learn the line afresh
     journal.event(eventlog.REFILL, args["added_nl"], info["expected_nl"])
     info["bridge_nl"] = bridge_nl
     info["rx_id"] = doc.rx_id

@@ -166,7 +166,7 @@ class Watch:
             self.mv = mv
             if p.other_sensor_fault:
                 p.other_sensor_fault = False
-                if not p.pressure_fault():
+                if not p.line.sensor_fault():
                     p.condition_gone(alarms.SENSOR_FAULT)
         if st != was:
             for s in (LOW, ERI, EOS):

@@ -102,9 +102,15 @@ def battery_code(mv: float) -> int:
 class State(vboard.State):
     """Files of one emulated Pico's state directory: the virtual board's, plus its control socket."""
 
+    noun = "emulated Pico"
+    serve_module = "pumpctl.epico"
+
     def __init__(self, directory: Path | str | None = None):
         super().__init__(directory or DEFAULT_DIR)
         self.sock_file = self.dir / "ctl.sock"
+
+    def run_files(self) -> tuple[Path, ...]:
+        return (*super().run_files(), self.sock_file)
 
 
 def start(directory=None, firmware: str | os.PathLike | None = None, bootrom: str | None = None,
@@ -114,13 +120,10 @@ def start(directory=None, firmware: str | os.PathLike | None = None, bootrom: st
     firmware: a .uf2 or .bin written into the flash first, as a BOOTSEL drop does (the filesystem
     stays); erase: start from blank flash."""
     st = State(directory)
-    if st.pid():
-        raise PumpctlError(f"emulated Pico already running in {st.dir} on {st.port()}")
+    st.check_free(speed)
     missing = missing_prereqs(bootrom)
     if missing:
         raise PumpctlError("emulated Pico cannot run: missing " + ", ".join(missing))
-    if speed <= 0:
-        raise PumpctlError(f"speed must be > 0, got {speed}")
     if firmware is not None and not Path(firmware).exists():
         raise PumpctlError(f"firmware image {firmware} not found")
     ensure_node_modules()
@@ -132,56 +135,18 @@ def start(directory=None, firmware: str | os.PathLike | None = None, bootrom: st
     st.config_file.write_text(json.dumps({
         "speed": speed, "seed": seed, "bootrom": str(find_bootrom(bootrom)),
         "firmware": str(Path(firmware).resolve()) if firmware else None}))
-    for f in (st.port_file, st.pid_file):
-        f.unlink(missing_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "host_tools"), env.get("PYTHONPATH", "")])
-    with open(st.log_file, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pumpctl.epico", "serve", str(st.dir)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
-        )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        port = st.port()
-        if port and st.pid():
-            return port
-        if proc.poll() is not None:
-            raise PumpctlError(f"emulated Pico failed to start (see {st.log_file})")
-        time.sleep(0.02)
-    proc.kill()
-    raise PumpctlError(f"emulated Pico did not come up in {timeout_s:.0f} s (see {st.log_file})")
+    return st.launch(timeout_s, env)
 
 
 def stop(directory=None, timeout_s: float = 15.0) -> bool:
     """Power off (the flash file is written first); False if none was running."""
-    st = State(directory)
-    pid = st.pid()
-    if not pid:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not st.pid():
-            break
-        time.sleep(0.02)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    for f in (st.port_file, st.pid_file, st.sock_file):
-        f.unlink(missing_ok=True)
-    return True
+    return State(directory).stop(timeout_s)
 
 
 def status(directory=None) -> dict:
-    st = State(directory)
-    pid = st.pid()
-    cfg = st.config()
-    return {
-        "running": bool(pid), "pid": pid, "port": st.port() if pid else None, "dir": str(st.dir),
-        "speed": cfg.get("speed"), "bootrom": cfg.get("bootrom"),
-        "flash_bytes": st.flash_file.stat().st_size if st.flash_file.exists() else 0,
-    }
+    return State(directory).status("bootrom")
 
 
 def command(directory=None, req: dict | None = None, timeout_s: float = 10.0) -> dict:

@@ -6,15 +6,17 @@ page by page. Typed amounts become the pump's integers in units.py; nothing here
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from . import PumpctlError, keys
 from . import logs as logsmod
 from .client import Client, DeviceError
-from .units import mass_to_nl, parse_amount
+from .units import TIME_MIN, clinical_text, mass_to_nl, parse_amount
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
 MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
@@ -56,24 +58,49 @@ class Session:
     def read(self, op: str, args: dict | None = None) -> dict:
         return self.client.request(op, args)
 
-    def change(self, op: str, args: dict | None = None, role: str | None = None, label: str | None = None) -> dict:
-        """A signed change; label names it in errors (the command the user typed, e.g. resume)."""
-        return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"), label=label)
+    def change(self, op: str, args: dict | None = None, role: str | None = None, label: str | None = None,
+               options: dict[str, tuple[str, int]] | None = None) -> dict:
+        """A signed change; label names it in errors (the command the user typed, e.g. resume). A value
+        the board refuses (LIMIT) is told in clinical units, and by the option typed when options maps
+        its field (OPTIONS)."""
+        try:
+            return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"), label=label)
+        except DeviceError as e:
+            if e.code != "LIMIT":
+                raise
+            raise DeviceError(e.code, e.message, e.op, f"{e.op}: {limit_text(e.message, options or {})}") from None
+
+
+# The options of the change arguments below: field -> (option, the field's units per the option's unit, as
+# parse_amount scales it); a refusal naming the field is told with the option.
+OPTIONS = {"dose_ng": ("--dose-ug", 1000), "duration_min": ("--minutes", 1), "volume_nl": ("--volume-ul", 1000),
+           "conc_ug_per_ml": ("--conc-ug-per-ml", 1), "added_nl": ("--added-ml", 1_000_000),
+           "removed_nl": ("--removed-ml", 1_000_000), "measured_nl": ("--measured-ul", 1000), "steps": ("--steps", 1)}
+_LIMIT_RE = re.compile(r"(\w+) = (-?\d+): (.*) (-?\d+)")  # firmware LimitError: "field = value: why limit"
+
+
+def limit_text(message: str, options: dict[str, tuple[str, int]]) -> str:
+    """The board's LimitError message in clinical units; 'duration_min = 10: too short: 3000000 nL/h ...;
+    minimum 31' with options reads '--minutes 10: too short: 3000 uL/h ...; minimum 31'."""
+    m = _LIMIT_RE.fullmatch(message)
+    if m is None or m[1] not in options:
+        return clinical_text(message)
+    option, scale = options[m[1]]
+    return f"{option} {Decimal(int(m[2])) / scale}: {clinical_text(m[3])} {Decimal(int(m[4])) / scale}"
 
 
 # -- change arguments (validated here so a typo never costs a counter or a log record) ------------
 
 
-def bolus_args(dose_ug: str | None = None, minutes: int | None = None, prime: bool = False,
+def bolus_args(dose_ug: str | None = None, minutes: str | int | None = None, prime: bool = False,
                volume_ul: str | None = None) -> dict:
     if minutes is None:
         raise PumpctlError("bolus: --minutes N is required (how long the bolus runs)")
-    if not 1 <= minutes <= 1440:
-        raise PumpctlError(f"bolus: --minutes {minutes} must be 1..1440")
+    duration_min = parse_amount(minutes, 1, "--minutes", maximum=TIME_MIN["day"])  # a bolus runs at most a day
     if prime:
         if dose_ug is not None:
             raise PumpctlError("bolus --prime fills the catheter by volume: give --volume-ul, not --dose-ug")
-        a: dict = {"kind": "prime", "duration_min": minutes}
+        a: dict = {"kind": "prime", "duration_min": duration_min}
         if volume_ul is not None:
             a["volume_nl"] = parse_amount(volume_ul, 1000, "--volume-ul")
         return a
@@ -81,7 +108,7 @@ def bolus_args(dose_ug: str | None = None, minutes: int | None = None, prime: bo
         raise PumpctlError("bolus: --volume-ul is for --prime; a clinician bolus is a dose (--dose-ug)")
     if dose_ug is None:
         raise PumpctlError("bolus: give --dose-ug X (clinician), --prime, or --patient")
-    return {"kind": "clinician", "dose_ng": parse_amount(dose_ug, 1000, "--dose-ug"), "duration_min": minutes}
+    return {"kind": "clinician", "dose_ng": parse_amount(dose_ug, 1000, "--dose-ug"), "duration_min": duration_min}
 
 
 def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, rx: dict | None = None) -> dict:

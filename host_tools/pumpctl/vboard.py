@@ -49,7 +49,11 @@ def micropython_exe() -> str:
 
 
 class State:
-    """Files of one virtual board's state directory."""
+    """Files of one virtual board's state directory, and the detached process that serves it: launched,
+    waited for, stopped and reported alike for the virtual board and the emulated Pico (epico.State)."""
+
+    noun = "virtual board"
+    serve_module = "pumpctl.vboard"  # `python -m <it> serve DIR` runs the process
 
     def __init__(self, directory: Path | str | None = None):
         self.dir = Path(directory) if directory else DEFAULT_DIR
@@ -58,6 +62,10 @@ class State:
         self.config_file = self.dir / "config.json"
         self.log_file = self.dir / "bridge.log"
         self.flash_file = self.dir / "flash.bin"
+
+    def run_files(self) -> tuple[Path, ...]:
+        """The files that exist while the process runs (removed when it is stopped)."""
+        return (self.port_file, self.pid_file)
 
     def pid(self) -> int | None:
         try:
@@ -90,69 +98,80 @@ class State:
         except (OSError, ValueError):
             return {}
 
+    def check_free(self, speed: float) -> None:
+        if self.pid():
+            raise PumpctlError(f"{self.noun} already running in {self.dir} on {self.port()}")
+        if speed <= 0:
+            raise PumpctlError(f"speed must be > 0, got {speed}")
+
+    def launch(self, timeout_s: float, env: dict | None = None) -> str:
+        """Spawn the serving process detached (its own session, output to the log) and wait until it
+        has written its pid and port; returns the port."""
+        for f in (self.port_file, self.pid_file):
+            f.unlink(missing_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", self.serve_module, "serve", str(self.dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            port = self.port()
+            if port and self.pid():
+                return port
+            if proc.poll() is not None:
+                raise PumpctlError(f"{self.noun} failed to start (see {self.log_file})")
+            time.sleep(0.02)
+        proc.kill()
+        raise PumpctlError(f"{self.noun} did not come up in {timeout_s:.0f} s (see {self.log_file})")
+
+    def stop(self, timeout_s: float) -> bool:
+        """SIGTERM, then SIGKILL to its process group after timeout_s; False if none was running."""
+        pid = self.pid()
+        if not pid:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.pid():
+                break
+            time.sleep(0.02)
+        else:  # its process group (the emulated Pico's Node runner with it), and itself if not the leader
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(ProcessLookupError):
+                    kill(pid, signal.SIGKILL)
+        for f in self.run_files():
+            f.unlink(missing_ok=True)
+        return True
+
+    def status(self, *config_keys: str) -> dict:
+        """running, pid, port, dir, speed, flash_bytes, and these keys of config.json."""
+        pid = self.pid()
+        cfg = self.config()
+        return {
+            "running": bool(pid), "pid": pid, "port": self.port() if pid else None, "dir": str(self.dir),
+            "speed": cfg.get("speed"), **{k: cfg.get(k) for k in config_keys},
+            "flash_bytes": self.flash_file.stat().st_size if self.flash_file.exists() else 0,
+        }
+
 
 def start(directory=None, speed: float = 1.0, heap: str = DEFAULT_HEAP, timeout_s: float = 15.0,
           seed: int = 1) -> str:
     """Start a virtual board in the background; returns its serial port path."""
     st = State(directory)
-    if st.pid():
-        raise PumpctlError(f"virtual board already running in {st.dir} on {st.port()}")
-    if speed <= 0:
-        raise PumpctlError(f"speed must be > 0, got {speed}")
+    st.check_free(speed)
     st.dir.mkdir(parents=True, exist_ok=True)
     st.config_file.write_text(json.dumps({"speed": speed, "heap": heap, "seed": seed}))
-    for f in (st.port_file, st.pid_file):
-        f.unlink(missing_ok=True)
-    with open(st.log_file, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pumpctl.vboard", "serve", str(st.dir)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        port = st.port()
-        if port and st.pid():
-            return port
-        if proc.poll() is not None:
-            raise PumpctlError(f"virtual board failed to start (see {st.log_file})")
-        time.sleep(0.02)
-    proc.kill()
-    raise PumpctlError(f"virtual board did not come up in {timeout_s:.0f} s (see {st.log_file})")
+    return st.launch(timeout_s)
 
 
 def stop(directory=None, timeout_s: float = 5.0) -> bool:
     """Stop the virtual board; False if none was running."""
-    st = State(directory)
-    pid = st.pid()
-    if not pid:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not st.pid():
-            break
-        time.sleep(0.02)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for f in (st.port_file, st.pid_file):
-        f.unlink(missing_ok=True)
-    return True
+    return State(directory).stop(timeout_s)
 
 
 def status(directory=None) -> dict:
-    st = State(directory)
-    pid = st.pid()
-    cfg = st.config()
-    return {
-        "running": bool(pid),
-        "pid": pid,
-        "port": st.port() if pid else None,
-        "dir": str(st.dir),
-        "speed": cfg.get("speed"),
-        "heap": cfg.get("heap"),
-        "flash_bytes": st.flash_file.stat().st_size if st.flash_file.exists() else 0,
-    }
+    return State(directory).status("heap")
 
 
 # --------------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def test_json_errors_are_the_envelope_usage_errors_too(board, capsys, tmp_path):
     env = _envelope(out, "report", False)
     assert rc == 1 and "does not exist" in env["error"]["message"] and err == ""
     for argv, command in ((["status", "--timeout", "-1", "--json"], "status"),
-                          (["--json", "bolus", "--minutes", "x"], "bolus"),
+                          (["--json", "calibrate", "--steps", "x"], "calibrate"),
                           (["--json", "vboard"], "vboard"), (["--json", "nosuch"], ""),
                           (["--json", "ack", "--bogus"], "ack"),
                           (["logs", "--json", "--follow"], "logs"), (["web", "--json"], "web")):

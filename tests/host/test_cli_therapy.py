@@ -71,7 +71,12 @@ def test_bolus_arguments():
     assert session.bolus_args("25", 10) == {"kind": "clinician", "dose_ng": 25000, "duration_min": 10}
     assert session.bolus_args(None, 5, prime=True) == {"kind": "prime", "duration_min": 5}
     assert session.bolus_args(None, 5, True, "150.5") == {"kind": "prime", "duration_min": 5, "volume_nl": 150500}
-    for kw, msg in (({"dose_ug": "1"}, "--minutes"), ({"dose_ug": "1", "minutes": 0}, "1..1440"),
+    assert session.bolus_args("25", "1440")["duration_min"] == 1440
+    for kw, msg in (({"dose_ug": "1"}, "--minutes"),
+                    ({"dose_ug": "1", "minutes": 0}, "--minutes 0: must be at least 1"),
+                    ({"dose_ug": "1", "minutes": "1441"}, "--minutes 1441: must be at most 1440"),
+                    ({"dose_ug": "1", "minutes": "1.5"}, "--minutes 1.5: finer than the pump's step of 1"),
+                    ({"minutes": "x", "prime": True}, "--minutes 'x' is not a number"),
                     ({"minutes": 5}, "--dose-ug"), ({"dose_ug": "1", "minutes": 5, "prime": True}, "not --dose-ug"),
                     ({"dose_ug": "1", "minutes": 5, "volume_ul": "3"}, "--volume-ul is for --prime")):
         with pytest.raises(PumpctlError, match=msg):
@@ -184,6 +189,23 @@ def test_bolus_kinds_and_roles(board, capsys):
     assert sent(board)[-1] == ("bolus", {"kind": "clinician", "dose_ng": 2500, "duration_min": 5}, "clinician")
     roles = [s[2] for s in sent(board) if s[0] == "patient_bolus"]
     assert roles == ["patient"] * 3
+
+
+def test_a_value_the_board_refuses_is_told_by_the_option_typed_in_clinical_units(board, capsys):
+    """A LIMIT refusal read 'bolus: LIMIT: duration_min = 1: too short: 1200000 nL/h plus basal is over
+    the device maximum 1000000 nL/h; minimum 2': the pump's field and units, not what was typed."""
+    programmed(board, capsys)
+    rc, out, err = pc(capsys, "bolus", "--dose-ug", "100", "--minutes", "1")
+    assert rc == 4 and err == ("pumpctl: error: bolus: --minutes 1: too short: 1200 uL/h plus basal is over "
+                               "the device maximum 1000 uL/h; minimum 2\n"), err
+    assert "nL" not in err and "duration_min" not in err and err.count("\n") == 1
+    rc, out, err = pc(capsys, "calibrate", "--measured-ul", "1", "--steps", "10")
+    assert rc == 4 and err == ("pumpctl: error: calibrate: --measured-ul 1: too small for a 1 % calibration; "
+                               "minimum 100\n")
+    assert session.limit_text("patient_bolus.dose_ng = 5: below 2000 nL", session.OPTIONS) == \
+        "patient_bolus.dose_ng = 5: below 2 uL"  # a field no option names: only the units change
+    assert session.limit_text("volume_nl = 2500: above the maximum 2000", session.OPTIONS) == \
+        "--volume-ul 2.5: above the maximum 2"
 
 
 def test_bad_input_sends_nothing_and_costs_no_counter(board, capsys):

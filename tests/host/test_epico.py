@@ -49,3 +49,45 @@ def test_missing_prereqs_names_node_and_the_bootrom(monkeypatch, tmp_path):
     (tmp_path / "nope.bin").write_bytes(b"\0" * 16384)
     assert "bootrom" not in " ".join(epico.missing_prereqs())
     assert epico.find_bootrom() == tmp_path / "nope.bin" and os.environ["ITPUMP_BOOTROM"]
+
+
+def test_the_served_boards_launch_and_stop_alike(tmp_path):
+    """vboard.State.launch/stop serve both: a process that ignores SIGTERM is killed after the timeout,
+    with its group, and the run files go (the emulated Pico's control socket too)."""
+    import time
+
+    from pumpctl import PumpctlError
+
+    (tmp_path / "fakeserve.py").write_text(
+        "import os, pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "d = pathlib.Path(sys.argv[2])\n"
+        "(d / 'port').write_text('/dev/fake0')\n"
+        "(d / 'pid').write_text(str(os.getpid()))\n"
+        "time.sleep(60)\n")
+
+    class Fake(epico.State):
+        serve_module = "fakeserve"
+
+    st = Fake(tmp_path / "state")
+    st.dir.mkdir()
+    assert st.launch(10.0, env={**os.environ, "PYTHONPATH": str(tmp_path)}) == "/dev/fake0"
+    st.sock_file.write_text("")
+    s = st.status("heap")
+    assert s["running"] and s["port"] == "/dev/fake0" and "heap" in s and s["flash_bytes"] == 0
+    with pytest.raises(PumpctlError, match="emulated Pico already running in .* on /dev/fake0"):
+        st.check_free(1.0)
+    pid = st.pid()
+    assert st.stop(0.2) is True
+    assert not any(f.exists() for f in st.run_files())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the process survived stop()")
+    assert st.stop(0.2) is False

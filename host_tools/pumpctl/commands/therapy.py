@@ -125,13 +125,14 @@ def _confirm(question: str) -> bool:
 
 def bolus_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dose-ug", help="clinician bolus dose in ug (decimals allowed, exact to 1 ng)")
-    sp.add_argument("--minutes", type=int, help="duration in minutes")
+    sp.add_argument("--minutes", metavar="N", help="how long it runs, in minutes (1 to 1440)")
     sp.add_argument("--prime", action="store_true", help="prime the catheter (default: its volume)")
     sp.add_argument("--volume-ul", help="prime volume in uL")
     sp.add_argument("--patient", action="store_true", help="the patient's bolus (patient key, prescription's dose)")
 
 
 def bolus(s) -> dict:
+    from ..session import OPTIONS
     from ..session import bolus_args as request
 
     a = s.args
@@ -142,7 +143,7 @@ def bolus(s) -> dict:
     else:
         op, args = "bolus", request(a.dose_ug, a.minutes, a.prime, a.volume_ul)
     with s.session() as ses:
-        return ses.change(op, args)
+        return ses.change(op, args, options=OPTIONS)
 
 
 def show_bolus(r: dict, _s) -> None:
@@ -161,13 +162,14 @@ def refill_args(sp: argparse.ArgumentParser) -> None:
 
 def refill(s) -> dict:
     from .. import prescription, render
+    from ..session import OPTIONS
     from ..session import refill_args as request
 
     a = s.args
     rx = prescription.load(a.rx) if a.rx else None
     args = request(a.drug, a.conc_ug_per_ml, a.added_ml, a.removed_ml, rx)
     with s.session() as ses:
-        r = ses.change("refill", args)
+        r = ses.change("refill", args, options=OPTIONS)
     s.notes["refill"] = args
     if r.get("warning"):  # a pocket fill or a leak? the pump raised its refill-mismatch alarm too
         print(render.refill_warning(r), file=sys.stderr)
@@ -189,6 +191,7 @@ def calibrate_args(sp: argparse.ArgumentParser) -> None:
 
 def calibrate(s) -> dict:
     from .. import render
+    from ..session import OPTIONS
     from ..session import calibrate_args as request
     from ..units import mass_to_nl
 
@@ -198,7 +201,7 @@ def calibrate(s) -> dict:
         t = 20 if a.water_temp_c is None else a.water_temp_c
         print(render.weighing_text(a.mass_mg, t, *mass_to_nl(a.mass_mg, t), a.steps))
     with s.session() as ses:
-        return ses.change("calibrate", args)
+        return ses.change("calibrate", args, options=OPTIONS)
 
 
 def show_calibrate(r: dict, _s) -> None:
