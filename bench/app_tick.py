@@ -32,7 +32,7 @@ r = programmed()
 a, b, c = r.a, r.b, r.b.clock
 a.sup.start()
 r.run_ms(60000)  # detector armed, moves and the first checkpoints behind us
-assert a.pump.occ.armed() and a.pump.running()
+assert a.pump.line.occ.armed() and a.pump.running()
 
 def measure(kind, n):
     tot_us = 0
@@ -70,7 +70,7 @@ moves = b.motor.moves
 for kind in ("control", "house", "all", "pump", "control", "all"):  # repeated: warm-up effects show
     measure(kind, N)
 assert a.pump.running() and not a.alarms.active() and b.motor.moves > moves
-print("wdt feeds", b.wdt.feeds, "motor moves", b.motor.moves - moves, "line state", a.pump.occ_state)
+print("wdt feeds", b.wdt.feeds, "motor moves", b.motor.moves - moves, "line state", a.pump.line.state)
 r.close()
 """
 

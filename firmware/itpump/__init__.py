@@ -4,8 +4,8 @@ VERSION = "0.1.0"
 # this order, bench/heap7d.py measures them, tests/firmware/test_modules.py checks the list against the
 # folder that pumpctl flash and the frozen manifest ship.
 MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "drugs", "prescription", "therapy", "dosing",
-           "guard", "reservoir", "occlusion", "rotor", "pump", "power", "supervisor", "journal", "identity", "halts",
-           "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
+           "guard", "reservoir", "occlusion", "rotor", "line", "pump", "power", "supervisor", "journal",
+           "identity", "halts", "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
 
 
 # How a module refuses a value outside its limit: LimitError, and check_int, the one checked integer.

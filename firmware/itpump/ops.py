@@ -8,11 +8,13 @@ from micropython import const
 
 from itpump import LimitError, eventlog, halts, occlusion, protocol
 
-_E_LIMIT = const("LIMIT")  # a value outside its limit (LimitError: field, value, limit in the message)
-E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
-E_HALTED = "HALTED"  # delivery is stopped by an alarm: acknowledge / refill first
-E_NOT_ACTIVE = "NOT_ACTIVE"
-_E_STORE = const("STORE")  # the change could not be saved: not applied
+# The error codes of the ops (stable: host tools and tests match on them): LIMIT, a value outside its limit
+# (LimitError: field, value, limit in the message); STORE, the change could not be saved (not applied);
+# SIM_ONLY; HALTED, delivery is stopped by an alarm (acknowledge / refill first; ops_bolus); MISMATCH,
+# prescription and reservoir content disagree, NOT_ACTIVE (ops_therapy, ops_admin). Each a const where it
+# is raised: a name shared between modules would take a slot in a module dict.
+_E_LIMIT = const("LIMIT")
+_E_STORE = const("STORE")
 MAX_LOG_RECORDS = 200  # the largest "max" a host may ask for
 _LOG_PAGE_RECORDS = const(48)  # records actually sent per reply: the reply is built whole (list, hex,
 # JSON, bytes), about 4 copies of ~100 B a record, and must fit the heap a Pico has left beside the firmware
@@ -166,8 +168,8 @@ def op_status(parts, args):
         "dosing": {"skipped_ms": p.dosing.skipped_ms, "withheld_steps": p.dosing.withheld_steps,
                    "over_confirmed": p.dosing.over_confirmed, "reserve_waits": p.reserve_waits},
         "boot_count": doc.boot_count, "store_generation": doc.store.generation, "store_failures": doc.failures,
-        "store_error": doc.error, "motor": p.motor is not None, "line": p.status(), "pressure_pa": p.pressure_pa,
-        "occlusion": None if p.occ is None else occlusion.NAMES[p.occ_state], "serviced": doc.serviced,
+        "store_error": doc.error, "motor": p.motor is not None, "line": p.status(), "pressure_pa": p.line.pressure_pa,
+        "occlusion": None if p.line.occ is None else occlusion.NAMES[p.line.state], "serviced": doc.serviced,
     })
     if th is not None:
         st["therapy"].update({"drug": th.drug, "conc_ug_per_ml": th.conc_ug_per_ml, "mode": th.mode,

@@ -1,14 +1,15 @@
-# The delivery pipeline and line safety: one control tick moves drug from the therapy to the motor,
-# accounts for it from confirmed steps only, and stops on any doubt (halts latch until acknowledged).
-# The pipeline and its invariants: docs/dosing.md; the line-safety checks: docs/occlusion.md.
+# Delivery: one control tick moves drug from the therapy to the motor, accounts for it from confirmed
+# steps only, never passes the reserve mark, and stops on any doubt: the halt table (H_*, HALTS) says why,
+# and halts latch until released (halts.py). The pipeline: docs/dosing.md; line safety: line.py.
 import struct
 
 from micropython import const
 
-from itpump import alarms, eventlog, occlusion, store
+from itpump import alarms, eventlog, store
 from itpump.dosing import Dosing
 from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
 from itpump.guard import Guard, Limits
+from itpump.line import S_STALL, Line
 from itpump.prescription import DAY_MS
 from itpump.reservoir import Reservoir
 from itpump.rotor import EDGE as R_EDGE
@@ -58,35 +59,16 @@ HALTS = (
 )
 H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] != -1}
 
-# Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
-# resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
-# as docs/hardware.md): C = 0.607 uL/kPa, R = 0.465 kPa s/uL. Noise: one reading of the rp2 boards'
-# 0-200 kPa transducer (60 Pa per LSB through the 3/2 divider) at 0.68 LSB rms after 16x oversampling
-# (plant.py's doubled ADC noise) = 41 Pa; the sim's reading is 21 Pa. The larger one: a detector that
-# starts with too much noise is slower for its first minutes, one with too little false-alarms.
-_DEFAULT_COMPLIANCE_NL_PER_KPA = const(607)
-_DEFAULT_RESISTANCE_PA_S_PER_UL = const(465)
-_DEFAULT_NOISE_PA = const(41)
-_SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault stops the pump (ADC glitch)
-_MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
-_GAP_MIN_MS = const(50)  # ticks outside _GAP_MIN_MS.._GAP_MAX_MS do not feed the detector's statistics
-_GAP_MAX_MS = const(200)
-
-# SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES)
+# SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES); the kinds are positions in
+# SAFETY_KINDS, the line's in line.py
 SAFETY = eventlog.SAFETY
 SAFETY_FMT = "<BiI"
 SAFETY_KINDS = eventlog.SAFETY_KINDS
-_S_OCCLUSION = const(0)  # the line's faults, as the detector reports them (private: no heap)
-_S_LEAK = const(1)
-_S_STALL = const(2)
-_S_SENSOR = const(3)
-_S_CLEARED = const(4)
 S_BATTERY_EOS = const(5)
 S_BOOT_LOOP = const(6)
 S_SERVICE = const(7)
 S_RESUME = const(8)
 S_LATE_TASK = const(9)
-S_RESET = const(10)
 
 
 def hard_limits(pl_per_step, pass_excess_pl=0):
@@ -143,28 +125,12 @@ class Pump:
         self.need_save = False  # a halt to latch on flash: full checkpoint now
         self.need_mark = False  # the reserve mark is (nearly) reached: move it now (store.save_mark)
         self.reserve_waits = 0  # ticks that held steps back for the checkpoint
-        # line safety: occlusion detector over the pressure sensor (None without a sensor or a motor)
-        self.pressure = getattr(board, "pressure", None)
-        cal = cal or {}
-        # (compliance_nl_per_kpa, resistance_pa_s_per_ul, noise_pa), the bench line's when the board lacks them
-        self._cal = (cal.get("compliance_nl_per_kpa", _DEFAULT_COMPLIANCE_NL_PER_KPA),
-                     cal.get("resistance_pa_s_per_ul", _DEFAULT_RESISTANCE_PA_S_PER_UL),
-                     cal.get("noise_pa", _DEFAULT_NOISE_PA))
-        self.occ = None
-        self.occ_state = occlusion.OK
-        self.pressure_pa = 0  # last good reading
-        self.occ_cmd = 0  # steps handed to the motor since the detector's last update
-        self.occ_conf = 0  # steps confirmed since then
-        self._move_n = 0  # steps of the move in flight
-        self._move_t = 0
-        self._sensor_n = 0  # missing readings in a row
-        self._priming = False
-        self.gap_ticks = 0  # ticks that skipped the detector's statistics
-        self.sensor_misses = 0
-        self._relearn = False  # reset the detector when delivery resumes (_RELEARN_AFTER)
+        self.relearn = False  # the line relearns its baseline when delivery resumes (_RELEARN_AFTER)
         self.other_sensor_fault = False  # another sensor (battery) holds SENSOR_FAULT: not cleared here
-        if self.motor is not None and self.pressure is not None:
-            self.occ = self._detector(pl_per_step)  # ValueError names a bad calibration value
+        # line safety: the occlusion detector over the pressure sensor (none without a sensor or a motor);
+        # ValueError names a bad calibration value
+        self.line = Line(self, getattr(board, "pressure", None) if self.motor is not None else None, cal,
+                         pl_per_step, TICK_MS)
 
     # -- per tick (no allocation) ----------------------------------------------------------------
     def running(self):
@@ -185,10 +151,10 @@ class Pump:
         if motor is None:
             return
         self._deliver(now, el, tod, motor)
-        det = self.occ
-        pr = self.pressure
-        if det is not None and pr is not None:
-            self._sense(now, el, det, pr, motor)
+        line = self.line
+        det = line.occ
+        if det is not None:
+            line.sense(now, el, det, motor)
 
     def _deliver(self, now, el, tod, motor):
         c = motor.take_confirmed()
@@ -202,7 +168,7 @@ class Pump:
                 idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
             elif r == R_STALL:
                 nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
-                self._safety_stop(H_STALL, alarms.STALL, _S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
+                self.safety_stop(alarms.STALL, S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
         run = self.running()
         if not run:
             if self.enabled:
@@ -210,9 +176,9 @@ class Pump:
             return
         if not self.enabled:
             self.enabled = True
-            if self._relearn:
-                self._relearn = False
-                self.reset_detector()
+            if self.relearn:
+                self.relearn = False
+                self.line.reset()
             motor.enable(True)
         r = self.reservoir
         if r.is_empty():
@@ -247,78 +213,19 @@ class Pump:
                 p = PERIOD_MAX_US
             motor.move(n, p & ~1)
             self.backlog -= n
-            self.occ_cmd += n
-            self._move_n = n
-            self._move_t = now
+            self.line.asked += n  # the detector's count, and the move it waits for
+            self.line.move_n = n
+            self.line.move_t = now
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
         d = self.dosing
         return self.delivered_nl + d.delivered_nl + (d.in_flight * d.max_step_pl + 999) // 1000 + 1
 
-    def _sense(self, now, el, det, pr, motor):
-        """Pressure + step counts -> the detector; acts on what it finds (allocates only on a finding)."""
-        th = self.therapy
-        if th is not None:
-            if th.bolus_kind == "priming":
-                self._priming = True
-            elif self._priming:  # the line is full now: learn its baseline afresh
-                self._priming = False
-                self.reset_detector()
-        try:
-            pa = pr.read_pa()
-        except Exception:  # ValueError: outside the sensor's band; anything else: the driver failed
-            pa = None
-        held = 0
-        if self._move_n:
-            if motor.busy():
-                if self.clock.ticks_diff(now, self._move_t) < _MOVE_LATE_MS:
-                    held = self._move_n  # still running: not due for confirmation yet
-            else:
-                self._move_n = 0
-        cmd = self.occ_cmd - held
-        conf = self.occ_conf
-        self.occ_cmd = held
-        self.occ_conf = 0
-        if _GAP_MIN_MS <= el <= _GAP_MAX_MS:
-            st = det.update(pa, cmd, conf, False)
-        else:
-            self.gap_ticks += 1
-            st = det.update_gap(pa, cmd, conf, False, el)
-        if pa is None:
-            self.sensor_misses += 1
-        else:
-            self.pressure_pa = pa
-        prev = self.occ_state
-        self.occ_state = st
-        if st == occlusion.SENSOR:
-            n = self._sensor_n + 1
-            self._sensor_n = n
-            if n == _SENSOR_TICKS:
-                self._safety_stop(H_SENSOR, alarms.SENSOR_FAULT, _S_SENSOR, 0)
-            return
-        if self._sensor_n:
-            self._sensor_n = 0
-            self.condition_gone(alarms.SENSOR_FAULT)
-        if st == prev:
-            return
-        if st == occlusion.OCCLUSION:
-            if self._relearn and self.halt:
-                return  # halted on a STALL / LEAK / SENSOR: the model is void, relearnt on resuming
-            self._safety_stop(H_OCCLUSION, alarms.OCCLUSION, _S_OCCLUSION, det.missed_nl())
-        elif st == occlusion.LEAK:
-            self._safety_stop(H_LEAK, alarms.LEAK, _S_LEAK, 0)
-        elif st == occlusion.STALL:
-            self._safety_stop(H_STALL, alarms.STALL, _S_STALL, det.pending * self.dosing.pl_per_step // 1000)
-        elif st == occlusion.CLEARED:
-            self.log_safety(_S_CLEARED, self.pressure_pa, det.released_nl)
-            self.condition_gone(alarms.OCCLUSION)
-        elif prev == occlusion.LEAK:
-            self.condition_gone(alarms.LEAK)
-
-    def _safety_stop(self, bit, alarm, kind, nl):
-        self.log_safety(kind, self.pressure_pa, nl)
-        self.stop(bit, alarm)
+    def safety_stop(self, alarm, kind, nl):
+        """Stop for a safety finding: the halt of `alarm` (the halt table), a SAFETY record of kind."""
+        self.log_safety(kind, self.line.pressure_pa, nl)
+        self.stop(H_BY_ALARM[alarm], alarm)
 
     def log_safety(self, kind, pressure_pa, nl):
         if self.log is not None:
@@ -326,9 +233,6 @@ class Pump:
                 self.log.append_raw(SAFETY, struct.pack(SAFETY_FMT, kind, pressure_pa, nl if nl > 0 else 0))
             except Exception:  # a failing log must not keep the motor running
                 pass
-
-    def pressure_fault(self):
-        return self._sensor_n >= _SENSOR_TICKS
 
     def condition_gone(self, code):
         """An alarm's condition ended: it clears if acknowledged, and so does its halt."""
@@ -345,28 +249,10 @@ class Pump:
             if bit & H_CONDITION and self.halt & bit and not self.alarms.is_active(HALTS[i + 1]):
                 self.halt &= ~bit
 
-    def reset_detector(self):
-        """Forget the line's baseline and any occlusion / leak (after priming, a refill, a new program)."""
-        if self.occ is None:
-            return
-        was = self.occ.state
-        self.occ.reset()
-        self.occ_state = occlusion.OK
-        if was == occlusion.OCCLUSION or was == occlusion.LEAK:
-            self.log_safety(S_RESET, self.pressure_pa, 0)
-        for code in (alarms.OCCLUSION, alarms.LEAK):
-            if self.alarms.is_present(code):
-                self.alarms.clear_condition(code)
-        self.release_inactive()
-
-    def _detector(self, pl_per_step):
-        c, r, noise = self._cal
-        return occlusion.Detector(pl_per_step, c, r, noise, tick_ms=TICK_MS)
-
     def _book(self, c, now):
         """c confirmed steps into every count that follows them (detector, rotor index, dosing,
         reservoir, guard); returns the guard's verdict (True: a limit is exceeded)."""
-        self.occ_conf += c
+        self.line.confirmed += c
         if self.idx is not None:
             self.idx.confirmed(c)
         self.reservoir.draw_pl(self.dosing.confirm(c))
@@ -402,11 +288,11 @@ class Pump:
             if c:
                 self._book(c, self._last)  # stopping already: a guard verdict changes nothing
         finally:
-            # what was asked and never emitted is dropped: not a stall to the detector
-            self.occ_cmd = self.occ_conf
-            self._move_n = 0
-            if self.occ is not None:
-                self.occ.clear_motor()
+            line = self.line  # what was asked and never emitted is dropped: not a stall to the detector
+            line.asked = line.confirmed
+            line.move_n = 0
+            if line.occ is not None:
+                line.occ.clear_motor()
             m.enable(False)
             self.enabled = False
             self.dosing.abandon()
@@ -426,7 +312,7 @@ class Pump:
         self.halt |= bit
         self.need_save = True
         if bit & _RELEARN_AFTER:
-            self._relearn = True
+            self.relearn = True
         try:
             self.halt_motor()
         finally:
@@ -492,23 +378,10 @@ class Pump:
     def set_pl_per_step(self, pl):
         self.dosing.set_pl_per_step(pl)
         self.guard.set_limits(hard_limits(pl, self.dosing.pass_excess_pl))
-        if self.occ is not None:  # a step's pressure changed: a new model, learnt afresh
-            self.occ = self._detector(pl)
-            self.occ_state = occlusion.OK
-            self.release_inactive()
+        self.line.set_pl_per_step(pl)
 
     def status(self):
-        """Line safety for the status op (allocates)."""
-        d = {}  # type: dict
-        d["pressure_pa"] = self.pressure_pa
-        d["gap_ticks"] = self.gap_ticks
-        d["sensor_misses"] = self.sensor_misses
-        det = self.occ
-        if det is None:
-            d["occlusion"] = None
-        else:
-            d["occlusion"] = {"state": occlusion.NAMES[self.occ_state], "armed": det.armed(),
-                              "stored_nl": det.stored_nl, "released_nl": det.released_nl,
-                              "pending_steps": det.pending}
+        """Line safety and the rotor index for the status op (allocates)."""
+        d = self.line.status()
         d["rotor"] = None if self.idx is None else self.idx.status(self.dosing)
         return d

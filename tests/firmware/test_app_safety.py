@@ -42,7 +42,7 @@ def run_until(r, cond, max_ms, step_ms=100):
 
 def occluded(r):
     r.run_ms(ARMED_MS)
-    assert r.a.pump.occ.armed() and r.a.pump.running()
+    assert r.a.pump.line.occ.armed() and r.a.pump.running()
     r.b.serial.lines()
     r.b.pressure.occluded = True
     t = run_until(r, lambda: r.a.pump.halt & pump.H_OCCLUSION, 120000)
@@ -104,9 +104,9 @@ def test_a_cleared_occlusion_waits_for_the_clinician():
 def test_a_new_program_relearns_the_line():
     r = programmed()
     r.run_ms(ARMED_MS)
-    assert r.a.pump.occ.armed()
+    assert r.a.pump.line.occ.armed()
     r.ok("program", {"rx": RX})
-    assert not r.a.pump.occ.armed()
+    assert not r.a.pump.line.occ.armed()
     r.close()
 
 
@@ -116,7 +116,7 @@ def test_the_end_of_a_prime_relearns_the_line():
     r.ok("bolus", {"kind": "prime", "duration_min": 1, "volume_nl": 5000})
     run_until(r, lambda: r.a.pump.therapy.bolus_kind is None, 120000)
     r.run_ms(200)
-    assert not r.a.pump.occ.armed() and r.a.pump.running()
+    assert not r.a.pump.line.occ.armed() and r.a.pump.running()
     r.close()
 
 

@@ -338,7 +338,7 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     assert "stall" in safety_kinds(r)
     assert not p.dosing.phase_known  # where the rotor stands is unknown now
     # while halted on it the line model is void: a rise it reads then is no OCCLUSION (relearnt later)
-    det = p.occ
+    det = p.line.occ
     det.update = lambda *a: occlusion.OCCLUSION
     det.update_gap = lambda *a: occlusion.OCCLUSION
     r.run_ms(2000)
@@ -348,9 +348,9 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     r.ok("ack", {"code": "STALL"})
     r.run_ms(1000)
     # the steps confirmed while nothing moved are no line history: the detector relearns on resuming
-    assert p.running() and not p.occ.armed()
+    assert p.running() and not p.line.occ.armed()
     r.run_ms(600000)
-    assert p.running() and p.idx.edges >= 3 and p.dosing.phase_known and p.occ.armed()
+    assert p.running() and p.idx.edges >= 3 and p.dosing.phase_known and p.line.occ.armed()
     assert not r.a.alarms.is_active(alarms.OCCLUSION) and not r.a.alarms.is_active(alarms.LEAK)
     r.close()
 

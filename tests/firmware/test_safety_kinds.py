@@ -1,17 +1,17 @@
-# SAFETY record kinds: each pump.S_* constant is the position of its name in eventlog.SAFETY_KINDS (the
-# names pumpctl logs and stored logs read), and a safety stop logs the kind it is given (CPython and
-# micropython). The line's kinds (_S_OCCLUSION ..) are private to pump.py; test_app_safety and test_rotor
-# read them back from the log.
+# SAFETY record kinds: each pump.S_* and line.S_* constant is the position of its name in
+# eventlog.SAFETY_KINDS (the names pumpctl logs and stored logs read), and a safety stop logs the kind it
+# is given (CPython and micropython). The line's other kinds (_S_OCCLUSION ..) are private to line.py;
+# test_app_safety and test_rotor read them back from the log.
 import pytest
 
-from itpump import alarms, eventlog, pump
+from itpump import alarms, eventlog, line, pump
 
 pytestmark = pytest.mark.micropython
 
 WANT = (
     (0, "occlusion"),
     (1, "leak"),
-    (2, "stall"),
+    (line.S_STALL, "stall"),
     (3, "sensor"),
     (4, "cleared"),
     (pump.S_BATTERY_EOS, "battery_eos"),
@@ -19,7 +19,7 @@ WANT = (
     (pump.S_SERVICE, "service"),
     (pump.S_RESUME, "resume"),
     (pump.S_LATE_TASK, "late_task"),
-    (pump.S_RESET, "occlusion_reset"),
+    (line.S_RESET, "occlusion_reset"),
 )
 
 
@@ -39,10 +39,14 @@ class _Log:
         self.kinds.append(eventlog.SAFETY_KINDS[data[0]])
 
 
+class _Line:
+    pressure_pa = 0
+
+
 class _Stopped:
     def __init__(self):
         self.log = _Log()
-        self.pressure_pa = 0
+        self.line = _Line()
         self.stops = []
 
     def log_safety(self, kind, pressure_pa, nl):
@@ -56,7 +60,7 @@ def test_a_safety_stop_logs_the_kind_it_is_given():
     p = _Stopped()
     leak = eventlog.SAFETY_KINDS.index("leak")
     sensor = eventlog.SAFETY_KINDS.index("sensor")
-    pump.Pump._safety_stop(p, pump.H_LEAK, alarms.LEAK, leak, 0)
-    pump.Pump._safety_stop(p, pump.H_SENSOR, alarms.SENSOR_FAULT, sensor, 0)
+    pump.Pump.safety_stop(p, alarms.LEAK, leak, 0)
+    pump.Pump.safety_stop(p, alarms.SENSOR_FAULT, sensor, 0)
     assert p.log.kinds == ["leak", "sensor"]
     assert p.stops == [(pump.H_LEAK, alarms.LEAK), (pump.H_SENSOR, alarms.SENSOR_FAULT)]
