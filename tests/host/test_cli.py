@@ -118,3 +118,15 @@ def test_boards_pumpctl_runs_stop_and_report_alike(tmp_path, capsys, target):
     assert cli.main([target, "stop", "--dir", d, "--json"]) == 3
     env = json.loads(capsys.readouterr().out)
     assert env["command"] == f"{target} stop" and env["error"]["exit_code"] == 3
+
+
+
+@pytest.mark.parametrize("target", ["vboard", "epico"])
+def test_stopping_a_board_says_so(tmp_path, capsys, monkeypatch, target):
+    """`pumpctl vboard stop` printed nothing when it had stopped one."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(f"pumpctl.{target}"), "stop", lambda d: True)
+    assert cli.main([target, "stop", "--dir", str(tmp_path)]) == 0
+    noun = "virtual board" if target == "vboard" else "emulated Pico"
+    assert capsys.readouterr().out == f"{noun} stopped\n"

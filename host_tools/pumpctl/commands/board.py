@@ -236,7 +236,7 @@ def target_actions(name: str) -> dict:
         (_vboard_start_args if name == "vboard" else _epico_start_args)(sp)
 
     return {"start": Command(t.start_help, target_start, show_port, start_args, board=False),
-            "stop": Command(t.stop_help, target_stop, None, dir_arg, board=False),
+            "stop": Command(t.stop_help, target_stop, show_stopped, dir_arg, board=False),
             "status": Command("is it running, on which port", target_status, show_target_status, dir_arg,
                               board=False)}
 
@@ -279,6 +279,11 @@ def target_stop(s) -> dict:
     if not mod.stop(s.args.dir):
         raise NoBoardError(f"no {t.noun} running")
     return {"stopped": True}
+
+
+def show_stopped(_r: dict, s) -> None:
+    t, _mod = _target(s)
+    print(f"{t.noun} stopped")
 
 
 def target_status(s) -> dict:
