@@ -25,10 +25,12 @@ TICK_MS = pump.TICK_MS  # control tick period
 # Watchdog: inside rp2's 8388 ms maximum; long enough for the virtual board's fast clock (ticks up to 5 s
 # apart). A hung loop issues no new moves (a move lasts <= 90 ms): no motor while the watchdog waits.
 WDT_TIMEOUT_MS = const(8000)
-# Supervised tasks and their check-in deadlines (ms): missing one stops the feed (the board resets).
-_TASK_TICK_MS = const(6000)
-_TASK_LINK_MS = const(6000)
-_TASK_HOUSE_MS = const(7000)
+# Supervised tasks and their check-in deadlines (ms): missing one stops the feed (the board resets). Their
+# ids are their places here (Supervisor.add_task numbers them in order).
+_TASKS = const((("tick", 6000), ("link", 6000), ("housekeeping", 7000)))
+_T_TICK = const(0)
+_T_LINK = const(1)
+_T_HOUSE = const(2)
 # Housekeeping (accounting, reserve, saves, battery): once a second by the clock, not by ticks (fast clock)
 _HOUSEKEEP_MS = const(1000)
 _DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
@@ -44,11 +46,8 @@ DEFAULT_PL_PER_STEP = 20000
 class App:
     def __init__(self, board, root="/"):
         self.board = board
-        self.clock = clock = board.clock
-        self.serial = board.serial
-        self._stream = getattr(board.serial, "stream", None)  # the raw link, if any: long replies go piecewise
+        clock = board.clock
         self.reader = protocol.LineReader()
-        self.rx_ms = 0  # tick of the last byte received
         self.repl_told = None  # tick the REPL lock was last explained
         self.ticks = 0
         self.button = getattr(board, "button", None)
@@ -56,9 +55,8 @@ class App:
         self.alarms = alarms.AlarmManager(clock, getattr(board, "buzzer", None), getattr(board, "led", None))
         self.sup = sup = supervisor.Supervisor(getattr(board, "wdt", None) or supervisor.NoWdt(), clock,
                                                supervisor.JsonRecord(root + "data/sup.json"), WDT_TIMEOUT_MS)
-        self.t_tick = sup.add_task("tick", _TASK_TICK_MS)
-        self.t_link = sup.add_task("link", _TASK_LINK_MS)
-        self.t_house = sup.add_task("housekeeping", _TASK_HOUSE_MS)
+        for name, deadline_ms in _TASKS:
+            sup.add_task(name, deadline_ms)
         self._late_seen = False
         self._house_t = clock.ticks_ms()
         self._next_delivery_log_s = _DELIVERY_LOG_S
@@ -67,7 +65,7 @@ class App:
         self.cal_problem = None  # why the board's calibration could not be used
         if "data" not in os.listdir(root):  # storage first: everything after may log
             os.mkdir(root + "data")
-        self.journal = journal = Journal(root + "data/log", clock, self.time.wall, self.serial.write)
+        self.journal = journal = Journal(root + "data/log", clock, self.time.wall, board.serial.write)
         self.log = journal.log
         self.alarms.add_listener(journal.on_alarm)
         cal = getattr(board, "calibration", None) or {}
@@ -96,44 +94,44 @@ class App:
 
     def poll_link(self):
         """At most _MAX_LINES_PER_POLL requests: a flood must not keep the tick and the watchdog waiting."""
-        clock = self.clock
+        clock = self.board.clock
+        serial = self.board.serial
         now = clock.ticks_ms()
-        self.sup.check_in(self.t_link, now)
+        self.sup.check_in(_T_LINK, now)
         lines = 0
         while lines < _MAX_LINES_PER_POLL:
-            c = self.serial.readchar()
+            c = serial.readchar()
             if c < 0:
                 return
             rd = self.reader
-            if rd.pending() and clock.ticks_diff(now, self.rx_ms) >= protocol.IDLE_DROP_MS:
-                rd.drop()  # the rest of that line is not coming: a killed tool's, not glued to this one
-            self.rx_ms = now
+            rd.arrived(clock, now)  # a partial line left by a killed tool is dropped
             # Ctrl-C/Ctrl-A while therapy runs: say (once a second) why the REPL does not come
             if (c == 3 or c == 1) and self.pump.repl_locked and (
                     self.repl_told is None or not 0 <= clock.ticks_diff(now, self.repl_told) < 1000):
                 self.repl_told = now
-                self.serial.write(REPL_LOCKED_LINE)
+                serial.write(REPL_LOCKED_LINE)
             st = rd.feed(c)
             if st == protocol.FEED_LINE:
-                line = self.reader.take()
+                line = rd.take()
                 if line.strip():  # blank lines (a terminal's Enter) are not requests
                     lines += 1
-                    r = protocol.dispatch(line, self.ops, self.auth, self._stream)
+                    # a read's reply goes piecewise to the raw link, if the board has one
+                    r = protocol.dispatch(line, self.ops, self.auth, getattr(serial, "stream", None))
                     if r is not None:
-                        self.serial.write(r)
+                        serial.write(r)
                     self.pump.sync_repl_lock()  # a program locks at once, not at the next tick
             elif st == protocol.FEED_OVERFLOW:
-                self.serial.write(protocol.error_line(
+                serial.write(protocol.error_line(
                     None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
 
     def tick(self):
         self.time.update()
         self.ticks += 1
-        now = self.clock.ticks_ms()
+        now = self.board.clock.ticks_ms()
         sup = self.sup
         try:
             self.pump.tick(now)
-            sup.check_in(self.t_tick, now)  # a tick that raised does not count as alive
+            sup.check_in(_T_TICK, now)  # a tick that raised does not count as alive
         except Exception as e:
             self.fail_safe(e)
         self.alarms.tick(now)
@@ -147,7 +145,7 @@ class App:
             self._house_t = now
             try:
                 self.housekeeping()
-                sup.check_in(self.t_house, now)
+                sup.check_in(_T_HOUSE, now)
             except Exception as e:
                 self.fail_safe(e)
         if not sup.service(now) and not self._late_seen and sup.late_task() is not None:
@@ -157,14 +155,14 @@ class App:
 
     def housekeeping_due(self, now):
         p = self.pump
-        return self.clock.ticks_diff(now, self._house_t) >= _HOUSEKEEP_MS or p.need_save or p.need_mark
+        return self.board.clock.ticks_diff(now, self._house_t) >= _HOUSEKEEP_MS or p.need_save or p.need_mark
 
     def fail_safe(self, e):
         """Any exception in the loop: motor stopped, INTERNAL alarm, told on the link; raises nothing."""
         halts.fault(self.pump, self.board)
         self.last_error = err_text(e)
         try:
-            self.serial.write(protocol.event_line("internal", {"error": self.last_error}))
+            self.board.serial.write(protocol.event_line("internal", {"error": self.last_error}))
         except Exception:
             pass
 
@@ -190,18 +188,18 @@ class App:
         cause = self.board.reset_cause()
         self.journal.event(eventlog.BOOT, eventlog.reset_cause_index(cause), self.doc.boot_count)
         self.doc.try_save()  # boot_count and the recovered totals are on flash before delivery
-        self.serial.write(protocol.event_line("boot", {
+        self.board.serial.write(protocol.event_line("boot", {
             "fw": VERSION, "board": self.board.name, "reset_cause": cause, "device_id": self.identity.device_id,
             "keys": self.identity.keys_state}))
 
     def step(self, next_tick):
         """One pass of the loop: link, then the control tick when due. Returns the next due tick."""
         self.poll_link()
-        clock = self.clock
+        clock = self.board.clock
         now = clock.ticks_ms()
         wait_ms = clock.ticks_diff(next_tick, now)
         if wait_ms > 0:
-            self.serial.wait(wait_ms)
+            self.board.serial.wait(wait_ms)
             return next_tick
         self.tick()
         next_tick = clock.ticks_add(next_tick, TICK_MS)
@@ -212,7 +210,8 @@ class App:
     def run(self):
         self.sup.start()  # the hardware watchdog, fed by sup.service() while every task checks in
         self.boot()
-        next_tick = self.clock.ticks_add(self.clock.ticks_ms(), TICK_MS)
+        clock = self.board.clock
+        next_tick = clock.ticks_add(clock.ticks_ms(), TICK_MS)
         while True:
             next_tick = self.step(next_tick)
 
@@ -227,7 +226,7 @@ class App:
         st.update({"keys": self.identity.keys_state, "auth_locked": self.auth.locked(),
                    "log_seq": self.log.seq if self.log is not None else -1, "battery_mv": 0 if b is None else b.mv,
                    "battery": None if b is None else b.batt.status(),
-                   "supervisor": self.sup.status(self.clock.ticks_ms()), "boot": self.boot_info})
+                   "supervisor": self.sup.status(self.board.clock.ticks_ms()), "boot": self.boot_info})
         if self.cal_problem:
             st["cal_problem"] = self.cal_problem
         if self.last_error:

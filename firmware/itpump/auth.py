@@ -32,8 +32,6 @@ _DELAY_MAX_MS = const(30000)  # and is capped: an attacker slows the clinician, 
 _QUIET_MS = const(10000)  # refusals that do not count are logged at most once per this
 _CACHE_SIZE = const(4)  # applied changes remembered to answer a resend as DUPLICATE
 
-E_DUPLICATE = protocol.E_DUPLICATE
-
 # Security event kinds passed to on_event(kind, info)
 EV_FAIL = "auth_fail"  # info: code, role, op, id, ctr (and suppressed: uncounted ones not logged)
 EV_LOCKOUT = "auth_lockout"  # info: role, failures, delay_ms (a wrong MAC past the free ones)
@@ -241,7 +239,10 @@ class Authenticator:
         dup = self._cached(role, mac)
         if dup is not None:  # the same bytes again: say so, with what happened the first time
             self._event(EV_DUPLICATE, {"role": role, "op": req.op, "id": dup[2], "outcome": dup[3]})
-            return duplicate_line(req.id, dup[2], dup[3])
+            return (json.dumps({"id": req.id, "ok": False, "error": {
+                "code": protocol.E_DUPLICATE, "of": dup[2], "outcome": dup[3],
+                "message": "duplicate of request %d, which was already handled (%s): not applied again" % (
+                    dup[2], dup[3])}}) + "\n").encode()
         if req.op not in self._perm.get(role, ()):
             return self._refuse(req, protocol.E_AUTH_FORBIDDEN, "role '%s' may not '%s'" % (role, req.op))
         if req.ctr <= self._last.get(role, 0):
@@ -256,7 +257,12 @@ class Authenticator:
             self._state_failed("counter not saved: %s" % type(e).__name__)
             return protocol.error_line(req.id, protocol.E_AUTH_STATE, "counter could not be saved: change refused")
         reply = apply()
-        self._cache[self._cache_i] = (role, mac, req.id, _outcome(reply))
+        try:  # "ok" or the reply's error code, kept to answer a resend
+            r = json.loads(reply)
+            outcome = "ok" if r.get("ok") else r["error"]["code"]
+        except Exception:
+            outcome = "?"
+        self._cache[self._cache_i] = (role, mac, req.id, outcome)
         self._cache_i = (self._cache_i + 1) % len(self._cache)
         return reply
 
@@ -378,19 +384,3 @@ class Authenticator:
             self._event(EV_LOCKOUT, {"role": role, "failures": n, "delay_ms": hold})
             msg += ": changes as '%s' held back for %d s" % (role, (hold + 999) // 1000)
         return protocol.error_line(req.id, protocol.E_AUTH_MAC, msg)
-
-
-def _outcome(reply):
-    """"ok" or the error code of a reply line (kept to answer a resend)."""
-    try:
-        r = json.loads(reply)
-        return "ok" if r.get("ok") else r["error"]["code"]
-    except Exception:
-        return "?"
-
-
-def duplicate_line(req_id, orig_id, outcome):
-    return (json.dumps({"id": req_id, "ok": False, "error": {
-        "code": E_DUPLICATE, "of": orig_id, "outcome": outcome,
-        "message": "duplicate of request %d, which was already handled (%s): not applied again" % (
-            orig_id, outcome)}}) + "\n").encode()

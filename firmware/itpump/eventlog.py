@@ -8,7 +8,7 @@ import struct
 from micropython import const
 
 MAGIC = const(0xA5)
-_HDR = "<BBBIII"  # magic, n, code, seq, ticks_ms, wall_s
+_HDR = const("<BBBIII")  # magic, n, code, seq, ticks_ms, wall_s
 HDR_LEN = const(15)
 CRC_LEN = const(4)
 MAX_DATA = const(32)
@@ -17,8 +17,8 @@ WALL_EPOCH_UNIX = 1577836800  # 2020-01-01T00:00:00Z in Unix seconds
 
 SEG_BYTES = const(16384)  # segment size budget
 MAX_SEGS = const(24)  # 384 KiB of the Pico's 1408 KiB filesystem: over 10,000 records, about a year
-_PREFIX = "ev"
-_SUFFIX = ".log"
+_PREFIX = const("ev")
+_SUFFIX = const(".log")
 
 # -- code table: code -> (name, struct format of data, field names) ------------------------------
 BOOT = const(1)
@@ -146,24 +146,6 @@ def code_name(code):
     return spec[0] if spec else "code_%d" % code
 
 
-def check(buf, off, end):
-    """Frame at buf[off:end]: (_OK, length), (_SHORT, 0) if it runs past end, or (_WRONG, 0)."""
-    if end - off < 2:
-        return _SHORT, 0
-    if buf[off] != MAGIC:
-        return _WRONG, 0
-    n = buf[off + 1]
-    if n > MAX_DATA:
-        return _WRONG, 0
-    total = HDR_LEN + n + CRC_LEN
-    if end - off < total:
-        return _SHORT, 0
-    crc_at = off + total - CRC_LEN
-    if binascii.crc32(memoryview(buf)[off:crc_at]) & 0xFFFFFFFF != struct.unpack_from("<I", buf, crc_at)[0]:
-        return _WRONG, 0
-    return _OK, total
-
-
 def unpack(buf, off):
     """(seq, ticks_ms, wall_s, code, data) of a checked record at off."""
     _, n, code, seq, ticks, wall = struct.unpack_from(_HDR, buf, off)
@@ -199,7 +181,18 @@ def scan_chunks(readinto, bufsize=512):
             if bad_at >= 0:
                 yield TAIL, bad_at, base + end - bad_at
             return
-        st, n = check(buf, start, end)
+        # the frame at buf[start:end]: _OK (n its length), _SHORT if it runs past end, or _WRONG
+        st, n = _SHORT, 0
+        if end - start >= 2:
+            st = _WRONG
+            n = buf[start + 1]
+            if buf[start] == MAGIC and n <= MAX_DATA:
+                n += HDR_LEN + CRC_LEN
+                crc_at = start + n - CRC_LEN
+                if end - start < n:
+                    st = _SHORT
+                elif binascii.crc32(mv[start:crc_at]) & 0xFFFFFFFF == struct.unpack_from("<I", buf, crc_at)[0]:
+                    st = _OK
         if st == _OK:
             if bad_at >= 0:
                 yield BAD, bad_at, base + start - bad_at
@@ -239,15 +232,6 @@ def describe(kind, off, n, nrec, last_seq, where=""):
 
 def seg_name(first_seq):
     return "%s%08x%s" % (_PREFIX, first_seq, _SUFFIX)
-
-
-def _seg_first(name):
-    if not (name.startswith(_PREFIX) and name.endswith(_SUFFIX)) or len(name) != 14:
-        return -1
-    try:
-        return int(name[2:10], 16)
-    except ValueError:
-        return -1
 
 
 class WallClock:
@@ -300,7 +284,17 @@ class EventLog:
             os.stat(dir_path)
         except OSError:
             os.mkdir(dir_path)
-        self._segs = sorted(s for s in (_seg_first(n) for n in os.listdir(dir_path)) if s >= 0)
+        segs = []  # the first seq of each segment, from its name (seg_name)
+        for name in os.listdir(dir_path):
+            if name.startswith(_PREFIX) and name.endswith(_SUFFIX) and len(name) == 14:
+                try:
+                    first = int(name[2:10], 16)
+                except ValueError:
+                    continue
+                if first >= 0:
+                    segs.append(first)
+        segs.sort()
+        self._segs = segs
         self.seq = 0
         self._size = 0
         damaged = None

@@ -2,13 +2,6 @@
 # are counted for status), alarm transitions as records and link events, auth refusals as records.
 from itpump import alarms, auth, eventlog, protocol
 
-# protocol error code of an auth refusal -> AUTH_FAILURE "reason" (eventlog.CODES)
-_AUTH_REASON = {protocol.E_AUTH_MAC: 0, protocol.E_AUTH_REPLAY: 1, protocol.E_AUTH_FORBIDDEN: 2,
-                protocol.E_AUTH_ROLE: 2, protocol.E_AUTH_MISSING: 2, protocol.E_AUTH_NOKEYS: 2,
-                protocol.E_AUTH_LOCKED: 3}
-_RECORDS = {alarms.EV_RAISE: eventlog.ALARM_RAISED, alarms.EV_ACK: eventlog.ALARM_ACKED,
-                 alarms.EV_CLEAR: eventlog.ALARM_CLEARED}
-
 
 def err_text(e):
     """'Name: message' of an exception; its name alone (an existing string) if even that text cannot
@@ -49,8 +42,10 @@ class Journal:
 
     def on_alarm(self, kind, code):
         """The alarm manager's listener: a record, and an unsolicited line on the link."""
-        if kind in _RECORDS:
-            self.event(_RECORDS[kind], code)
+        rec = (eventlog.ALARM_RAISED if kind == alarms.EV_RAISE else eventlog.ALARM_ACKED if kind == alarms.EV_ACK
+               else eventlog.ALARM_CLEARED if kind == alarms.EV_CLEAR else 0)  # not an escalation
+        if rec:
+            self.event(rec, code)
         self.send(protocol.event_line("alarm", {"kind": kind, "code": alarms.NAMES[code],
                                                 "priority": alarms.PRIORITY_NAMES[alarms.priority(code)]}))
 
@@ -63,7 +58,16 @@ class Journal:
         role = info.get("role")
         r = eventlog.ROLES.index(role) if role in eventlog.ROLES else 255
         if kind == auth.EV_FAIL:
-            self.event(eventlog.AUTH_FAILURE, r, _AUTH_REASON.get(info.get("code"), 2))
+            # the refusal's code -> eventlog.AUTH_REASONS (any other: "role", a refusal by permission)
+            code = info.get("code")
+            reason = 2
+            if code == protocol.E_AUTH_MAC:
+                reason = 0
+            elif code == protocol.E_AUTH_REPLAY:
+                reason = 1
+            elif code == protocol.E_AUTH_LOCKED:
+                reason = 3
+            self.event(eventlog.AUTH_FAILURE, r, reason)
         elif kind == auth.EV_LOCKOUT:
             self.event(eventlog.AUTH_FAILURE, r, 3)
         elif kind == auth.EV_DUPLICATE:

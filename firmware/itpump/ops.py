@@ -8,11 +8,13 @@ from micropython import const
 
 from itpump import LimitError, eventlog, halts, occlusion, protocol
 
-_E_LIMIT = const("LIMIT")  # a value outside its limit (LimitError: field, value, limit in the message)
-E_MISMATCH = "MISMATCH"  # prescription and reservoir content disagree
-E_HALTED = "HALTED"  # delivery is stopped by an alarm: acknowledge / refill first
-E_NOT_ACTIVE = "NOT_ACTIVE"
-_E_STORE = const("STORE")  # the change could not be saved: not applied
+# The error codes of the ops (stable: host tools and tests match on them): LIMIT, a value outside its limit
+# (LimitError: field, value, limit in the message); STORE, the change could not be saved (not applied);
+# SIM_ONLY; HALTED, delivery is stopped by an alarm (acknowledge / refill first; ops_bolus); MISMATCH,
+# prescription and reservoir content disagree, NOT_ACTIVE (ops_therapy, ops_admin). Each a const where it
+# is raised: a name shared between modules would take a slot in a module dict.
+_E_LIMIT = const("LIMIT")
+_E_STORE = const("STORE")
 MAX_LOG_RECORDS = 200  # the largest "max" a host may ask for
 _LOG_PAGE_RECORDS = const(48)  # records actually sent per reply: the reply is built whole (list, hex,
 # JSON, bytes), about 4 copies of ~100 B a record, and must fit the heap a Pico has left beside the firmware

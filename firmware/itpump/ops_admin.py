@@ -1,7 +1,11 @@
 # Changes beside therapy: calibration, time, alarm acknowledgement, keys, service access.
+from micropython import const
+
 from itpump import alarms, eventlog, halts, protocol, pump, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
-from itpump.ops import E_NOT_ACTIVE, _save
+from itpump.ops import _save
+
+_E_NOT_ACTIVE = const("NOT_ACTIVE")  # codes: ops.py
 
 
 def op_calibrate(parts, args):
@@ -43,7 +47,7 @@ def op_ack(parts, args):
     name = args["code"]
     acked = halts.ack(p, sup, None if name == "all" else alarms.code_of(name))  # ValueError: the codes
     if acked is None:
-        raise protocol.ProtocolError(E_NOT_ACTIVE, "alarm %s is not active" % name)
+        raise protocol.ProtocolError(_E_NOT_ACTIVE, "alarm %s is not active" % name)
     doc.policy.changed()  # the released halts are saved at the next checkpoint
     return {"acked": acked, "active": [a["code"] for a in p.alarms.active()]}
 

@@ -2,9 +2,10 @@
 from micropython import const
 
 from itpump import eventlog, halts, protocol
-from itpump.ops import E_HALTED, Refused, _save, _therapy
+from itpump.ops import Refused, _save, _therapy
 from itpump.prescription import volume_nl
 
+_E_HALTED = const("HALTED")  # delivery is stopped by an alarm (codes: ops.py)
 # refusal code -> eventlog.REFUSE_REASONS index ("busy", 5, for any other)
 _REASON = const((("limit_1h", 0), ("limit_24h", 1), ("MAX_PER_DAY", 1), ("LOCKOUT", 2), ("HALTED", 3),
                  ("RESERVOIR", 4), ("LIMIT", 7)))
@@ -22,7 +23,7 @@ def _refuse_bolus(journal, vol, code, msg):
 def _bolus_checks(p, journal, vol):
     """Refusals common to every bolus: halted delivery, reservoir, the guard's remaining room."""
     if p.halt:
-        _refuse_bolus(journal, vol, E_HALTED, "delivery is stopped (%s)" % ", ".join(halts.names(p.halt)))
+        _refuse_bolus(journal, vol, _E_HALTED, "delivery is stopped (%s)" % ", ".join(halts.names(p.halt)))
     if p.reservoir.volume_nl() - p.reservoir.empty_nl < vol:
         _refuse_bolus(journal, vol, "RESERVOIR", "the reservoir holds %d nL usable, the bolus is %d nL" % (
             p.reservoir.volume_nl() - p.reservoir.empty_nl, vol))

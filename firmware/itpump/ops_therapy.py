@@ -1,12 +1,16 @@
 # Therapy changes: program, refill (with the bridge to a new fluid), suspend, cancel a bolus.
+from micropython import const
+
 from itpump import alarms, eventlog, protocol, pump
-from itpump.ops import E_MISMATCH, E_NOT_ACTIVE, _save, _therapy
+from itpump.ops import _save, _therapy
 from itpump.reservoir import Reservoir
 from itpump.therapy import Therapy
 
 # Pump tubing from the head to the catheter: 150 mm of 1.02 mm ID (the bench layout of
 # docs/hardware.md and boards/sim/rom/plant.py) = 123 uL; a board's calibration may set dead_volume_nl.
-PUMP_DEAD_VOLUME_NL = 123000
+_PUMP_DEAD_VOLUME_NL = const(123000)
+_E_MISMATCH = const("MISMATCH")  # codes: ops.py
+_E_NOT_ACTIVE = const("NOT_ACTIVE")
 
 
 def op_program(parts, args):
@@ -15,7 +19,7 @@ def op_program(parts, args):
     new = Therapy(args["rx"])
     r = p.reservoir
     if r.drug is not None and (new.drug != r.drug or new.conc_ug_per_ml != r.conc_ug_per_ml):
-        raise protocol.ProtocolError(E_MISMATCH, "the reservoir holds %s at %d ug/mL, the prescription is for %s at "
+        raise protocol.ProtocolError(_E_MISMATCH, "the reservoir holds %s at %d ug/mL, the prescription is for %s at "
                               "%d ug/mL: refill with it (refill with rx)" % (
                                   r.drug, r.conc_ug_per_ml, new.drug, new.conc_ug_per_ml))
     old = p.therapy
@@ -56,17 +60,17 @@ def op_refill(parts, args):
     old = p.therapy
     new = Therapy(args["rx"]) if "rx" in args else None
     if new is not None and (new.drug != drug or new.conc_ug_per_ml != conc):
-        raise protocol.ProtocolError(E_MISMATCH, "rx is for %s at %d ug/mL, the refill is %s at %d ug/mL" % (
+        raise protocol.ProtocolError(_E_MISMATCH, "rx is for %s at %d ug/mL, the refill is %s at %d ug/mL" % (
             new.drug, new.conc_ug_per_ml, drug[:32], conc))
     if new is None and old is not None and (old.drug != drug or old.conc_ug_per_ml != conc):
-        raise protocol.ProtocolError(E_MISMATCH, "the prescription is for %s at %d ug/mL: a refill with %s at %d "
+        raise protocol.ProtocolError(_E_MISMATCH, "the prescription is for %s at %d ug/mL: a refill with %s at %d "
                               "ug/mL needs its prescription (rx)" % (old.drug, old.conc_ug_per_ml, drug[:32], conc))
     r = p.reservoir
     bridge_nl = 0
     if new is not None and old is not None:
         new.adopt(old)
         if r.drug is not None and (drug != r.drug or conc != r.conc_ug_per_ml):
-            bridge_nl = new.start_bridge(old, cal.get("dead_volume_nl", PUMP_DEAD_VOLUME_NL))
+            bridge_nl = new.start_bridge(old, cal.get("dead_volume_nl", _PUMP_DEAD_VOLUME_NL))
     p.account()
     before = r.to_dict()
     old_delivered, old_reserved = p.delivered_nl, p.reserved_nl
@@ -125,7 +129,7 @@ def op_cancel_bolus(parts, args):
     th = _therapy(p)
     kind, left = th.cancel_bolus()
     if kind is None:
-        raise protocol.ProtocolError(E_NOT_ACTIVE, "no bolus is running")
+        raise protocol.ProtocolError(_E_NOT_ACTIVE, "no bolus is running")
     journal.event(eventlog.BOLUS_ABANDONED, left)
     doc.policy.changed()
     return {"kind": kind, "not_given_nl": left}

@@ -107,22 +107,26 @@ class BatteryMonitor:
 # mV read off that cell's 0.2 C discharge curve (plant.py's table): LOW 3.60 V ~ 20 % left, ERI 3.45 V
 # ~ 8 %, EOS 3.30 V ~ 4 %, well above the protection cutoff (2.5-3.0 V) so the motor's current pulses
 # and the last flash writes still have margin; a pack reading >= 4.0 V (~80 %) is a fresh one.
-# ALKALINE_3AA: the thresholds argued in this module's header.
-PACKS = {
-    "liion_1s": {"cells": 1, "low_mv_per_cell": 3600, "eri_mv_per_cell": 3450, "eos_mv_per_cell": 3300,
-                 "replaced_mv_per_cell": 4000},
-    "alkaline_3aa": {"cells": 3},
-}
+# ALKALINE_3AA: the thresholds argued in this module's header. (name, BatteryMonitor arguments) pairs: a
+# const in flash, where dicts would be heap.
+_PACKS = const((
+    ("liion_1s", (("cells", 1), ("low_mv_per_cell", 3600), ("eri_mv_per_cell", 3450), ("eos_mv_per_cell", 3300),
+                  ("replaced_mv_per_cell", 4000))),
+    ("alkaline_3aa", (("cells", 3),)),
+))
 
 
 def from_calibration(cal):
-    """A BatteryMonitor for a board's calibration dict: "battery" names a pack in PACKS (default
+    """A BatteryMonitor for a board's calibration dict: "battery" names a pack in _PACKS (default
     "liion_1s"); battery_low_mv_per_cell / _eri_ / _eos_ / _replaced_ override a threshold.
     ValueError names a bad value."""
     name = cal.get("battery", "liion_1s")
-    if name not in PACKS:
-        raise ValueError("battery %r unknown (known: %s)" % (name, ", ".join(sorted(PACKS))))
-    kw = dict(PACKS[name])
+    kw = None
+    for pack, args in _PACKS:
+        if pack == name:
+            kw = dict(args)
+    if kw is None:
+        raise ValueError("battery %r unknown (known: %s)" % (name, ", ".join(sorted(p[0] for p in _PACKS))))
     for k in ("low", "eri", "eos", "replaced"):
         key = "battery_%s_mv_per_cell" % k
         if key in cal:

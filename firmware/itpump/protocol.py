@@ -38,7 +38,7 @@ E_AUTH_LOCKED = "AUTH_LOCKED"  # too many failures: changes refused for a while 
 E_AUTH_NOKEYS = "AUTH_NOKEYS"  # no key provisioned for the role (no default secrets)
 E_AUTH_STATE = "AUTH_STATE"  # counters could not be loaded or saved: changes refused
 
-FEED_NONE = const(0)
+_FEED_NONE = const(0)
 FEED_LINE = const(1)
 FEED_OVERFLOW = const(2)
 
@@ -47,9 +47,9 @@ _CR = const(13)
 _TAB = const(9)
 _CTRL_A = const(1)  # mpremote's raw-REPL request and Ctrl-C: a tool wants the REPL, not a request
 _CTRL_C = const(3)
-IDLE_DROP_MS = const(2000)  # a partial line this old when the next byte comes is a dead tool's: dropped
+_IDLE_DROP_MS = const(2000)  # a partial line this old when the next byte comes is a dead tool's: dropped
 
-_FIELDS = ("id", "op", "args", "role", "ctr")
+_FIELDS = const(("id", "op", "args", "role", "ctr"))
 
 
 class ProtocolError(Exception):
@@ -69,16 +69,16 @@ class LineReader:
         self._max = max_len
         self._small = bytearray(small_len if small_len < max_len else max_len)
         self._buf = self._small
-        self._mv = memoryview(self._buf)
         self._n = 0
         self._overflow = False
+        self.rx_ms = 0  # tick of the last byte (arrived)
 
     def feed(self, c):
-        """Take one byte; FEED_LINE when a line is complete, FEED_OVERFLOW when one was too long.
-        Ctrl-A and Ctrl-C drop the partial line (FEED_NONE)."""
+        """Take one byte; FEED_LINE when a line is complete, FEED_OVERFLOW when one was too long, else 0.
+        Ctrl-A and Ctrl-C drop the partial line (0: nothing to report)."""
         if c == _CTRL_A or c == _CTRL_C:
             self.drop()
-            return FEED_NONE
+            return _FEED_NONE
         if c == _LF:
             if self._overflow:
                 self._overflow = False
@@ -87,13 +87,13 @@ class LineReader:
                 return FEED_OVERFLOW
             return FEED_LINE
         if c == _CR or self._overflow:
-            return FEED_NONE
+            return _FEED_NONE
         if self._n == len(self._buf) and not self._grow():
             self._overflow = True  # keep discarding until the newline, then report once
-            return FEED_NONE
+            return _FEED_NONE
         self._buf[self._n] = c
         self._n += 1
-        return FEED_NONE
+        return _FEED_NONE
 
     def _grow(self):
         if len(self._buf) >= self._max:
@@ -104,17 +104,21 @@ class LineReader:
             return False
         big[: self._n] = self._buf
         self._buf = big
-        self._mv = memoryview(big)
         return True
 
     def _shrink(self):
-        if self._buf is not self._small:
-            self._buf = self._small
-            self._mv = memoryview(self._small)
+        self._buf = self._small
 
     def pending(self):
         """True while a line has begun (bytes, or an over-long line being discarded)."""
         return self._n > 0 or self._overflow
+
+    def arrived(self, clock, now):
+        """A byte comes at tick now: a partial line that waited _IDLE_DROP_MS for it is a killed tool's,
+        dropped rather than glued to this one."""
+        if self.pending() and clock.ticks_diff(now, self.rx_ms) >= _IDLE_DROP_MS:
+            self.drop()
+        self.rx_ms = now
 
     def drop(self):
         """Forget the partial line (its sender went away)."""
@@ -124,7 +128,7 @@ class LineReader:
 
     def take(self):
         """The completed line as bytes; the buffer is ready for the next one."""
-        line = bytes(self._mv[: self._n])
+        line = bytes(memoryview(self._buf)[: self._n])
         self._n = 0
         self._shrink()
         return line

@@ -14,18 +14,14 @@ ctl.sock (commands: `command(dir, {...})`), bridge.log. docs/epico.md has the de
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import tty
 from pathlib import Path
 
 from . import REPO_ROOT, PumpctlError, vboard
@@ -194,9 +190,9 @@ def _plant_module():
     return plant
 
 
-class Controller:
+class Controller(vboard.PtyBridge):
     def __init__(self, directory: Path):
-        self.st = State(directory)
+        super().__init__(State(directory))
         cfg = self.st.config()
         self.speed = float(cfg.get("speed", 1.0))
         self.bootrom = cfg.get("bootrom")
@@ -205,9 +201,6 @@ class Controller:
         # The pump head built to the rpi_pico calibration's volume per step (50 nL, rp2board.py), so the
         # firmware's volumes and the plant's agree as on a calibrated unit; the rest is the sim's plant.
         self.plant = plant.Plant(seed=int(cfg.get("seed", 1)), pl_per_step=PL_PER_STEP)
-        self.stopping = False
-        self.to_host = bytearray()
-        self.to_runner = bytearray()
         self.ctl_buf = b""
         self.ctl_out = bytearray()
         self.t_ns = 0
@@ -224,18 +217,8 @@ class Controller:
         self.waiting_stats: list[socket.socket] = []
         self.clients: dict[socket.socket, bytes] = {}
 
-    def log(self, msg: str) -> None:
-        print(time.strftime("%Y-%m-%d %H:%M:%S"), msg, flush=True)
-
     def serve(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        self.master = master
-        fl = fcntl.fcntl(master, fcntl.F_GETFL)
-        fcntl.fcntl(master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
-        port = os.ttyname(slave)
+        port = self.open_port()
         self.st.sock_file.unlink(missing_ok=True)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(self.st.sock_file))
@@ -250,19 +233,8 @@ class Controller:
                     time.sleep(0.5)
         finally:
             self.server.close()
-            mine = False
-            with contextlib.suppress(OSError):
-                mine = self.st.pid_file.read_text().strip() == str(os.getpid())
-            if mine:  # a controller started since (after a slow stop) owns the files now
-                for f in (self.st.port_file, self.st.sock_file, self.st.pid_file):
-                    with contextlib.suppress(OSError):
-                        f.unlink()
-            os.close(slave)
-            os.close(master)
+            self.close_port()
             self.log("controller down")
-
-    def _on_term(self, *_):
-        self.stopping = True
 
     def run_runner(self, first: bool, port: str) -> None:
         node = node_exe()
@@ -283,7 +255,7 @@ class Controller:
         self.proc = proc
         out_fd, in_fd = proc.stdout.fileno(), proc.stdin.fileno()
         os.set_blocking(in_fd, False)
-        self.to_runner.clear()
+        self.to_device.clear()
         self.codes = {}
         self._send_inputs()
         if first:
@@ -294,7 +266,7 @@ class Controller:
         while not self.stopping and open_out:
             rlist = [self.master, out_fd, parent, self.server, *self.clients]
             wlist = []
-            if self.to_runner:
+            if self.to_device:
                 wlist.append(in_fd)
             if self.to_host:
                 wlist.append(self.master)
@@ -303,12 +275,8 @@ class Controller:
             r, w, _ = select.select(rlist, wlist, [], 0.5)
             if self.master in r:
                 self._read_host()
-            if out_fd in r:
-                data = os.read(out_fd, 65536)
-                if data:
-                    self._queue_host(data)
-                else:
-                    open_out = False
+            if out_fd in r and not self._read_device(out_fd):
+                open_out = False
             if parent in r:
                 self._read_ctl()
             if self.server in r:
@@ -320,13 +288,7 @@ class Controller:
                 if c in r:
                     self._read_client(c)
             if in_fd in w:
-                try:
-                    n = os.write(in_fd, self.to_runner)
-                    del self.to_runner[:n]
-                except BlockingIOError:
-                    pass
-                except BrokenPipeError:
-                    self.to_runner.clear()
+                self._write_device(in_fd)
             if parent in w:
                 with contextlib.suppress(BlockingIOError):
                     n = parent.send(self.ctl_out)
@@ -479,16 +441,6 @@ class Controller:
         else:
             self._reply(c, {"error": f"unknown op {op!r} (set, fault, clear, counts, watch, hang, stats)"})
 
-    # -- serial bridge -------------------------------------------------------------------------
-    def _read_host(self) -> None:
-        try:
-            data = os.read(self.master, 65536)
-        except OSError as e:  # EIO: no host has the port open
-            if e.errno not in (errno.EIO, errno.EAGAIN):
-                raise
-            return
-        self.to_runner += data
-
     def _queue_host(self, data: bytes) -> None:
         if self.watches:
             text = self.out_tail + data
@@ -496,25 +448,11 @@ class Controller:
                 if seen is None and w.encode() in text:
                     self.watches[w] = self.t_ns
             self.out_tail = text[-256:]
-        self.to_host += data
-        if len(self.to_host) > OUT_BUFFER_MAX:
-            del self.to_host[:len(self.to_host) - OUT_BUFFER_MAX]
-        self._flush_host()
-
-    def _flush_host(self) -> None:
-        try:
-            n = os.write(self.master, self.to_host)
-            del self.to_host[:n]
-        except (BlockingIOError, OSError):
-            pass
+        super()._queue_host(data)
 
 
 def _main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "serve":
-        Controller(Path(argv[1])).serve()
-        return 0
-    print("usage: python -m pumpctl.epico serve STATE_DIR", file=sys.stderr)
-    return 2
+    return vboard.serve_main(argv, Controller, "pumpctl.epico")
 
 
 if __name__ == "__main__":

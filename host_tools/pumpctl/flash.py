@@ -302,18 +302,19 @@ def flash(port: str, board: str | None = None, mpy: bool | None = None, restart:
         try:
             info = dev.identity()  # checked before anything on the board changes
         except PumpctlError:
-            info = None  # a heap too full for even this: only a (soft) reset helps
+            info = None  # a heap too full for even this (or to tell the sim): only a soft reset helps
         if info is not None:
             board = _check(board, info)
         # A clean heap first: a board left at the REPL with its heap full fails mid-write otherwise.
-        # The virtual board's soft reset restarts its interpreter and the firmware: unload that instead.
-        if info["sim"] if info is not None else dev.is_sim():
-            dev.unload_firmware()
-        else:
+        # The virtual board's soft reset restarts its interpreter and the firmware: the firmware is
+        # unloaded there instead, or after the reset a heap too full to ask needed.
+        if info is None or not info["sim"]:
             dev.soft_reset_raw()
         if info is None:
             info = dev.identity()
             board = _check(board, info)
+        if info["sim"]:
+            dev.unload_firmware()
         info["frozen"] = dev.frozen()
         mode = choose_mode(board, info, mpy)
         if mode == "mpy" and info["mpy"] and (info["mpy"] & 0xFF) != MPY_MAJOR:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 
 from mpremote.transport import TransportError, TransportExecError
@@ -21,6 +22,9 @@ from .link import describe_open_error
 BATCH_BYTES = 6144  # source text per raw-REPL program: a few files, or one chunk of a large one
 CHUNK_BYTES = 3072  # file bytes per write call (its literal is compiled in the board's heap)
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
+# The longest one read of the port blocks. mpremote reads a pty (the virtual and the emulated board)
+# byte by byte without its own timeouts, so without this a reply that never comes is waited for forever.
+READ_TIMEOUT_S = 30.0
 
 # Defined on the board once per session (globals survive between raw-REPL programs).
 _HELPERS = """\
@@ -60,7 +64,7 @@ class Device:
         self._closed = False
         self._helpers = False
         try:
-            self.t = SerialTransport(port, baudrate=115200)
+            self.t = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT_S)
         except TransportError as e:
             raise PumpctlError(describe_open_error(port, e)) from None
         except Exception as e:  # pyserial errors surface raw through mpremote
@@ -107,16 +111,35 @@ class Device:
         """Run code whose last line prints a repr(); the value, parsed on this side."""
         return ast.literal_eval(self.exec(code).decode().strip())
 
-    def soft_reset_raw(self, timeout_s: float = 10.0) -> None:
-        """A soft reset that stays in the raw REPL (main.py does not run): a clean heap for the flash."""
-        t = self.t
-        t.serial.write(b"\x04")
-        data = t.read_until(1, b"soft reboot\r\n", timeout_overall=timeout_s)
+    def soft_reset_raw(self, timeout_s: float = 30.0) -> None:
+        """A soft reset that leaves the board at its raw REPL with a clean heap. A Pico comes back to it
+        (main.py does not run in raw mode); the virtual board restarts its interpreter, which runs main.py:
+        that is interrupted at once and the raw REPL entered again. timeout_s: for each of those steps."""
+        ser = self.t.serial
+        ser.write(b"\x04")
+        data = self._read_until((b"soft reboot\r\n",), timeout_s)
         if data.endswith(b"soft reboot\r\n"):
-            data = t.read_until(1, RAW_PROMPT, timeout_overall=timeout_s)
+            ser.write(b"\r\x03")  # at a raw REPL: clears its line; in main.py: KeyboardInterrupt
+            data = self._read_until((RAW_PROMPT, b">>> "), timeout_s)
+            if data.endswith(b">>> "):
+                ser.write(b"\r\x01")
+                data = self._read_until((RAW_PROMPT,), timeout_s)
         if not data.endswith(RAW_PROMPT):
             raise PumpctlError(f"board on {self.port} did not come back to its REPL after a soft reset")
         self._helpers = False
+
+    def _read_until(self, endings: tuple[bytes, ...], timeout_s: float) -> bytes:
+        """What the board sends until it ends with one of endings, or all it sent in timeout_s."""
+        ser = self.t.serial
+        data = b""
+        deadline = time.monotonic() + timeout_s
+        ser.timeout = 0.2
+        try:
+            while not data.endswith(endings) and time.monotonic() < deadline:
+                data += ser.read(1)  # one at a time: what follows the ending is not ours to take
+        finally:
+            ser.timeout = READ_TIMEOUT_S
+        return data
 
     def unload_firmware(self) -> None:
         """The virtual board's soft reset, short of one: there a real one restarts the interpreter and

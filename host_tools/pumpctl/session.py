@@ -6,6 +6,7 @@ page by page. Typed amounts become the pump's integers in units.py; nothing here
 from __future__ import annotations
 
 import datetime
+import difflib
 import re
 import time
 from collections.abc import Callable
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from . import PumpctlError, keys
+from . import PumpctlError, keys, prescription
 from . import logs as logsmod
 from .client import Client, DeviceError
-from .units import TIME_MIN, clinical_text, mass_to_nl, parse_amount
+from .units import TIME_MIN, clinical_text, fmt_conc, mass_to_nl, parse_amount
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
 MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
@@ -112,14 +113,39 @@ def bolus_args(dose_ug: str | None = None, minutes: str | int | None = None, pri
 
 
 def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, rx: dict | None = None) -> dict:
+    """The refill op's args. A drug or concentration outside the drug library is refused here, by the
+    reservoir's own check: with a prescription running the pump would first answer that the refill
+    "needs its prescription", sending whoever typed 10 for 10 mg/mL to write one at 10 ug/mL."""
     if not drug or not drug.strip():
         raise PumpctlError("refill: --drug must name the drug")
-    a = {"drug": drug.strip(), "conc_ug_per_ml": parse_amount(conc_ug_per_ml, 1, "--conc-ug-per-ml"),
+    a = {"drug": library_drug(drug.strip()), "conc_ug_per_ml": parse_amount(conc_ug_per_ml, 1, "--conc-ug-per-ml"),
          "added_nl": parse_amount(added_ml, 1_000_000, "--added-ml"),
          "removed_nl": parse_amount(removed_ml, 1_000_000, "--removed-ml", minimum=0)}
+    check_library_conc(a["drug"], a["conc_ug_per_ml"])
     if rx is not None:
         a["rx"] = rx
     return a
+
+
+def library_drug(name: str) -> str:
+    drugs = prescription.drugs_module()
+    if name not in drugs.DRUGS:
+        close = difflib.get_close_matches(name.lower(), drugs.names(), n=1)
+        raise PumpctlError(f"refill: --drug {name}: not in the drug library" + (f" (did you mean {close[0]}?)" if close
+                           else "") + "; pumpctl drugs lists them")
+    return name
+
+
+def check_library_conc(drug: str, conc_ug_per_ml: int) -> None:
+    """The reservoir's own check of a refill's concentration (firmware check_int), told as the option typed."""
+    lim = prescription.drugs_module().limits(drug)  # puts firmware/ on the path
+    from itpump import LimitError, check_int
+
+    try:
+        check_int("conc_ug_per_ml", conc_ug_per_ml, lim[0], lim[1])
+    except LimitError as e:
+        raise PumpctlError(f"refill: {limit_text(str(e), OPTIONS)} ug/mL ({drug} comes at {fmt_conc(lim[0])} to "
+                           f"{fmt_conc(lim[1])})") from None
 
 
 def calibrate_args(measured_ul: str | None, steps: int, mass_mg: str | None = None,

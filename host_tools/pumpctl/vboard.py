@@ -178,32 +178,110 @@ def status(directory=None) -> dict:
 # The bridge (runs detached, in its own process)
 
 
-class Bridge:
-    def __init__(self, directory: Path):
-        self.st = State(directory)
-        cfg = self.st.config()
-        self.speed = float(cfg.get("speed", 1.0))
-        self.heap = str(cfg.get("heap", DEFAULT_HEAP))
-        self.seed = int(cfg.get("seed", 1))
+class PtyBridge:
+    """The host side of a board served here (the virtual board, the emulated Pico): a pty whose slave is
+    the board's serial port; what the host writes is queued for the device (to_device), what the device
+    writes is queued for the host (to_host, the oldest dropped past OUT_BUFFER_MAX)."""
+
+    def __init__(self, st: State):
+        self.st = st
         self.stopping = False
-        self.proc: subprocess.Popen | None = None
         self.to_host = bytearray()
-        self.to_board = bytearray()
+        self.to_device = bytearray()
         self.dropped = 0
 
     def log(self, msg: str) -> None:
         print(time.strftime("%Y-%m-%d %H:%M:%S"), msg, flush=True)
 
-    def serve(self) -> None:
+    def open_port(self) -> str:
+        """Stop on SIGTERM/SIGINT; open the pty; returns the port (the slave's path)."""
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
-        master, slave = os.openpty()
-        tty.setraw(slave)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
         # Hold the slave open ourselves: a host closing the port must not hang up the master.
-        self.master = master
-        fl = fcntl.fcntl(master, fcntl.F_GETFL)
-        fcntl.fcntl(master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
-        port = os.ttyname(slave)
+        fl = fcntl.fcntl(self.master, fcntl.F_GETFL)
+        fcntl.fcntl(self.master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        return os.ttyname(self.slave)
+
+    def close_port(self) -> None:
+        """Remove the run files while they are still this process's (one started since, after a slow
+        stop, owns them otherwise); close the pty."""
+        mine = False
+        with contextlib.suppress(OSError):
+            mine = self.st.pid_file.read_text().strip() == str(os.getpid())
+        if mine:
+            for f in self.st.run_files():
+                with contextlib.suppress(OSError):
+                    f.unlink()
+        os.close(self.slave)
+        os.close(self.master)
+
+    def _on_term(self, *_):
+        self.stopping = True
+
+    def _read_host(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError as e:  # EIO: no host has the port open; nothing to read
+            if e.errno not in (errno.EIO, errno.EAGAIN):
+                raise
+            return
+        self.to_device += data
+
+    def _read_device(self, fd: int) -> bool:
+        """The device's output, to the host; False at its end."""
+        data = os.read(fd, 65536)
+        if data:
+            self._queue_host(data)
+        return bool(data)
+
+    def _write_device(self, fd: int) -> None:
+        """What the host wrote, to the device's input (non-blocking); dropped if the device is gone."""
+        try:
+            n = os.write(fd, self.to_device)
+            del self.to_device[:n]
+        except BlockingIOError:
+            pass
+        except BrokenPipeError:
+            self.to_device.clear()
+
+    def _queue_host(self, data: bytes) -> None:
+        self.to_host += data
+        if len(self.to_host) > OUT_BUFFER_MAX:
+            drop = len(self.to_host) - OUT_BUFFER_MAX
+            del self.to_host[:drop]
+            self.dropped += drop
+        self._flush_host()
+
+    def _flush_host(self) -> None:
+        try:
+            n = os.write(self.master, self.to_host)
+            del self.to_host[:n]
+        except (BlockingIOError, OSError):
+            pass
+
+
+def serve_main(argv: list[str], bridge: type[PtyBridge], module: str) -> int:
+    """`python -m <module> serve STATE_DIR`: what State.launch runs."""
+    if len(argv) == 2 and argv[0] == "serve":
+        bridge(Path(argv[1])).serve()  # type: ignore[arg-type]
+        return 0
+    print(f"usage: python -m {module} serve STATE_DIR", file=sys.stderr)
+    return 2
+
+
+class Bridge(PtyBridge):
+    def __init__(self, directory: Path):
+        super().__init__(State(directory))
+        cfg = self.st.config()
+        self.speed = float(cfg.get("speed", 1.0))
+        self.heap = str(cfg.get("heap", DEFAULT_HEAP))
+        self.seed = int(cfg.get("seed", 1))
+        self.proc: subprocess.Popen | None = None
+
+    def serve(self) -> None:
+        port = self.open_port()
         self.st.pid_file.write_text(str(os.getpid()))
         self.st.port_file.write_text(port)
         self.log(f"bridge up on {port}, speed {self.speed}, heap {self.heap}")
@@ -217,17 +295,8 @@ class Bridge:
                 cause = self.run_once(cause)
         finally:
             self._kill()
-            for f in (self.st.port_file, self.st.pid_file):
-                with contextlib.suppress(OSError):
-                    if f == self.st.pid_file and f.read_text().strip() != str(os.getpid()):
-                        continue
-                    f.unlink()
-            os.close(slave)
-            os.close(master)
+            self.close_port()
             self.log("bridge down")
-
-    def _on_term(self, *_):
-        self.stopping = True
 
     def _kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -245,7 +314,7 @@ class Bridge:
         )
         out_fd, err_fd, in_fd = proc.stdout.fileno(), proc.stderr.fileno(), proc.stdin.fileno()
         os.set_blocking(in_fd, False)
-        self.to_board.clear()
+        self.to_device.clear()
         err_buf = b""
         open_fds = {out_fd, err_fd}
         next_cause = None
@@ -253,7 +322,7 @@ class Bridge:
         while not self.stopping and next_cause is None:
             rlist = [self.master, *open_fds]
             wlist = []
-            if self.to_board:
+            if self.to_device:
                 wlist.append(in_fd)
             if self.to_host:
                 wlist.append(self.master)
@@ -265,12 +334,8 @@ class Bridge:
             r, w, _ = select.select(rlist, wlist, [], timeout)
             if self.master in r:
                 self._read_host()
-            if out_fd in r:
-                data = os.read(out_fd, 65536)
-                if data:
-                    self._queue_host(data)
-                else:
-                    open_fds.discard(out_fd)
+            if out_fd in r and not self._read_device(out_fd):
+                open_fds.discard(out_fd)
             if err_fd in r:
                 data = os.read(err_fd, 65536)
                 if not data:
@@ -278,13 +343,7 @@ class Bridge:
                 err_buf += data
                 err_buf, next_cause = self._hw_lines(err_buf, final=not data)
             if in_fd in w:
-                try:
-                    n = os.write(in_fd, self.to_board)
-                    del self.to_board[:n]
-                except BlockingIOError:
-                    pass
-                except BrokenPipeError:
-                    self.to_board.clear()
+                self._write_device(in_fd)
             if self.master in w:
                 self._flush_host()
             if next_cause is None and self.wdt_deadline is not None and time.monotonic() > self.wdt_deadline:
@@ -321,37 +380,9 @@ class Bridge:
                 self._queue_host(line + sep)
         return buf, cause
 
-    def _read_host(self) -> None:
-        try:
-            data = os.read(self.master, 65536)
-        except OSError as e:  # EIO: no host has the port open; nothing to read
-            if e.errno not in (errno.EIO, errno.EAGAIN):
-                raise
-            return
-        self.to_board += data
-
-    def _queue_host(self, data: bytes) -> None:
-        self.to_host += data
-        if len(self.to_host) > OUT_BUFFER_MAX:
-            drop = len(self.to_host) - OUT_BUFFER_MAX
-            del self.to_host[:drop]
-            self.dropped += drop
-        self._flush_host()
-
-    def _flush_host(self) -> None:
-        try:
-            n = os.write(self.master, self.to_host)
-            del self.to_host[:n]
-        except (BlockingIOError, OSError):
-            pass
-
 
 def _main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "serve":
-        Bridge(Path(argv[1])).serve()
-        return 0
-    print("usage: python -m pumpctl.vboard serve STATE_DIR", file=sys.stderr)
-    return 2
+    return serve_main(argv, Bridge, "pumpctl.vboard")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def test_refused_flash_leaves_the_firmware_running(board):
 
 def test_board_left_at_the_repl_with_a_full_heap_flashes(board):
     pc("flash", "--port", board.port, "--quiet")
-    fill = "_junk=[]\ntry:\n while 1:_junk.append(bytearray(1500))\nexcept MemoryError:pass\nprint(len(_junk))"
+    # to the last bytes: too full for the board to run even the few lines that ask what it is
+    fill = ("_junk=[]\nfor _n in (1500,256,64,16):\n try:\n  while 1:_junk.append(bytearray(_n))\n"
+            " except MemoryError:pass\nprint(len(_junk))")
     r = run("mpremote", "connect", board.port, "resume", "exec", fill, check=True)
     assert int(r.stdout.split()[-1]) > 10  # the heap is full of what a REPL session left
     r = pc("flash", "--port", board.port, "--quiet", "--mpy")

@@ -39,6 +39,23 @@ def clean(d):
     os.rmdir(d)
 
 
+def in_dir(tag):
+    """Decorates a test that takes a folder: it runs in a new one, removed afterwards (pytest and the
+    micropython runner call the decorated test without arguments)."""
+
+    def wrap(test):
+        def run():
+            d = make(tag)
+            try:
+                test(d)
+            finally:
+                clean(d)
+
+        return run
+
+    return wrap
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()

@@ -580,6 +580,17 @@ def test_logs_are_paged_as_hex_records():
 
 
 # -- restart ----------------------------------------------------------------------------------------
+def _power_cut(r):
+    """A new app on the same files and board after a cut (the motor's emitted pulses stay the truth)."""
+    r.a.log.close()
+    r.b.motor.stop()
+    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
+    r2 = Rig(r.b, d=r.dir)
+    r2.ctr = r.ctr
+    r2.a.boot()
+    return r2
+
+
 def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus():
     r = programmed(RX_PB)
     r.run_ms(120000)
@@ -587,13 +598,7 @@ def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus()
     r.run_ms(20000)  # the bolus is mid-way
     truth = r.b.motor.emitted * 20
     before = r.read("status")
-    r.a.log.close()
-    # power cut: a new app on the same files and board (the motor's emitted pulses stay the truth)
-    r.b.motor.stop()
-    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
-    r2 = Rig(r.b, d=r.dir)
-    r2.ctr = r.ctr
-    r2.a.boot()
+    r2 = _power_cut(r)
     st = r2.read("status")
     assert st["delivered_nl"] >= truth and st["delivered_total_nl"] >= before["delivered_total_nl"]
     assert st["reservoir_nl"] <= 20000000 - truth
@@ -604,17 +609,6 @@ def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus()
     r2.run_ms(60000)
     assert r2.read("status")["delivered_nl"] > st["delivered_nl"] - 1
     r2.close()
-
-
-def _power_cut(r):
-    """A new app on the same files and board after a cut (the motor's emitted pulses stay the truth)."""
-    r.a.log.close()
-    r.b.motor.stop()
-    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
-    r2 = Rig(r.b, d=r.dir)
-    r2.ctr = r.ctr
-    r2.a.boot()
-    return r2
 
 
 def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():

@@ -10,12 +10,14 @@ from itpump import eventlog as ev
 pytestmark = pytest.mark.micropython
 
 
-def _with_dir(fn):
-    d = scratch.make("evlog")
-    try:
-        fn(d)
-    finally:
-        scratch.clean(d)
+def _written(d, c, code, n):
+    """A log in d that appended n records of code (data 0..n-1) and closed: the path of its one segment."""
+    log = ev.EventLog(d, c)
+    for i in range(n):
+        log.append(code, i)
+    log.close()
+    (name,) = os.listdir(d)
+    return d + "/" + name
 
 
 def _scan(data):
@@ -103,141 +105,119 @@ def test_scan_of_large_input_uses_bounded_buffer():
     assert seqs == list(range(1, 501))
 
 
-def test_append_read_paging_and_reopen():
-    def body(d):
-        c = FakeClock()
-        log = ev.EventLog(d, c)
-        for i in range(25):
-            c.advance(1000)
-            assert log.append(ev.BOLUS_GIVEN, 1000 + i) == i + 1
-        recs, problems = log.read(0, 10)
-        assert problems == [] and [r[0] for r in recs] == list(range(1, 11))
-        assert recs[0][1] == c.ticks_add(FakeClock().now, 1000)  # ticks of the first append (wrapped)
-        recs, _ = log.read(10, 10)
-        assert [r[0] for r in recs] == list(range(11, 21))
-        assert ev.fields(recs[0][3], recs[0][4]) == {"volume_nl": 1010}
-        assert log.read(25, 10) == ([], [])
-        assert log.read(0, 0) == ([], [])
-        log.close()
-        log2 = ev.EventLog(d, c)
-        assert log2.problems == [] and log2.seq == 25
-        assert log2.append(ev.ALARM_RAISED, 3) == 26
-        recs, _ = log2.read(24, 100)
-        assert [r[0] for r in recs] == [25, 26]
-        log2.close()
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_append_read_paging_and_reopen(d):
+    c = FakeClock()
+    log = ev.EventLog(d, c)
+    for i in range(25):
+        c.advance(1000)
+        assert log.append(ev.BOLUS_GIVEN, 1000 + i) == i + 1
+    recs, problems = log.read(0, 10)
+    assert problems == [] and [r[0] for r in recs] == list(range(1, 11))
+    assert recs[0][1] == c.ticks_add(FakeClock().now, 1000)  # ticks of the first append (wrapped)
+    recs, _ = log.read(10, 10)
+    assert [r[0] for r in recs] == list(range(11, 21))
+    assert ev.fields(recs[0][3], recs[0][4]) == {"volume_nl": 1010}
+    assert log.read(25, 10) == ([], [])
+    assert log.read(0, 0) == ([], [])
+    log.close()
+    log2 = ev.EventLog(d, c)
+    assert log2.problems == [] and log2.seq == 25
+    assert log2.append(ev.ALARM_RAISED, 3) == 26
+    recs, _ = log2.read(24, 100)
+    assert [r[0] for r in recs] == [25, 26]
+    log2.close()
 
 
-def test_rotation_drops_oldest_segment_and_says_so():
-    def body(d):
-        c = FakeClock()
-        rec_len = ev.HDR_LEN + 4 + ev.CRC_LEN
-        log = ev.EventLog(d, c, seg_bytes=10 * rec_len, max_segs=3)
-        for i in range(100):
-            log.append(ev.BOLUS_GIVEN, i)
-        names = sorted(os.listdir(d))
-        assert len(names) == 3
-        assert all(os.stat(d + "/" + n)[6] <= 10 * rec_len for n in names)
-        recs, problems = log.read(0, 1000)
-        assert problems == []
-        seqs = [r[0] for r in recs]
-        assert seqs == list(range(seqs[0], log.seq + 1))  # contiguous, nothing lost inside
-        assert seqs[0] == log.first_seq() and seqs[0] > 1
-        drops = [ev.fields(r[3], r[4]) for r in recs if r[3] == ev.LOG_DROPPED]
-        assert drops
-        last = drops[-1]
-        assert last["last_seq"] == seqs[0] - 1  # the newest drop ends just before what is kept
-        # paging from a seq inside a dropped range starts at the oldest kept record
-        recs, _ = log.read(1, 3)
-        assert recs[0][0] == seqs[0]
-        log.close()
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_rotation_drops_oldest_segment_and_says_so(d):
+    c = FakeClock()
+    rec_len = ev.HDR_LEN + 4 + ev.CRC_LEN
+    log = ev.EventLog(d, c, seg_bytes=10 * rec_len, max_segs=3)
+    for i in range(100):
+        log.append(ev.BOLUS_GIVEN, i)
+    names = sorted(os.listdir(d))
+    assert len(names) == 3
+    assert all(os.stat(d + "/" + n)[6] <= 10 * rec_len for n in names)
+    recs, problems = log.read(0, 1000)
+    assert problems == []
+    seqs = [r[0] for r in recs]
+    assert seqs == list(range(seqs[0], log.seq + 1))  # contiguous, nothing lost inside
+    assert seqs[0] == log.first_seq() and seqs[0] > 1
+    drops = [ev.fields(r[3], r[4]) for r in recs if r[3] == ev.LOG_DROPPED]
+    assert drops
+    last = drops[-1]
+    assert last["last_seq"] == seqs[0] - 1  # the newest drop ends just before what is kept
+    # paging from a seq inside a dropped range starts at the oldest kept record
+    recs, _ = log.read(1, 3)
+    assert recs[0][0] == seqs[0]
+    log.close()
 
 
-def test_torn_tail_after_power_cut_is_skipped_and_logged():
-    def body(d):
-        c = FakeClock()
-        log = ev.EventLog(d, c)
-        for i in range(5):
-            log.append(ev.ALARM_RAISED, i)
-        log.close()
-        seg = d + "/" + sorted(os.listdir(d))[-1]
-        torn = ev.encode(6, 0, 0, ev.ALARM_RAISED, b"\x05")[:9]
-        scratch.write(seg, torn, "ab")
-        log2 = ev.EventLog(d, c)
-        assert len(log2.problems) == 1 and "record #6" in log2.problems[0] and "tail" in log2.problems[0]
-        assert log2.seq == 6  # LOG_DAMAGED took seq 6 in a new segment
-        log2.append(ev.ALARM_CLEARED, 1)
-        recs, problems = log2.read(0, 100)
-        assert [r[0] for r in recs] == [1, 2, 3, 4, 5, 6, 7]
-        assert recs[5][3] == ev.LOG_DAMAGED and ev.fields(recs[5][3], recs[5][4])["bytes_skipped"] == 9
-        assert len(problems) == 1 and "record #6 (after seq 5)" in problems[0]
-        log2.close()
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_torn_tail_after_power_cut_is_skipped_and_logged(d):
+    c = FakeClock()
+    seg = _written(d, c, ev.ALARM_RAISED, 5)
+    torn = ev.encode(6, 0, 0, ev.ALARM_RAISED, b"\x05")[:9]
+    scratch.write(seg, torn, "ab")
+    log2 = ev.EventLog(d, c)
+    assert len(log2.problems) == 1 and "record #6" in log2.problems[0] and "tail" in log2.problems[0]
+    assert log2.seq == 6  # LOG_DAMAGED took seq 6 in a new segment
+    log2.append(ev.ALARM_CLEARED, 1)
+    recs, problems = log2.read(0, 100)
+    assert [r[0] for r in recs] == [1, 2, 3, 4, 5, 6, 7]
+    assert recs[5][3] == ev.LOG_DAMAGED and ev.fields(recs[5][3], recs[5][4])["bytes_skipped"] == 9
+    assert len(problems) == 1 and "record #6 (after seq 5)" in problems[0]
+    log2.close()
 
 
-def test_corrupt_record_in_segment_read_continues():
-    def body(d):
-        c = FakeClock()
-        log = ev.EventLog(d, c)
-        for i in range(8):
-            log.append(ev.BOLUS_GIVEN, i)
-        log.close()
-        seg = d + "/" + sorted(os.listdir(d))[0]
-        raw = bytearray(scratch.read(seg))
-        raw[3 * 23 + 10] ^= 0x80  # record #4
-        scratch.write(seg, raw)
-        log2 = ev.EventLog(d, c)  # newest segment damaged: a new one is started
-        recs, problems = log2.read(0, 100)
-        assert [r[0] for r in recs] == [1, 2, 3, 5, 6, 7, 8, 9]
-        assert "record #4 (after seq 3)" in problems[0] and "corrupt" in problems[0]
-        log2.close()
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_corrupt_record_in_segment_read_continues(d):
+    c = FakeClock()
+    seg = _written(d, c, ev.BOLUS_GIVEN, 8)
+    raw = bytearray(scratch.read(seg))
+    raw[3 * 23 + 10] ^= 0x80  # record #4
+    scratch.write(seg, raw)
+    log2 = ev.EventLog(d, c)  # newest segment damaged: a new one is started
+    recs, problems = log2.read(0, 100)
+    assert [r[0] for r in recs] == [1, 2, 3, 5, 6, 7, 8, 9]
+    assert "record #4 (after seq 3)" in problems[0] and "corrupt" in problems[0]
+    log2.close()
 
 
-def test_garbage_only_newest_segment_is_replaced():
-    def body(d):
-        c = FakeClock()
-        log = ev.EventLog(d, c)
-        log.append(ev.BOOT, 0, 1)
-        log.close()
-        scratch.write(d + "/" + ev.seg_name(2), b"\x00\x11\x22")
-        log2 = ev.EventLog(d, c)
-        assert log2.seq == 2 and len(log2.problems) == 1
-        recs, problems = log2.read(0, 10)
-        assert [(r[0], r[3]) for r in recs] == [(1, ev.BOOT), (2, ev.LOG_DAMAGED)]
-        assert problems == []
-        log2.close()
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_garbage_only_newest_segment_is_replaced(d):
+    c = FakeClock()
+    log = ev.EventLog(d, c)
+    log.append(ev.BOOT, 0, 1)
+    log.close()
+    scratch.write(d + "/" + ev.seg_name(2), b"\x00\x11\x22")
+    log2 = ev.EventLog(d, c)
+    assert log2.seq == 2 and len(log2.problems) == 1
+    recs, problems = log2.read(0, 10)
+    assert [(r[0], r[3]) for r in recs] == [(1, ev.BOOT), (2, ev.LOG_DAMAGED)]
+    assert problems == []
+    log2.close()
 
 
-def test_wall_clock_zero_until_set_then_counts_across_wrap():
-    def body(d):
-        c = FakeClock()
-        w = ev.WallClock(c)
-        log = ev.EventLog(d, c, wall=w)
-        log.append(ev.BOOT, 0, 1)
-        c.advance(5000)
-        assert w.set(200000000) == 0
-        log.append(ev.TIME_SET, 0)
-        c.advance(2500)  # crosses the tick wrap
-        log.append(ev.ALARM_RAISED, 1)
-        recs, _ = log.read(0, 10)
-        assert [r[2] for r in recs] == [0, 200000000, 200000002]
-        assert w.set(300000000) == 200000002
-        log.close()
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_wall_clock_zero_until_set_then_counts_across_wrap(d):
+    c = FakeClock()
+    w = ev.WallClock(c)
+    log = ev.EventLog(d, c, wall=w)
+    log.append(ev.BOOT, 0, 1)
+    c.advance(5000)
+    assert w.set(200000000) == 0
+    log.append(ev.TIME_SET, 0)
+    c.advance(2500)  # crosses the tick wrap
+    log.append(ev.ALARM_RAISED, 1)
+    recs, _ = log.read(0, 10)
+    assert [r[2] for r in recs] == [0, 200000000, 200000002]
+    assert w.set(300000000) == 200000002
+    log.close()
 
 
-def test_tiny_budgets_are_refused():
-    def body(d):
-        raises(ValueError, ev.EventLog, d, FakeClock(), None, 60, 3)
-        raises(ValueError, ev.EventLog, d, FakeClock(), None, 4096, 1)
-
-    _with_dir(body)
+@scratch.in_dir("evlog")
+def test_tiny_budgets_are_refused(d):
+    raises(ValueError, ev.EventLog, d, FakeClock(), None, 60, 3)
+    raises(ValueError, ev.EventLog, d, FakeClock(), None, 4096, 1)

@@ -60,6 +60,15 @@ def feed(det, line, ticks, every, stop_on=None):
     return None
 
 
+def learned(seed, every, offset=0):
+    """A detector past its learning: 3000 ticks of an open line (seed, sensor offset Pa) stepped every
+    `every` ticks."""
+    d = make()
+    line = Line(seed=seed, offset=offset)
+    feed(d, line, 3000, every=every)
+    return d, line
+
+
 def test_bad_calibration_is_refused():
     raises(ValueError, occ.Detector, 0, C, R, NOISE)
     raises(ValueError, occ.Detector, PL, -1, R, NOISE)
@@ -86,9 +95,7 @@ def test_quiet_line_no_alarm_and_learns_baseline():
 
 
 def test_occlusion_detected_and_volume_stored():
-    d = make()
-    line = Line(seed=5)
-    feed(d, line, 3000, every=13)
+    d, line = learned(5, 13)
     line.occluded = True
     hit = feed(d, line, 600, every=13, stop_on=occ.OCCLUSION)
     assert hit is not None
@@ -119,9 +126,7 @@ def test_occlusion_detected_and_volume_stored():
 
 
 def test_fast_rate_occlusion_is_fast():
-    d = make()
-    line = Line(seed=9)
-    feed(d, line, 3000, every=2)  # ~6.5 mL/day
+    d, line = learned(9, 2)  # ~6.5 mL/day
     line.occluded = True
     hit = feed(d, line, 100, every=2, stop_on=occ.OCCLUSION)
     assert hit is not None and hit[0] < 15, hit
@@ -135,9 +140,7 @@ def test_stair_test_calls_an_occlusion_at_its_second_stair():
     for every in (26, 130):
         worst = 0
         for seed in range(1, 9):
-            d = make()
-            line = Line(seed=seed)
-            feed(d, line, 3000, every=every)
+            d, line = learned(seed, every)
             line.occluded = True  # from just before the next step (feed() steps on its tick 0)
             hit = feed(d, line, 3000, every=every, stop_on=occ.OCCLUSION)
             assert hit is not None, (every, seed)
@@ -153,9 +156,7 @@ def test_stair_test_is_quiet_on_an_open_line():
 
 
 def test_pressure_rise_without_pumping_is_not_occlusion():
-    d = make()
-    line = Line(seed=11)
-    feed(d, line, 3000, every=10)
+    d, line = learned(11, 10)
     line.occluded = True
     for _ in range(300):  # a bump of 200 Pa with the pump idle
         line.p = TIP + 200
@@ -166,9 +167,7 @@ def test_pressure_rise_without_pumping_is_not_occlusion():
 
 
 def test_leak_is_distinct_from_occlusion():
-    d = make()
-    line = Line(seed=13)
-    feed(d, line, 3000, every=5)
+    d, line = learned(13, 5)
     line.leak = True
     hit = feed(d, line, 600, every=5, stop_on=occ.LEAK)
     assert hit is not None, "leak not reported"
@@ -182,9 +181,7 @@ def test_leak_is_distinct_from_occlusion():
 
 
 def test_leak_needs_pumping():
-    d = make()
-    line = Line(seed=17)
-    feed(d, line, 3000, every=5)
+    d, line = learned(17, 5)
     line.leak = True
     for _ in range(600):
         r = d.update(line.step(0), 0, 0)
@@ -192,9 +189,7 @@ def test_leak_needs_pumping():
 
 
 def test_lower_tip_pressure_not_near_zero_is_relearned():
-    d = make()
-    line = Line(seed=19)
-    feed(d, line, 3000, every=5)
+    d, line = learned(19, 5)
     global TIP
     old = TIP
     TIP = 700  # patient lay down: lower, but far from zero
@@ -245,9 +240,7 @@ def test_sensor_missing_or_frozen():
 
 
 def test_no_float_and_small_ints():
-    d = make()
-    line = Line(seed=31)
-    feed(d, line, 3000, every=3)
+    d, line = learned(31, 3)
     for k in ("b_q8", "x_q8", "sig_q8", "sigw_q8", "sf", "ss", "sl", "rs_q8", "xavg_q8", "pending"):
         v = getattr(d, k)
         assert isinstance(v, int), k
@@ -281,9 +274,7 @@ def test_update_allocates_nothing():
 def test_frozen_sensor_while_pumping_is_a_sensor_fault_only_and_leaves_no_stale_statistics():
     """Issue 4: a reading frozen a little above the baseline while the pump runs gave OCCLUSION before
     SENSOR, or a CUSUM left near its threshold that fired on the first steps after recovery."""
-    d = make()
-    line = Line(seed=41)
-    feed(d, line, 3000, every=5)
+    d, line = learned(41, 5)
     frozen = (d.b_q8 >> 8) + 3 * NOISE  # one unlucky reading, 3 sigma high, then stuck
     r = occ.OK
     for i in range(200):
@@ -302,9 +293,7 @@ def test_frozen_sensor_while_pumping_is_a_sensor_fault_only_and_leaves_no_stale_
 def test_fast_rise_counts_every_step_since_the_cusum_left_zero():
     """Issue 4 (5 mL/day worst case): at fast rates a ramp's steps land on ticks whose residual is low by
     noise; counting only steps on high-residual ticks held the alarm back (here: for ever)."""
-    d = make()
-    line = Line(seed=43)
-    feed(d, line, 3000, every=2)
+    d, line = learned(43, 2)
     sig = d.sig_q8 >> 8
     got = None
     for i in range(40):
@@ -351,9 +340,7 @@ def test_disconnection_is_a_leak_despite_a_sensor_offset():
     """Issue 4: with the sensor reading 450 Pa high, a disconnected line reads ~450 Pa, above the absolute
     400 Pa 'near zero' mark, and was relearnt as a lower tip pressure. A leak is judged against the
     baseline learnt after priming: the line fell below half of it."""
-    d = make()
-    line = Line(seed=73, offset=450)
-    feed(d, line, 3000, every=5)
+    d, line = learned(73, 5, offset=450)
     line.leak = True
     hit = feed(d, line, 1200, every=5, stop_on=occ.LEAK)
     assert hit is not None, (d.b_q8 >> 8, d.pw_q8 >> 8)
@@ -361,9 +348,7 @@ def test_disconnection_is_a_leak_despite_a_sensor_offset():
 
 def test_lower_tip_pressure_is_relearned_with_a_sensor_offset_too():
     global TIP
-    d = make()
-    line = Line(seed=79, offset=450)
-    feed(d, line, 3000, every=5)
+    d, line = learned(79, 5, offset=450)
     old = TIP
     TIP = 700
     try:
@@ -377,9 +362,7 @@ def test_steps_into_the_rise_count_from_the_onset_tracker():
     """bench/occlusion.py, 5 mL/day worst cases: noise dipped the fast CUSUM to zero mid-ramp; it then
     saturated one step later with a single step since it left zero, and waited for the next step although
     the onset tracker (which the missed volume already counts from) had seen two steps pumped into the rise."""
-    d = make()
-    line = Line(seed=83)
-    feed(d, line, 3000, every=3)
+    d, line = learned(83, 3)
     sig = d.sig_q8 >> 8
     # residual (x10 sigma) per tick, a step on ticks 0, 3, 6: rise, a noise dip that resets the fast CUSUM
     # (allowance 1.5 sigma) but not the onset tracker (1 sigma), then a jump far past the fast threshold

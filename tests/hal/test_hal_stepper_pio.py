@@ -87,12 +87,18 @@ def test_idle_sm_emits_nothing(hw):
     assert sm.rx_fifo() == 0
 
 
-def test_driver_move_confirms_the_emitted_pulses(hw):
+def _driver(hw):
+    """The PIO stepper driver on these tests' pins, enabled."""
     from itpump.hal.stepper import PioStepper
 
     Pin = hw.machine.Pin
     m = PioStepper(0, Pin(STEP), Pin(3), Pin(4), Pin(7), (Pin(5), Pin(6)))
     m.enable(True)
+    return m
+
+
+def test_driver_move_confirms_the_emitted_pulses(hw):
+    m = _driver(hw)
     m.move(9, 20)
     assert m.busy() and m.take_confirmed() == 0  # nothing confirmed before the PIO ran
     m._sm.run_cycles(9 * 20 + 50)
@@ -102,11 +108,7 @@ def test_driver_move_confirms_the_emitted_pulses(hw):
 
 
 def test_stop_mid_move_confirms_every_rising_edge_and_no_more(hw):
-    from itpump.hal.stepper import PioStepper
-
-    Pin = hw.machine.Pin
-    m = PioStepper(0, Pin(STEP), Pin(3), Pin(4), Pin(7), (Pin(5), Pin(6)))
-    m.enable(True)
+    m = _driver(hw)
     m.move(100, 20)
     m.move(50, 20)  # queued behind: must be dropped by stop()
     m._sm.run_cycles(20 * 17)
@@ -126,11 +128,7 @@ def test_stop_mid_move_confirms_every_rising_edge_and_no_more(hw):
 
 
 def test_stop_when_idle_confirms_nothing(hw):
-    from itpump.hal.stepper import PioStepper
-
-    Pin = hw.machine.Pin
-    m = PioStepper(0, Pin(STEP), Pin(3), Pin(4), Pin(7), (Pin(5), Pin(6)))
-    m.enable(True)
+    m = _driver(hw)
     m.move(3, 20)
     m._sm.run_cycles(200)
     m.stop()

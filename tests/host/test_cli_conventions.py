@@ -171,6 +171,24 @@ def test_the_command_table_is_the_parser():
     assert list(cli.COMMANDS["vboard"].actions) == list(cli.COMMANDS["epico"].actions) == ["start", "stop", "status"]
 
 
+def test_every_argument_says_what_it_is_in_help():
+    """refill --drug, ack CODE, program FILE.toml and logs --format had no help line."""
+    import argparse
+
+    missing = []
+
+    def walk(parser, name):
+        for a in parser._actions:  # noqa: SLF001
+            if isinstance(a, argparse._SubParsersAction):  # noqa: SLF001
+                for n, sp in a.choices.items():
+                    walk(sp, f"{name} {n}")
+            elif not a.help:
+                missing.append(f"{name} {'/'.join(a.option_strings) or a.dest}")
+
+    walk(cli.build_parser(), "pumpctl")
+    assert missing == []
+
+
 def test_exit_codes_are_distinct():
     import pumpctl
 

@@ -208,10 +208,26 @@ def test_a_value_the_board_refuses_is_told_by_the_option_typed_in_clinical_units
         "--volume-ul 2.5: above the maximum 2"
 
 
+def test_a_refill_outside_the_drug_library_is_refused_before_sending(board, capsys):
+    """With a prescription running, 10 typed for 10 mg/mL was told it "needs its prescription (rx)", as if
+    the fix were a prescription at 10 ug/mL; a misspelt drug cost a signed request to be refused."""
+    programmed(board, capsys)
+    n = len(board.changes())
+    for drug, conc, msg in (("morfine", "10000", "refill: --drug morfine: not in the drug library (did you mean "
+                                                 "morphine?); pumpctl drugs lists them"),
+                            ("Baclofen", "2000", "(did you mean baclofen?)"),
+                            ("hydromorphone", "5", "refill: --conc-ug-per-ml 5: below the minimum 500 ug/mL "
+                                                   "(hydromorphone comes at 500 ug/mL to 15 mg/mL)")):
+        rc, out, err = pc(capsys, "refill", "--drug", drug, "--conc-ug-per-ml", conc, "--added-ml", "5",
+                          "--removed-ml", "0")
+        assert rc == 1 and msg in err and err.count("\n") == 1, err
+    assert len(board.changes()) == n  # nothing signed, nothing sent
+
+
 def test_bad_input_sends_nothing_and_costs_no_counter(board, capsys):
     for args in (("bolus", "--dose-ug", "abc", "--minutes", "5"), ("bolus", "--patient", "--minutes", "5"),
-                 ("refill", "--drug", "x", "--conc-ug-per-ml", "1.5", "--added-ml", "1", "--removed-ml", "0"),
-                 ("refill", "--drug", "x", "--conc-ug-per-ml", "10", "--added-ml", "0", "--removed-ml", "0"),
+                 ("refill", "--drug", "morphine", "--conc-ug-per-ml", "1.5", "--added-ml", "1", "--removed-ml", "0"),
+                 ("refill", "--drug", "morphine", "--conc-ug-per-ml", "10000", "--added-ml", "0", "--removed-ml", "0"),
                  ("calibrate", "--measured-ul", "1e-9", "--steps", "10"),
                  ("calibrate", "--measured-ul", "100", "--steps", "0"),
                  ("calibrate", "--mass-mg", "0", "--steps", "10000"),

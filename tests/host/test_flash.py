@@ -2,11 +2,14 @@
 .mpy cache, the batched writes (replayed here), the board-side helpers (under the real micropython)."""
 
 import base64
+import contextlib
 import hashlib
 import os
 import pty
+import select
 import subprocess
 import threading
+import time
 import types
 
 import pytest
@@ -22,6 +25,7 @@ class FakeDevice:
     """A board at its raw REPL: a dict filesystem and a log of what was done to it."""
 
     ident = PICO
+    full = False  # a heap too full to run the few lines that ask what the board is, until a soft reset
     image: dict | None = None  # itpump_frozen.FILES
     fs: dict[str, bytes] = {}
     log: list = []
@@ -37,16 +41,19 @@ class FakeDevice:
 
     def identity(self):
         self.log.append("identity")
+        if self.full:
+            raise PumpctlError("board error: MemoryError: memory allocation failed")
         return dict(self.ident)
 
     def is_sim(self):
-        return self.ident["sim"]
+        return self.ident["sim"] and not self.full  # mpr.Device.is_sim: a board too full to say is not
 
     def unload_firmware(self):
         self.log.append("unload")
 
     def soft_reset_raw(self):
         self.log.append("soft_reset_raw")
+        FakeDevice.full = False
 
     def frozen(self):
         return self.image
@@ -90,7 +97,7 @@ def mpy_cache(tmp_path_factory):
 def dev(monkeypatch, mpy_cache):
     monkeypatch.setenv("ITPUMP_CACHE_DIR", str(mpy_cache))
     monkeypatch.setattr(mpr, "Device", FakeDevice)
-    FakeDevice.ident, FakeDevice.image, FakeDevice.fs, FakeDevice.log = PICO, None, {}, []
+    FakeDevice.ident, FakeDevice.image, FakeDevice.fs, FakeDevice.log, FakeDevice.full = PICO, None, {}, [], False
     return FakeDevice
 
 
@@ -130,6 +137,16 @@ def test_sim_is_unloaded_not_reset_and_gets_py(dev):
     dev.ident = SIM
     s = flash.flash("/dev/x")
     assert s["board"] == "sim" and s["mode"] == "py" and "unload" in dev.log and "soft_reset_raw" not in dev.log
+
+
+@pytest.mark.parametrize("ident", [SIM, PICO], ids=["sim", "pico"])
+def test_a_board_too_full_to_say_what_it_is_is_reset_then_asked(dev, ident):
+    # the sim's soft reset restarts its interpreter and with it the firmware: unloaded after the reset
+    dev.ident, dev.full = ident, True
+    s = flash.flash("/dev/x")
+    assert s["board"] == ("sim" if ident["sim"] else "rpi_pico")
+    done = [x for x in dev.log if isinstance(x, str)]
+    assert done[:4] == ["identity", "soft_reset_raw", "identity", "unload" if ident["sim"] else "restart"]
 
 
 def test_frozen_image_gets_only_what_is_not_frozen_and_loses_shadowing_copies(dev):
@@ -251,6 +268,63 @@ def test_probe_recognises_the_repl_at_once():
         th.join(5)
         os.close(master)
         os.close(slave)
+
+
+@contextlib.contextmanager
+def scripted_board(kind):
+    """A board's REPL on a pty, driven by control characters: Ctrl-A enters the raw REPL; Ctrl-D there
+    soft-resets as `kind` does: "pico" comes back to the raw REPL, "sim" restarts its interpreter into
+    main.py (which Ctrl-C stops at the friendly REPL), "mute" says OK and nothing more."""
+    master, slave = pty.openpty()
+    import tty
+
+    tty.setraw(slave)
+    stop = threading.Event()
+
+    def serve():
+        running = False  # main.py runs
+        while not stop.is_set():
+            if not select.select([master], [], [], 0.05)[0]:
+                continue
+            for c in os.read(master, 256):
+                out = b""
+                if c == 3 and running:
+                    running, out = False, b"KeyboardInterrupt\r\nMicroPython v1.28.0; linux\r\n>>> "
+                elif c == 1:
+                    out = b"\r\nraw REPL; CTRL-B to exit\r\n>"
+                elif c == 4:
+                    out = {"pico": b"OK\r\nMPY: soft reboot\r\nraw REPL; CTRL-B to exit\r\n>",
+                           "sim": b'OK\r\nMPY: soft reboot\r\n{"event": "boot"}\n', "mute": b"OK\r\n"}[kind]
+                    running = kind == "sim"
+                if out:
+                    os.write(master, out)
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        stop.set()
+        th.join(5)
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["pico", "sim"])
+def test_a_soft_reset_comes_back_to_the_raw_repl(kind):
+    with scripted_board(kind) as port, mpr.Device(port) as dev:
+        dev.soft_reset_raw(timeout_s=5)
+        assert dev.t.serial.read(1) == b">" and dev.t.serial.in_waiting == 0  # the raw REPL's prompt
+
+
+@pytest.mark.timeout(30)
+def test_a_board_that_does_not_come_back_from_a_soft_reset_is_not_waited_for_forever():
+    with scripted_board("mute") as port, mpr.Device(port) as dev:
+        t0 = time.monotonic()
+        with pytest.raises(PumpctlError, match="did not come back to its REPL after a soft reset"):
+            dev.soft_reset_raw(timeout_s=1)
+        assert time.monotonic() - t0 < 5
 
 
 def test_mpy_cache_compiles_once_per_source_name_and_target(monkeypatch, tmp_path):

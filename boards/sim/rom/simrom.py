@@ -51,6 +51,8 @@ def power_on(state, cause, speed, seed=1):
     global clock, cdc, flash, wdt, world, reset_cause, state_dir
     state_dir = state
     reset_cause = cause
+    if cause == "SOFT":
+        sys.stdout.write("MPY: soft reboot\r\n")  # as MicroPython says it: the host waits for it
     clock = VClock(speed)
     cdc = Cdc(clock)
     wdt = SimWdt(clock, hw_signal, reset)

@@ -16,7 +16,8 @@ def logs_args(sp: argparse.ArgumentParser) -> None:
     from ..session import MAX_LOG_RECORDS
 
     sp.add_argument("--since", type=int, default=0, help="only records after this sequence number")
-    sp.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sp.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                    help="how the records are written (default table)")
     sp.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     sp.add_argument("--plot", metavar="PNG", help="also plot delivery (programmed vs delivered), rate and reservoir "
                                                   "over dates, with alarms, boluses, refills and drug changes marked")

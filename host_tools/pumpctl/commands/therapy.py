@@ -71,7 +71,7 @@ def show_therapy(rep: dict, _s) -> None:
 
 
 def program_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("file", metavar="FILE.toml")
+    sp.add_argument("file", metavar="FILE.toml", help="the prescription in clinical units (examples/*.toml)")
     sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
@@ -153,7 +153,7 @@ def show_bolus(r: dict, _s) -> None:
 
 
 def refill_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--drug", required=True)
+    sp.add_argument("--drug", required=True, help="its name in the drug library (pumpctl drugs lists them)")
     sp.add_argument("--conc-ug-per-ml", required=True, help="concentration in ug/mL (integer)")
     sp.add_argument("--added-ml", required=True, help="volume put in (mL)")
     sp.add_argument("--removed-ml", required=True, help="volume taken out before filling (mL)")
@@ -247,7 +247,8 @@ def show_alarms(rep: dict, s) -> None:
 
 
 def ack_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("code", metavar="CODE")
+    sp.add_argument("code", metavar="CODE", help="the alarm's code as pumpctl alarms shows it (OCCLUSION ...), "
+                                                 "or all")
 
 
 def ack(s) -> dict:
