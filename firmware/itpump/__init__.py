@@ -3,8 +3,8 @@ VERSION = "0.1.0"
 # The package's modules (hal/ and app aside) in load order, dependencies first: app.py imports them in
 # this order, bench/heap7d.py measures them, tests/firmware/test_modules.py checks the list against the
 # folder that pumpctl flash and the frozen manifest ship.
-MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "drugs", "prescription", "therapy", "dosing",
-           "guard", "reservoir", "occlusion", "rotor", "line", "pump", "power", "supervisor", "journal",
+MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "drugs", "prescription", "therapy", "pulsation",
+           "dosing", "guard", "reservoir", "occlusion", "rotor", "line", "pump", "power", "supervisor", "journal",
            "identity", "halts", "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
 
 

@@ -1,11 +1,12 @@
 # From the therapy's rates to whole microsteps, and delivered-volume accounting: exact integer
-# integration with carried remainders, confirmed steps only, roller-pulsation pricing by phase.
-# The tick's pipeline, the invariant and the re-pricing of blind steps: docs/dosing.md.
+# integration with carried remainders, confirmed steps only; a step's volume by roller phase comes from
+# Pulsation (pulsation.py). The tick's pipeline and the invariant: docs/dosing.md.
 from micropython import const
 
 from itpump import LimitError
 from itpump.drugs import MAX_RATE_NL_PER_H
 from itpump.prescription import DAY_MS
+from itpump.pulsation import BLIND_MAX, PHASE_MAX, PROFILE_BINS, Pulsation
 
 CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RATE_NL_PER_H
 # A gap up to the app's watchdog timeout (app.WDT_TIMEOUT_MS) is delivered: a loop stalled longer is
@@ -20,16 +21,6 @@ PL_PER_STEP_MAX = const(1000000)  # 1 uL
 CAL_MIN_NL = const(100000)  # 0.1 mL: on a 1 mg balance that is +-1 %
 _CAL_MIN_STEPS = const(1000)
 CAL_MAX_CHANGE_PCT = const(20)  # larger jumps mean air, a leak or a misread balance, not wear
-PROFILE_BINS = const(32)  # pulsation profile bins per roller pass (board contract)
-_PROFILE_PPM_MAX = const(500000)  # each bin within -50 %..+50 % of the mean
-_PROFILE_MEAN_PPM_MAX = const(1000)  # the bins average to the mean (sum ~ 0): |mean| <= 0.1 %
-SPP_MILLI_MIN = const(32000)  # at least one step per bin
-_SPP_MILLI_MAX = const(8000000)  # 8000 steps per pass: phase * 32000 and (k + 1) * spp_milli < 2**30
-_PHASE_MAX = const(1 << 28)  # the phase stops counting here (the last bin holds long before)
-LEAD_MAX_DIV = const(16000)  # a magnet's lead is held within 1/16 of a pass (2 bins; placement is ~0.5)
-_BLIND_MAX = const(1 << 20)  # steps counted while the phase is unknown (x 1000 < 2**30); beyond: no re-pricing
-_REPRICE_MAX_PL = const(1 << 28)  # a pass's steps x the largest step deviation, and the owed: small ints
-_REPRICE_BATCH_DIV = const(8)  # an edge placed no better than 1/8 of a pass (its batch) re-prices nothing
 # The re-pricing is settled at <= 1/256 of the programmed flow (rounded up to the pL): it moves a trumpet
 # window by at most 0.4 %, and 0.5 % of a day (the cold 24 h error it cures) takes ~30 h. Faster costs the
 # 31-min figures, which at 0.1 mL/day have no room (bench/accuracy.py: the known-phase residual is ~1.5-1.9 %
@@ -69,32 +60,9 @@ def calibrate(measured_nl, steps, current_pl_per_step=0):
     return pl
 
 
-def check_profile(profile_ppm, steps_per_pass_milli):
-    """Validate a roller pulsation profile (board calibration "pulsation_ppm", "steps_per_pass_milli");
-    returns it as a tuple of 32 ints. LimitError names the bad field."""
-    spp = steps_per_pass_milli
-    if type(spp) is not int:
-        raise LimitError("steps_per_pass_milli", spp, "an integer", "must be")
-    if not SPP_MILLI_MIN <= spp <= _SPP_MILLI_MAX:
-        raise LimitError("steps_per_pass_milli", spp, SPP_MILLI_MIN if spp < SPP_MILLI_MIN else _SPP_MILLI_MAX,
-                         "outside %d..%d (microsteps per roller pass x 1000); limit" % (SPP_MILLI_MIN, _SPP_MILLI_MAX))
-    if not isinstance(profile_ppm, (list, tuple)) or len(profile_ppm) != PROFILE_BINS:
-        raise LimitError("pulsation_ppm", profile_ppm, PROFILE_BINS, "must be a list of this many integers:")
-    total = 0
-    for i in range(PROFILE_BINS):
-        v = profile_ppm[i]
-        if type(v) is not int or not -_PROFILE_PPM_MAX <= v <= _PROFILE_PPM_MAX:
-            raise LimitError("pulsation_ppm[%d]" % i, v, _PROFILE_PPM_MAX, "must be an integer within +-")
-        total += v
-    if total > PROFILE_BINS * _PROFILE_MEAN_PPM_MAX or total < -PROFILE_BINS * _PROFILE_MEAN_PPM_MAX:
-        raise LimitError("pulsation_ppm", total, PROFILE_BINS * _PROFILE_MEAN_PPM_MAX,
-                         "sum (the bins must average to the mean volume, pl_per_step) is beyond +-")
-    return tuple(profile_ppm)
-
-
-class Dosing:
+class Dosing(Pulsation):
     def __init__(self, pl_per_step, profile_ppm=None, steps_per_pass_milli=0):
-        self.pl_per_step = check_pl_per_step(pl_per_step)
+        Pulsation.__init__(self, check_pl_per_step(pl_per_step))
         self._basal_rem = 0  # rate*ms not yet a whole pL (units of pL/3600)
         self._basal_pl = 0  # pL not yet a whole nL
         self._bolus_rem = 0
@@ -108,80 +76,22 @@ class Dosing:
         self.delivered_nl = 0  # confirmed, whole nL; the part below 1 nL is in _deliv_pl
         self._deliv_pl = 0
         self._r = 0  # _integrate's second result (no tuple allocated per tick)
-        # pulsation: per-bin step volumes and bin ends (first phase of the next bin), made once
-        self._vol = [pl_per_step] * PROFILE_BINS
-        self._bound = [_PHASE_MAX] * PROFILE_BINS
-        self.profile_ppm = None
-        self.spp_milli = 0  # 0: no pass length known, index_edge() does nothing
-        self.max_step_pl = pl_per_step  # the largest step volume of the profile
-        self.pass_excess_pl = 0  # volume a run of steps can carry beyond steps * pl_per_step (see below)
-        self.phase_known = False
-        self.phase_steps = 0  # confirmed steps since the pass start (capped at _PHASE_MAX)
-        self._edge_milli = 0  # the pass started this many milli-steps before phase 0 (< 1000)
-        self.lead_steps = 0  # steps this edge's magnet sits after the mean pass start (index_edge lead_steps)
-        self.index_edges = 0
-        self._blind = 0  # steps confirmed since the phase was lost (boot, forget_phase), capped at _BLIND_MAX
         self.owed_pl = 0  # re-priced volume not yet settled on due (+: to step out more, -: less)
-        self.repriced_pl = 0  # what the last first edge put into delivered (index_edge)
-        self.reprice_est_pl = 0  # its estimate before the bound (what the blind steps carried beyond the mean)
-        self._dev_max = 0  # the largest |step volume - pl_per_step| of the profile
-        self._reprice_ok = False  # the re-pricing's sums stay small ints (_REPRICE_MAX_PL)
         if profile_ppm is not None or steps_per_pass_milli:
             self.set_profile(profile_ppm, steps_per_pass_milli)
 
     def set_pl_per_step(self, pl_per_step):
         pl_per_step = check_pl_per_step(pl_per_step)
-        f = self._flight_pl()
-        self.pl_per_step = pl_per_step
-        self._tables()
+        f = self._flight_pl()  # the steps in flight re-priced, the difference settled on due
+        self._tables(pl_per_step)
         self._due_pl += f - self._flight_pl()
 
     def set_profile(self, profile_ppm, steps_per_pass_milli):
         """A new roller profile (None: flat) for passes of steps_per_pass_milli / 1000 microsteps. Bad
         values raise LimitError and change nothing. The phase is kept (the rotor did not move)."""
-        if profile_ppm is None:
-            check_profile([0] * PROFILE_BINS, steps_per_pass_milli)
-        else:
-            profile_ppm = check_profile(profile_ppm, steps_per_pass_milli)
         f = self._flight_pl()
-        self.profile_ppm = profile_ppm
-        self.spp_milli = steps_per_pass_milli
-        self._tables()
+        self._profile(profile_ppm, steps_per_pass_milli)
         self._due_pl += f - self._flight_pl()
-
-    def _tables(self):
-        pl = self.pl_per_step
-        prof = self.profile_ppm
-        spp = self.spp_milli
-        vol = self._vol
-        bound = self._bound
-        top = low = pl
-        excess = 0
-        start = 0
-        for k in range(PROFILE_BINS):
-            # rounded up: a step is never counted below its volume
-            v = pl if prof is None else (pl * (1000000 + prof[k]) + 999999) // 1000000
-            vol[k] = v
-            if v > top:
-                top = v
-            elif v < low:
-                low = v
-            end = ((k + 1) * spp + 31999) // 32000 if spp else _PHASE_MAX
-            if k == PROFILE_BINS - 1:
-                end = _PHASE_MAX  # a late edge: the steps past the pass end stay in the last bin
-            elif v > pl:
-                excess += (end - start) * (v - pl)
-            bound[k] = end
-            start = end
-        if vol[PROFILE_BINS - 1] > pl and spp:
-            excess += ((spp + 999) // 1000 - start) * (vol[PROFILE_BINS - 1] - pl)
-        self.max_step_pl = top
-        dev = top - pl if top - pl > pl - low else pl - low  # the largest |step volume - pl_per_step|
-        self._dev_max = dev
-        self._reprice_ok = spp > 0 and (spp // 1000 + 2) * dev < _REPRICE_MAX_PL
-        # Consecutive steps are consecutive rotor phases (the rotor moves only by steps), so any run of n
-        # steps carries at most n * pl_per_step + pass_excess_pl: the guard's volume windows use it.
-        self.pass_excess_pl = excess
 
     # -- per tick (no allocation) ----------------------------------------------------------------
     def _integrate(self, rate, ms, rem):
@@ -293,41 +203,6 @@ class Dosing:
         self.in_flight += steps
         return steps
 
-    def _bin(self, phase):
-        if phase >= self._bound[PROFILE_BINS - 2]:
-            return PROFILE_BINS - 1
-        return phase * 32000 // self.spp_milli
-
-    def _sum_pl(self, phase, n):
-        """Volume of n steps from `phase` on at the current phase state (no allocation for tick-sized n)."""
-        if n <= 0:
-            return 0
-        if not self.phase_known:
-            return n * self.pl_per_step
-        vol = self._vol
-        bound = self._bound
-        phase += self.lead_steps
-        pl = 0
-        if phase < 0:  # see tick(): before the pass start
-            k = n if n < -phase else -phase
-            pl = k * vol[PROFILE_BINS - 1]
-            phase += k
-            n -= k
-            if n <= 0:
-                return pl
-        b = self._bin(phase)
-        while n > 0:
-            k = n
-            if b < PROFILE_BINS - 1:
-                room = bound[b] - phase
-                if k > room:
-                    k = room
-            pl += k * vol[b]
-            phase += k
-            n -= k
-            b += 1
-        return pl
-
     def _flight_pl(self):
         return self._sum_pl(self.phase_steps, self.in_flight)
 
@@ -353,11 +228,11 @@ class Dosing:
             p = self.phase_steps
             pl = self._sum_pl(p, steps)
             p += steps
-            self.phase_steps = p if p < _PHASE_MAX else _PHASE_MAX
+            self.phase_steps = p if p < PHASE_MAX else PHASE_MAX
         else:
             pl = steps * self.pl_per_step
-            b = self._blind + steps
-            self._blind = b if b < _BLIND_MAX else _BLIND_MAX
+            b = self.blind_steps + steps
+            self.blind_steps = b if b < BLIND_MAX else BLIND_MAX
         self._deliver_pl(pl)
         return pl
 
@@ -368,133 +243,30 @@ class Dosing:
         self._deliv_pl = d - nl * 1000
 
     def index_edge(self, batch_steps=0, lead_steps=0):
-        """The rotor index sensor saw a pass start among the last batch_steps confirmed steps (those
-        confirmed since the caller last read the sensor; already passed to confirm()). Sets the phase.
-
-        Where in the batch: with the phase known, where the last pass predicts it (its start plus one
-        pass, kept to the milli-step), held within the batch (an early edge: at its end; a late one: at
-        its start). Phase error after the edge: < 1 step when the edge comes where predicted (evenly
-        spaced magnets), else at most the batch; the first edge (phase unknown) at the batch's middle,
-        error <= batch / 2. A batch is 0-2 steps at 100 ms ticks at the plant's rates, up to ~100 in a
-        5 s fast-forward tick. The batch's steps after the edge were already counted in the last bin (a
-        late edge keeps the last bin; the profile is continuous over the pass start, so that costs at
-        most the batch times the bin 31 - bin 0 difference).
-        Steps still in flight are re-priced at their new phases and the difference settled on the next
-        steps (no drift); if they now carry more, delivery runs ahead of the programme by at most
-        in_flight * (max - min step volume) until it is caught up. The pump reads the sensor right after
-        collecting confirmations, when normally nothing is in flight.
-        lead_steps: where this edge's magnet sits against the mean of the magnets (the profile's
-        reference), learnt by the pump from the step counts between edges: the pass start the profile
-        means is lead_steps before this edge (negative: after it; the steps before it then carry the
-        pass end's volume). Held within 1/16 of a pass.
-
-        The first edge (phase unknown before it) also re-prices the steps confirmed blind, counted at the
-        mean (_reprice); returns the pL that put into delivered (for the reservoir; 0 at later edges)."""
+        """The rotor index saw a pass start among the last batch_steps confirmed steps (lead_steps: its
+        magnet's learnt placement): the phase is set, steps in flight re-priced onto due. Returns the pL a
+        first edge re-priced into delivered, for the reservoir (docs/dosing.md, "The index edge")."""
         if not self.spp_milli:
             return 0
         if batch_steps < 0:
             batch_steps = 0
         f = self._flight_pl()
-        p = self.phase_steps
-        x = 0
         first = not self.phase_known
-        if first:
-            p = batch_steps >> 1
-        else:
-            d = self.spp_milli - self._edge_milli  # milli-steps from phase 0 to the predicted edge
-            s = (d + 999) // 1000  # first step boundary at or after it
-            p -= s
-            if p < 0:  # early
-                p = 0
-            elif p > batch_steps:  # late
-                p = batch_steps
-            else:
-                x = s * 1000 - d
-        self.phase_known = True
-        self.phase_steps = p
-        self._edge_milli = x
-        lim = self.spp_milli // LEAD_MAX_DIV
-        self.lead_steps = -lim if lead_steps < -lim else lim if lead_steps > lim else lead_steps
-        self.index_edges += 1
+        self._place(batch_steps, lead_steps)
         self._due_pl += f - self._flight_pl()
         if not first:
             return 0
-        a = self._reprice(batch_steps, p)
-        self._blind = 0
+        a = self._reprice(batch_steps, self.phase_steps, self.owed_pl)
+        self._deliver_pl(a)
+        self.owed_pl -= a  # settled on the programme (tick())
         return a
 
-    def _reprice(self, batch, p):
-        """The blind steps at the first edge. Complete passes carry the mean (pl_per_step is measured over
-        them); the last r = blind mod a pass steps ran at the phases p - r .. p - 1 from this edge (a pass
-        start, the profile repeating before it), so they carried est = the sum of their deviations from
-        the mean. est > 0: they carried more; it goes into delivered as estimated (more counted is the
-        safe side). est < 0: lowering the count needs proof: where the edge fell in its batch (+-batch/2)
-        and this magnet's lead (+-1/16 of a pass; not learnt yet at a first edge) are unknown, so the
-        count goes down only by the least drop over every such shift of the arc (exact: a slide over the
-        shifts), plus one step when whole passes were split (they end within a step of the arc), and
-        never below the truth the profile gives. The settled pL is owed to the programme (tick())."""
-        spp = self.spp_milli
-        n = self._blind
-        self.repriced_pl = self.reprice_est_pl = 0
-        o = self.owed_pl
-        if n <= 0 or n >= _BLIND_MAX or not self._reprice_ok or batch * 1000 * _REPRICE_BATCH_DIV > spp \
-                or o > _REPRICE_MAX_PL or o < -_REPRICE_MAX_PL:
-            return 0  # nothing blind, too long to know, a profile too deep for small ints, an edge unplaced
-        m = n * 1000
-        r = (m % spp) // 1000  # the steps within the last pass
-        q = p - r + self.lead_steps  # the arc's first step, in phase of the profile's pass
-        est = self._arc_dev(q, r)
-        self.reprice_est_pl = est
-        if est < 0:
-            lim = spp // LEAD_MAX_DIV
-            k = -(batch >> 1) - lim  # the arc's shift from its true place, lowest first
-            hi = batch - (batch >> 1) + lim
-            q = p - r + k
-            x = self._arc_dev(q, r)
-            top = x
-            vol = self._vol
-            while k < hi:  # slide by one step: one enters at the arc's end, one leaves at its start
-                # a step's volume at phase q of the profile's pass (any q: the passes repeat)
-                x += vol[((q + r) * 32000 // spp) % PROFILE_BINS] - vol[(q * 32000 // spp) % PROFILE_BINS]
-                q += 1
-                k += 1
-                if x > top:
-                    top = x
-            if m >= spp:
-                top += self._dev_max
-            est = top if top < 0 else 0
-        self.repriced_pl = est
-        self._deliver_pl(est)
-        self.owed_pl -= est
-        return est
-
-    def _arc_dev(self, q, n):
-        """The volume beyond the mean of n steps from phase q on (any q: the passes repeat), bin by bin."""
-        spp = self.spp_milli
-        vol = self._vol
-        pl = self.pl_per_step
-        s = 0
-        while n > 0:
-            k = q * 32000 // spp
-            m = -(-(k + 1) * spp // 32000) - q  # steps left in bin k: its end is ceil((k + 1) spp / 32000)
-            if m > n:
-                m = n
-            s += m * (vol[k % PROFILE_BINS] - pl)
-            q += m
-            n -= m
-        return s
-
     def forget_phase(self):
-        """The rotor's position is no longer known (a stall): flat mean steps until the next edge, and the
-        blind steps counted afresh (those confirmed while the rotor stood stay counted at the mean)."""
-        self._blind = 0
-        if self.phase_known:
-            f = self._flight_pl()
-            self.phase_known = False
-            self.phase_steps = 0
-            self._edge_milli = 0
-            self.lead_steps = 0
-            self._due_pl += f - self._flight_pl()
+        """The rotor's position is no longer known (a stall): flat mean steps until the next edge; those
+        confirmed while the rotor stood stay counted at the mean."""
+        f = self._flight_pl()
+        self._lose_phase()
+        self._due_pl += f - self._flight_pl()
 
     def delivered_nl_up(self):
         """Delivered volume in nL, rounded up (never under-counts)."""

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from itpump import dosing as D
-from itpump import drugs
+from itpump import drugs, pulsation
 from itpump import therapy as T
 
 
@@ -153,7 +153,7 @@ def profiles(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(pl=pl_per_step, prof=profiles(), spp_milli=st.integers(D.SPP_MILLI_MIN, 3_000_000),
+@given(pl=pl_per_step, prof=profiles(), spp_milli=st.integers(pulsation.SPP_MILLI_MIN, 3_000_000),
        pattern=st.lists(st.tuples(ticks, st.integers(0, drugs.MAX_BASAL_NL_PER_H), st.integers(0, 100),
                                   st.integers(-1, 40), st.integers(-400, 400)), min_size=1, max_size=400))
 def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(pl, prof, spp_milli, pattern):
@@ -193,7 +193,7 @@ def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(p
 
 
 @settings(max_examples=100, deadline=None)
-@given(pl=pl_per_step, prof=profiles(), spp_milli=st.integers(D.SPP_MILLI_MIN, 3_000_000),
+@given(pl=pl_per_step, prof=profiles(), spp_milli=st.integers(pulsation.SPP_MILLI_MIN, 3_000_000),
        pattern=st.lists(st.tuples(ticks, st.integers(0, drugs.MAX_BASAL_NL_PER_H), st.integers(0, 100),
                                   st.integers(-1, 40), st.integers(-400, 400)), min_size=1, max_size=300))
 def test_an_edge_with_steps_in_flight_is_settled_on_the_next_steps(pl, prof, spp_milli, pattern):
@@ -235,7 +235,7 @@ def test_a_first_edge_lowers_the_count_of_blind_steps_never_below_their_true_vol
     sits (its lead, unknown at a first edge, within 1/16 of a pass); what it adds is the estimate at the
     batch's middle and the lead given. Books stay exact. Checked step by step against the profile."""
     spp = spp_steps * 1000 + frac
-    assume(D.SPP_MILLI_MIN <= spp)
+    assume(pulsation.SPP_MILLI_MIN <= spp)
     d = D.Dosing(pl, prof, spp)
     d.confirm(blind)  # over-confirmed (nothing asked): still counted, blind, at the mean
     assert d.delivered_nl * 1000 + d._deliv_pl == blind * pl
@@ -246,7 +246,7 @@ def test_a_first_edge_lowers_the_count_of_blind_steps_never_below_their_true_vol
     if batch * 8000 > spp or not d._reprice_ok:
         assert a == 0
         return
-    lim = spp // D.LEAD_MAX_DIV
+    lim = spp // pulsation.LEAD_MAX_DIV
     r = (blind * 1000 % spp) // 1000  # the steps within the last pass; complete passes are the mean
     wrapped = blind * 1000 >= spp
     p = batch >> 1

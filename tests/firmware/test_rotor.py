@@ -8,7 +8,7 @@ import pytest
 from test_app import Rig
 
 from fakes import FakePumpBoard, FakeRotor, pump_ticks_locked, raises
-from itpump import alarms, eventlog, occlusion, pump
+from itpump import alarms, eventlog, occlusion, pulsation, pump
 from itpump import dosing as D
 from itpump.therapy import LimitError
 
@@ -52,7 +52,7 @@ def balance(d):
 
 
 def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
-    assert D.check_profile(HILO, SPP_MILLI) == tuple(HILO)
+    assert pulsation.check_profile(HILO, SPP_MILLI) == tuple(HILO)
     bad = [
         (HILO[:31], "pulsation_ppm"),  # 31 bins
         (HILO[:31] + [1.5], "pulsation_ppm[31]"),  # not an int
@@ -60,10 +60,10 @@ def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
         ([40000] * 32, "pulsation_ppm"),  # mean +4 %: the bins must average to pl_per_step
     ]
     for prof, field in bad:
-        e = raises(LimitError, D.check_profile, prof, SPP_MILLI)
+        e = raises(LimitError, pulsation.check_profile, prof, SPP_MILLI)
         assert e.field == field, (field, e.field)
-    assert raises(LimitError, D.check_profile, HILO, 31999).field == "steps_per_pass_milli"
-    assert raises(LimitError, D.check_profile, HILO, 320000.0).field == "steps_per_pass_milli"
+    assert raises(LimitError, pulsation.check_profile, HILO, 31999).field == "steps_per_pass_milli"
+    assert raises(LimitError, pulsation.check_profile, HILO, 320000.0).field == "steps_per_pass_milli"
     d = D.Dosing(PL, HILO, SPP_MILLI)
     vol = list(d._vol)
     raises(LimitError, d.set_profile, [0] * 31, SPP_MILLI)

@@ -1,0 +1,58 @@
+# Line safety apart from delivery (line.py): a board without a pressure sensor has no detector, a finding
+# stops the pump with the halt its alarm names in the halt table, and the pump, its line and its dosing
+# keep the attributes their __init__ declared through therapy, an index edge, a stall and its ack
+# (CPython and micropython).
+import pytest
+from test_rotor import ROTOR_SPP_MILLI, rotor_rig
+
+from fakes import FakePumpBoard, raises
+from itpump import alarms, line, pump
+
+pytestmark = pytest.mark.micropython
+
+
+def _names(obj):
+    return sorted(obj.__dict__.keys())
+
+
+def test_no_pressure_sensor_no_detector():
+    b = FakePumpBoard()
+    b.pressure = None
+    p = pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, b.calibration)
+    assert p.line.occ is None and p.line.status()["occlusion"] is None and not p.line.sensor_fault()
+
+
+def test_a_bad_line_calibration_is_named():
+    b = FakePumpBoard()
+    b.calibration["noise_pa"] = -1
+    e = raises(ValueError, pump.Pump, b, alarms.AlarmManager(b.clock), 20000, None, b.calibration)
+    assert "noise_pa" in str(e)
+
+
+def test_a_finding_stops_with_the_halt_its_alarm_names():
+    r = rotor_rig()
+    p = r.a.pump
+    r.run_ms(60000)
+    assert p.running()
+    p.safety_stop(alarms.LEAK, 1, 0)
+    assert p.halt == pump.H_LEAK and r.a.alarms.is_active(alarms.LEAK) and not r.b.motor.enabled
+    r.close()
+
+
+def test_every_attribute_is_declared_in_init():
+    r = rotor_rig(FakePumpBoard(rotor_spp_milli=ROTOR_SPP_MILLI))
+    p = r.a.pump
+    parts = (p, p.line, p.dosing)
+    before = [_names(o) for o in parts]
+    r.run_ms(900000)  # past the first index edges
+    assert p.idx.edges >= 2 and p.dosing.phase_known
+    r.b.rotor.stick(True)  # a silent stall, then its acknowledgement
+    r.run_ms(600000)
+    assert p.halt & pump.H_STALL
+    r.b.rotor.stick(False)
+    r.ok("ack", {"code": "STALL"})
+    r.run_ms(60000)
+    assert p.running()
+    assert [_names(o) for o in parts] == before
+    assert isinstance(p.line, line.Line)
+    r.close()
