@@ -66,21 +66,17 @@ class _Ring:
     def advance(self, dt_ms):
         # dt_ms in 0..2**29: off_ms + dt_ms < 2**30
         off = self.off_ms + dt_ms
-        bucket_ms = self.bucket_ms
-        if off < bucket_ms:
+        if off < self.bucket_ms:
             self.off_ms = off
             return
-        k = off // bucket_ms
-        self.off_ms = off - k * bucket_ms
+        k = off // self.bucket_ms
+        self.off_ms = off - k * self.bucket_ms
+        if k >= self.n:  # the whole window has passed: everything in it has aged out
+            self._clear(k)
+            return
         counts = self.counts
         n = self.n
         i = self.idx
-        if k >= n:  # the whole window has passed: everything in it has aged out
-            for j in range(n):
-                counts[j] = 0
-            self.total = 0
-            self.idx = (i + k) % n
-            return
         while k:
             i += 1
             if i == n:
@@ -89,6 +85,13 @@ class _Ring:
             counts[i] = 0
             k -= 1
         self.idx = i
+
+    def _clear(self, k):
+        counts = self.counts
+        for j in range(self.n):
+            counts[j] = 0
+        self.total = 0
+        self.idx = (self.idx + k) % self.n
 
     def add(self, steps):
         self.counts[self.idx] += steps

@@ -92,15 +92,19 @@ class Supervisor:
         self._wdt.feed()
         self.feeds += 1
         if self._stable_pending:
-            dt = clock.ticks_diff(now_ms, self._prev)
-            if dt > 0:
-                self._up_ms += dt
-            if self._up_ms >= STABLE_MS:
-                self._stable_pending = False
-                self.wdt_resets = 0
-                self._save()
+            self._count_stable(now_ms)
         self._prev = now_ms
         return True
+
+    def _count_stable(self, now_ms):
+        """Healthy run time since the previous service() towards STABLE_MS, which ends a boot loop."""
+        dt = self._clock.ticks_diff(now_ms, self._prev)
+        if dt > 0:
+            self._up_ms += dt
+        if self._up_ms >= STABLE_MS:
+            self._stable_pending = False
+            self.wdt_resets = 0
+            self._save()
 
     def late_task(self):
         """Name of the task that missed its deadline (the watchdog will reset us), or None."""

@@ -11,6 +11,17 @@ VREF_MV = const(3300)  # Pico: ADC_VREF from the 3.3 V rail through a 200 ohm fi
 _FULL_SCALE = const(4096)
 
 
+def _sort(buf, n):
+    """Insertion sort of buf[:n] in place: n is small and nothing is allocated."""
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
 class OversampledAdc:
     """read_code() -> trimmed-mean 12-bit code; read_mv() -> mV at the pin. No allocation per read."""
 
@@ -27,22 +38,19 @@ class OversampledAdc:
 
     def read_code(self):
         buf = self._buf
-        n = self._n
-        adc = self._adc
-        for i in range(n):
-            buf[i] = adc.read_u16() >> 4  # read_u16 scales the 12-bit result to 16 bits
-        for i in range(1, n):  # insertion sort in place: n is small and nothing is allocated
-            v = buf[i]
-            j = i - 1
-            while j >= 0 and buf[j] > v:
-                buf[j + 1] = buf[j]
-                j -= 1
-            buf[j + 1] = v
+        self._sample()
+        _sort(buf, self._n)
         total = 0
         for i in range(self._lo, self._hi):
             total += buf[i]
         kept = self._hi - self._lo
         return (total + kept // 2) // kept
+
+    def _sample(self):
+        buf = self._buf
+        adc = self._adc
+        for i in range(self._n):
+            buf[i] = adc.read_u16() >> 4  # read_u16 scales the 12-bit result to 16 bits
 
     def read_mv(self):
         # max 4095 * 3300 = 13.5e6: a small int on rp2

@@ -45,10 +45,15 @@ class PressureSensor:
         mv = (x + d // 2) // d
         self.last_mv = mv
         if mv < _FAULT_LOW_MV or mv > _FAULT_HIGH_MV:
-            raise ValueError("pressure sensor output %d mV outside %d..%d mV: sensor fault"
-                             % (mv, _FAULT_LOW_MV, _FAULT_HIGH_MV))
+            raise _out_of_band(mv)
         x -= self.zero_mv * d  # above the zero, in 1/d mV
         q = x // d
         k = self.pa_per_v  # Pa per V = mPa per mV
         mpa = q * k + ((x - q * d) * k + d // 2) // d
         return (mpa + 500) // 1000 + self.offset_pa
+
+
+def _out_of_band(mv):
+    """The sensor-fault error, made here: formatting it in read_pa takes its frame over 11 words."""
+    return ValueError("pressure sensor output %d mV outside %d..%d mV: sensor fault"
+                      % (mv, _FAULT_LOW_MV, _FAULT_HIGH_MV))

@@ -108,4 +108,10 @@ def build(name, chip, pins, calibration):
         raise ValueError("chip %r unknown (RP2040, RP2350)" % (chip,))
     cal = dict(DEFAULT_CALIBRATION)
     cal.update(calibration)
+    for k in cal:
+        v = cal[k]
+        if type(v) is int:
+            # Frozen, a constant tuple's ints outside +-8191 are big-int objects (mpy-tool), and every
+            # product with one allocates (the pressure read, each tick): v + 0 is a small int again.
+            cal[k] = v + 0
     return Rp2Board(name, chip, pins, cal)
