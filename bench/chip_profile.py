@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chip_figures as cf  # noqa: E402
 
-from pumpctl import epico, session  # noqa: E402
+from pumpctl import epico, provision  # noqa: E402
 from pumpctl.client import Client  # noqa: E402
 from pumpctl.link import Link  # noqa: E402
 
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         port = epico.start(d, firmware=img, erase=True)
         with Link(port) as link:
             Client(link).wait_ready(120)
-        session.provision(port, timeout_s=20, restart_timeout_s=120)
+        provision.provision(port, timeout_s=20, restart_timeout_s=120)
         cf.pc("refill", "--port", port, "--timeout", "20", "--drug", "baclofen", "--conc-ug-per-ml", "100",
               "--added-ml", "20", "--removed-ml", "0")
         cf.pc("program", str(cf.RX), "--yes", "--port", port, "--timeout", "20")
