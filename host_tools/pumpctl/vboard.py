@@ -30,7 +30,7 @@ from . import REPO_ROOT, PumpctlError
 
 POWERON = REPO_ROOT / "boards" / "sim" / "rom" / "poweron.py"
 DEFAULT_DIR = Path(os.environ.get("ITPUMP_VBOARD_DIR", REPO_ROOT / ".vboard" / "default"))
-DEFAULT_HEAP = "256K"  # RP2040 has 264 KiB SRAM; MicroPython leaves ~200 KiB of heap on a Pico
+DEFAULT_HEAP = "384K"  # a Pico's 240 KiB heap of 32-bit words, in 64-bit objects (docs/sim.md, "The heap")
 HW_PREFIX = b"\x00SIMHW "
 OUT_BUFFER_MAX = 1 << 20  # bytes kept for a host that is not reading; oldest dropped beyond
 

@@ -242,8 +242,11 @@ def target_actions(name: str) -> dict:
 
 
 def _vboard_start_args(sp: argparse.ArgumentParser) -> None:
+    from .. import vboard
+
     sp.add_argument("--speed", type=float, default=1.0, help="virtual clock speed factor (e.g. 3600)")
-    sp.add_argument("--heap", default="256K", help="MicroPython heap size (default 256K)")
+    sp.add_argument("--heap", default=vboard.DEFAULT_HEAP,
+                    help=f"MicroPython heap size (default {vboard.DEFAULT_HEAP}: a Pico's, in 64-bit objects)")
 
 
 def _epico_start_args(sp: argparse.ArgumentParser) -> None:
