@@ -60,7 +60,7 @@ def build(status: dict, therapy: dict, records: list[dict], drugs_by_rx: dict[in
     per_day = []
     for d, dv, pv in timeline.per_day(tl, tz):
         pct = f"{dv / pv * 100:.1f} %" if pv > 0 else "-"
-        per_day.append((d, f"{dv:.1f} uL", f"{pv:.1f} uL", pct))
+        per_day.append((d, U.fmt_volume_floor(round(dv * 1000)), U.fmt_volume_floor(round(pv * 1000)), pct))
     states: dict[str, str] = {}
     alarms = []
     for t, r in zip(tl.times, records, strict=True):
