@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from . import PumpctlError
+from . import PumpctlError, UsageError
 
 MASS_NG = {"ng": 1, "ug": 1000, "µg": 1000, "mcg": 1000, "mg": 10**6, "g": 10**9}
 VOLUME_NL = {"nl": 1, "ul": 1000, "µl": 1000, "ml": 10**6}
@@ -236,10 +236,10 @@ def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1, maxim
     (checked here, before anything is signed or sent)."""
     try:
         d = Decimal(str(text).strip().replace("_", ""))
-    except InvalidOperation:
-        raise PumpctlError(f"{name} {text!r} is not a number") from None
+    except InvalidOperation:  # malformed (a usage error, exit 2); a number out of range is a bad value
+        raise UsageError(f"{name} {text!r} is not a number") from None
     if not d.is_finite():
-        raise PumpctlError(f"{name} {text!r} is not a number")
+        raise UsageError(f"{name} {text!r} is not a number")
     v = d * scale
     if v != v.to_integral_value():
         raise PumpctlError(f"{name} {text}: finer than the pump's step of {Decimal(1) / scale}")
