@@ -157,3 +157,49 @@ def test_a_board_is_not_started_with_bad_options(argv, says, nothing_started, ca
     rc, out, err = _run(argv, capsys)
     assert rc == EXIT_USAGE and says in err and err.count("\n") == 1, (argv, err)
 
+
+def test_a_path_that_is_no_serial_port_says_so(capsys, tmp_path):
+    """-p /tmp said "no such port: /tmp" (its errno 21 matched "Errno 2"); a plain file said "Could not
+    configure port: (25, 'Inappropriate ioctl for device')"."""
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    for port, says in ((str(tmp_path), f"not a serial port: {tmp_path} is a folder"),
+                       (str(f), f"not a serial port: {f}"),
+                       (str(tmp_path / "nope"), f"no such port: {tmp_path / 'nope'}")):
+        rc, out, err = _run(["status", "-p", port], capsys)
+        assert rc == 3 and err == f"pumpctl: error: {says}\n", (port, err)
+
+
+def test_a_board_at_the_repl_is_told_how_to_run_itpump_again():
+    """Seen on the virtual board after `mpremote ... ls :`: the board waits at ">>> " and every command
+    said "firmware missing? run: pumpctl flash", sending people to re-flash a board that only needed
+    `pumpctl restart`."""
+    from test_client_recovery import Link
+
+    from pumpctl.client import Client, NoReplyError
+
+    class AtRepl(Link):
+        def pending_text(self):
+            return b"MicroPython v1.28.0 on 2026-01-01; linux [GCC 12.2.0] version\r\n>>> "
+
+    lk = AtRepl(lambda req: [])
+    with pytest.raises(NoReplyError) as e:
+        Client(lk, timeout_s=1.0, clock=lk.clock).request("status")
+    assert str(e.value) == ("board on fake is at the MicroPython REPL, itpump is not running: pumpctl restart "
+                            "--port fake runs it (pumpctl flash if its firmware is missing)")
+    assert e.value.exit_code == 5
+
+
+def test_a_privileged_http_port_is_not_called_in_use(monkeypatch):
+    """As a user, --http-port 80 said "127.0.0.1:80 is in use (another pumpctl web?)"."""
+    import socket
+
+    from pumpctl import PumpctlError, web
+
+    def bind(self, addr):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    with pytest.raises(PumpctlError, match=r"127.0.0.1:80: not allowed to serve on it \(ports below 1024 need "
+                                           r"root\): choose another with --http-port N"):
+        web.serve("/dev/no-such-port", http_port=80)
