@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from pumpctl import render, report
-from pumpctl import units as U
+from pumpctl import render, report, units
 from pumpctl.web import views
 
 
@@ -26,7 +25,7 @@ def _nl_of(text: str) -> Decimal:
 
 @given(st.integers(min_value=-(10**10), max_value=10**10))
 def test_a_volume_reads_never_more_than_it_is_and_never_zero_when_it_is_not(nl):
-    text = U.fmt_volume_floor(nl)
+    text = units.fmt_volume_floor(nl)
     shown = _nl_of(text)
     if nl == 0:
         assert text == "0.0 uL"
@@ -37,10 +36,10 @@ def test_a_volume_reads_never_more_than_it_is_and_never_zero_when_it_is_not(nl):
 
 
 def test_the_volumes_at_the_edges():
-    assert [U.fmt_volume_floor(n) for n in (0, 1, 71, 99, 100, 695, 999_999, 1_000_000, 19_999_999)] == [
+    assert [units.fmt_volume_floor(n) for n in (0, 1, 71, 99, 100, 695, 999_999, 1_000_000, 19_999_999)] == [
         "0.0 uL", "<0.1 uL", "<0.1 uL", "<0.1 uL", "0.1 uL", "0.6 uL", "999.9 uL", "1.000 mL", "19.999 mL"]
-    assert U.fmt_volume_floor(-150) == "-0.1 uL" and U.fmt_volume_floor(None) == "-"
-    assert [U.fmt_nl_floor(p) for p in (0, 40, -40, 230_500, -230_500)] == [
+    assert units.fmt_volume_floor(-150) == "-0.1 uL" and units.fmt_volume_floor(None) == "-"
+    assert [units.fmt_nl_floor(p) for p in (0, 40, -40, 230_500, -230_500)] == [
         "0.0 nL", "+<0.1 nL", "-<0.1 nL", "+230.5 nL", "-230.5 nL"]
 
 
@@ -53,10 +52,10 @@ def _seen(renderable) -> str:
 def test_status_shows_a_small_booking_at_a_reset_as_less_than_a_tenth_not_zero():
     """Reproduced on the virtual board: 0.5 mg/day of morphine, a restart: `unconfirmed_nl` boot 71 and
     `pumpctl status` said "booked at resets  0.0 uL this boot"."""
-    st = {"fw": "0.1.0", "board": "sim", "delivered_today_nl": 40, "delivered_total_nl": 40,
+    status = {"fw": "0.1.0", "board": "sim", "delivered_today_nl": 40, "delivered_total_nl": 40,
           "unconfirmed_nl": {"boot": 71, "total": 651}, "reservoir_nl": 19_999_960,
           "line": {"rotor": {"known": True, "edges": 3, "gaps_known": 1, "owed_pl": 40}}}
-    seen = _seen(render.status_table(st, "/dev/pts/0"))
+    seen = _seen(render.status_table(status, "/dev/pts/0"))
     assert "<0.1 uL this boot, 0.6 uL in all" in seen
     assert "<0.1 uL today, <0.1 uL total" in seen
     assert "19.999 mL" in seen and "+<0.1 nL re-priced" in seen
