@@ -288,11 +288,7 @@ class Pump:
             if c:
                 self._book(c, self._last)  # stopping already: a guard verdict changes nothing
         finally:
-            line = self.line  # what was asked and never emitted is dropped: not a stall to the detector
-            line.asked = line.confirmed
-            line.move_n = 0
-            if line.occ is not None:
-                line.occ.clear_motor()
+            self.line.motor_stopped()
             m.enable(False)
             self.enabled = False
             self.dosing.abandon()
