@@ -22,6 +22,13 @@ def test_no_pressure_sensor_no_detector():
     assert p.line.occ is None and p.line.status()["occlusion"] is None and not p.line.sensor_fault()
 
 
+def test_a_pump_built_without_a_detector_does_not_watch_the_line():
+    b = FakePumpBoard()  # a pressure sensor is fitted
+    p = pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, detector=False)
+    assert p.line.occ is None and p.line.status()["occlusion"] is None
+    assert pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None).line.occ is not None
+
+
 def test_a_stopped_motor_drops_what_was_asked_and_never_emitted():
     b = FakePumpBoard()
     p = pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, b.calibration)
