@@ -275,6 +275,34 @@ def test_the_watchdog_is_fed_only_while_every_task_checks_in():
     r.close()
 
 
+def test_each_task_id_checks_in_its_own_task():
+    # app's task ids (_T_*) are the places of their tasks in _TASKS: a task stuck alone is the one the
+    # supervisor names late, and the late_task record carries its place in that table
+    order = ("tick", "link", "housekeeping")
+
+    def boom(*args):
+        raise RuntimeError("stuck")
+
+    for i in range(len(order)):
+        r = programmed()
+        a, c = r.a, r.b.clock
+        a.sup.start()
+        r.run_ms(1000)
+        task = order[i]
+        if task == "tick":
+            a.pump.tick = boom
+        elif task == "housekeeping":
+            a.housekeeping = boom
+        for _ in range(80):
+            c.advance(100)
+            if task != "link":
+                a.poll_link()
+            a.tick()
+        assert a.sup.late_task() == task
+        assert [x[2] for x in safety(r) if x[0] == "late_task"] == [i], task
+        r.close()
+
+
 def test_a_bad_calibration_leaves_a_pump_without_a_detector_and_halted():
     b = FakePumpBoard()
     b.calibration["noise_pa"] = -1
