@@ -48,12 +48,11 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 
 import plant as plantmod  # noqa: E402
 import simhw  # noqa: E402
-from itpump import dosing as D  # noqa: E402
-from itpump import pump as P  # noqa: E402
+from itpump import dosing  # noqa: E402
+from itpump.pump import TICK_MS, Pump  # noqa: E402
 from itpump.therapy import DAY_MS, Therapy  # noqa: E402
 from pumpctl.units import mass_to_nl  # noqa: E402
 
-TICK_MS = P.TICK_MS
 SAMPLE_MS = 30_000  # IEC 60601-2-24: gravimetric samples every 0.5 min
 WINDOWS_MIN = (2, 5, 11, 19, 31)
 # cal: the user's calibration, index + profile; noindex: the same on a board without the rotor index;
@@ -162,7 +161,7 @@ def calibrate(board: Board, period_us: int = CAL_PERIOD_US, as_ul: bool = False)
         mass_mg += round((p.delivered_ul - v0) * WATER_G_PER_ML)  # 1 mg balance, per run
     m.enable(False)
     measured_nl = mass_mg * 1000 if as_ul else mass_to_nl(str(mass_mg), 20)[0]
-    return D.calibrate(measured_nl, steps, plantmod.NOMINAL_PL_PER_STEP), measured_nl, steps
+    return dosing.calibrate(measured_nl, steps, plantmod.NOMINAL_PL_PER_STEP), measured_nl, steps
 
 
 def calibration_check(seed: int) -> dict:
@@ -200,7 +199,7 @@ def run(args: tuple) -> dict:
     pl = cal[0]
     board.run_to(board.clock.t + 10_000)
     alarms = Alarms()
-    pump = P.Pump(board, alarms, pl, None, board.calibration)  # the rotor and its keys, as the app passes them
+    pump = Pump(board, alarms, pl, None, board.calibration)  # the rotor and its keys, as the app passes them
     pump.reservoir.refill(rx["drug"], rx["conc_ug_per_ml"], 20_000_000, 0)
     pump.therapy = Therapy(rx)
     jit = random.Random(seed)

@@ -21,8 +21,7 @@ for _p in ("firmware", "tests/firmware", "tests/faults"):
     sys.path.insert(0, str(ROOT / _p))
 
 from fuzzrig import CODES, KEYS, READS, FakeOps, authenticator  # noqa: E402
-from itpump import auth as A  # noqa: E402
-from itpump import protocol as P  # noqa: E402
+from itpump import auth, protocol  # noqa: E402
 
 RESET_EVERY = 2000  # fresh board state now and then (lock-outs, counters near the top)
 
@@ -31,7 +30,7 @@ class Rig(FakeOps):
     def __init__(self, free_failures):
         super().__init__()
         self.auth, self.counters, self.clock = authenticator(free_failures)
-        self.ctr = {r: 0 for r in A.ROLES}
+        self.ctr = {r: 0 for r in auth.ROLES}
 
 
 def body_of(obj, rnd):
@@ -44,9 +43,9 @@ SIGNED = set()  # bodies signed with a real key in the current frame: anything e
 
 
 def sign(body, role):
-    key = KEYS[role] if isinstance(role, str) and role in KEYS else KEYS[A.CLINICIAN]
+    key = KEYS[role] if isinstance(role, str) and role in KEYS else KEYS[auth.CLINICIAN]
     SIGNED.add(body)
-    return body + b"\t" + A.hmac_hex(key, body).encode()
+    return body + b"\t" + auth.hmac_hex(key, body).encode()
 
 
 def rand_text(rnd, n):
@@ -72,9 +71,9 @@ def rand_value(rnd, depth=0):
 
 
 def valid_obj(rig, rnd):
-    role = rnd.choice(A.ROLES)
+    role = rnd.choice(auth.ROLES)
     rig.ctr[role] += rnd.randrange(1, 4)
-    obj = {"id": rnd.randrange(P.MAX_ID + 1), "op": rnd.choice(A.PERMISSIONS[role])}
+    obj = {"id": rnd.randrange(protocol.MAX_ID + 1), "op": rnd.choice(auth.PERMISSIONS[role])}
     if rnd.random() < 0.5:
         obj["args"] = {"volume_ul": rnd.randrange(1, 1001)}
     obj["role"] = role
@@ -110,7 +109,7 @@ def frame(rig, rnd):
         b[i:i] = rnd.choice([b"\t", b"\r", b"\x00", b"\xc3", b"\\", b"\t\t", b"\xff\xfe"])
         return kind, bytes(b)
     if kind == "splice":
-        other = sign(body_of(valid_obj(rig, rnd), rnd), A.CLINICIAN)
+        other = sign(body_of(valid_obj(rig, rnd), rnd), auth.CLINICIAN)
         i, j = rnd.randrange(len(good)), rnd.randrange(len(other))
         return kind, good[:i] + other[j:]
     if kind == "swap":
@@ -140,7 +139,7 @@ def frame(rig, rnd):
         return kind, sign(body_of(obj, rnd), obj["role"])
     # dup: duplicate keys, signed by a patient who may not install keys
     b = body_of(obj, rnd)[:-1] + b',"op":"keys","role":"patient"}'
-    return kind, sign(b, A.PATIENT)
+    return kind, sign(b, auth.PATIENT)
 
 
 def run(n, seed):
@@ -161,14 +160,14 @@ def run(n, seed):
         before = len(rig.changes)
         ctr_before = dict(rig.counters.data)
         try:
-            out = P.dispatch(line, rig.ops, rig.auth)
+            out = protocol.dispatch(line, rig.ops, rig.auth)
             r = json.loads(out)
             if not out.endswith(b"\n") or out.count(b"\n") != 1 or not isinstance(r, dict) or \
                     r.get("ok") not in (True, False):
                 raise ValueError(f"malformed reply {out[:80]!r}")
             if not r["ok"]:
                 code = r["error"]["code"]
-                if code not in CODES or code == P.E_INTERNAL or not r["error"]["message"]:
+                if code not in CODES or code == protocol.E_INTERNAL or not r["error"]["message"]:
                     raise ValueError(f"bad error {r!r}")
         except Exception as e:
             stats["crashes"] += 1
@@ -182,7 +181,7 @@ def run(n, seed):
                 stats["forgeries accepted"] += 1  # applied, yet no key ever signed these bytes
         else:
             codes[r["error"]["code"]] += 1
-            if changed or (r["error"]["code"] != P.E_ARGS and rig.counters.data != ctr_before):
+            if changed or (r["error"]["code"] != protocol.E_ARGS and rig.counters.data != ctr_before):
                 stats["state changes on rejects"] += 1
         if changed:
             stats["changes applied"] += 1

@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz  # noqa: E402
 
 from common import ROOT, print_table, tool, virtual_board, wait_status  # noqa: E402
-from pumpctl import keys as K  # noqa: E402
-from pumpctl import prescription  # noqa: E402
+from pumpctl import (
+    keys,  # noqa: E402
+    prescription,  # noqa: E402
+)
 from pumpctl.link import Link  # noqa: E402
 from pumpctl.mpr import Device  # noqa: E402
 
@@ -80,9 +82,9 @@ class Board:
         return {k: st["result"].get(k) for k in STATE_KEYS}
 
 
-def setup(port: str, keys_root: Path) -> K.Keystore:
+def setup(port: str, keys_root: Path) -> keys.Keystore:
     st = wait_status(port)
-    ks = K.provision(st["device_id"], root=keys_root)
+    ks = keys.provision(st["device_id"], root=keys_root)
     with Device(port) as dev:
         dev.write_file("/keys.json", ks.device_file())
     tool("pumpctl", "restart", "--port", port)
@@ -98,7 +100,7 @@ def setup(port: str, keys_root: Path) -> K.Keystore:
     return ks
 
 
-def run(port: str, ks: K.Keystore, n: int, seed: int):
+def run(port: str, ks: keys.Keystore, n: int, seed: int):
     rnd = random.Random(seed)
     fuzz.KEYS.clear()
     fuzz.KEYS.update(ks.keys)

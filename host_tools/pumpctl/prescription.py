@@ -22,8 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from . import REPO_ROOT, PumpctlError
-from . import units as U
+from . import REPO_ROOT, PumpctlError, units
 
 
 class PrescriptionError(PumpctlError):
@@ -125,11 +124,11 @@ def _convert_table(src: Any, table: str, path: str, origins: Origins) -> dict:
             n = value  # the pump's own key as the pump takes it
         else:
             try:
-                n = U.to_pump(value, kind, path + key, unit)
-            except U.UnitError as e:
+                n = units.to_pump(value, kind, path + key, unit)
+            except units.UnitError as e:
                 raise PrescriptionError(str(e), path + pk, value, None) from None
         if n % div:
-            raise PrescriptionError(f"{path}{key} = {U._typed(value)}: must be a whole number of hours",
+            raise PrescriptionError(f"{path}{key} = {units._typed(value)}: must be a whole number of hours",
                                     path + pk, value, None)
         out[pk] = n // div
         typed_unit = unit if unit is not None else str(value).strip().lstrip("+-0123456789_.,eE ") or None
@@ -150,11 +149,11 @@ def _limit_text(limit: Any, kind: str, unit: str | None, div: int) -> str:
         return repr(limit)
     v = limit * div
     if kind == "time_of_day":
-        return U.fmt_time_of_day(v)
-    if unit is not None and U.unit_scale(kind, unit) is not None:
-        return U.in_unit(v, kind, unit)
-    return {"mass": U.fmt_mass, "dose_rate": U.fmt_dose_rate, "conc": U.fmt_conc, "volume": U.fmt_volume,
-            "duration": U.fmt_duration}[kind](v)
+        return units.fmt_time_of_day(v)
+    if unit is not None and units.unit_scale(kind, unit) is not None:
+        return units.in_unit(v, kind, unit)
+    return {"mass": units.fmt_mass, "dose_rate": units.fmt_dose_rate, "conc": units.fmt_conc,
+            "volume": units.fmt_volume, "duration": units.fmt_duration}[kind](v)
 
 
 _FIELD_KIND = {"total_ng_per_day": ("daily dose (basal + boluses at their daily maximum)", "dose_rate"),
@@ -166,21 +165,21 @@ def _refusal(e, origins: Origins, source: str) -> PrescriptionError:
     text = str(e)
     head, tail = f"{e.field} = {e.value!r}: ", f" {e.limit!r}"
     why = text[len(head):len(text) - len(tail)] if text.startswith(head) and text.endswith(tail) else text
-    why = U.clinical_text(why)
+    why = units.clinical_text(why)
     o = origins.get(e.field)
     if o is not None:
         key, typed, unit, kind, div = o
-        msg = f"{key} = {U._typed(typed)}: {why} {_limit_text(e.limit, kind, unit, div)}"
+        msg = f"{key} = {units._typed(typed)}: {why} {_limit_text(e.limit, kind, unit, div)}"
     elif e.field in _FIELD_KIND:
         label, kind = _FIELD_KIND[e.field]
         if kind is None:
-            msg = f"{label} {U.fmt_volume(e.value)}/day: {why} {U.fmt_volume(e.limit)}/day"
+            msg = f"{label} {units.fmt_volume(e.value)}/day: {why} {units.fmt_volume(e.limit)}/day"
         else:
-            msg = f"{label} {U.fmt_dose_rate(e.value)}: {why} {U.fmt_dose_rate(e.limit)}"
+            msg = f"{label} {units.fmt_dose_rate(e.value)}: {why} {units.fmt_dose_rate(e.limit)}"
     else:
         leaf = e.field.rsplit(".", 1)[-1].split("[")[0]
         name = e.field[: len(e.field) - len(leaf)] + _WRITE.get(leaf, leaf) if leaf in _WRITE else e.field
-        msg = f"{name} = {U._typed(e.value)}: {why} {e.limit!r}"
+        msg = f"{name} = {units._typed(e.value)}: {why} {e.limit!r}"
     return PrescriptionError(f"{source}: {msg}", e.field, e.value, e.limit)
 
 
@@ -235,9 +234,10 @@ def summary(rx: dict) -> dict:
 def _clinical_value(pk: str, v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, int):
         return v
-    return {"conc_ug_per_ml": U.fmt_conc, "catheter_volume_nl": U.fmt_volume, "dose_ng_per_day": U.fmt_dose_rate,
-            "dose_ng": U.fmt_mass, "start_min": U.fmt_time_of_day, "duration_min": U.fmt_duration,
-            "lockout_min": U.fmt_duration, "every_h": lambda h: U.fmt_duration(h * 60)}.get(pk, lambda x: x)(v)
+    return {"conc_ug_per_ml": units.fmt_conc, "catheter_volume_nl": units.fmt_volume,
+            "dose_ng_per_day": units.fmt_dose_rate, "dose_ng": units.fmt_mass, "start_min": units.fmt_time_of_day,
+            "duration_min": units.fmt_duration,
+            "lockout_min": units.fmt_duration, "every_h": lambda h: units.fmt_duration(h * 60)}.get(pk, lambda x: x)(v)
 
 
 def clinical(rx: dict) -> dict:
@@ -301,16 +301,16 @@ def _order(field: str, top: tuple, seen: list) -> tuple:
 def derived(rx: dict) -> list[tuple[str, str]]:
     """What the pump computes from a prescription, for a person: basal rates, daily dose and volume."""
     s = summary(rx)
-    rows = [("basal rate", ", ".join(U.fmt_rate(r) for r in s["basal_nl_per_h"])),
-            ("daily dose", U.fmt_dose_rate(s["day_dose_ng"])
+    rows = [("basal rate", ", ".join(units.fmt_rate(r) for r in s["basal_nl_per_h"])),
+            ("daily dose", units.fmt_dose_rate(s["day_dose_ng"])
              + (" (boluses at their daily maximum)" if "patient_volume_nl" in s or "periodic_volume_nl" in s else "")),
-            ("daily volume", U.fmt_volume_per_day(s["day_volume_nl"]))]
+            ("daily volume", units.fmt_volume_per_day(s["day_volume_nl"]))]
     if "periodic_volume_nl" in s:
-        rows.append(("periodic bolus", f"{U.fmt_volume(s['periodic_volume_nl'])} at "
-                                       f"{U.fmt_rate(s['periodic_rate_nl_per_h'])}"))
+        rows.append(("periodic bolus", f"{units.fmt_volume(s['periodic_volume_nl'])} at "
+                                       f"{units.fmt_rate(s['periodic_rate_nl_per_h'])}"))
     if "patient_volume_nl" in s:
-        rows.append(("patient bolus", f"{U.fmt_volume(s['patient_volume_nl'])} at "
-                                      f"{U.fmt_rate(s['patient_rate_nl_per_h'])}"))
+        rows.append(("patient bolus", f"{units.fmt_volume(s['patient_volume_nl'])} at "
+                                      f"{units.fmt_rate(s['patient_rate_nl_per_h'])}"))
     return rows
 
 

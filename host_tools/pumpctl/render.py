@@ -6,15 +6,15 @@ from __future__ import annotations
 import datetime
 
 from . import logs as logsmod
-from . import units as U
+from . import units
 
 
 def _conc(ug_per_ml) -> str:
-    return U.fmt_conc(ug_per_ml) if isinstance(ug_per_ml, int) else "-"
+    return units.fmt_conc(ug_per_ml) if isinstance(ug_per_ml, int) else "-"
 
 
 def _mass(ng) -> str:
-    return U.fmt_mass(ng) if isinstance(ng, int) else "-"
+    return units.fmt_mass(ng) if isinstance(ng, int) else "-"
 
 
 def rotor_text(rot: dict) -> str:
@@ -34,7 +34,7 @@ def rotor_text(rot: dict) -> str:
 def therapy_rows(st: dict) -> list[tuple[str, str]]:
     """The therapy lines of `pumpctl status` from a status reply. Measured volumes are floored
     (units.fmt_volume_floor): what is left is never shown as more than it is."""
-    vol = U.fmt_volume_floor
+    vol = units.fmt_volume_floor
     rows: list[tuple[str, str]] = []
     th = st.get("therapy")
     if "therapy" in st:
@@ -50,11 +50,12 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
             if th.get("bridge_left_nl"):
                 rows.append(("bridge", f"{vol(th['bridge_left_nl'])} of old fluid left in the line"))
     if "rate_nl_per_h" in st:
-        rows.append(("rate now", U.fmt_rate(st["rate_nl_per_h"])))
+        rows.append(("rate now", units.fmt_rate(st["rate_nl_per_h"])))
     nxt = st.get("next_step")
     if nxt:
-        what = U.fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt else f"bolus {U.fmt_volume(nxt['bolus_nl'])}"
-        rows.append(("next step", f"{what} at {U.fmt_time_of_day(nxt['at_min'])} (in {nxt['in_min']} min)"))
+        what = (units.fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt
+                else f"bolus {units.fmt_volume(nxt['bolus_nl'])}")
+        rows.append(("next step", f"{what} at {units.fmt_time_of_day(nxt['at_min'])} (in {nxt['in_min']} min)"))
     if "delivered_today_nl" in st:
         rows.append(("delivered", f"{vol(st['delivered_today_nl'])} today, {vol(st.get('delivered_total_nl'))} total"))
     booked = st.get("unconfirmed_nl")
@@ -196,20 +197,20 @@ def flash_text(summary: dict, port: str) -> str:
 
 
 def bolus_text(r: dict) -> str:
-    vol = U.fmt_volume_floor(r.get("volume_nl"))
-    return f"{r.get('kind')} bolus started: {vol} at {U.fmt_rate(r.get('rate_nl_per_h'))}"
+    vol = units.fmt_volume_floor(r.get("volume_nl"))
+    return f"{r.get('kind')} bolus started: {vol} at {units.fmt_rate(r.get('rate_nl_per_h'))}"
 
 
 def refill_text(args: dict, r: dict) -> str:
-    msg = (f"refilled with {args['drug']} {U.fmt_conc(args['conc_ug_per_ml'])}: reservoir "
-           f"{U.fmt_volume_floor(r.get('volume_nl'))}")
+    msg = (f"refilled with {args['drug']} {units.fmt_conc(args['conc_ug_per_ml'])}: reservoir "
+           f"{units.fmt_volume_floor(r.get('volume_nl'))}")
     if r.get("bridge_nl"):
-        msg += f"; bridging {U.fmt_volume_floor(r['bridge_nl'])} of old fluid in the line"
+        msg += f"; bridging {units.fmt_volume_floor(r['bridge_nl'])} of old fluid in the line"
     return msg
 
 
 def refill_warning(r: dict) -> str:
-    v = {k: U.fmt_volume_floor(r.get(k)) for k in ("removed_nl", "expected_nl", "mismatch_nl", "tolerance_nl")}
+    v = {k: units.fmt_volume_floor(r.get(k)) for k in ("removed_nl", "expected_nl", "mismatch_nl", "tolerance_nl")}
     return (f"warning: removed {v['removed_nl']} but the pump expected {v['expected_nl']} (off by {v['mismatch_nl']}, "
             f"tolerance {v['tolerance_nl']}): check for a pocket fill or a leak")
 
@@ -234,15 +235,17 @@ def drugs_table(d):
         t.add_column(c)
     for n in d.names():
         cmin, cmax, dmin, dmax = d.limits(n)
-        t.add_row(n, f"{U.fmt_conc(cmin)} to {U.fmt_conc(cmax)}", f"{U.fmt_dose_rate(dmin)} to {U.fmt_dose_rate(dmax)}")
+        t.add_row(n, f"{units.fmt_conc(cmin)} to {units.fmt_conc(cmax)}",
+                  f"{units.fmt_dose_rate(dmin)} to {units.fmt_dose_rate(dmax)}")
     return t
 
 
 def device_limits_text(d) -> str:
-    return (f"device: basal {U.fmt_volume(d.MIN_BASAL_NL_PER_DAY)}/day to {U.fmt_volume(d.MAX_BASAL_NL_PER_DAY)}/day; "
-            f"basal + boluses at most {U.fmt_volume(d.MAX_DAILY_NL)}/day; one bolus at most "
-            f"{U.fmt_volume(d.MAX_BOLUS_NL)}; total rate at most {U.fmt_rate(d.MAX_RATE_NL_PER_H)}; "
-            f"catheter at most {U.fmt_volume(d.MAX_CATHETER_NL)}")
+    return (f"device: basal {units.fmt_volume(d.MIN_BASAL_NL_PER_DAY)}/day to "
+            f"{units.fmt_volume(d.MAX_BASAL_NL_PER_DAY)}/day; "
+            f"basal + boluses at most {units.fmt_volume(d.MAX_DAILY_NL)}/day; one bolus at most "
+            f"{units.fmt_volume(d.MAX_BOLUS_NL)}; total rate at most {units.fmt_rate(d.MAX_RATE_NL_PER_H)}; "
+            f"catheter at most {units.fmt_volume(d.MAX_CATHETER_NL)}")
 
 
 def history_table(rows: list[dict], where):

@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import PumpctlError, prescription, timeline
-from . import units as U
+from . import PumpctlError, prescription, timeline, units
 
 
 @dataclass
@@ -50,8 +49,8 @@ def build(status: dict, therapy: dict, records: list[dict], drugs_by_rx: dict[in
     res: list[tuple[str, str]] = []
     vol = status.get("reservoir_nl")
     if isinstance(vol, int):
-        res.append(("in the reservoir", U.fmt_volume_floor(vol) + (
-            f" of {status['reservoir_drug']} {U.fmt_conc(status.get('reservoir_conc_ug_per_ml', 0))}"
+        res.append(("in the reservoir", units.fmt_volume_floor(vol) + (
+            f" of {status['reservoir_drug']} {units.fmt_conc(status.get('reservoir_conc_ug_per_ml', 0))}"
             if status.get("reservoir_drug") else "")))
         day = (status.get("therapy") or {}).get("day_volume_nl", 0)
         dates = reservoir_dates(vol, day, now)
@@ -79,8 +78,8 @@ def build(status: dict, therapy: dict, records: list[dict], drugs_by_rx: dict[in
     for t, r in zip(tl.times, records, strict=True):
         if r["event"] == "refill":
             f = r["fields"]
-            refills.append((timeline.fmt_time(t, tz), U.fmt_volume_floor(f["volume_nl"]),
-                            f"expected {U.fmt_volume_floor(f['expected_nl'])} before"))
+            refills.append((timeline.fmt_time(t, tz), units.fmt_volume_floor(f["volume_nl"]),
+                            f"expected {units.fmt_volume_floor(f['expected_nl'])} before"))
     notes = [] if tl.dated else ["The board's clock was not set: times are placed from this computer's clock."]
     return Report(now.strftime("%Y-%m-%d %H:%M %Z"), dev, th_rows, res, per_day, alarms, refills, tl, tz, notes)
 

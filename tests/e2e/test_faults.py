@@ -15,7 +15,7 @@ pins that premise.
 
 import pytest
 
-from itpump import alarms as A  # the firmware's alarm table (firmware/ is on sys.path: tests/conftest.py)
+from itpump import alarms  # the firmware's alarm table (firmware/ is on sys.path: tests/conftest.py)
 from pumpctl.client import Client, DeviceError
 from pumpctl.link import Link
 from pumpctl.session import read_logs
@@ -53,7 +53,7 @@ def log_since(c, seq):
 
 
 def alarm_logged(recs, name):
-    A.code_of(name)  # raises on a name the firmware does not know (a typo in the test)
+    alarms.code_of(name)  # raises on a name the firmware does not know (a typo in the test)
     return any(r["event"] == "alarm_raised" and r["fields"]["alarm"] == name for r in recs)  # host shows names
 
 

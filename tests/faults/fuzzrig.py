@@ -3,13 +3,12 @@ bench/fuzz.py (the long run): fixed keys, a clock, in-memory counters and a fake
 handlers validate their args and then record the change (so a reject that changed state is visible)."""
 
 from fakes import FakeClock, MemCounters
-from itpump import auth as A
-from itpump import protocol as P
+from itpump import auth, protocol
 
 KEYS = {r: bytes((i * m + 7) % 256 for i in range(32)) for r, m in
-        ((A.PATIENT, 37), (A.CLINICIAN, 91), (A.SERVICE, 53))}
-CODES = {getattr(P, n) for n in dir(P) if n.startswith("E_")}
-CHANGES = sorted(op for r in A.PERMISSIONS for op in A.PERMISSIONS[r])
+        ((auth.PATIENT, 37), (auth.CLINICIAN, 91), (auth.SERVICE, 53))}
+CODES = {getattr(protocol, n) for n in dir(protocol) if n.startswith("E_")}
+CHANGES = sorted(op for r in auth.PERMISSIONS for op in auth.PERMISSIONS[r])
 READS = ["status", "ping", "logs"]
 
 
@@ -18,13 +17,13 @@ class FakeOps:
 
     def __init__(self):
         self.changes = []
-        self.ops = {op: (lambda a: {"n": len(self.changes)}, P.READ) for op in READS}
+        self.ops = {op: (lambda a: {"n": len(self.changes)}, protocol.READ) for op in READS}
         for op in CHANGES:
-            self.ops[op] = (self._change(op), P.CHANGE)
+            self.ops[op] = (self._change(op), protocol.CHANGE)
 
     def _change(self, op):
         def fn(args):
-            P.check_args(args, {"volume_ul": (int, False, 1, 1000), "note": (str, False)})
+            protocol.check_args(args, {"volume_ul": (int, False, 1, 1000), "note": (str, False)})
             self.changes.append((op, dict(args)))
             return {"n": len(self.changes)}
         return fn
@@ -34,4 +33,4 @@ def authenticator(free_failures=10**6, **kw):
     """(authenticator, counters, clock) on a fresh state, with KEYS."""
     clock = FakeClock(0)
     counters = MemCounters()
-    return A.Authenticator(clock, counters, keys=KEYS, free_failures=free_failures, **kw), counters, clock
+    return auth.Authenticator(clock, counters, keys=KEYS, free_failures=free_failures, **kw), counters, clock

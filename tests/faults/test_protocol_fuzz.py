@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzzrig import CHANGES, CODES, KEYS, READS, FakeOps, authenticator
-from itpump import auth as A
-from itpump import protocol as P
+from itpump import auth, protocol
 
 # Kept to a few seconds in make test: bench/fuzz.py is the long run.
 
@@ -34,29 +33,29 @@ def signed(obj, key=None):
     b = body_of(obj)
     role = obj.get("role")
     if key is None:
-        key = KEYS[role] if isinstance(role, str) and role in KEYS else KEYS[A.CLINICIAN]
-    return b + b"\t" + A.hmac_hex(key, b).encode()
+        key = KEYS[role] if isinstance(role, str) and role in KEYS else KEYS[auth.CLINICIAN]
+    return b + b"\t" + auth.hmac_hex(key, b).encode()
 
 
 def check(line, au, pump, counters):
     """Dispatch once; assert the invariants; return the decoded reply."""
     before_changes = list(pump.changes)
     before_ctr = dict(counters.data)
-    out = P.dispatch(line, pump.ops, au)
+    out = protocol.dispatch(line, pump.ops, au)
     assert isinstance(out, bytes) and out.endswith(b"\n") and out.count(b"\n") == 1
     r = json.loads(out)
     assert isinstance(r, dict) and "id" in r and r.get("ok") in (True, False)
-    assert r["id"] is None or (isinstance(r["id"], int) and 0 <= r["id"] <= P.MAX_ID)
+    assert r["id"] is None or (isinstance(r["id"], int) and 0 <= r["id"] <= protocol.MAX_ID)
     if r["ok"]:
         assert set(r) == {"id", "ok", "result"}
         return r
     code = r["error"]["code"]
-    extra = {"of", "outcome"} if code == P.E_DUPLICATE else set()  # a resend: which request, what it did
+    extra = {"of", "outcome"} if code == protocol.E_DUPLICATE else set()  # a resend: which request, what it did
     assert set(r) == {"id", "ok", "error"} and set(r["error"]) == {"code", "message"} | extra
-    assert code in CODES and code != P.E_INTERNAL, r
+    assert code in CODES and code != protocol.E_INTERNAL, r
     assert isinstance(r["error"]["message"], str) and r["error"]["message"]
     assert pump.changes == before_changes, "state changed on a reject"
-    if code != P.E_ARGS:  # ARGS comes from the handler, after the counter was (rightly) consumed
+    if code != protocol.E_ARGS:  # ARGS comes from the handler, after the counter was (rightly) consumed
         assert counters.data == before_ctr, "counter moved on a reject"
     return r
 
@@ -71,14 +70,14 @@ json_value = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=4)
 @st.composite
 def requests(draw):
     op = draw(st.sampled_from(CHANGES + READS + ["nope", ""]) | st.text(max_size=40))
-    obj = {"id": draw(st.integers(min_value=0, max_value=P.MAX_ID))}
+    obj = {"id": draw(st.integers(min_value=0, max_value=protocol.MAX_ID))}
     obj["op"] = op
     if draw(st.booleans()):
         obj["args"] = draw(st.dictionaries(st.sampled_from(["volume_ul", "note", "x"]),
                                            st.integers(min_value=-5, max_value=2000) | st.text(max_size=5),
                                            max_size=2))
     if draw(st.integers(0, 9)):
-        obj["role"] = draw(st.sampled_from(list(A.ROLES) + ["admin"]))
+        obj["role"] = draw(st.sampled_from(list(auth.ROLES) + ["admin"]))
         obj["ctr"] = draw(st.integers(min_value=0, max_value=50))
     return obj
 
@@ -86,13 +85,13 @@ def requests(draw):
 @st.composite
 def valid_requests(draw):
     """Frames the board accepts as they are (so a mutation that still passes is a finding)."""
-    role = draw(st.sampled_from(A.ROLES))
-    obj = {"id": draw(st.integers(min_value=0, max_value=P.MAX_ID)),
-           "op": draw(st.sampled_from(A.PERMISSIONS[role]))}
+    role = draw(st.sampled_from(auth.ROLES))
+    obj = {"id": draw(st.integers(min_value=0, max_value=protocol.MAX_ID)),
+           "op": draw(st.sampled_from(auth.PERMISSIONS[role]))}
     if draw(st.booleans()):
         obj["args"] = {"volume_ul": draw(st.integers(1, 1000))}
     obj["role"] = role
-    obj["ctr"] = draw(st.integers(min_value=1, max_value=P.MAX_CTR))
+    obj["ctr"] = draw(st.integers(min_value=1, max_value=protocol.MAX_CTR))
     return obj
 
 
@@ -117,7 +116,7 @@ def test_signed_sequences_change_state_only_when_allowed(reqs, data):
         changed = len(pump.changes) > n
         if changed:
             role = obj.get("role")
-            assert r["ok"] and b"\t" in line and obj["op"] in A.PERMISSIONS[role]
+            assert r["ok"] and b"\t" in line and obj["op"] in auth.PERMISSIONS[role]
             assert obj["ctr"] > last.get(role, 0)
             last[role] = obj["ctr"]
 
@@ -146,7 +145,7 @@ def test_mutated_frames(obj, how, data):
         d = data.draw(st.integers(1, 300))
         open_, close = data.draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
         b = body_of(obj)[:-1] + b',"args":' + (open_ * d + "1" + close * d).encode() + b"}"
-        line = b + b"\t" + A.hmac_hex(KEYS[A.CLINICIAN], b).encode()
+        line = b + b"\t" + auth.hmac_hex(KEYS[auth.CLINICIAN], b).encode()
     elif how == "huge":
         field = data.draw(st.sampled_from(["id", "ctr", "volume_ul"]))
         v = data.draw(st.sampled_from([10**400, -(10**400), 2**31, 2**63, 1e308, -1e308, 1.5]))
@@ -162,10 +161,10 @@ def test_mutated_frames(obj, how, data):
         obj[data.draw(st.sampled_from(["op", "role"]))] = s
         obj.setdefault("args", {})["note"] = s
         b = json.dumps(obj, ensure_ascii=data.draw(st.booleans())).encode("utf-8", "surrogatepass")
-        line = b + b"\t" + A.hmac_hex(KEYS[A.CLINICIAN], b).encode()
+        line = b + b"\t" + auth.hmac_hex(KEYS[auth.CLINICIAN], b).encode()
     elif how == "dup":  # duplicate keys: the signed bytes are what the board parses (last one wins)
         b = body_of(obj)[:-1] + b',"op":"keys","role":"patient"}'
-        line = b + b"\t" + A.hmac_hex(KEYS[A.PATIENT], b).encode()
+        line = b + b"\t" + auth.hmac_hex(KEYS[auth.PATIENT], b).encode()
         r = check(line, au, pump, counters)
         assert not r["ok"] and pump.changes == []  # patient may not install keys
         return
@@ -194,9 +193,9 @@ def test_fuzz_invariants_can_fail():
 
     def sneaky(args):
         pump.changes.append(("sneaky", {}))
-        raise P.ProtocolError(P.E_ARGS, "no")
+        raise protocol.ProtocolError(protocol.E_ARGS, "no")
 
-    pump.ops["bolus"] = (sneaky, P.CHANGE)
+    pump.ops["bolus"] = (sneaky, protocol.CHANGE)
     try:
         check(signed({"id": 1, "op": "bolus", "role": "clinician", "ctr": 1}), au, pump, counters)
     except AssertionError as e:
@@ -231,4 +230,4 @@ def test_bench_fuzz_short_run_is_clean():
     stats, codes, kinds, first, _ = mod.run(600, seed=3)
     assert stats["crashes"] == 0 and stats["state changes on rejects"] == 0, first
     assert stats["forgeries accepted"] == 0 and stats["changes applied"] > 0
-    assert len(kinds) == 13 and codes[P.E_AUTH_MAC] + codes[P.E_FRAME] > 0
+    assert len(kinds) == 13 and codes[protocol.E_AUTH_MAC] + codes[protocol.E_FRAME] > 0

@@ -8,9 +8,7 @@ from fractions import Fraction
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from itpump import dosing as D
-from itpump import drugs, pulsation
-from itpump import therapy as T
+from itpump import dosing, drugs, pulsation, therapy
 
 
 class Fixed:
@@ -19,7 +17,7 @@ class Fixed:
     def __init__(self):
         self.basal = self.bolus = 0
         self.bolus_left_nl = 1 << 40
-        self.seg_end_ms = T.DAY_MS
+        self.seg_end_ms = therapy.DAY_MS
 
     def basal_nl_per_h(self, tod_ms):
         return self.basal
@@ -34,8 +32,8 @@ class Fixed:
         pass
 
 
-ticks = st.integers(1, D.MAX_TICK_MS)
-pl_per_step = st.integers(D.PL_PER_STEP_MIN, 120000)
+ticks = st.integers(1, dosing.MAX_TICK_MS)
+pl_per_step = st.integers(dosing.PL_PER_STEP_MIN, 120000)
 
 
 @settings(max_examples=200, deadline=None)
@@ -47,7 +45,7 @@ def test_steps_track_the_exact_integral_of_any_rate_pattern(pl, bolus, pattern):
     # of a nL by design: it ended at its volume or was cancelled).
     th = Fixed()
     th.bolus = bolus
-    d = D.Dosing(pl)
+    d = dosing.Dosing(pl)
     exact = Fraction(0)  # pL
     asked = 0  # steps
     for ms, basal, confirm_pct in pattern:
@@ -100,8 +98,8 @@ def _exact_rate(rx, tod_ms):
 def prescriptions(draw):
     rx = _prescription(draw)
     try:
-        T.Therapy(rx)
-    except T.LimitError:
+        therapy.Therapy(rx)
+    except therapy.LimitError:
         assume(False)  # e.g. a daily total below the drug's floor
     return rx
 
@@ -114,17 +112,17 @@ def _step(rx, tod_ms):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rx=prescriptions(), pl=pl_per_step, start_tod=st.integers(0, T.DAY_MS - 1),
+@given(rx=prescriptions(), pl=pl_per_step, start_tod=st.integers(0, therapy.DAY_MS - 1),
        pattern=st.lists(ticks, min_size=1, max_size=40), n=st.integers(1, 1500))
 def test_delivered_follows_any_prescription_under_any_tick_pattern(rx, pl, start_tod, pattern, n):
-    th = T.Therapy(rx)
+    th = therapy.Therapy(rx)
     # (a) each step's rate is its dose through the concentration, to the nearest nL/h
     steps = [0] if rx["mode"] == "continuous" else [s["start_min"] * 60000 for s in rx["flex"]]
     assert len(th.rates) == len(steps)
     for r, tod in zip(th.rates, steps, strict=True):
         assert abs(r - _exact_rate(rx, tod)) <= Fraction(1, 2)
     # (b) delivery follows those rates over any tick pattern, across step changes and midnight
-    d = D.Dosing(pl)
+    d = dosing.Dosing(pl)
     tod = start_tod
     exact = Fraction(0)  # pL
     for i in range(n):
@@ -133,7 +131,7 @@ def test_delivered_follows_any_prescription_under_any_tick_pattern(rx, pl, start
         while left:  # steps change on whole minutes
             seg = min(left, 60000 - t % 60000)
             exact += Fraction(th.rates[_step(rx, t)] * seg, 3600)
-            t = (t + seg) % T.DAY_MS
+            t = (t + seg) % therapy.DAY_MS
             left -= seg
         tod = t
         d.confirm(d.tick(th, ms, tod))
@@ -164,7 +162,7 @@ def test_paced_steps_keep_the_volume_within_one_step_for_any_profile_and_edges(p
     settled (-owed), and lags it by less than one step of the largest volume plus what it found them
     short (owed). Only a first edge (phase unknown before it) re-prices, once."""
     th = Fixed()
-    d = D.Dosing(pl, prof, spp_milli)
+    d = dosing.Dosing(pl, prof, spp_milli)
     exact = Fraction(0)
     for ms, basal, confirm_pct, edge, lead in pattern:
         th.basal = basal
@@ -200,7 +198,7 @@ def test_an_edge_with_steps_in_flight_is_settled_on_the_next_steps(pl, prof, spp
     """An edge read while steps are still in flight re-prices them at their new phases: the books stay
     exact and delivery runs ahead of the programme by at most what that re-pricing added."""
     th = Fixed()
-    d = D.Dosing(pl, prof, spp_milli)
+    d = dosing.Dosing(pl, prof, spp_milli)
     lo = min(d._vol)
     allowance = 0  # pL the re-pricing of in-flight steps (and of blind steps) may put delivery ahead, summed
     for ms, basal, confirm_pct, edge, lead in pattern:
@@ -236,7 +234,7 @@ def test_a_first_edge_lowers_the_count_of_blind_steps_never_below_their_true_vol
     batch's middle and the lead given. Books stay exact. Checked step by step against the profile."""
     spp = spp_steps * 1000 + frac
     assume(pulsation.SPP_MILLI_MIN <= spp)
-    d = D.Dosing(pl, prof, spp)
+    d = dosing.Dosing(pl, prof, spp)
     d.confirm(blind)  # over-confirmed (nothing asked): still counted, blind, at the mean
     assert d.delivered_nl * 1000 + d._deliv_pl == blind * pl
     batch = min(batch, blind)

@@ -4,15 +4,14 @@
 import pytest
 
 from fakes import raises
-from itpump import LimitError, drugs
-from itpump import prescription as P
+from itpump import LimitError, drugs, prescription
 from rx_samples import patient, rx_cont, rx_flex, rx_periodic
 
 pytestmark = pytest.mark.micropython
 
 
 def refused(rx, field):
-    e = raises(LimitError, P.Prescription, rx)
+    e = raises(LimitError, prescription.Prescription, rx)
     assert isinstance(e, ValueError)
     assert e.field == field, (e.field, str(e))
     assert field in str(e)
@@ -28,7 +27,7 @@ def test_drug_table_is_integers_with_sane_ranges():
             assert type(v) is int and v > 0
         assert cmin < cmax and dmin < dmax
         # every maximum daily dose fits the device daily volume at the maximum concentration
-        assert P.volume_nl(dmax, cmax) <= drugs.MAX_DAILY_NL, name
+        assert prescription.volume_nl(dmax, cmax) <= drugs.MAX_DAILY_NL, name
     assert drugs.limits("morphine")[3] == 15000000  # PACC 2017: 15 mg/day
     assert drugs.limits("ziconotide")[3] == 19200  # 19.2 ug/day
 
@@ -42,16 +41,16 @@ def test_device_volume_limits_are_consistent():
 
 # -- integer conversions ---------------------------------------------------------------------------
 def test_rate_rounds_to_nearest_nl_per_h():
-    assert P.rate_nl_per_h(1000000, 10000) == 4167  # 4166.67
-    assert P.rate_nl_per_h(500000, 6000) == 3472  # 3472.2
-    assert P.volume_nl(1, 2000) == 1  # 0.5 nL rounds up
-    assert P.volume_nl(1, 2001) == 0
+    assert prescription.rate_nl_per_h(1000000, 10000) == 4167  # 4166.67
+    assert prescription.rate_nl_per_h(500000, 6000) == 3472  # 3472.2
+    assert prescription.volume_nl(1, 2000) == 1  # 0.5 nL rounds up
+    assert prescription.volume_nl(1, 2001) == 0
 
 
 # -- the prescription as a whole -------------------------------------------------------------------
 def test_validate_returns_independent_copy():
     rx = rx_cont(patient_bolus=patient())
-    out = P.validate(rx)
+    out = prescription.validate(rx)
     assert out == rx
     rx["patient_bolus"]["dose_ng"] = 1
     assert out["patient_bolus"]["dose_ng"] == 100000
@@ -78,7 +77,7 @@ def test_every_top_level_limit():
     del rx["dose_ng_per_day"]
     e = refused(rx, "dose_ng_per_day")
     assert e.value is None
-    e = raises(LimitError, P.Prescription, [1, 2])
+    e = raises(LimitError, prescription.Prescription, [1, 2])
     assert e.field == "prescription"
 
 
@@ -87,44 +86,44 @@ def test_basal_minimum_is_exact():
     # 0.048 mL/day of hydromorphone at 0.501 mg/mL is 24.048 ug/day exactly: at the limit passes,
     # 1 ng under (47998 nL/day) is refused though its rate rounds to the 2000 nL/h minimum
     hm = {"drug": "hydromorphone", "conc_ug_per_ml": 501}
-    th = P.Prescription(rx_cont(dose_ng_per_day=24048, **hm))
+    th = prescription.Prescription(rx_cont(dose_ng_per_day=24048, **hm))
     assert th.rates == [drugs.MIN_BASAL_NL_PER_H]
-    P.Prescription(rx_cont(dose_ng_per_day=24049, **hm))
+    prescription.Prescription(rx_cont(dose_ng_per_day=24049, **hm))
     e = refused(rx_cont(dose_ng_per_day=24047, **hm), "dose_ng_per_day")
     assert e.value == 24047 and e.limit == 24048
     assert "47998 nL/day" in str(e) and "under the device minimum 48000 nL/day" in str(e)
-    assert P.rate_nl_per_h(24047, 501) == drugs.MIN_BASAL_NL_PER_H
+    assert prescription.rate_nl_per_h(24047, 501) == drugs.MIN_BASAL_NL_PER_H
 
 
 def test_basal_maximum_is_exact():
     # 12 mL/day at 1 mg/mL = 12 mg/day: at the limit passes (500000 nL/h), 1 ng over is refused
-    th = P.Prescription(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=12000000))
+    th = prescription.Prescription(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=12000000))
     assert th.rates == [drugs.MAX_BASAL_NL_PER_H] and th.day_volume_nl == drugs.MAX_DAILY_NL
-    P.Prescription(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=11999999))
+    prescription.Prescription(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=11999999))
     e = refused(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=12000001), "dose_ng_per_day")
     assert e.value == 12000001 and e.limit == 12000000
     assert "12000001 nL/day" in str(e) and "over the basal maximum 12000000 nL/day" in str(e)
     # a flex step at 1.001 mg/mL: 1 ng over is 0.999 nL/day over, though its rate still rounds to 500000
     steps = [{"start_min": 0, "dose_ng_per_day": 500000}, {"start_min": 60, "dose_ng_per_day": 12012000}]
-    th = P.Prescription(rx_flex(drug="morphine", conc_ug_per_ml=1001, flex=steps))
+    th = prescription.Prescription(rx_flex(drug="morphine", conc_ug_per_ml=1001, flex=steps))
     assert th.rates[1] == drugs.MAX_BASAL_NL_PER_H
     steps[1]["dose_ng_per_day"] = 12012001
     e = refused(rx_flex(drug="morphine", conc_ug_per_ml=1001, flex=steps), "flex[1].dose_ng_per_day")
     assert e.value == 12012001 and e.limit == 12012000
-    assert P.rate_nl_per_h(12012001, 1001) == drugs.MAX_BASAL_NL_PER_H
+    assert prescription.rate_nl_per_h(12012001, 1001) == drugs.MAX_BASAL_NL_PER_H
 
 
 def test_one_ml_per_day_is_accepted():
     # exactly 1 mL/day rounds to 41667 nL/h: once refused against a 41666 nL/h limit
-    th = P.Prescription(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=10000000))
+    th = prescription.Prescription(rx_cont(conc_ug_per_ml=10000, dose_ng_per_day=10000000))
     assert th.rates == [41667] and th.day_dose_ng == 10000000
 
 
 def test_five_ml_per_day_is_programmable():
     # the accuracy run's 5 mL/day: morphine 5 mg/day at 1 mg/mL, dilute baclofen 500 ug/day at 100 ug/mL
-    th = P.Prescription(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=5000000))
+    th = prescription.Prescription(rx_cont(conc_ug_per_ml=1000, dose_ng_per_day=5000000))
     assert th.rates == [208333] and th.day_volume_nl == 4999992  # 208333 nL/h x 24 h
-    th = P.Prescription(rx_cont(drug="baclofen", conc_ug_per_ml=100, dose_ng_per_day=500000,
+    th = prescription.Prescription(rx_cont(drug="baclofen", conc_ug_per_ml=100, dose_ng_per_day=500000,
                            patient_bolus=patient(dose_ng=50000, duration_min=60, max_per_day=4)))
     assert th.rates == [208333] and th.patient.volume_nl == 500000
 
@@ -143,7 +142,7 @@ def test_flex_limits():
     refused(rx_flex(flex={"start_min": 0}), "flex")
     steps = [{"start_min": i * 60, "dose_ng_per_day": 300000} for i in range(11)]
     refused(rx_flex(flex=steps), "flex")
-    P.Prescription(rx_flex(flex=steps[:10]))
+    prescription.Prescription(rx_flex(flex=steps[:10]))
     refused(rx_flex(flex=[{"start_min": 5, "dose_ng_per_day": 300000}]), "flex[0].start_min")
     bad = [{"start_min": 0, "dose_ng_per_day": 300000}, {"start_min": 600, "dose_ng_per_day": 300000},
            {"start_min": 600, "dose_ng_per_day": 300000}]
@@ -164,7 +163,7 @@ def test_flex_limits():
 def test_periodic_limits():
     p = {"dose_ng": 50000, "every_h": 5, "start_min": 0, "duration_min": 10}
     e = refused(rx_periodic(periodic=p), "periodic.every_h")
-    assert e.limit == P.PERIODS_H
+    assert e.limit == prescription.PERIODS_H
     p = {"dose_ng": 50000, "every_h": 1, "start_min": 0, "duration_min": 60}
     refused(rx_periodic(periodic=p), "periodic.duration_min")
     p = {"dose_ng": 50000, "every_h": 6, "start_min": 1440, "duration_min": 10}
@@ -176,10 +175,10 @@ def test_periodic_limits():
     e = refused(rx_periodic(periodic=p), "periodic.duration_min")  # 0.8 mL in 30 min = 1.6 mL/h
     assert e.limit == 48
     p["duration_min"] = 48
-    P.Prescription(rx_periodic(periodic=p))
+    prescription.Prescription(rx_periodic(periodic=p))
     # the bolus volume limit on the exact volume: 1 mL at 1.999 mg/mL is 1999 ug; 1 ng more is 0.5 nL over
     p = {"dose_ng": 1999000, "every_h": 24, "start_min": 0, "duration_min": 60}
-    th = P.Prescription(rx_periodic(conc_ug_per_ml=1999, periodic=p))
+    th = prescription.Prescription(rx_periodic(conc_ug_per_ml=1999, periodic=p))
     assert th.periodic.volume_nl == drugs.MAX_BOLUS_NL
     p["dose_ng"] = 1999001
     e = refused(rx_periodic(conc_ug_per_ml=1999, periodic=p), "periodic.dose_ng")
@@ -208,10 +207,10 @@ def test_patient_bolus_limits():
 def test_total_daily_volume_limit_is_exact():
     # 12 x 1 mL periodic boluses of dilute baclofen (50 ug/mL) is exactly the 12 mL day
     p = {"dose_ng": 50000, "every_h": 2, "start_min": 0, "duration_min": 60}
-    th = P.Prescription(rx_periodic(conc_ug_per_ml=50, periodic=p))
+    th = prescription.Prescription(rx_periodic(conc_ug_per_ml=50, periodic=p))
     assert th.day_volume_nl == drugs.MAX_DAILY_NL
     p["dose_ng"] = 49999  # just below
-    P.Prescription(rx_periodic(conc_ug_per_ml=50, periodic=p))
+    prescription.Prescription(rx_periodic(conc_ug_per_ml=50, periodic=p))
     p["dose_ng"] = 50000  # plus the smallest background basal (48 uL/day): over
     p["duration_min"] = 61  # room for the basal under the hard rate
     e = refused(rx_periodic(conc_ug_per_ml=50, dose_ng_per_day=2400, periodic=p), "total_nl_per_day")
@@ -222,9 +221,9 @@ def test_total_daily_volume_limit_is_exact():
     pb = patient(dose_ng=1, duration_min=1, lockout_min=60, max_per_day=1)
     e = refused(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12012000, patient_bolus=pb), "total_nl_per_day")
     assert e.value == 12000001 and e.limit == 12000000
-    th = P.Prescription(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12011999, patient_bolus=pb))
+    th = prescription.Prescription(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12011999, patient_bolus=pb))
     assert th.patient.volume_nl == 1
-    P.Prescription(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12011998, patient_bolus=pb))
+    prescription.Prescription(rx_cont(conc_ug_per_ml=1001, dose_ng_per_day=12011998, patient_bolus=pb))
 
 
 def test_total_daily_dose_counts_basal_and_boluses_together():
@@ -234,4 +233,4 @@ def test_total_daily_dose_counts_basal_and_boluses_together():
     e = refused(rx, "total_ng_per_day")
     assert e.value == 16000000 and e.limit == 15000000
     rx["patient_bolus"]["max_per_day"] = 3
-    assert P.Prescription(rx).day_dose_ng == 15000000
+    assert prescription.Prescription(rx).day_dose_ng == 15000000

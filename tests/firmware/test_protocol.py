@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fakes import heap_lock_pair, raises
-from itpump import protocol as P
+from itpump import protocol
 
 pytestmark = pytest.mark.micropython
 
@@ -14,35 +14,35 @@ def feed_all(reader, data):
     out = []
     for c in data:
         st = reader.feed(c)
-        if st == P.FEED_LINE:
+        if st == protocol.FEED_LINE:
             out.append(reader.take())
-        elif st == P.FEED_OVERFLOW:
+        elif st == protocol.FEED_OVERFLOW:
             out.append(None)
     return out
 
 
 def test_line_reader_splits_lines_and_drops_cr():
-    r = P.LineReader(64)
+    r = protocol.LineReader(64)
     assert feed_all(r, b'{"a":1}\r\n{"b":2}\n') == [b'{"a":1}', b'{"b":2}']
 
 
 def test_line_reader_reports_overflow_once_then_recovers():
-    r = P.LineReader(8)
+    r = protocol.LineReader(8)
     got = feed_all(r, b"0123456789abcdef\nok\n")
     assert got == [None, b"ok"]
 
 
 def test_line_reader_exact_capacity_is_not_overflow():
-    r = P.LineReader(4)
+    r = protocol.LineReader(4)
     assert feed_all(r, b"abcd\n") == [b"abcd"]
 
 
 def test_line_reader_drops_a_partial_line_on_ctrl_c_and_ctrl_a():
     """mpremote's interrupt and raw-REPL bytes end a partial line instead of being glued to the next."""
-    r = P.LineReader(64)
+    r = protocol.LineReader(64)
     assert feed_all(r, b'{"id":3,"op":"sta\x03{"id":4}\n') == [b'{"id":4}']
     assert feed_all(r, b'junk\x01\r\x01{"id":5}\n') == [b'{"id":5}']
-    r = P.LineReader(4)
+    r = protocol.LineReader(4)
     assert feed_all(r, b"0123456789\x03ok\n") == [b"ok"]  # an over-long line dropped too, not reported
     assert not r.pending()
     feed_all(r, b"ab")
@@ -52,7 +52,7 @@ def test_line_reader_drops_a_partial_line_on_ctrl_c_and_ctrl_a():
 
 
 def test_parse_valid_request():
-    req = P.parse(b'{"id":7,"op":"status","args":{"x":1}}')
+    req = protocol.parse(b'{"id":7,"op":"status","args":{"x":1}}')
     assert req.id == 7 and req.op == "status" and req.args == {"x": 1}
     assert req.role is None and req.ctr is None and req.mac is None
 
@@ -60,61 +60,61 @@ def test_parse_valid_request():
 def test_parse_with_mac_keeps_exact_body():
     mac = "ab" * 32
     line = b'{"id":1,"op":"bolus","role":"clinician","ctr":5}\t' + mac.encode()
-    req = P.parse(line)
+    req = protocol.parse(line)
     assert req.body == b'{"id":1,"op":"bolus","role":"clinician","ctr":5}'
     assert req.mac == mac and req.ctr == 5 and req.role == "clinician"
 
 
 def test_parse_rejects_with_distinct_codes():
     cases = [
-        (b"\xff\xfe", P.E_FRAME),
-        (b"{not json", P.E_JSON),
-        (b"[1,2]", P.E_REQUEST),
-        (b'{"id":1}', P.E_REQUEST),
-        (b'{"op":"x"}', P.E_REQUEST),
-        (b'{"id":-1,"op":"x"}', P.E_REQUEST),
-        (b'{"id":true,"op":"x"}', P.E_REQUEST),
-        (b'{"id":1.5,"op":"x"}', P.E_REQUEST),
-        (b'{"id":1,"op":""}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","args":[]}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","extra":0}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","ctr":-3}', P.E_REQUEST),
-        (b'{"id":1,"op":"x"}\tnothex', P.E_FRAME),
+        (b"\xff\xfe", protocol.E_FRAME),
+        (b"{not json", protocol.E_JSON),
+        (b"[1,2]", protocol.E_REQUEST),
+        (b'{"id":1}', protocol.E_REQUEST),
+        (b'{"op":"x"}', protocol.E_REQUEST),
+        (b'{"id":-1,"op":"x"}', protocol.E_REQUEST),
+        (b'{"id":true,"op":"x"}', protocol.E_REQUEST),
+        (b'{"id":1.5,"op":"x"}', protocol.E_REQUEST),
+        (b'{"id":1,"op":""}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","args":[]}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","extra":0}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":-3}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x"}\tnothex', protocol.E_FRAME),
     ]
     for line, code in cases:
-        e = raises(P.ProtocolError, P.parse, line)
+        e = raises(protocol.ProtocolError, protocol.parse, line)
         assert e.code == code, (line, e.code)
 
 
 def test_dispatch_replies_are_json_with_id():
     ops = {"ping": lambda a: {"pong": True}}
-    ok = json.loads(P.dispatch(b'{"id":3,"op":"ping"}', ops))
+    ok = json.loads(protocol.dispatch(b'{"id":3,"op":"ping"}', ops))
     assert ok == {"id": 3, "ok": True, "result": {"pong": True}}
-    bad = json.loads(P.dispatch(b'{"id":4,"op":"nope"}', ops))
-    assert bad["id"] == 4 and not bad["ok"] and bad["error"]["code"] == P.E_UNKNOWN_OP
-    junk = json.loads(P.dispatch(b"garbage", ops))
-    assert junk["id"] is None and junk["error"]["code"] == P.E_JSON
+    bad = json.loads(protocol.dispatch(b'{"id":4,"op":"nope"}', ops))
+    assert bad["id"] == 4 and not bad["ok"] and bad["error"]["code"] == protocol.E_UNKNOWN_OP
+    junk = json.loads(protocol.dispatch(b"garbage", ops))
+    assert junk["id"] is None and junk["error"]["code"] == protocol.E_JSON
 
 
 def test_dispatch_contains_handler_failures():
     def boom(args):
         raise ZeroDivisionError("x")
 
-    r = json.loads(P.dispatch(b'{"id":9,"op":"boom"}', {"boom": boom}))
-    assert r["id"] == 9 and r["error"]["code"] == P.E_INTERNAL and "ZeroDivisionError" in r["error"]["message"]
+    r = json.loads(protocol.dispatch(b'{"id":9,"op":"boom"}', {"boom": boom}))
+    assert r["id"] == 9 and r["error"]["code"] == protocol.E_INTERNAL and "ZeroDivisionError" in r["error"]["message"]
 
 
 def test_check_args_types_and_unknowns():
     spec = {"volume_ul": (float, True), "note": (str, False)}
-    assert P.check_args({"volume_ul": 5}, spec) == {"volume_ul": 5}
-    assert raises(P.ProtocolError, P.check_args, {}, spec).code == P.E_ARGS
-    assert raises(P.ProtocolError, P.check_args, {"volume_ul": "5"}, spec).code == P.E_ARGS
-    assert raises(P.ProtocolError, P.check_args, {"volume_ul": True}, spec).code == P.E_ARGS
-    assert raises(P.ProtocolError, P.check_args, {"volume_ul": 1, "x": 1}, spec).code == P.E_ARGS
+    assert protocol.check_args({"volume_ul": 5}, spec) == {"volume_ul": 5}
+    assert raises(protocol.ProtocolError, protocol.check_args, {}, spec).code == protocol.E_ARGS
+    assert raises(protocol.ProtocolError, protocol.check_args, {"volume_ul": "5"}, spec).code == protocol.E_ARGS
+    assert raises(protocol.ProtocolError, protocol.check_args, {"volume_ul": True}, spec).code == protocol.E_ARGS
+    assert raises(protocol.ProtocolError, protocol.check_args, {"volume_ul": 1, "x": 1}, spec).code == protocol.E_ARGS
 
 
 def test_event_line():
-    ev = json.loads(P.event_line("boot", {"fw": "1"}))
+    ev = json.loads(protocol.event_line("boot", {"fw": "1"}))
     assert ev == {"event": "boot", "fw": "1"}
 
 
@@ -123,76 +123,76 @@ def test_event_line():
 
 def test_depth_cap_checked_before_parsing():
     ok = b'{"id":1,"op":"x","args":{"a":[{"b":1}]}}'  # depth 4
-    assert P.parse(ok).args == {"a": [{"b": 1}]}
+    assert protocol.parse(ok).args == {"a": [{"b": 1}]}
     deep = b'{"id":1,"op":"x","args":{"a":[[[[1]]]]}}'  # depth 6
-    e = raises(P.ProtocolError, P.parse, deep)
-    assert e.code == P.E_REQUEST and "nested" in e.message
+    e = raises(protocol.ProtocolError, protocol.parse, deep)
+    assert e.code == protocol.E_REQUEST and "nested" in e.message
     bomb = b"[" * 1900
-    assert raises(P.ProtocolError, P.parse, bomb).code == P.E_REQUEST
-    r = json.loads(P.dispatch(bomb, {}))
-    assert r["id"] is None and r["error"]["code"] == P.E_REQUEST
+    assert raises(protocol.ProtocolError, protocol.parse, bomb).code == protocol.E_REQUEST
+    r = json.loads(protocol.dispatch(bomb, {}))
+    assert r["id"] is None and r["error"]["code"] == protocol.E_REQUEST
 
 
 def test_depth_scan_ignores_brackets_in_strings():
     line = b'{"id":1,"op":"x","args":{"s":"[[[[{{{{\\"[[[["}}'
-    assert P.parse(line).args == {"s": '[[[[{{{{"[[[['}
-    P.check_depth(b'"[[[[[[[["', 2)
-    raises(P.ProtocolError, P.check_depth, b'"\\\\"[[[', 2)  # escaped backslash closes the string
+    assert protocol.parse(line).args == {"s": '[[[[{{{{"[[[['}
+    protocol.check_depth(b'"[[[[[[[["', 2)
+    raises(protocol.ProtocolError, protocol.check_depth, b'"\\\\"[[[', 2)  # escaped backslash closes the string
 
 
 def test_size_caps():
-    pad = b" " * P.MAX_BODY
-    assert P.parse(b'{"id":1,"op":"x"}' + pad[: P.MAX_BODY - 17]).op == "x"  # exactly MAX_BODY
-    e = raises(P.ProtocolError, P.parse, b'{"id":1,"op":"x"}' + pad[: P.MAX_BODY - 16])
-    assert e.code == P.E_FRAME
-    e = raises(P.ProtocolError, P.parse, b"{}" + b" " * P.MAX_LINE)
-    assert e.code == P.E_FRAME
-    r = json.loads(P.dispatch(b'{"id":5,"op":"x"}' + b" " * P.MAX_LINE, {}))
-    assert r["error"]["code"] == P.E_FRAME
+    pad = b" " * protocol.MAX_BODY
+    assert protocol.parse(b'{"id":1,"op":"x"}' + pad[: protocol.MAX_BODY - 17]).op == "x"  # exactly MAX_BODY
+    e = raises(protocol.ProtocolError, protocol.parse, b'{"id":1,"op":"x"}' + pad[: protocol.MAX_BODY - 16])
+    assert e.code == protocol.E_FRAME
+    e = raises(protocol.ProtocolError, protocol.parse, b"{}" + b" " * protocol.MAX_LINE)
+    assert e.code == protocol.E_FRAME
+    r = json.loads(protocol.dispatch(b'{"id":5,"op":"x"}' + b" " * protocol.MAX_LINE, {}))
+    assert r["error"]["code"] == protocol.E_FRAME
 
 
 def test_field_types_and_bounds():
     cases = [
-        (b'{"id":1,"op":"x","role":5}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","role":""}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","role":"' + b"r" * 17 + b'"}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","ctr":1.0}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","ctr":"1"}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","ctr":1073741824}', P.E_REQUEST),
-        (b'{"id":1073741824,"op":"x"}', P.E_REQUEST),
-        (b'{"id":1,"op":"' + b"o" * 33 + b'"}', P.E_REQUEST),
-        (b'{"id":1,"op":7}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","args":null}', P.E_REQUEST),
-        (b'{"id":1,"op":"x","args":{"":1}}', P.E_REQUEST),
-        (b'{"id":1,"op":"x"}\t' + b"a" * 63, P.E_FRAME),
-        (b'{"id":1,"op":"x"}\t' + b"a" * 65, P.E_FRAME),
-        (b'{"id":1,"op":"x"}\t' + b"\xff" * 64, P.E_FRAME),
+        (b'{"id":1,"op":"x","role":5}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","role":""}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","role":"' + b"r" * 17 + b'"}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":1.0}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":"1"}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","ctr":1073741824}', protocol.E_REQUEST),
+        (b'{"id":1073741824,"op":"x"}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"' + b"o" * 33 + b'"}', protocol.E_REQUEST),
+        (b'{"id":1,"op":7}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","args":null}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x","args":{"":1}}', protocol.E_REQUEST),
+        (b'{"id":1,"op":"x"}\t' + b"a" * 63, protocol.E_FRAME),
+        (b'{"id":1,"op":"x"}\t' + b"a" * 65, protocol.E_FRAME),
+        (b'{"id":1,"op":"x"}\t' + b"\xff" * 64, protocol.E_FRAME),
     ]
     for line, want in cases:
-        e = raises(P.ProtocolError, P.parse, line)
+        e = raises(protocol.ProtocolError, protocol.parse, line)
         assert e.code == want, (line, e.code)
-    assert P.parse(b'{"id":1,"op":"x","ctr":1073741823}').ctr == P.MAX_CTR
+    assert protocol.parse(b'{"id":1,"op":"x","ctr":1073741823}').ctr == protocol.MAX_CTR
 
 
 def test_echoed_text_is_truncated():
-    e = raises(P.ProtocolError, P.parse, b'{"id":1,"op":"x","' + b"k" * 500 + b'":1}')
-    assert e.code == P.E_REQUEST and len(e.message) < 80
+    e = raises(protocol.ProtocolError, protocol.parse, b'{"id":1,"op":"x","' + b"k" * 500 + b'":1}')
+    assert e.code == protocol.E_REQUEST and len(e.message) < 80
 
 
 def test_check_args_bounds_and_finite_floats():
     spec = {"n": (int, True), "v": (float, False, 0, 1000)}
-    assert P.check_args({"n": -5, "v": 999.5}, spec)["v"] == 999.5
-    for bad in ({"n": P.MAX_INT + 1}, {"n": -P.MAX_INT - 1}, {"n": 1, "v": 1001}, {"n": 1, "v": -1},
+    assert protocol.check_args({"n": -5, "v": 999.5}, spec)["v"] == 999.5
+    for bad in ({"n": protocol.MAX_INT + 1}, {"n": -protocol.MAX_INT - 1}, {"n": 1, "v": 1001}, {"n": 1, "v": -1},
                 {"n": 1, "v": float("inf")}, {"n": 1, "v": float("nan")}, {"n": 1.0}, {"n": False}):
-        assert raises(P.ProtocolError, P.check_args, bad, spec).code == P.E_ARGS, bad
+        assert raises(protocol.ProtocolError, protocol.check_args, bad, spec).code == protocol.E_ARGS, bad
 
 
 def test_dispatch_refuses_change_ops_without_auth():
     state = []
-    ops = {"bolus": (lambda a: state.append(a), P.CHANGE), "ping": (lambda a: {"pong": 1}, P.READ)}
-    r = json.loads(P.dispatch(b'{"id":2,"op":"bolus","args":{"volume_ul":5}}', ops))
-    assert r["id"] == 2 and r["error"]["code"] == P.E_AUTH_NOKEYS and state == []
-    assert json.loads(P.dispatch(b'{"id":3,"op":"ping"}', ops))["result"] == {"pong": 1}
+    ops = {"bolus": (lambda a: state.append(a), protocol.CHANGE), "ping": (lambda a: {"pong": 1}, protocol.READ)}
+    r = json.loads(protocol.dispatch(b'{"id":2,"op":"bolus","args":{"volume_ul":5}}', ops))
+    assert r["id"] == 2 and r["error"]["code"] == protocol.E_AUTH_NOKEYS and state == []
+    assert json.loads(protocol.dispatch(b'{"id":3,"op":"ping"}', ops))["result"] == {"pong": 1}
 
 
 def test_dispatch_never_raises_on_odd_input():
@@ -200,7 +200,7 @@ def test_dispatch_never_raises_on_odd_input():
     for line in (b"", b"\t", b"\t" + b"0" * 64, b"null", b"1e999", b'"\\ud800"', b"{" * 3 + b"}" * 3,
                  b'{"id":1,"op":"ping","args":{"a":1e999}}', b'{"id":1,"op":"ping"}\t\t',
                  b'{"id":1,"op":"\\u00e9\\u0000"}', b"\x00" * 10, b"{\"id\":" + b"9" * 1500 + b"}"):
-        r = json.loads(P.dispatch(line, ops))
+        r = json.loads(protocol.dispatch(line, ops))
         assert set(r) == {"id", "ok", "error"} or r.get("ok") is True, line
         if not r["ok"]:
             assert isinstance(r["error"]["code"], str) and isinstance(r["error"]["message"], str)
@@ -211,10 +211,10 @@ def test_member_without_a_name_is_not_json():
     # bench/fuzz_vboard.py as an INTERNAL error; now a JSON error on both interpreters, however deep.
     for line in (b'{"id":7,"op":"ping","role":"c",55,"op":"y"}', b'{"id":7,"op":"status","args":{"a":1,2,"b":3}}',
                  b'{"id":7,"op":"status","args":{"rx":[{"a":1,2,"b":3}]}}'):
-        e = raises(P.ProtocolError, P.parse, line)
-        assert e.code == P.E_JSON, (line, e.code)
-        r = json.loads(P.dispatch(line, {"ping": lambda a: 1, "status": lambda a: 2}))
-        assert r["error"]["code"] == P.E_JSON, r
+        e = raises(protocol.ProtocolError, protocol.parse, line)
+        assert e.code == protocol.E_JSON, (line, e.code)
+        r = json.loads(protocol.dispatch(line, {"ping": lambda a: 1, "status": lambda a: 2}))
+        assert r["error"]["code"] == protocol.E_JSON, r
 
 
 class Sink(io.IOBase):
@@ -232,24 +232,25 @@ class Sink(io.IOBase):
 
 def test_a_read_reply_streams_to_the_link_and_a_change_still_returns_its_line():
     big = {"values": list(range(400)), "name": "x" * 300, "nested": {"a": [1.5, None, True], "b": "\u00b5L"}}
-    ops = {"status": lambda args: big, "set": (lambda args: {"done": 1}, P.CHANGE)}
+    ops = {"status": lambda args: big, "set": (lambda args: {"done": 1}, protocol.CHANGE)}
     out = Sink()
-    assert P.dispatch(b'{"id":9,"op":"status"}', ops, None, out) is None
+    assert protocol.dispatch(b'{"id":9,"op":"status"}', ops, None, out) is None
     assert out.buf.endswith(b"\n") and out.buf.count(b"\n") == 1 and out.writes > 3  # piecewise
     assert json.loads(out.buf) == {"id": 9, "ok": True, "result": big}
-    assert json.loads(out.buf) == json.loads(P.dispatch(b'{"id":9,"op":"status"}', ops))  # as the line
+    assert json.loads(out.buf) == json.loads(protocol.dispatch(b'{"id":9,"op":"status"}', ops))  # as the line
     out.buf = bytearray()
-    line = P.dispatch(b'{"id":10,"op":"set"}', ops, None, out)  # a change: no auth, refused, as a line
-    assert json.loads(line)["error"]["code"] == P.E_AUTH_NOKEYS and not out.buf
-    err = P.dispatch(b'{"id":11,"op":"nope"}', ops, None, out)
-    assert json.loads(err)["error"]["code"] == P.E_UNKNOWN_OP and not out.buf
+    line = protocol.dispatch(b'{"id":10,"op":"set"}', ops, None, out)  # a change: no auth, refused, as a line
+    assert json.loads(line)["error"]["code"] == protocol.E_AUTH_NOKEYS and not out.buf
+    err = protocol.dispatch(b'{"id":11,"op":"nope"}', ops, None, out)
+    assert json.loads(err)["error"]["code"] == protocol.E_UNKNOWN_OP and not out.buf
     boom = {"status": lambda args: 1 // 0}
-    assert json.loads(P.dispatch(b'{"id":12,"op":"status"}', boom, None, out))["error"]["code"] == P.E_INTERNAL
+    r = json.loads(protocol.dispatch(b'{"id":12,"op":"status"}', boom, None, out))
+    assert r["error"]["code"] == protocol.E_INTERNAL
     assert not out.buf  # a handler that fails writes nothing
 
 
 def test_line_reader_takes_a_long_line_in_a_buffer_made_for_it():
-    r = P.LineReader(64, small_len=8)
+    r = protocol.LineReader(64, small_len=8)
     small = r._buf
     assert len(small) == 8
     assert feed_all(r, b"0123456789abcdef\nok\n" + b"x" * 64 + b"\n") == [b"0123456789abcdef", b"ok", b"x" * 64]
@@ -259,17 +260,17 @@ def test_line_reader_takes_a_long_line_in_a_buffer_made_for_it():
 
 
 def test_line_reader_keeps_2_kb_only_while_a_long_line_comes():
-    r = P.LineReader()
+    r = protocol.LineReader()
     assert len(r._buf) == 256
     line = b'{"id":1,"op":"program","args":{"rx":"' + b"r" * 1900 + b'"}}'
-    assert len(line) < P.MAX_LINE and feed_all(r, line + b"\n") == [line]
+    assert len(line) < protocol.MAX_LINE and feed_all(r, line + b"\n") == [line]
     assert len(r._buf) == 256
 
 
 def test_line_reader_without_memory_for_a_long_line_discards_it():
     # under micropython the heap is locked: the big buffer cannot be made (MemoryError), short lines work
     lock, unlock = heap_lock_pair()
-    r = P.LineReader(64, small_len=8)
+    r = protocol.LineReader(64, small_len=8)
     if lock is int:  # CPython: no heap lock; the same path through a reader that cannot grow
         r._grow = lambda: False
     data = b"0123456789\nok"
@@ -282,4 +283,4 @@ def test_line_reader_without_memory_for_a_long_line_discards_it():
             i += 1
     finally:
         unlock()
-    assert st[10] == P.FEED_OVERFLOW and r.feed(10) == P.FEED_LINE and r.take() == b"ok"
+    assert st[10] == protocol.FEED_OVERFLOW and r.feed(10) == protocol.FEED_LINE and r.take() == b"ok"

@@ -2,7 +2,7 @@
 import pytest
 
 from fakes import raises
-from itpump import therapy as T
+from itpump import therapy
 from itpump.dosing import Dosing
 from itpump.reservoir import EMPTY_NL, LOW_NL, Reservoir
 
@@ -95,20 +95,20 @@ def test_bad_refill_changes_nothing():
     r = filled()
     r.draw_pl(5 * ML * 1000)
     before = r.to_dict()
-    e = raises(T.LimitError, r.refill, "morphine", 10000, 21 * ML, 15 * ML)
+    e = raises(therapy.LimitError, r.refill, "morphine", 10000, 21 * ML, 15 * ML)
     assert e.field == "added_nl" and e.limit == 20 * ML
-    assert raises(T.LimitError, r.refill, "morphine", 30000, 20 * ML, 15 * ML).field == "conc_ug_per_ml"
-    assert raises(T.LimitError, r.refill, "water", 1, 20 * ML, 15 * ML).field == "drug"
-    assert raises(T.LimitError, r.refill, "morphine", 10000, 0, 15 * ML).field == "added_nl"
-    assert raises(T.LimitError, r.refill, "morphine", 10000, 20 * ML, -1).field == "removed_nl"
-    assert raises(T.LimitError, r.refill, "morphine", 10000, 20 * ML, 1.5).field == "removed_nl"
+    assert raises(therapy.LimitError, r.refill, "morphine", 30000, 20 * ML, 15 * ML).field == "conc_ug_per_ml"
+    assert raises(therapy.LimitError, r.refill, "water", 1, 20 * ML, 15 * ML).field == "drug"
+    assert raises(therapy.LimitError, r.refill, "morphine", 10000, 0, 15 * ML).field == "added_nl"
+    assert raises(therapy.LimitError, r.refill, "morphine", 10000, 20 * ML, -1).field == "removed_nl"
+    assert raises(therapy.LimitError, r.refill, "morphine", 10000, 20 * ML, 1.5).field == "removed_nl"
     assert r.to_dict() == before
 
 
 def test_construction_limits():
-    assert raises(T.LimitError, Reservoir, 30 * ML).field == "capacity_nl"
-    assert raises(T.LimitError, Reservoir, 20 * ML, 100, 500).field == "low_nl"
-    assert raises(T.LimitError, Reservoir, 20 * ML, LOW_NL, 6 * ML).field == "empty_nl"
+    assert raises(therapy.LimitError, Reservoir, 30 * ML).field == "capacity_nl"
+    assert raises(therapy.LimitError, Reservoir, 20 * ML, 100, 500).field == "low_nl"
+    assert raises(therapy.LimitError, Reservoir, 20 * ML, LOW_NL, 6 * ML).field == "empty_nl"
 
 
 def test_persist_round_trip():
@@ -121,16 +121,16 @@ def test_persist_round_trip():
 def test_refill_to_bridge_end_to_end():
     # A refill at double the concentration: reservoir asks for the bridge, therapy runs it, dosing
     # draws the reservoir from confirmed steps only.
-    old = T.Therapy({"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 100000,
+    old = therapy.Therapy({"drug": "morphine", "conc_ug_per_ml": 10000, "catheter_volume_nl": 100000,
                      "mode": "continuous", "dose_ng_per_day": 2400000})  # 10 uL/h
     r = filled(20 * ML)
     res = r.refill("morphine", 20000, 20 * ML, 20 * ML)
-    new = T.Therapy(dict(old.prescription(), conc_ug_per_ml=20000))
+    new = therapy.Therapy(dict(old.prescription(), conc_ug_per_ml=20000))
     assert res["bridge"] and new.start_bridge(old, 20000) == 120000
     d = Dosing(20000)
     tod = 0
     for _ in range(12 * 720):  # 12 h in 5 s ticks: 120 uL at 10 uL/h
-        tod = (tod + 5000) % T.DAY_MS
+        tod = (tod + 5000) % therapy.DAY_MS
         r.draw_pl(d.confirm(d.tick(new, 5000, tod)))
     assert new.bridge_left_nl == 0 and new.rate_nl_per_h(tod) == 5000
     assert r.volume_nl() == 20 * ML - d.delivered_nl_up() == 20 * ML - 120000

@@ -8,8 +8,7 @@ import pytest
 from test_app import Rig
 
 from fakes import FakePumpBoard, FakeRotor, pump_ticks_locked, raises
-from itpump import alarms, eventlog, occlusion, pulsation, pump
-from itpump import dosing as D
+from itpump import alarms, dosing, eventlog, occlusion, pulsation, pump
 from itpump.therapy import LimitError
 
 pytestmark = pytest.mark.micropython
@@ -64,7 +63,7 @@ def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
         assert e.field == field, (field, e.field)
     assert raises(LimitError, pulsation.check_profile, HILO, 31999).field == "steps_per_pass_milli"
     assert raises(LimitError, pulsation.check_profile, HILO, 320000.0).field == "steps_per_pass_milli"
-    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d = dosing.Dosing(PL, HILO, SPP_MILLI)
     vol = list(d._vol)
     raises(LimitError, d.set_profile, [0] * 31, SPP_MILLI)
     assert d.profile_ppm == tuple(HILO) and list(d._vol) == vol and d.spp_milli == SPP_MILLI
@@ -74,7 +73,7 @@ def test_profile_is_validated_whole_and_a_bad_one_changes_nothing():
 
 
 def test_unknown_phase_steps_the_mean_volume():
-    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d = dosing.Dosing(PL, HILO, SPP_MILLI)
     assert not d.phase_known
     th = Rate(36000)  # 10 nL/s: one mean step per second
     n = 0
@@ -86,7 +85,7 @@ def test_unknown_phase_steps_the_mean_volume():
 
 
 def test_known_phase_paces_each_step_by_its_volume_and_follows_the_programme():
-    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d = dosing.Dosing(PL, HILO, SPP_MILLI)
     th = Rate(36000)  # 10 nL/s
     d.index_edge(0)  # the pass starts here
     turned = 0  # the true rotor: steps since this edge
@@ -114,7 +113,7 @@ def test_known_phase_paces_each_step_by_its_volume_and_follows_the_programme():
 
 
 def test_an_edge_while_steps_are_in_flight_reprices_them_without_losing_a_pl():
-    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d = dosing.Dosing(PL, HILO, SPP_MILLI)
     th = Rate(360000)
     d.index_edge(0)
     for _ in range(200):  # 100 nL/s, steps handed out but never confirmed
@@ -130,7 +129,7 @@ def test_an_edge_while_steps_are_in_flight_reprices_them_without_losing_a_pl():
 
 
 def test_calibration_change_keeps_the_balance_with_steps_in_flight():
-    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d = dosing.Dosing(PL, HILO, SPP_MILLI)
     d.index_edge(0)
     for _ in range(10):
         d.tick(Rate(360000), 100, 0)
@@ -146,7 +145,7 @@ LOHI = HILO[16:] + HILO[:16]  # -20 % in the first half of each pass, +20 % in t
 
 def blind_then_edge(prof, blind, batch=0, lead=0):
     """A Dosing that confirmed `blind` steps with the phase unknown, then saw its first edge."""
-    d = D.Dosing(PL, prof, SPP_MILLI)
+    d = dosing.Dosing(PL, prof, SPP_MILLI)
     run_steps(d, blind)
     assert delivered_pl(d) == blind * PL and balance(d) == 0
     a = d.index_edge(batch, lead)
@@ -408,7 +407,7 @@ def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_b
 
 
 def test_a_lead_prices_the_steps_before_the_mean_pass_start_at_the_pass_end():
-    d = D.Dosing(PL, HILO, SPP_MILLI)
+    d = dosing.Dosing(PL, HILO, SPP_MILLI)
     d.index_edge(0, -5)  # this magnet is 5 steps early: the pass the profile means starts 5 steps on
     assert d._sum_pl(0, 5) == 5 * 8000 and d._sum_pl(0, 6) == 5 * 8000 + 12000
     d.index_edge(0, 7)  # 7 steps late: the profile's pass began 7 steps ago

@@ -10,18 +10,16 @@ import pytest
 from test_client_signed import AppLink
 
 from itpump import eventlog
-from pumpctl import PumpctlError, cli, render, session
-from pumpctl import keys as K
+from pumpctl import PumpctlError, cli, keys, render, session, units
 from pumpctl import link as linkmod
-from pumpctl import units as U
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def board(tmp_path, monkeypatch):
-    monkeypatch.setenv(K.ENV_DIR, str(tmp_path / "keys"))
-    ks = K.provision("fake-0001")
+    monkeypatch.setenv(keys.ENV_DIR, str(tmp_path / "keys"))
+    ks = keys.provision("fake-0001")
     lk = AppLink(ks)
     monkeypatch.setattr(linkmod, "Link", lambda port, *a, **kw: lk)
     lk.ks = ks
@@ -57,14 +55,14 @@ def programmed(board, capsys, rx="examples/hydromorphone_patient_bolus.toml"):
 
 
 def test_amounts_become_exact_integers_or_are_refused():
-    assert U.parse_amount("2.5", 1000, "x") == 2500
-    assert U.parse_amount("20", 1_000_000, "x") == 20_000_000
-    assert U.parse_amount("0.000001", 1_000_000, "x") == 1
-    assert U.parse_amount("0", 1_000_000, "x", minimum=0) == 0
+    assert units.parse_amount("2.5", 1000, "x") == 2500
+    assert units.parse_amount("20", 1_000_000, "x") == 20_000_000
+    assert units.parse_amount("0.000001", 1_000_000, "x") == 1
+    assert units.parse_amount("0", 1_000_000, "x", minimum=0) == 0
     for bad, msg in (("abc", "not a number"), ("nan", "not a number"), ("0.0001", "finer than"),
                      ("0", "at least"), ("-1", "at least")):
         with pytest.raises(PumpctlError, match=msg):
-            U.parse_amount(bad, 1000, "--dose-ug")
+            units.parse_amount(bad, 1000, "--dose-ug")
 
 
 def test_bolus_arguments():
@@ -84,24 +82,24 @@ def test_bolus_arguments():
 
 
 def test_water_density_table_and_interpolation():
-    assert U.water_density_ug_per_ml("20") == 998203 and U.water_density_ug_per_ml(15) == 999099
-    assert U.water_density_ug_per_ml("30") == 995645
+    assert units.water_density_ug_per_ml("20") == 998203 and units.water_density_ug_per_ml(15) == 999099
+    assert units.water_density_ug_per_ml("30") == 995645
     # 20.5 C: halfway between 998203 and 997991 is 998097, rounded down (more volume, never less)
-    assert U.water_density_ug_per_ml("20.5") == 998097
-    assert U.water_density_ug_per_ml("20.3") == 998203 - 64  # 63.6 rounded up off the density
+    assert units.water_density_ug_per_ml("20.5") == 998097
+    assert units.water_density_ug_per_ml("20.3") == 998203 - 64  # 63.6 rounded up off the density
     prev = 10**6
     for t in range(150, 301):  # strictly decreasing over the table's range, in 0.1 C steps
-        d = U.water_density_ug_per_ml(f"{t // 10}.{t % 10}")
+        d = units.water_density_ug_per_ml(f"{t // 10}.{t % 10}")
         assert 995000 < d < prev
         prev = d
 
 
 def test_mass_becomes_nl_through_the_density_rounded_up():
     # 3210 mg at 20 C: 3210 / 0.998203 = 3215.7789 uL -> 3215779 nL (up); 1 mg is not 1 uL
-    assert U.mass_to_nl("3210", "20") == (3215779, 998203)
-    assert U.mass_to_nl("3210", 25) == (3219521, 997043)  # 3219.5201: warmer water, more volume
-    assert U.mass_to_nl("998.203", 20) == (1_000_000, 998203)  # exact: no rounding
-    assert U.mass_to_nl("998.204", 20)[0] == 1_000_002  # 1000001.002 rounds up
+    assert units.mass_to_nl("3210", "20") == (3215779, 998203)
+    assert units.mass_to_nl("3210", 25) == (3219521, 997043)  # 3219.5201: warmer water, more volume
+    assert units.mass_to_nl("998.203", 20) == (1_000_000, 998203)  # exact: no rounding
+    assert units.mass_to_nl("998.204", 20)[0] == 1_000_002  # 1000001.002 rounds up
     assert session.calibrate_args(None, 192000, "9630.5") == {"measured_nl": 9647838, "steps": 192000}
     assert session.calibrate_args(None, 192000, "9630.5", "22.5")["measured_nl"] == 9653156  # 0.997653 at 22.5 C
     assert session.calibrate_args("210", 10000) == {"measured_nl": 210000, "steps": 10000}  # the volume form
@@ -267,20 +265,20 @@ def test_suspend_resume_calibrate_time_ack_service(board, capsys):
 
 
 def test_alarms_table_and_ack(board, capsys):
-    from itpump import alarms as A
+    from itpump import alarms
 
     programmed(board, capsys)
-    board.app.alarms.raise_alarm(A.WATCHDOG_RESET)
+    board.app.alarms.raise_alarm(alarms.WATCHDOG_RESET)
     rc, out, err = pc(capsys, "alarms", "--recent")
-    prio = A.PRIORITY_NAMES[A.priority(A.WATCHDOG_RESET)]
+    prio = alarms.PRIORITY_NAMES[alarms.priority(alarms.WATCHDOG_RESET)]
     assert rc == 0 and "WATCHDOG_RESET" in out and prio in out and "raise" in out  # table + recent
     rc, out, err = pc(capsys, "ack", "WATCHDOG_RESET")
     assert rc == 0 and "acknowledged: WATCHDOG_RESET" in out
 
 
 def test_no_keys_on_the_board_says_provision(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(K.ENV_DIR, str(tmp_path / "keys"))
-    K.provision("fake-0001")
+    monkeypatch.setenv(keys.ENV_DIR, str(tmp_path / "keys"))
+    keys.provision("fake-0001")
     lk = AppLink(None)
     monkeypatch.setattr(linkmod, "Link", lambda port, *a, **kw: lk)
     try:

@@ -99,9 +99,9 @@ def test_a_late_reply_to_an_earlier_tool_is_not_taken_for_ours():
 
 def test_a_resent_change_says_duplicate_on_the_real_firmware(tmp_path):
     """The exact bytes of an applied change sent again: DUPLICATE with its outcome, never ok."""
-    from pumpctl import keys as K
+    from pumpctl import keys
 
-    ks = K.provision("fake-0001", tmp_path)
+    ks = keys.provision("fake-0001", tmp_path)
     link = AppLink(ks)
     try:
         c = Client(link)

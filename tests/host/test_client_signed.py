@@ -8,8 +8,7 @@ import scratch
 
 from fakes import FakePumpBoard
 from itpump import app
-from pumpctl import PumpctlError
-from pumpctl import keys as K
+from pumpctl import PumpctlError, keys
 from pumpctl.client import Client, DeviceError
 from pumpctl.session import Session
 
@@ -79,7 +78,7 @@ class AppLink:
 
 @pytest.fixture
 def ks(tmp_path):
-    return K.provision("fake-0001", tmp_path)
+    return keys.provision("fake-0001", tmp_path)
 
 
 @pytest.fixture
@@ -123,7 +122,7 @@ def test_board_without_keys_says_run_provision(ks):
 
 
 def test_a_keystore_that_is_not_the_boards_is_refused_clearly(link, tmp_path):
-    other = K.provision("fake-0001", tmp_path / "other")
+    other = keys.provision("fake-0001", tmp_path / "other")
     with pytest.raises(DeviceError) as e:
         Client(link).change("refill", FILL, other)
     msg = str(e.value)

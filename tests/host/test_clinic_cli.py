@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from pumpctl import cli, history
-from pumpctl import prescription as P
+from pumpctl import cli, history, prescription
 
 
 def pc(capsys, *argv):
@@ -25,7 +24,7 @@ def test_drugs_shows_the_firmware_table_in_clinical_units(capsys):
     assert rc == 0 and env["command"] == "drugs" and env["ok"] is True
     assert env["result"]["morphine"] == dict(zip(
         ("conc_min_ug_per_ml", "conc_max_ug_per_ml", "dose_min_ng_per_day", "dose_max_ng_per_day"),
-        P.drugs_module().DRUGS["morphine"], strict=True))
+        prescription.drugs_module().DRUGS["morphine"], strict=True))
 
 
 def test_history_records_and_lists(capsys, monkeypatch, tmp_path):
@@ -33,7 +32,7 @@ def test_history_records_and_lists(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "250")
     rc, out, err = pc(capsys, "history")
     assert rc == 0 and "no prescriptions sent" in out
-    rx = P.load(P.REPO_ROOT / "examples" / "hydromorphone_patient_bolus.toml")
+    rx = prescription.load(prescription.REPO_ROOT / "examples" / "hydromorphone_patient_bolus.toml")
     t = datetime.datetime(2026, 3, 1, 9, 30, tzinfo=datetime.UTC)
     history.record("e6614c311b7d", 3, rx, "pumpctl program x.toml", who="dr_a", now=t)
     history.record("other", 1, rx, "web", who="dr_b", now=t)

@@ -9,13 +9,15 @@ import pytest
 pytest.importorskip("httpx2", reason="httpx2 (dev dependency) missing: the web server unit tests need it")
 from starlette.testclient import TestClient  # noqa: E402
 
-from pumpctl import PumpctlError  # noqa: E402
-from pumpctl import prescription as P  # noqa: E402
+from pumpctl import (
+    PumpctlError,  # noqa: E402
+    prescription,  # noqa: E402
+)
 from pumpctl.web.app import create_app  # noqa: E402
 
 HOST = "127.0.0.1:8765"
 ORIGIN = {"Origin": f"http://{HOST}"}
-RX = P.load(P.REPO_ROOT / "examples" / "hydromorphone_patient_bolus.toml")
+RX = prescription.load(prescription.REPO_ROOT / "examples" / "hydromorphone_patient_bolus.toml")
 STATUS = {"device_id": "e6614c311b7d", "board": "sim", "fw": "0.1.0", "running": True, "rate_nl_per_h": 4167,
           "next_step": None, "delivered_today_nl": 50_000, "delivered_total_nl": 1_250_000,
           "reservoir_nl": 18_750_000, "reservoir_drug": "hydromorphone", "reservoir_conc_ug_per_ml": 5000,
@@ -113,7 +115,7 @@ def test_changes_need_csrf_and_origin(web):
 def test_prescription_two_steps(web):
     c, svc = web
     csrf = login(c)
-    text = P.to_toml(RX).replace('dose = "500 ug/day"', 'dose = "600 ug/day"')
+    text = prescription.to_toml(RX).replace('dose = "500 ug/day"', 'dose = "600 ug/day"')
     r = c.post("/program/check", data={"rx": text, "csrf": csrf}, headers=ORIGIN)
     assert r.status_code == 200 and svc.changes == []  # step 1 sends nothing
     assert "500 ug/day" in r.text and "600 ug/day" in r.text and 'class="changed"' in r.text
@@ -131,7 +133,7 @@ def test_prescription_two_steps(web):
 def test_a_refused_prescription_names_what_was_typed(web):
     c, svc = web
     csrf = login(c)
-    text = P.to_toml(RX).replace('dose = "500 ug/day"', 'dose = "11 mg/day"')
+    text = prescription.to_toml(RX).replace('dose = "500 ug/day"', 'dose = "11 mg/day"')
     r = c.post("/program/check", data={"rx": text, "csrf": csrf}, headers=ORIGIN)
     assert 'dose = &#34;11 mg/day&#34;: above the maximum for hydromorphone 10 mg/day' in r.text
     assert "digest" not in r.text and svc.changes == []

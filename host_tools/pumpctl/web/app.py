@@ -28,8 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import PumpctlError, history, prescription
-from .. import units as U
+from .. import PumpctlError, history, prescription, units
 from ..session import bolus_args
 from . import views
 
@@ -152,8 +151,8 @@ def create_app(service, tokens: dict[str, str], hosts: set[str], tz: datetime.tz
         rx = service.therapy.get("rx")
         text = prescription.to_toml(rx) if rx else _TEMPLATE
         d = prescription.drugs_module()
-        lib = [(n, f"{U.fmt_conc(d.limits(n)[0])} to {U.fmt_conc(d.limits(n)[1])}",
-                f"{U.fmt_dose_rate(d.limits(n)[2])} to {U.fmt_dose_rate(d.limits(n)[3])}") for n in d.names()]
+        lib = [(n, f"{units.fmt_conc(d.limits(n)[0])} to {units.fmt_conc(d.limits(n)[1])}",
+                f"{units.fmt_dose_rate(d.limits(n)[2])} to {units.fmt_dose_rate(d.limits(n)[3])}") for n in d.names()]
         return page(request, "program.html", s, title="Prescription", text=text, library=lib)
 
     async def program_check(request: Request) -> Response:
@@ -203,22 +202,22 @@ def create_app(service, tokens: dict[str, str], hosts: set[str], tz: datetime.tz
         s, form = await posted(request)
         kind = form.get("kind")
         try:
-            minutes = U.to_pump(str(form.get("over", "")), "duration", "over")
+            minutes = units.to_pump(str(form.get("over", "")), "duration", "over")
             if kind == "prime":
                 vol = str(form.get("volume", "")).strip()
                 args = bolus_args(None, minutes, True, None)
                 if vol:
-                    args["volume_nl"] = U.to_pump(vol, "volume", "volume")
+                    args["volume_nl"] = units.to_pump(vol, "volume", "volume")
             else:
                 args = bolus_args("1", minutes)  # kind and duration checked there; the dose from the form
-                args["dose_ng"] = U.to_pump(str(form.get("dose", "")), "mass", "dose")
+                args["dose_ng"] = units.to_pump(str(form.get("dose", "")), "mass", "dose")
             if form.get("confirm") != "yes":
                 raise PumpctlError("tick the confirmation box to start it")
             r = await run(service.change, "bolus", args)
         except PumpctlError as e:
             return back("/bolus", err=str(e))
-        return back("/", msg=f"{r.get('kind')} bolus started: {U.fmt_volume(r.get('volume_nl', 0))} at "
-                             f"{U.fmt_rate(r.get('rate_nl_per_h'))}")
+        return back("/", msg=f"{r.get('kind')} bolus started: {units.fmt_volume(r.get('volume_nl', 0))} at "
+                             f"{units.fmt_rate(r.get('rate_nl_per_h'))}")
 
     async def ack(request: Request) -> Response:
         s, form = await posted(request)
@@ -243,7 +242,7 @@ def create_app(service, tokens: dict[str, str], hosts: set[str], tz: datetime.tz
             r = await run(service.change, "patient_bolus", None, "patient")
         except PumpctlError as e:
             return back("/patient", err=str(e))
-        return back("/patient", msg=f"bolus started: {U.fmt_volume(r.get('volume_nl', 0))}")
+        return back("/patient", msg=f"bolus started: {units.fmt_volume(r.get('volume_nl', 0))}")
 
     async def log(request: Request) -> Response:
         s = session(request)

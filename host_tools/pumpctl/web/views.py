@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from .. import prescription
+from .. import prescription, units
 from .. import timeline as tlmod
-from .. import units as U
 from . import charts
 
 
@@ -32,29 +31,31 @@ def dashboard(st: dict, therapy: dict, now: datetime.datetime | None = None) -> 
         halt = ", ".join(st.get("halt") or [])
         d["state"], d["state_class"] = "stopped" + (f" ({halt})" if halt else ""), "bad"
     if th is not None:
-        d["drug"] = f"{th.get('drug')} {U.fmt_conc(th.get('conc_ug_per_ml', 0))}"
+        d["drug"] = f"{th.get('drug')} {units.fmt_conc(th.get('conc_ug_per_ml', 0))}"
         d["mode"] = f"{th.get('mode')}, prescription #{th.get('rx_id')}"
-        d["daily"] = f"{U.fmt_dose_rate(th.get('day_dose_ng', 0))} = {U.fmt_volume_per_day(th.get('day_volume_nl'))}"
+        d["daily"] = (f"{units.fmt_dose_rate(th.get('day_dose_ng', 0))} = "
+                      f"{units.fmt_volume_per_day(th.get('day_volume_nl'))}")
         if th.get("bolus"):
-            d["bolus"] = f"{th['bolus']} bolus running, {U.fmt_volume(th.get('bolus_left_nl', 0))} left"
-    d["rate_now"] = U.fmt_rate(st.get("rate_nl_per_h"))
+            d["bolus"] = f"{th['bolus']} bolus running, {units.fmt_volume(th.get('bolus_left_nl', 0))} left"
+    d["rate_now"] = units.fmt_rate(st.get("rate_nl_per_h"))
     nxt = st.get("next_step")
     if nxt:
-        what = U.fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt else f"bolus {U.fmt_volume(nxt['bolus_nl'])}"
-        d["rate_next"] = f"{what} at {U.fmt_time_of_day(nxt['at_min'])} (in {U.fmt_duration(nxt['in_min'])})"
+        what = (units.fmt_rate(nxt["rate_nl_per_h"]) if "rate_nl_per_h" in nxt
+                else f"bolus {units.fmt_volume(nxt['bolus_nl'])}")
+        d["rate_next"] = f"{what} at {units.fmt_time_of_day(nxt['at_min'])} (in {units.fmt_duration(nxt['in_min'])})"
     else:
         d["rate_next"] = "no change scheduled"
-    d["delivered_today"] = U.fmt_volume_floor(st.get("delivered_today_nl", 0))
+    d["delivered_today"] = units.fmt_volume_floor(st.get("delivered_today_nl", 0))
     if th is not None and th.get("day_dose_ng") and th.get("day_volume_nl"):
         ng = st.get("delivered_today_nl", 0) * th["conc_ug_per_ml"] // 1000
-        d["delivered_today"] += f" ({U.fmt_mass(ng)})"
-    d["delivered_refill"] = U.fmt_volume_floor(st.get("delivered_nl", 0))
-    d["delivered_total"] = U.fmt_volume_floor(st.get("delivered_total_nl", 0))
+        d["delivered_today"] += f" ({units.fmt_mass(ng)})"
+    d["delivered_refill"] = units.fmt_volume_floor(st.get("delivered_nl", 0))
+    d["delivered_total"] = units.fmt_volume_floor(st.get("delivered_total_nl", 0))
     vol = st.get("reservoir_nl")
     if vol is not None:
-        d["reservoir"] = U.fmt_volume_floor(vol)
+        d["reservoir"] = units.fmt_volume_floor(vol)
         if st.get("reservoir_drug"):
-            d["reservoir"] += f" of {st['reservoir_drug']} {U.fmt_conc(st.get('reservoir_conc_ug_per_ml', 0))}"
+            d["reservoir"] += f" of {st['reservoir_drug']} {units.fmt_conc(st.get('reservoir_conc_ug_per_ml', 0))}"
         d.update(reservoir_dates(vol, (th or {}).get("day_volume_nl", 0), now))
     b = st.get("battery")
     if isinstance(b, dict):
@@ -82,11 +83,11 @@ def reservoir_dates(vol_nl: int, day_nl: int, now: datetime.datetime) -> dict:
     for key, at_nl in (("low_on", r.LOW_NL), ("refill_by", r.EMPTY_NL)):
         left = vol_nl - at_nl
         if left <= 0:
-            out[key] = "now" if key == "refill_by" else f"reached ({U.fmt_volume(at_nl)})"
+            out[key] = "now" if key == "refill_by" else f"reached ({units.fmt_volume(at_nl)})"
         else:
             when = now + datetime.timedelta(days=left / day_nl)
-            out[key] = f"{when:%Y-%m-%d} (in {U.days_text(left / day_nl)})"
-    out["low_at"] = U.fmt_volume(r.LOW_NL)
+            out[key] = f"{when:%Y-%m-%d} (in {units.days_text(left / day_nl)})"
+    out["low_at"] = units.fmt_volume(r.LOW_NL)
     return out
 
 
@@ -104,9 +105,9 @@ def describe(r: dict) -> str:
     parts = []
     for k, v in f.items():
         if isinstance(v, int) and k.endswith("_nl"):
-            parts.append(f"{k[:-3].replace('_', ' ')} {U.fmt_volume(v)}")
+            parts.append(f"{k[:-3].replace('_', ' ')} {units.fmt_volume(v)}")
         elif isinstance(v, int) and k.endswith("_nl_per_h"):
-            parts.append(f"{k[:-9].replace('_', ' ')} {U.fmt_rate(v)}")
+            parts.append(f"{k[:-9].replace('_', ' ')} {units.fmt_rate(v)}")
         elif k == "pressure_pa" and isinstance(v, int):
             parts.append(f"pressure {v / 1000:.1f} kPa")
         else:
