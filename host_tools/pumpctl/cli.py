@@ -172,7 +172,14 @@ ACTION_DEST = {"vboard": "vcmd", "time": "tcmd", "epico": "ecmd"}  # where argpa
 
 def resolve_port(port: str | None, device: str | None = None) -> str:
     """--port, else $ITPUMP_PORT, else the running default virtual board, else one attached Pico
-    (USB 2E8A:0005, MicroPython); with --device, the board (virtual or attached) whose id it is."""
+    (USB 2E8A:0005, MicroPython); with --device, the board (virtual or attached) whose id it is, and with
+    both, the port only if its board is that device (a change never goes to another pump)."""
+    if port and device:
+        found = probe(port).get("device_id")
+        if found != device:
+            raise NoBoardError(f"the board on {port} is " + (f"device {found}" if found else "not an itpump that "
+                               "answers") + f", not {device}: nothing sent (check --port and --device)")
+        return port
     if port:
         return port
     if device:

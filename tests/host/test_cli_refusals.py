@@ -6,6 +6,7 @@ import argparse
 import json
 
 import pytest
+from test_cli_therapy import board  # noqa: F401  (fixture)
 
 from pumpctl import EXIT_USAGE, cli
 from pumpctl import link as linkmod
@@ -203,3 +204,23 @@ def test_a_privileged_http_port_is_not_called_in_use(monkeypatch):
     with pytest.raises(PumpctlError, match=r"127.0.0.1:80: not allowed to serve on it \(ports below 1024 need "
                                            r"root\): choose another with --http-port N"):
         web.serve("/dev/no-such-port", http_port=80)
+
+
+def test_port_and_device_together_must_name_the_same_board(board, capsys, monkeypatch):  # noqa: F811
+    """`-p PORT --device ID` used PORT and ignored ID: a bolus meant for one pump went to whichever pump
+    was on that port (signed with that pump's own keys, so it was accepted)."""
+    from test_cli_therapy import programmed, sent
+
+    programmed(board, capsys)
+    n = len(sent(board))
+    rc, out, err = _run(["bolus", "--dose-ug", "5", "--minutes", "10", "-p", "fake", "--device", "pico-other"], capsys)
+    assert rc == 3 and err == ("pumpctl: error: the board on fake is device fake-0001, not pico-other: nothing sent "
+                               "(check --port and --device)\n"), err
+    assert len(sent(board)) == n
+    rc, out, err = _run(["status", "-p", "fake", "--device", "fake-0001", "--json"], capsys)
+    assert rc == 0 and json.loads(out)["result"]["device_id"] == "fake-0001"
+    from pumpctl import web  # web took --port and never looked at --device
+
+    monkeypatch.setattr(web, "serve", lambda *a, **kw: pytest.fail("served"))
+    rc, out, err = _run(["web", "-p", "fake", "--device", "pico-other"], capsys)
+    assert rc == 3 and "not pico-other" in err
