@@ -110,8 +110,10 @@ def show_program(r: dict, _s) -> None:
 
 
 def _confirm(question: str) -> bool:
-    try:
-        ans = _console(stderr=True).input(f"{question} [y/N] ")
+    from rich.markup import escape
+
+    try:  # escaped: rich read "[y/N]" as markup and the prompt lost its default
+        ans = _console(stderr=True).input(escape(f"{question} [y/N] "))
     except EOFError:
         print(file=sys.stderr)
         return False
