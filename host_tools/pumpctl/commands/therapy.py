@@ -188,7 +188,11 @@ def calibrate_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--mass-mg", help="mass of water delivered, as the balance reads it (mg)")
     sp.add_argument("--water-temp-c", help="water temperature for its density, 15-30 C (default 20)")
     sp.add_argument("--measured-ul", help="or: the volume delivered, already in uL")
-    sp.add_argument("--steps", type=int, required=True, help="confirmed microsteps that delivered it")
+    from ..cli import whole_number
+    from ..units import MAX_OP_INT
+
+    sp.add_argument("--steps", type=whole_number(1, MAX_OP_INT), required=True, metavar="N",
+                    help="confirmed microsteps that delivered it")
 
 
 def calibrate(s) -> dict:
