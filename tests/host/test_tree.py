@@ -1,5 +1,5 @@
 """The source tree as a newcomer reads it: every module of firmware/, boards/ and host_tools/ opens with a
-header of 1-5 lines (the reasoning is in docs/)."""
+header of 1-5 lines (the reasoning is in docs/), and no class creates an attribute its __init__ did not."""
 
 import ast
 from pathlib import Path
@@ -45,3 +45,81 @@ def test_every_module_has_a_short_header(path):
         return  # an empty package marker
     n = header_lines(src)
     assert 1 <= n <= MAX_HEADER_LINES, f"{path.relative_to(ROOT)}: a header of {n} lines (1-{MAX_HEADER_LINES})"
+
+
+def _self_stores(fn) -> set[str]:
+    got = set()
+    for node in ast.walk(fn):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for t in targets:
+            for e in ast.walk(t):
+                if isinstance(e, ast.Attribute) and isinstance(e.ctx, ast.Store) and \
+                        isinstance(e.value, ast.Name) and e.value.id == "self":
+                    got.add(e.attr)
+    return got
+
+
+def _classes(src: str) -> dict[str, ast.ClassDef]:
+    return {c.name: c for c in ast.walk(ast.parse(src)) if isinstance(c, ast.ClassDef)}
+
+
+def undeclared(src: str, others: dict[str, ast.ClassDef] | None = None) -> list[str]:
+    """'Class.attr' for each attribute a method sets that neither the class body, __init__ (with the
+    methods it calls on self) nor a base class (of this module, or by name in others) declares; and each
+    getattr / hasattr on self, an attribute created on demand."""
+    own = _classes(src)
+    classes = {**(others or {}), **own}
+
+    def declared(c: ast.ClassDef) -> set[str]:
+        meths = {m.name: m for m in c.body if isinstance(m, ast.FunctionDef)}
+        got = {t.id for s in c.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+        todo, seen = ["__init__"], set()
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in meths:
+                continue
+            seen.add(name)
+            got |= _self_stores(meths[name])
+            todo += [n.func.attr for n in ast.walk(meths[name]) if isinstance(n, ast.Call) and
+                     isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) and
+                     n.func.value.id == "self"]
+        for b in c.bases:
+            name = b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else None
+            if name in classes:
+                got |= declared(classes[name])
+        return got
+
+    found = []
+    for c in own.values():
+        ok = declared(c)
+        for m in c.body:
+            if isinstance(m, ast.FunctionDef):
+                found += [f"{c.name}.{a}" for a in sorted(_self_stores(m) - ok)]
+        for n in ast.walk(c):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr") \
+                    and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id == "self" \
+                    and isinstance(n.args[1], ast.Constant):
+                found.append(f"{c.name}: {n.func.id}(self, {n.args[1].value!r})")
+    return found
+
+
+def test_the_check_finds_an_attribute_made_on_demand():
+    src = ("class A:\n def __init__(self):\n  self.a = 0\n  self._reset()\n def _reset(self):\n  self.b = 0\n"
+           " def later(self):\n  self.a = self.b = 1\n  self.c = 2\n  return getattr(self, 'd', 0)\n"
+           "class B(A):\n def more(self):\n  self.a = 3\n")
+    assert undeclared(src) == ["A.c", "A: getattr(self, 'd')"]
+    assert undeclared("class C(m.A):\n def f(self):\n  self.a = 1\n", _classes(src)) == []
+
+
+# Known and left to the sim's owner: FlashDev._blank makes its 0xFF buffer on first use.
+KNOWN = {"boards/sim/rom/flashdev.py": ["FlashDev: getattr(self, '_ff')"]}
+
+
+FIRMWARE_CLASSES = {n: c for p in _modules("firmware", "boards") for n, c in _classes(p.read_text()).items()}
+
+
+@pytest.mark.parametrize("path", _modules("firmware", "boards"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_attribute_is_declared_by_init(path):
+    rel = str(path.relative_to(ROOT))
+    assert undeclared(path.read_text(), FIRMWARE_CLASSES) == KNOWN.get(rel, []), rel
