@@ -123,3 +123,20 @@ FIRMWARE_CLASSES = {n: c for p in _modules("firmware", "boards") for n, c in _cl
 def test_every_attribute_is_declared_by_init(path):
     rel = str(path.relative_to(ROOT))
     assert undeclared(path.read_text(), FIRMWARE_CLASSES) == KNOWN.get(rel, []), rel
+
+
+def test_the_rule_table_names_every_module_and_only_modules_that_exist():
+    # docs/firmware.md's "rule | module" table is where a newcomer looks a rule up: it must name each
+    # module of the package (app.py aside: the wiring above the table) and nothing the tree lacks
+    text = (ROOT / "docs" / "firmware.md").read_text()
+    rows = [ln for ln in text.split("\n") if ln.startswith("| ") and not ln.startswith("| rule")]
+    named = set()
+    for row in rows:
+        cell = row.rstrip(" |").rsplit("|", 1)[1]
+        for word in cell.replace("`", " ").replace(";", " ").replace(",", " ").split():
+            if word.endswith(".py"):
+                named.add(word[:-3])
+    pkg = ROOT / "firmware" / "itpump"
+    have = {p.stem for p in pkg.glob("*.py")} - {"app"}
+    assert named - have - {"__init__"} == set(), "named in docs/firmware.md, not in firmware/itpump"
+    assert have - named == set(), "modules docs/firmware.md's table does not name"
