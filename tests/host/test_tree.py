@@ -140,3 +140,39 @@ def test_the_rule_table_names_every_module_and_only_modules_that_exist():
     have = {p.stem for p in pkg.glob("*.py")} - {"app"}
     assert named - have - {"__init__"} == set(), "named in docs/firmware.md, not in firmware/itpump"
     assert have - named == set(), "modules docs/firmware.md's table does not name"
+
+
+def foreign_private_writes(src: str) -> list[str]:
+    """Each `x._name = ...` (x not self) outside a class that declares _name itself: a module writing
+    another's private field (a class's own from_dict may fill a fresh instance of itself)."""
+    tree = ast.parse(src)
+    parent = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    found = []
+    for n in ast.walk(tree):
+        if not (isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store) and n.attr.startswith("_")
+                and not n.attr.startswith("__")) or isinstance(n.value, ast.Name) and n.value.id == "self":
+            continue
+        q = n
+        while q in parent and not isinstance(q, ast.ClassDef):
+            q = parent[q]
+        own = set()
+        if isinstance(q, ast.ClassDef):
+            for m in q.body:
+                if isinstance(m, ast.FunctionDef):
+                    own |= _self_stores(m)
+        if n.attr not in own:
+            found.append(f"{n.lineno}: {ast.unparse(n)}")
+    return found
+
+
+def test_the_check_finds_a_private_field_written_from_outside():
+    src = ("class T:\n def __init__(self):\n  self._slot = 0\n @staticmethod\n def from_dict(d):\n"
+           "  t = T()\n  t._slot = d\n  return t\n"
+           "def restore(t, d):\n t._slot = d\n"
+           "class Other:\n def f(self, t):\n  t._slot = 1\n")
+    assert foreign_private_writes(src) == ["10: t._slot", "13: t._slot"]
+
+
+@pytest.mark.parametrize("path", _modules("firmware", "boards"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_writes_another_s_private_fields(path):
+    assert foreign_private_writes(path.read_text()) == [], path.relative_to(ROOT)
