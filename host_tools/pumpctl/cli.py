@@ -135,6 +135,7 @@ COMMANDS: dict[str, Command] = {
     "epico": Command("the emulated Pico (official rp2 MicroPython on rp2040js, needs node)",
                      actions=board.target_actions("epico")),
 }
+COMMON_DESTS = ("port", "device", "timeout", "json")  # the options every board command takes (_common)
 ACTION_DEST = {"vboard": "vcmd", "time": "tcmd", "epico": "ecmd"}  # where argparse puts a group's action
 
 
@@ -198,19 +199,72 @@ def port_of_device(device: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """pumpctl's parsers: with --json on the command line (json_argv: that command line) a usage error
-    is the JSON envelope too (exit 2), so a script reading --json output always reads JSON."""
+    """pumpctl's parsers. Options are taken only as spelt in full (no argparse abbreviations: on a drug
+    pump `--dose 5` must not quietly mean `--dose-ug 5`); an unknown option is refused naming the
+    command's real ones. A usage error is one line on stderr, exit 2; with --json on the command line
+    (json_argv: that command line) it is the JSON envelope instead, so a script reading --json output
+    always reads JSON."""
 
     def __init__(self, *args, json_argv: list[str] | None = None, **kw):
         self.json_argv = json_argv
-        super().__init__(*args, **kw)
+        self.leaves: dict[str, argparse.ArgumentParser] = {}  # the top parser's: each command's own parser
+        super().__init__(*args, allow_abbrev=False, **kw)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self.argv = list(sys.argv[1:] if args is None else args)  # for error(): an unknown option first
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            leaf = self.leaves.get(command_name(ns), self)
+            leaf.error(unknown_arguments_text(leaf, extras))
+        return ns
 
     def error(self, message: str):  # type: ignore[override]
+        mine = {o for a in self._actions for o in a.option_strings}  # noqa: SLF001
+        unknown = [x for x in getattr(self, "argv", ()) if x.startswith("--") and x.split("=", 1)[0] not in mine]
+        if unknown and "required" in message:  # `refill --dru x`: say --dru, the cause, not "--drug required"
+            message = unknown_arguments_text(self, unknown)
+        message = _suggest_choice(message)
         if self.json_argv is None:
-            super().error(message)
+            self.exit(EXIT_USAGE, f"{self.prog}: error: {message} ({self.prog} -h for help)\n")
         name = self.prog.removeprefix("pumpctl").strip()  # the top parser: the command typed, if any
         print_envelope(name or next((a for a in self.json_argv if a in COMMANDS), ""), error=UsageError(message))
         sys.exit(EXIT_USAGE)
+
+
+def unknown_arguments_text(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """What argparse calls "unrecognized arguments", said for a person: the unknown options (with the
+    nearest real one) and the options the command does take; a stray value when no option is unknown."""
+    import difflib
+
+    actions = [a for a in parser._actions if a.option_strings and a.dest != "help"]  # noqa: SLF001
+    known = [o for a in actions for o in a.option_strings if o.startswith("--")]
+    unknown = [x.split("=", 1)[0] for x in extras if x.startswith("-") and len(x) > 1]
+    if not unknown:
+        return f"unexpected argument{'s' if len(extras) > 1 else ''} {' '.join(extras)}"
+    parts = []
+    for u in unknown:
+        near = difflib.get_close_matches(u, known, n=1, cutoff=0.6)
+        parts.append(f"{u} (did you mean {near[0]}?)" if near else u)
+    own = [a.option_strings[-1] for a in actions if a.dest not in COMMON_DESTS]
+    common = [a.option_strings[-1] for a in actions if a.dest in COMMON_DESTS]
+    takes = ", ".join(own) + (f" (and {', '.join(common)})" if own and common else ", ".join(common))
+    return f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(parts)}: it takes {takes or 'none'}"
+
+
+def _suggest_choice(message: str) -> str:
+    """argparse's "invalid choice: 'stat' (choose from ...)" with the nearest choice named first."""
+    import difflib
+    import re
+
+    m = re.fullmatch(r"(argument \S+: invalid choice: '(.*)') \(choose from (.*)\)", message)
+    if not m:
+        return message
+    choices = re.findall(r"'([^']*)'", m.group(3))
+    near = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.6)
+    return m.group(1) + (f": did you mean '{near[0]}'?" if near else "") + f" (choose from {m.group(3)})"
 
 
 def build_parser(json_argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -227,12 +281,12 @@ def build_parser(json_argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser_class = functools.partial(_Parser, json_argv=json_argv)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=parser_class)
     for name, c in COMMANDS.items():
-        sp = sub.add_parser(name, help=c.help)
+        sp = p.leaves[name] = sub.add_parser(name, help=c.help)
         if c.actions:
             asub = sp.add_subparsers(dest=ACTION_DEST[name], required=True, metavar="ACTION",
                                      parser_class=parser_class)
             for action, ac in c.actions.items():
-                _add(asub.add_parser(action, help=ac.help), ac)
+                _add(p.leaves.setdefault(f"{name} {action}", asub.add_parser(action, help=ac.help)), ac)
         else:
             _add(sp, c)
     return p

@@ -221,7 +221,7 @@ def build(board: str, frozen: bool = True, mpy_dir: Path | str | None = None, ro
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="fwbuild", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="fwbuild", description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--board", default="rpi_pico")
     ap.add_argument("--stock", action="store_true", help="stock MicroPython, nothing frozen (FROZEN=0)")
     ap.add_argument("--mpy-dir", default=os.environ.get("MPY_DIR") or None,
