@@ -176,3 +176,32 @@ def test_the_check_finds_a_private_field_written_from_outside():
 @pytest.mark.parametrize("path", _modules("firmware", "boards"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_writes_another_s_private_fields(path):
     assert foreign_private_writes(path.read_text()) == [], path.relative_to(ROOT)
+
+
+def foreign_private_names(src: str) -> list[str]:
+    """Each private name (_x) of another itpump module that this one imports or reads."""
+    tree = ast.parse(src)
+    mods = set()
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("itpump"):
+            for a in n.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"from {n.module} import {a.name}")
+                elif n.module == "itpump":
+                    mods.add(a.asname or a.name)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in mods \
+                and n.attr.startswith("_") and not n.attr.startswith("__"):
+            found.append(f"{n.value.id}.{n.attr}")
+    return found
+
+
+def test_the_check_finds_a_private_name_taken_from_another_module():
+    src = "from itpump import protocol\nfrom itpump.ops import _save, op\nx = protocol._is_int(1) + protocol.MAX\n"
+    assert foreign_private_names(src) == ["from itpump.ops import _save", "protocol._is_int"]
+
+
+@pytest.mark.parametrize("path", _modules("firmware", "boards"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_takes_another_s_private_names(path):
+    assert foreign_private_names(path.read_text()) == [], path.relative_to(ROOT)
