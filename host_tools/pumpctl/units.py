@@ -1,12 +1,6 @@
 """Clinical units <-> the pump's integers, exactly, in one place: prescription text, amounts typed on
-the command line, a weighed mass of water, and the text shown for each.
-
-People write mg/day, ug/mL, mL, minutes and hours; the firmware takes ng/day, ug/mL, nL and minutes as
-integers. A value converts only when it is a whole number of the pump's unit (``1.2 mg/day`` is
-1,200,000 ng/day; ``0.0000001 mg/day`` is refused, naming what was typed). Arithmetic is in Fractions
-from the decimal text, never floats. The reverse (pump integer -> text) is exact too: a value is shown
-in the largest unit that keeps it short and exact, so the text converts back to the same integer.
-"""
+the command line, a weighed mass of water, and the text shown for each (Fractions, never floats).
+The conversion rules: docs/pumpctl.md (units.py)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""`pumpctl web`: the local clinician programmer (pages in app.py, the link owner in service.py).
-
-Served on 127.0.0.1 only. While it runs it holds the board's serial port (opened exclusively, like every
-pumpctl command) and leaves a note naming itself (owner_note), so another pumpctl asked for the same port
-says that the web programmer has it instead of a bare "port busy".
-"""
+"""`pumpctl web`: the local clinician programmer (pages in app.py, the link owner in service.py), on
+127.0.0.1, holding the board's port while it runs. docs/web.md, docs/pumpctl.md (web/)."""
 
 from __future__ import annotations
 
