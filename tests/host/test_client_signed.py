@@ -7,8 +7,8 @@ import pytest
 import scratch
 
 from fakes import FakePumpBoard
-from itpump import app
-from pumpctl import PumpctlError, keys
+from itpump import app, auth
+from pumpctl import PumpctlError, keys, session
 from pumpctl.client import Client, DeviceError
 from pumpctl.session import Session
 
@@ -108,6 +108,18 @@ def test_session_picks_the_role_per_op(link, ks, tmp_path):
     assert s.change("service")["repl"] == "open"  # the service key
     assert json.loads(link.changes()[-1].split(b"\t")[0])["role"] == "service"
     assert link.app.pump.therapy.suspended
+
+
+def test_session_signs_each_change_with_the_role_the_firmware_permits(link, ks, tmp_path):
+    # the role comes from the firmware's auth.PERMISSIONS: the keys op is the service's, not the default
+    # clinician's (a host-side copy of the table named only patient_bolus and service)
+    for role, ops in auth.PERMISSIONS.items():
+        for op in ops:
+            assert session.role_for(op) == role, op
+    s = Session(Client(link), keys_root=tmp_path)
+    same = {r: ks.keys[r].hex() for r in auth.ROLES}  # the keys it has: the keystore stays valid
+    assert s.change("keys", {"keys": same})["roles"] == sorted(auth.ROLES)
+    assert json.loads(link.changes()[-1].split(b"\t")[0])["role"] == "service"
 
 
 def test_board_without_keys_says_run_provision(ks):
