@@ -7,7 +7,7 @@ import pytest
 import scratch
 
 from fakes import FakePumpBoard
-from itpump import app, auth
+from itpump import app, auth, protocol
 from pumpctl import PumpctlError, keys, session
 from pumpctl.client import Client, DeviceError
 from pumpctl.session import Session
@@ -172,3 +172,13 @@ def test_no_keystore_for_the_device_is_a_clear_error(link, tmp_path):
     with pytest.raises(PumpctlError, match="provision it first"):
         s.change("refill", FILL)
     assert link.changes() == []
+
+
+def test_the_client_s_copies_of_firmware_names_match_the_firmware():
+    # AUTH_HINTS is keyed by the board's error codes and MAX_ID bounds request ids: both restate
+    # firmware/itpump/protocol.py, so a renamed code or a new bound would go unnoticed without this
+    from pumpctl import client
+
+    codes = {getattr(protocol, n) for n in dir(protocol) if n.startswith("E_")}
+    assert set(client.AUTH_HINTS) <= codes, set(client.AUTH_HINTS) - codes
+    assert client.MAX_ID == protocol.MAX_ID
