@@ -77,6 +77,9 @@ def serve(port: str, http_port: int = 8765, keys_root=None, poll_s: float = 1.0,
     with socket.socket() as s:  # the HTTP port first: a clear message before the link is taken
         try:
             s.bind((HOST, http_port))
+        except PermissionError:
+            raise PumpctlError(f"{HOST}:{http_port}: not allowed to serve on it (ports below 1024 need root): "
+                               "choose another with --http-port N") from None
         except OSError:
             raise PumpctlError(f"{HOST}:{http_port} is in use (another pumpctl web?): choose another with "
                                "--http-port N") from None
