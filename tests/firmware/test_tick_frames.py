@@ -32,8 +32,6 @@ STILL_OVER = {
     "itpump/app.py:App.tick": 19,
     "itpump/dosing.py:Dosing.tick": 29,
     "itpump/line.py:Line.sense": 24,
-    "itpump/occlusion.py:Detector._stairs": 27,
-    "itpump/occlusion.py:Detector.update": 34,
     "itpump/power.py:BatteryMonitor.update": 12,
     "itpump/power.py:Watch.check": 19,
     "itpump/pulsation.py:Pulsation._sum_pl": 13,
