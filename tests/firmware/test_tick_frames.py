@@ -30,8 +30,6 @@ STILL_OVER = {
     "itpump/app.py:App.poll_link": 19,
     "itpump/app.py:App.tick": 19,
     "itpump/dosing.py:Dosing.tick": 29,
-    "itpump/power.py:BatteryMonitor.update": 12,
-    "itpump/power.py:Watch.check": 19,
     "itpump/pulsation.py:Pulsation._sum_pl": 13,
     "itpump/rotor.py:Index.read": 13,
 }
