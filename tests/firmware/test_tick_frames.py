@@ -31,7 +31,6 @@ STILL_OVER = {
     "itpump/app.py:App.tick": 19,
     "itpump/dosing.py:Dosing.tick": 29,
     "itpump/pulsation.py:Pulsation._sum_pl": 13,
-    "itpump/rotor.py:Index.read": 13,
 }
 
 
