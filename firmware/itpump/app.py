@@ -74,8 +74,7 @@ class App:
             self.pump = p = pump.Pump(board, self.alarms, pl, self.log, cal)
         except ValueError as e:  # a bad line calibration: no detector, so no delivery until a clinician acks
             self.cal_problem = str(e)
-            self.pump = p = pump.Pump(board, self.alarms, pl, self.log)
-            p.line.occ = None
+            self.pump = p = pump.Pump(board, self.alarms, pl, self.log, detector=False)
             halts.hold_internal(p)
         self.battery = None  # power.Watch, on a board with a battery sensor
         if getattr(board, "battery", None) is not None:

@@ -40,8 +40,8 @@ def ack(p, sup, code):
         if bit and bit != pump.H_EMPTY:  # empty clears by a refill, not by a button
             if code == alarms.DOSE_GUARD:
                 p.guard.clear_violation()
-            if code == alarms.STALL and p.line.occ is not None:
-                p.line.occ.clear_motor()  # steps lost to the stall are not a new stall
+            if code == alarms.STALL:
+                p.line.motor_stopped()  # steps lost to the stall are not a new stall
             p.release(bit)
         if code == alarms.INTERNAL and p.halt & pump.H_SAFE:
             # the clinician's decision after diagnosing a boot loop: forget it, deliver again

@@ -139,6 +139,14 @@ class Line:
         elif prev == occlusion.LEAK:
             p.condition_gone(alarms.LEAK)
 
+    def motor_stopped(self):
+        """The motor was stopped, or its stall acknowledged: what was asked and never emitted is dropped,
+        not a stall to the detector."""
+        self.asked = self.confirmed
+        self.move_n = 0
+        if self.occ is not None:
+            self.occ.clear_motor()
+
     def sensor_fault(self):
         """The pressure sensor has been missing long enough to stop the pump."""
         return self._sensor_n >= _SENSOR_TICKS

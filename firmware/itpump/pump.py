@@ -88,7 +88,8 @@ def hard_limits(pl_per_step, pass_excess_pl=0):
 
 
 class Pump:
-    def __init__(self, board, alarms, pl_per_step, log=None, cal=None):
+    def __init__(self, board, alarms, pl_per_step, log=None, cal=None, detector=True):
+        """detector False: the line is not watched (the app's fallback after a bad calibration)."""
         self.motor = getattr(board, "motor", None)  # boards without a motor run the link only
         self.clock = board.clock
         self.alarms = alarms
@@ -129,8 +130,8 @@ class Pump:
         self.other_sensor_fault = False  # another sensor (battery) holds SENSOR_FAULT: not cleared here
         # line safety: the occlusion detector over the pressure sensor (none without a sensor or a motor);
         # ValueError names a bad calibration value
-        self.line = Line(self, getattr(board, "pressure", None) if self.motor is not None else None, cal,
-                         pl_per_step, TICK_MS)
+        self.line = Line(self, getattr(board, "pressure", None) if detector and self.motor is not None else None,
+                         cal, pl_per_step, TICK_MS)
 
     # -- per tick (no allocation) ----------------------------------------------------------------
     def running(self):
@@ -299,11 +300,7 @@ class Pump:
             if c:
                 self._book(c, self._last)  # stopping already: a guard verdict changes nothing
         finally:
-            line = self.line  # what was asked and never emitted is dropped: not a stall to the detector
-            line.asked = line.confirmed
-            line.move_n = 0
-            if line.occ is not None:
-                line.occ.clear_motor()
+            self.line.motor_stopped()
             m.enable(False)
             self.enabled = False
             self.dosing.abandon()

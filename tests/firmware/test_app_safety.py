@@ -5,7 +5,7 @@ import json
 import struct
 
 import pytest
-from test_app import RX, RX_PB, Rig, programmed
+from test_app import FILL, RX, RX_PB, Rig, programmed
 
 from fakes import FakePumpBoard, heap_lock_pair
 from itpump import alarms, app, eventlog, pump
@@ -272,6 +272,50 @@ def test_the_watchdog_is_fed_only_while_every_task_checks_in():
     assert b.wdt.feeds == stopped  # latched: the watchdog will reset the board
     assert not b.motor.enabled and a.alarms.is_active(alarms.INTERNAL)
     assert any(x[0] == "late_task" and x[2] == 1 for x in safety(r))
+    r.close()
+
+
+def test_each_task_id_checks_in_its_own_task():
+    # app's task ids (_T_*) are the places of their tasks in _TASKS: a task stuck alone is the one the
+    # supervisor names late, and the late_task record carries its place in that table
+    order = ("tick", "link", "housekeeping")
+
+    def boom(*args):
+        raise RuntimeError("stuck")
+
+    for i in range(len(order)):
+        r = programmed()
+        a, c = r.a, r.b.clock
+        a.sup.start()
+        r.run_ms(1000)
+        task = order[i]
+        if task == "tick":
+            a.pump.tick = boom
+        elif task == "housekeeping":
+            a.housekeeping = boom
+        for _ in range(80):
+            c.advance(100)
+            if task != "link":
+                a.poll_link()
+            a.tick()
+        assert a.sup.late_task() == task
+        assert [x[2] for x in safety(r) if x[0] == "late_task"] == [i], task
+        r.close()
+
+
+def test_a_bad_calibration_leaves_a_pump_without_a_detector_and_halted():
+    b = FakePumpBoard()
+    b.calibration["noise_pa"] = -1
+    r = Rig(b)
+    a = r.a
+    assert "noise_pa" in a.cal_problem
+    assert a.pump.line.occ is None and a.pump.halt & pump.H_INTERNAL and a.alarms.is_active(alarms.INTERNAL)
+    r.ok("refill", FILL)
+    r.ok("program", {"rx": RX})
+    r.run_ms(2000)
+    st = r.read("status")
+    assert st["occlusion"] is None and "internal" in st["halt"] and not b.motor.enabled
+    assert "noise_pa" in st["cal_problem"]
     r.close()
 
 

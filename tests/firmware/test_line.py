@@ -22,6 +22,31 @@ def test_no_pressure_sensor_no_detector():
     assert p.line.occ is None and p.line.status()["occlusion"] is None and not p.line.sensor_fault()
 
 
+def test_a_pump_built_without_a_detector_does_not_watch_the_line():
+    b = FakePumpBoard()  # a pressure sensor is fitted
+    p = pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, detector=False)
+    assert p.line.occ is None and p.line.status()["occlusion"] is None
+    assert pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None).line.occ is not None
+
+
+def test_a_stopped_motor_drops_what_was_asked_and_never_emitted():
+    b = FakePumpBoard()
+    p = pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, b.calibration)
+    ln = p.line
+    ln.asked, ln.confirmed, ln.move_n, ln.occ.pending = 40, 12, 28, 28
+    ln.motor_stopped()
+    assert (ln.asked, ln.confirmed, ln.move_n, ln.occ.pending) == (12, 12, 0, 0)
+    calls = []
+    ln.motor_stopped = lambda: calls.append(1)  # the pump's halt tells the line, which keeps its counts
+    p.halt_motor()
+    assert calls == [1]
+    b.pressure = None
+    bare = pump.Pump(b, alarms.AlarmManager(b.clock), 20000, None, b.calibration).line
+    bare.asked = 5
+    bare.motor_stopped()  # no detector: the counts still drop
+    assert bare.asked == 0 and bare.move_n == 0
+
+
 def test_a_bad_line_calibration_is_named():
     b = FakePumpBoard()
     b.calibration["noise_pa"] = -1
