@@ -129,6 +129,10 @@ def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, 
          "removed_nl": parse_amount(removed_ml, 1_000_000, "--removed-ml", minimum=0)}
     check_library_conc(a["drug"], a["conc_ug_per_ml"])
     if rx is not None:
+        if (rx.get("drug"), rx.get("conc_ug_per_ml")) != (a["drug"], a["conc_ug_per_ml"]):  # the pump's MISMATCH
+            raise PumpctlError(f"refill: --rx is for {rx.get('drug')} {fmt_conc(rx.get('conc_ug_per_ml', 0))}, the "
+                               f"refill is {a['drug']} {fmt_conc(a['conc_ug_per_ml'])}: give the prescription for "
+                               "what goes in the reservoir")
         a["rx"] = rx
     return a
 
