@@ -147,10 +147,10 @@ class App:
                 sup.check_in(_T_HOUSE, now)
             except Exception as e:
                 self.fail_safe(e)
-        if not sup.service(now) and not self._late_seen and sup.late_task() is not None:
+        if not sup.service(now) and not self._late_seen and sup.late_id >= 0:
             # the watchdog is no longer fed and will reset the board: stop the motor and log first
             self._late_seen = True
-            halts.late(self.pump, self.board, ("tick", "link", "housekeeping").index(sup.late_task()))
+            halts.late(self.pump, self.board, sup.late_id)
 
     def housekeeping_due(self, now):
         p = self.pump
