@@ -20,12 +20,12 @@ class LimitError(ValueError):
         self.limit = limit
 
 
-def check_int(name, v, lo, hi):
-    """v if it is an int (not a bool) in lo..hi, else LimitError naming it."""
+def check_int(name, v, lo, hi, what=""):
+    """v if it is an int (not a bool) in lo..hi, else LimitError naming it (what: whose bound, " for x")."""
     if type(v) is not int:
         raise LimitError(name, v, "an integer", "must be")
     if v < lo:
-        raise LimitError(name, v, lo, "below the minimum")
+        raise LimitError(name, v, lo, "below the minimum" + what)
     if v > hi:
-        raise LimitError(name, v, hi, "above the maximum")
+        raise LimitError(name, v, hi, "above the maximum" + what)
     return v

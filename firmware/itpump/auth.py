@@ -332,7 +332,7 @@ class Authenticator:
         if ok:
             for role in d:
                 v = d[role]
-                if role != "kid" and (role not in ROLES or not protocol._is_int(v) or v < 0 or v > protocol.MAX_CTR):
+                if role != "kid" and (role not in ROLES or type(v) is not int or v < 0 or v > protocol.MAX_CTR):
                     ok = False
         if not ok:
             self._state_failed("counter file holds invalid data")

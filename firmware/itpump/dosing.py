@@ -3,7 +3,7 @@
 # Pulsation (pulsation.py). The tick's pipeline and the invariant: docs/dosing.md.
 from micropython import const
 
-from itpump import LimitError
+from itpump import LimitError, check_int
 from itpump.drugs import MAX_RATE_NL_PER_H
 from itpump.prescription import DAY_MS
 from itpump.pulsation import BLIND_MAX, PHASE_MAX, PROFILE_BINS, Pulsation
@@ -29,13 +29,7 @@ SETTLE_DIV = const(256)
 
 
 def check_pl_per_step(pl_per_step):
-    if type(pl_per_step) is not int:
-        raise LimitError("pl_per_step", pl_per_step, "an integer", "must be")
-    if not PL_PER_STEP_MIN <= pl_per_step <= PL_PER_STEP_MAX:
-        lim = PL_PER_STEP_MIN if pl_per_step < PL_PER_STEP_MIN else PL_PER_STEP_MAX
-        raise LimitError("pl_per_step", pl_per_step, lim, "outside %d..%d pL; limit"
-                         % (PL_PER_STEP_MIN, PL_PER_STEP_MAX))
-    return pl_per_step
+    return check_int("pl_per_step", pl_per_step, PL_PER_STEP_MIN, PL_PER_STEP_MAX)
 
 
 def calibrate(measured_nl, steps, current_pl_per_step=0):

@@ -117,7 +117,7 @@ def _sim_only(parts, args):
     raise protocol.ProtocolError("SIM_ONLY", "'%s' exists only on the virtual board, not on %s" % parts)
 
 
-def _save(doc, undo):
+def save_or_undo(doc, undo):
     """Save a change; on failure undo it and refuse (nothing changed)."""
     try:
         doc.save()
@@ -127,7 +127,7 @@ def _save(doc, undo):
         raise protocol.ProtocolError(_E_STORE, "could not be saved (%s): not applied" % type(e).__name__)
 
 
-def _therapy(p):
+def therapy_of(p):
     th = p.therapy
     if th is None:
         raise protocol.ProtocolError("NOT_PROGRAMMED", "no prescription programmed")

@@ -3,7 +3,7 @@ from micropython import const
 
 from itpump import alarms, eventlog, halts, protocol, pump, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
-from itpump.ops import _save
+from itpump.ops import save_or_undo
 
 _E_NOT_ACTIVE = const("NOT_ACTIVE")  # codes: ops.py
 
@@ -16,7 +16,7 @@ def op_calibrate(parts, args):
     pl = dosing_calibrate(args["measured_nl"], args["steps"], old)
     p.account()
     p.set_pl_per_step(pl)
-    _save(doc, lambda: p.set_pl_per_step(old))
+    save_or_undo(doc, lambda: p.set_pl_per_step(old))
     journal.event(eventlog.CALIBRATION, pl, cal.get("pressure_offset_pa", 0))
     return {"pl_per_step": pl, "previous_pl_per_step": old}
 
@@ -35,7 +35,7 @@ def op_time_set(parts, args):
         time.set(old[0], old[1], old[2])
         p.set_tod(old[3])
 
-    _save(doc, undo)
+    save_or_undo(doc, undo)
     journal.event(eventlog.TIME_SET, prev)
     return {"wall_s": wall, "previous_wall_s": prev, "tod_ms": p.tod_ms}
 

@@ -2,7 +2,7 @@
 from micropython import const
 
 from itpump import eventlog, halts, protocol
-from itpump.ops import Refused, _save, _therapy
+from itpump.ops import Refused, save_or_undo, therapy_of
 from itpump.prescription import volume_nl
 
 _E_HALTED = const("HALTED")  # delivery is stopped by an alarm (codes: ops.py)
@@ -40,7 +40,7 @@ def _started(doc, journal, th):
     def undo():
         th.cancel_bolus()
 
-    _save(doc, undo)  # the reserve mark now covers the whole bolus
+    save_or_undo(doc, undo)  # the reserve mark now covers the whole bolus
     journal.event(eventlog.BOLUS_GIVEN, th.bolus_volume_nl)
     return {"kind": th.bolus_kind, "volume_nl": th.bolus_volume_nl, "rate_nl_per_h": th.bolus_rate}
 
@@ -49,7 +49,7 @@ def op_bolus(parts, args):
     protocol.check_args(args, {"kind": (str, True), "dose_ng": (int, False, 1, protocol.MAX_INT),
                         "duration_min": (int, True, 1, 1440), "volume_nl": (int, False, 1, protocol.MAX_INT)})
     p, doc, journal = parts
-    th = _therapy(p)
+    th = therapy_of(p)
     kind = args["kind"]
     if kind == "clinician":
         if "dose_ng" not in args or "volume_nl" in args:
@@ -74,7 +74,7 @@ def patient_bolus(parts, source):
     """The patient's request (link op or the board's button): same checks, same log. parts: the pump,
     the state document, the journal, the time."""
     p, doc, journal, time = parts
-    th = _therapy(p)
+    th = therapy_of(p)
     vol = th.patient.volume_nl if th.patient is not None else 0
     if th.patient is None:
         _refuse_bolus(journal, 0, "NOT_PROGRAMMED", "no patient bolus in the prescription")

@@ -2,7 +2,7 @@
 from micropython import const
 
 from itpump import alarms, eventlog, protocol, pump
-from itpump.ops import _save, _therapy
+from itpump.ops import save_or_undo, therapy_of
 from itpump.reservoir import Reservoir
 from itpump.therapy import Therapy
 
@@ -44,7 +44,7 @@ def _commit_therapy(parts, old, new, undo_more=None):
         if undo_more is not None:
             undo_more()
 
-    _save(doc, undo)
+    save_or_undo(doc, undo)
     if old is not None and old.bolus_kind is not None:
         kind, left = old.cancel_bolus()  # not carried over to the new prescription
         journal.event(eventlog.BOLUS_ABANDONED, left)
@@ -85,7 +85,7 @@ def op_refill(parts, args):
     if new is not None:
         _commit_therapy(parts, old, new, undo_refill)
     else:
-        _save(doc, undo_refill)
+        save_or_undo(doc, undo_refill)
     if not r.is_empty():
         p.release(pump.H_EMPTY)
         p.alarms.clear_condition(alarms.RESERVOIR_EMPTY)
@@ -101,7 +101,7 @@ def op_refill(parts, args):
 def op_suspend(parts, args):
     protocol.check_args(args, {"on": (bool, True)})
     p, doc, journal, sup = parts[0], parts[1], parts[2], parts[3]
-    th = _therapy(p)
+    th = therapy_of(p)
     was = th.suspended
     kind, left = th.suspend(args["on"])
     svc = doc.serviced
@@ -112,7 +112,7 @@ def op_suspend(parts, args):
         th.suspended = was
         doc.serviced = svc
 
-    _save(doc, undo)
+    save_or_undo(doc, undo)
     if not args["on"]:
         sup.clear_intentional_reset()  # no reset is coming: a later watchdog reset is a crash
         if svc:
@@ -126,7 +126,7 @@ def op_suspend(parts, args):
 def op_cancel_bolus(parts, args):
     protocol.check_args(args, {})
     p, doc, journal = parts
-    th = _therapy(p)
+    th = therapy_of(p)
     kind, left = th.cancel_bolus()
     if kind is None:
         raise protocol.ProtocolError(_E_NOT_ACTIVE, "no bolus is running")

@@ -4,7 +4,7 @@
 # The format and its limits: docs/dosing.md (Prescriptions).
 from micropython import const
 
-from itpump import LimitError, drugs
+from itpump import LimitError, check_int, drugs
 
 DAY_MS = const(86400000)  # a day of time-of-day ms (< 2**30)
 _MIN_PER_DAY = const(1440)
@@ -51,17 +51,10 @@ def _keys(d, allowed, path):
 
 
 def field_int(d, key, lo, hi, path="", what=""):
-    field = path + key
+    """d[key] through check_int, named by its dotted path; a missing key is refused by name too."""
     if key not in d:
-        raise LimitError(field, None, "an integer", "missing, must be")
-    v = d[key]
-    if type(v) is not int:
-        raise LimitError(field, v, "an integer", "must be")
-    if v < lo:
-        raise LimitError(field, v, lo, "below the minimum%s" % what)
-    if v > hi:
-        raise LimitError(field, v, hi, "above the maximum%s" % what)
-    return v
+        raise LimitError(path + key, None, "an integer", "missing, must be")
+    return check_int(path + key, d[key], lo, hi, what)
 
 
 def ceil_div(a, b):

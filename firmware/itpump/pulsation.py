@@ -3,7 +3,7 @@
 # inherits it and keeps the accounting; the model and its error bounds: docs/dosing.md.
 from micropython import const
 
-from itpump import LimitError
+from itpump import LimitError, check_int
 
 PROFILE_BINS = const(32)  # pulsation profile bins per roller pass (board contract)
 _PROFILE_PPM_MAX = const(500000)  # each bin within -50 %..+50 % of the mean
@@ -20,12 +20,7 @@ _REPRICE_BATCH_DIV = const(8)  # an edge placed no better than 1/8 of a pass (it
 def check_profile(profile_ppm, steps_per_pass_milli):
     """Validate a roller pulsation profile (board calibration "pulsation_ppm", "steps_per_pass_milli");
     returns it as a tuple of 32 ints. LimitError names the bad field."""
-    spp = steps_per_pass_milli
-    if type(spp) is not int:
-        raise LimitError("steps_per_pass_milli", spp, "an integer", "must be")
-    if not SPP_MILLI_MIN <= spp <= _SPP_MILLI_MAX:
-        raise LimitError("steps_per_pass_milli", spp, SPP_MILLI_MIN if spp < SPP_MILLI_MIN else _SPP_MILLI_MAX,
-                         "outside %d..%d (microsteps per roller pass x 1000); limit" % (SPP_MILLI_MIN, _SPP_MILLI_MAX))
+    check_int("steps_per_pass_milli", steps_per_pass_milli, SPP_MILLI_MIN, _SPP_MILLI_MAX)
     if not isinstance(profile_ppm, (list, tuple)) or len(profile_ppm) != PROFILE_BINS:
         raise LimitError("pulsation_ppm", profile_ppm, PROFILE_BINS, "must be a list of this many integers:")
     total = 0

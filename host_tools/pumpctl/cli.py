@@ -90,6 +90,34 @@ def positive_seconds(text: str) -> float:
     return v
 
 
+def positive_number(text: str) -> float:
+    """A factor such as --speed: a finite number > 0 (nan, inf, 0 and negatives refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
+    return v
+
+
+def whole_number(least: int = 0, most: int | None = None) -> Callable[[str], int]:
+    """A type for a count or index (--since, --page, --http-port): digits only, within least..most."""
+
+    def parse(text: str) -> int:
+        t = text.strip()
+        if not (t.isdigit() or t[:1] == "-" and t[1:].isdigit()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        v = int(t)
+        if v < least or most is not None and v > most:
+            raise argparse.ArgumentTypeError(f"{v} is out of range: " + (f"{least}..{most}" if most is not None
+                                                                      else f"at least {least}"))
+        return v
+
+    parse.__name__ = "whole number"
+    return parse
+
+
 # -- the command table (in the order `pumpctl --help` lists them) -----------------------------------
 
 COMMANDS: dict[str, Command] = {

@@ -132,8 +132,8 @@ class Client:
     def _no_reply(self, op: str, timeout_s: float) -> str:
         tail = self.link.pending_text()
         if tail.endswith(b">>> ") or tail.endswith(b">"):
-            return (f"board on {self.link.port} is at the MicroPython REPL, itpump is not running "
-                    f"(firmware missing? run: pumpctl flash --port {self.link.port})")
+            return (f"board on {self.link.port} is at the MicroPython REPL, itpump is not running: pumpctl "
+                    f"restart --port {self.link.port} runs it (pumpctl flash if its firmware is missing)")
         return f"board not answering on {self.link.port}: no reply to '{op}' in {timeout_s:.1f} s"
 
     def wait_ready(self, timeout_s: float) -> dict:

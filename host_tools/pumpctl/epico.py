@@ -1,15 +1,6 @@
-"""The emulated Pico: official rp2 MicroPython on rp2040js (host_tools/epico/runner.js), bridged to a pty.
-
-`start()` spawns a detached controller (`python -m pumpctl.epico serve DIR`) that owns a pty pair
-whose slave is the board's serial port (pumpctl, mpremote and pyserial open it like /dev/ttyACM0),
-runs the Node runner with the USB CDC bytes on its stdin/stdout and JSON lines on a socket, and closes the
-loop with the sim's plant physics (boards/sim/rom/plant.py under CPython): the STEP edges the runner
-counts (while EN is active) turn the pump head, the line pressure drives the pressure ADC channel
-through the rpi_pico sensor's transfer, and battery and DIAG are set by `command()`.
-
-State directory: flash.bin (the 2 MiB QSPI flash, kept across power cycles), port, pid, config.json,
-ctl.sock (commands: `command(dir, {...})`), bridge.log. docs/epico.md has the design.
-"""
+"""The emulated Pico: official rp2 MicroPython on rp2040js (host_tools/epico/runner.js), bridged to a pty,
+with the sim's plant turning the pump head from the STEP edges. One state directory per board (flash.bin
+kept across power cycles). Design: docs/epico.md; the controller: docs/pumpctl.md."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
-"""Flash the firmware and one board's files onto a device, verify them by hash, restart it.
-
-Plan: firmware/main.py -> /main.py, firmware/itpump/** -> /itpump/**, boards/<board>/*.py ->
-/<name> (board.py becomes /board.py); as .mpy (mpy-cross, cached, in parallel) for every module
-but main.py when asked, and by default on rp2 boards. An image with itpump frozen in (`make
-firmware`) already holds those: then only what is not frozen is copied, and copies of frozen
-modules are removed from the filesystem, where they would shadow the frozen ones.
-
-Check first, then act: the board is identified (from the running firmware's status, or at the
-REPL) and refused before anything on it changes. Files whose hash already matches are skipped.
-"""
+"""Flash the firmware and one board's files onto a device, verify them by hash, restart it: the board is
+identified and refused before anything on it changes; modules an image holds frozen are not copied.
+The plan and its reasons: docs/pumpctl.md (flash.py)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""Build a MicroPython v1.28 image for an rp2 board, with the firmware frozen in (or stock).
-
-`make firmware BOARD=rpi_pico [FROZEN=0] [MPY_DIR=...]` runs this. The MicroPython source is the
-user's checkout (`MPY_DIR`) or, without one, the cut-down v1.28.0 tarball unpacked once into
-build/src/. Outputs: build/<board>/firmware.{uf2,bin,elf} (frozen) or build/<board>-stock/ (no
-itpump). The cmake build trees stay in build/cmake/ so an unchanged rebuild takes seconds.
-
-A frozen image also carries `itpump_frozen`, generated here: the SHA-256 of every frozen source
-file by its path on the device, so `pumpctl flash` can tell what the image already holds.
-"""
+"""Build a MicroPython v1.28 image for an rp2 board, with the firmware frozen in (or stock), and the
+`itpump_frozen` hash table `pumpctl flash` reads. `make firmware` runs this; inputs, outputs and build
+trees: docs/pumpctl.md (fwbuild.py)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,6 @@
-"""Host keystore: per-device, per-role HMAC-SHA256 keys and the counters that sign changes.
-
-One JSON file per device, ``<dir>/<device-id>.json`` (file 0600, directory 0700), where ``<dir>`` is
-``$ITPUMP_KEYS_DIR`` (or ``$ITPUMP_KEYS``) or ``keys`` in the platform's user data directory
-(platformdirs: ``~/.local/share/itpump/keys`` on Linux, ``~/Library/Application Support/itpump/keys``
-on macOS, ``%LOCALAPPDATA%/itpump/keys`` on Windows); a keystore at the old ``~/.config/itpump/keys`` is
-still found::
-
-    {"v": 1, "device_id": "...", "created": "...", "keys": {role: hex}, "counters": {role: last used}}
-
-A signed change is ``body TAB hex(HMAC-SHA256(key, body)) LF`` where body carries "role" and "ctr"
-(see DESIGN.md, Link protocol; the firmware side is firmware/itpump/auth.py). Counters are taken under a
-file lock and written to disk before the frame is returned, so they only move forward across restarts
-and concurrent pumpctl processes; the board refuses any counter not above the last one it accepted.
-"""
+"""Host keystore: per-device, per-role HMAC-SHA256 keys and the counters that sign changes, one file per
+device (0600), counters on disk before a frame is returned. Where it lives and the frame format:
+docs/pumpctl.md (keys.py); the link's rules: docs/link-security.md."""
 
 from __future__ import annotations
 

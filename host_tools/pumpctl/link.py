@@ -38,7 +38,8 @@ class Link:
             self.ser = serial.Serial(port, baudrate, timeout=0.05, exclusive=True)
         except serial.SerialException as e:
             text = describe_open_error(port, e)
-            raise (NoBoardError if text.startswith("no such port") else LinkError)(text) from None
+            raise (NoBoardError if text.startswith(("no such port", "not a serial port")) else LinkError)(text) \
+                from None
         self._buf = bytearray()
 
     def __enter__(self) -> Link:
@@ -85,9 +86,15 @@ class Link:
 
 
 def describe_open_error(port: str, e: Exception) -> str:
+    import os
+
     text = str(e)
-    if "No such file" in text or "could not open port" in text and "Errno 2" in text:
+    if os.path.isdir(port):
+        return f"not a serial port: {port} is a folder"
+    if "No such file" in text or "[Errno 2]" in text:
         return f"no such port: {port}"
+    if "Inappropriate ioctl" in text:  # a file that is not a tty: nothing there to talk to
+        return f"not a serial port: {port}"
     if "exclusively lock" in text or "Resource temporarily unavailable" in text or "busy" in text.lower():
         from .web import busy_text
 

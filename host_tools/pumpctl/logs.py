@@ -1,11 +1,5 @@
-"""Event log on the host: decode, export (table, csv, json), plot.
-
-The record format is the firmware's: this module imports firmware/itpump/eventlog.py and never
-restates it. Input is raw record bytes: segment files copied off the flash (a directory of
-ev*.log), or the bytes the link returns. Damaged input never stops the export: every record that
-checks out is decoded, and each damaged stretch becomes a problem line naming its record number and
-byte offset.
-"""
+"""Event log on the host: decode, export (table, csv, json), plot. The record format is the firmware's
+(eventlog.py, imported); damaged input never stops the export. docs/pumpctl.md (logs.py)."""
 
 from __future__ import annotations
 

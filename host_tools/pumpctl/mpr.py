@@ -1,9 +1,5 @@
-"""The one adapter over mpremote's Python API (marked unstable upstream; pinned in pyproject).
-
-Nothing else in pumpctl imports mpremote: if its API moves, only this file changes. The file
-operations send few, large raw-REPL programs (a scan, batched writes, one verify) rather than one
-per file or per 256 bytes, which is where a flash spends its time.
-"""
+"""The one adapter over mpremote's Python API (marked unstable upstream; pinned in pyproject): nothing else
+in pumpctl imports mpremote. Why its file operations are few, large raw-REPL programs: docs/pumpctl.md."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""Frame size of every bytecode function in a MicroPython .mpy file (v6), read from its prelude.
-
-A call of a bytecode function needs n_state words (locals and value stack) plus one mp_exc_stack_t
-(handler, val_sp, prev_exc: 3 words on a 32-bit port) per level of nested exception handlers. Over
-FRAME_ON_STACK_WORDS the VM takes that frame from the heap at each call (py/objfun.c, fun_bc_call:
-VM_MAX_STATE_ON_STACK is 11 words) and frees it on return: docs/epico.md. The format is MicroPython's
-(py/bc.h for the prelude, py/persistentcode.c for the file); names are qualified like CPython's
-co_qualname without "<locals>" ("Detector.update", "outer.inner").
-"""
+"""Frame size of every bytecode function in a MicroPython .mpy file (v6), read from its prelude: the
+frames over FRAME_ON_STACK_WORDS come from the heap at each call. docs/pumpctl.md (mpyframes.py)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,6 @@
-"""Prescriptions on the host: a TOML file in clinical units -> the prescription dict the pump takes
-(integers, converted exactly by units.py), validated offline by the firmware's own prescription module
-(firmware/itpump/prescription.py, imported, never reimplemented); refusals, diffs and views back in
-clinical units; and the running prescription written back as a file that loads to the same prescription.
-
-A file (see examples/*.toml)::
-
-    drug = "morphine"
-    concentration = "10 mg/mL"        # or conc_mg_per_ml = 10, conc_ug_per_ml = 10_000
-    catheter_volume = "0.2 mL"        # or catheter_volume_ml / _ul / _nl
-    mode = "continuous"               # continuous, flex ([[flex]] start + dose), periodic ([periodic])
-    dose = "1 mg/day"                 # or dose_mg_per_day = 1, dose_ug_per_day, dose_ng_per_day
-    patient_bolus = { dose = "25 ug", over = "10 min", lockout = "2 h", max_per_day = 4 }
-
-The pump's own integer keys (dose_ng_per_day = 1_000_000, duration_min = 10 ...) still load.
-"""
+"""Prescriptions on the host: a TOML file in clinical units -> the prescription dict the pump takes,
+validated offline by the firmware's own prescription module; refusals, diffs and views in clinical units,
+and the running prescription written back as a file. The file format: docs/pumpctl.md (prescription.py)."""
 
 from __future__ import annotations
 

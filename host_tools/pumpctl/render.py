@@ -27,7 +27,7 @@ def rotor_text(rot: dict) -> str:
     txt = f"phase known, {rot.get('edges', 0)} index edges, {rot.get('gaps_known', 0)} magnet gaps learnt"
     owed = rot.get("owed_pl") or 0
     if owed:
-        txt += f", {owed / 1000:+.1f} nL re-priced still to settle"
+        txt += f", {units.fmt_nl_floor(owed)} re-priced still to settle"
     return txt
 
 

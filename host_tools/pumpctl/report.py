@@ -59,7 +59,7 @@ def build(status: dict, therapy: dict, records: list[dict], drugs_by_rx: dict[in
     per_day = []
     for d, dv, pv in timeline.per_day(tl, tz):
         pct = f"{dv / pv * 100:.1f} %" if pv > 0 else "-"
-        per_day.append((d, f"{dv:.1f} uL", f"{pv:.1f} uL", pct))
+        per_day.append((d, units.fmt_volume_floor(round(dv * 1000)), units.fmt_volume_floor(round(pv * 1000)), pct))
     states: dict[str, str] = {}
     alarms = []
     for t, r in zip(tl.times, records, strict=True):
@@ -143,16 +143,24 @@ def _text_block(title: str, rows, head=None, width: int = 60) -> str:
     return "\n".join(lines)
 
 
+def out_format(out: str | Path) -> str:
+    """The report's format by its file's suffix (html, pdf, png), or a refusal naming the choices."""
+    suffix = Path(out).suffix.lower()
+    fmt = {".html": "html", ".htm": "html", ".pdf": "pdf", ".png": "png"}.get(suffix)
+    if fmt is None:
+        raise PumpctlError(f"report --out {out}: unknown report type '{suffix or '(none)'}': choose .html, .pdf "
+                           "or .png")
+    return fmt
+
+
 def write(rep: Report, out: str | Path) -> Path:
     """Write the report; the format follows the suffix (.html, .pdf, .png)."""
     p = Path(out)
-    suffix = p.suffix.lower()
+    fmt = out_format(p)
     try:
-        if suffix in (".html", ".htm"):
+        if fmt == "html":
             p.write_text(html_text(rep), encoding="utf-8")
             return p
-        if suffix not in (".pdf", ".png"):
-            raise PumpctlError(f"report: {p.name}: choose .html, .pdf or .png")
         import matplotlib
 
         matplotlib.use("Agg")

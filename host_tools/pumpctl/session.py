@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from . import PumpctlError, keys, prescription
+from . import PumpctlError, UsageError, keys, prescription
 from . import logs as logsmod
 from .client import Client, DeviceError
 from .units import TIME_MIN, clinical_text, fmt_conc, mass_to_nl, parse_amount
@@ -96,19 +96,19 @@ def limit_text(message: str, options: dict[str, tuple[str, int]]) -> str:
 def bolus_args(dose_ug: str | None = None, minutes: str | int | None = None, prime: bool = False,
                volume_ul: str | None = None) -> dict:
     if minutes is None:
-        raise PumpctlError("bolus: --minutes N is required (how long the bolus runs)")
+        raise UsageError("bolus: --minutes N is required (how long the bolus runs)")
     duration_min = parse_amount(minutes, 1, "--minutes", maximum=TIME_MIN["day"])  # a bolus runs at most a day
     if prime:
         if dose_ug is not None:
-            raise PumpctlError("bolus --prime fills the catheter by volume: give --volume-ul, not --dose-ug")
+            raise UsageError("bolus --prime fills the catheter by volume: give --volume-ul, not --dose-ug")
         a: dict = {"kind": "prime", "duration_min": duration_min}
         if volume_ul is not None:
             a["volume_nl"] = parse_amount(volume_ul, 1000, "--volume-ul")
         return a
     if volume_ul is not None:
-        raise PumpctlError("bolus: --volume-ul is for --prime; a clinician bolus is a dose (--dose-ug)")
+        raise UsageError("bolus: --volume-ul is for --prime; a clinician bolus is a dose (--dose-ug)")
     if dose_ug is None:
-        raise PumpctlError("bolus: give --dose-ug X (clinician), --prime, or --patient")
+        raise UsageError("bolus: give --dose-ug X (clinician), --prime, or --patient")
     return {"kind": "clinician", "dose_ng": parse_amount(dose_ug, 1000, "--dose-ug"), "duration_min": duration_min}
 
 
@@ -154,14 +154,32 @@ def calibrate_args(measured_ul: str | None, steps: int, mass_mg: str | None = No
     (--mass-mg, at --water-temp-c, default 20 C), and the confirmed microsteps that delivered it."""
     if steps < 1:
         raise PumpctlError(f"calibrate: --steps {steps} must be at least 1")
-    if (measured_ul is None) == (mass_mg is None):
-        raise PumpctlError("calibrate: give either --mass-mg X (weighed water) or --measured-ul V, not both")
+    if measured_ul is not None and mass_mg is not None:
+        raise UsageError("calibrate: give either --mass-mg X (weighed water) or --measured-ul V, not both")
+    if measured_ul is None and mass_mg is None:
+        raise UsageError("calibrate: give --mass-mg X (the weighed water) or --measured-ul V (the volume)")
     if mass_mg is None:
         if water_temp_c is not None:
-            raise PumpctlError("calibrate: --water-temp-c goes with --mass-mg (a volume needs no density)")
+            raise UsageError("calibrate: --water-temp-c goes with --mass-mg (a volume needs no density)")
         return {"measured_nl": parse_amount(str(measured_ul), 1000, "--measured-ul"), "steps": steps}
     nl = mass_to_nl(mass_mg, 20 if water_temp_c is None else water_temp_c)[0]
     return {"measured_nl": nl, "steps": steps}
+
+
+def alarm_code(typed: str) -> str:
+    """An alarm's code as `ack` sends it: one of the firmware's own names (alarms.TABLE; any case), or
+    "all". Anything else is refused here, naming the codes, before a request is signed or sent."""
+    prescription.prescription_module()  # puts firmware/ on the path
+    from itpump import alarms
+
+    code = typed.strip()
+    if code.lower() == "all":
+        return "all"
+    if code.upper() in alarms.NAMES:
+        return code.upper()
+    close = difflib.get_close_matches(code.upper(), alarms.NAMES, n=1)
+    raise UsageError(f"ack: unknown alarm {typed!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                     + f"; the codes: {', '.join(alarms.NAMES)}, or all")
 
 
 def time_sync_args(now_s: float | None = None, tz_min: int | None = None) -> dict:

@@ -1,13 +1,5 @@
-"""What the event log says happened, as time series for charts and reports (plot, report, web).
-
-Times: a record's wall clock where the board had one (time sync), else placed by tick deltas from the
-first record that had one (or ending at `now` when none had). Series:
-- delivered: cumulative uL, from the hourly DELIVERY records (delivered_nl restarts at each refill);
-- programmed: cumulative uL the prescription asked for: the programmed rate (therapy changes and the
-  rate in each DELIVERY record) times time, plus each bolus given;
-- reservoir: mL after each refill and DELIVERY record (refill volume minus delivered since);
-- marks: alarms (by name), boluses, refills, prescription changes (with the drug when known).
-"""
+"""What the event log says happened, as time series for charts and reports (plot, report, web): delivered,
+programmed, reservoir and marks. How records are placed in time: docs/pumpctl.md (timeline.py)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
 """Clinical units <-> the pump's integers, exactly, in one place: prescription text, amounts typed on
-the command line, a weighed mass of water, and the text shown for each.
-
-People write mg/day, ug/mL, mL, minutes and hours; the firmware takes ng/day, ug/mL, nL and minutes as
-integers. A value converts only when it is a whole number of the pump's unit (``1.2 mg/day`` is
-1,200,000 ng/day; ``0.0000001 mg/day`` is refused, naming what was typed). Arithmetic is in Fractions
-from the decimal text, never floats. The reverse (pump integer -> text) is exact too: a value is shown
-in the largest unit that keeps it short and exact, so the text converts back to the same integer.
-"""
+the command line, a weighed mass of water, and the text shown for each (Fractions, never floats).
+The conversion rules: docs/pumpctl.md (units.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from . import PumpctlError
+from . import PumpctlError, UsageError
 
 MASS_NG = {"ng": 1, "ug": 1000, "µg": 1000, "mcg": 1000, "mg": 10**6, "g": 10**9}
 VOLUME_NL = {"nl": 1, "ul": 1000, "µl": 1000, "ml": 10**6}
@@ -180,14 +174,27 @@ def fmt_rate(nl_per_h: int | None) -> str:
 
 
 def fmt_volume_floor(nl: int | None) -> str:
-    """A measured volume for reading: mL to 0.001 (uL to 0.1 below 1 mL), rounded down. The one formatter
-    of measured volumes (status, report, web): a refill is planned from what is left, so what is left is
-    never shown as more than it is (19.9996 mL reads 19.999 mL, not 20.000)."""
+    """A measured volume for reading: mL to 0.001 from 1 mL, uL to 0.1 below, rounded toward zero; a
+    volume that is not zero but under 0.1 uL reads "<0.1 uL". The one formatter of measured volumes
+    (status, report, web): what is left is never shown as more than it is (19.9996 mL reads 19.999 mL,
+    not 20.000), and drug given is never shown as none (71 nL booked at a reset reads "<0.1 uL", not
+    "0.0 uL"). Integer arithmetic: no float rounds a digit up."""
     if nl is None:
         return "-"
-    if abs(nl) >= 1_000_000:
-        return f"{nl // 1000 / 1000:.3f} mL"
-    return f"{nl // 100 / 10:.1f} uL"
+    sign, n = ("-" if nl < 0 else ""), abs(nl)
+    if n >= 1_000_000:
+        return f"{sign}{n // 1_000_000}.{n // 1000 % 1000:03d} mL"
+    if n < 100:
+        return f"{sign}<0.1 uL" if n else "0.0 uL"
+    return f"{sign}{n // 1000}.{n // 100 % 10} uL"
+
+
+def fmt_nl_floor(pl: int) -> str:
+    """A small volume in nL to 0.1 from pL, by the same rule: toward zero, never "0.0" for non-zero."""
+    sign, n = ("-" if pl < 0 else "+"), abs(pl)
+    if n < 100:
+        return f"{sign}<0.1 nL" if n else "0.0 nL"
+    return f"{sign}{n // 1000}.{n // 100 % 10} nL"
 
 
 def fmt_volume_per_day(nl: int | None) -> str:
@@ -223,10 +230,10 @@ def parse_amount(text: str | int, scale: int, name: str, minimum: int = 1, maxim
     (checked here, before anything is signed or sent)."""
     try:
         d = Decimal(str(text).strip().replace("_", ""))
-    except InvalidOperation:
-        raise PumpctlError(f"{name} {text!r} is not a number") from None
+    except InvalidOperation:  # malformed (a usage error, exit 2); a number out of range is a bad value
+        raise UsageError(f"{name} {text!r} is not a number") from None
     if not d.is_finite():
-        raise PumpctlError(f"{name} {text!r} is not a number")
+        raise UsageError(f"{name} {text!r} is not a number")
     v = d * scale
     if v != v.to_integral_value():
         raise PumpctlError(f"{name} {text}: finer than the pump's step of {Decimal(1) / scale}")

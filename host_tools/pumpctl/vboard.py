@@ -1,15 +1,6 @@
-"""The virtual board: the real `micropython` unix binary running boards/sim, bridged to a pty.
-
-`start()` spawns a detached bridge process (`python -m pumpctl.vboard serve DIR`). The bridge owns a
-pty pair whose slave path is the board's serial port: mpremote and pyserial open it like a Pico's
-/dev/ttyACM0. It runs micropython with pipes on stdin/stdout (no tty there, so the unix REPL never
-flushes input that mpremote already sent), copies bytes both ways, and restarts the interpreter
-when it exits or when the sim ROM asks for a reset on its out-of-band stderr channel: the port
-path stays the same across resets, as a USB CDC device's does.
-
-Everything lives in one state directory per board: flash.bin (littlefs image), port, pid,
-config.json, bridge.log. The flash image survives stop/start like real flash.
-"""
+"""The virtual board: the real `micropython` unix binary running boards/sim, bridged to a pty whose path
+stays the same across resets. One state directory per board (flash.bin survives stop/start).
+The bridge: docs/pumpctl.md (vboard.py); the board: docs/sim.md."""
 
 from __future__ import annotations
 

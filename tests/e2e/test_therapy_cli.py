@@ -34,7 +34,7 @@ def pc(*args, ok=True):
     if ok:
         assert r.returncode == 0, f"pumpctl {args}: {r.stdout}\n{r.stderr}"
     else:
-        assert r.returncode in (1, 4), f"pumpctl {args} should fail: {r.stdout}\n{r.stderr}"
+        assert r.returncode in (1, 2, 4), f"pumpctl {args} should fail: {r.stdout}\n{r.stderr}"
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("pumpctl: error: "), r.stderr
     return r
 

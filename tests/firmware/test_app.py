@@ -1,4 +1,5 @@
-# The app's loop over fake boards (CPython and micropython): link, boot, delivery, ops, restore.
+# The app's loop over fake boards (CPython and micropython): link, boot, delivery, ops. A restart's books:
+# test_statedoc.py; the device id: test_identity.py.
 import json
 
 import pytest
@@ -178,43 +179,6 @@ def test_ctrl_c_while_therapy_runs_is_told_why_the_repl_stays_locked():
     a.poll_link()
     assert [m.get("event") for m in replies(b)] == ["repl_locked"]
     r.close()
-
-
-def test_device_id_is_made_once_and_kept_when_the_board_has_none():
-    b, a, r = make()
-    first = a.identity.device_id
-    a.log.close()
-    a2 = app.App(FakeBoard(), root=r.dir + "/")
-    assert a2.identity.device_id == first and len(first) > 8
-    r.close()
-
-
-class _IdBoard(FakeBoard):
-    def __init__(self, uid):
-        FakeBoard.__init__(self)
-        self.uid = uid
-
-    def unique_id(self):
-        return self.uid
-
-
-def test_a_degenerate_unique_id_gets_a_random_id_made_once_and_kept():
-    good = Rig(_IdBoard(b"\xe6\x60\x38\xb7\x13\x3a\x7a\x2f"))
-    assert good.a.identity.device_id == "fake-e66038b7133a7a2f"
-    good.close()
-    ids = []
-    for uid in (bytes(8), bytes(8), b"\xff" * 8, b""):  # the emulator's is all zeros
-        r = Rig(_IdBoard(uid))
-        first = r.a.identity.device_id
-        assert first.startswith("fake-") and len(first) == 17 and first != "fake-" + "00" * 6, first
-        r.a.log.close()
-        r.b.uid = b"\x12" * 8
-        again = app.App(r.b, root=r.dir + "/")  # made once, used from then on
-        assert again.identity.device_id == first
-        again.log.close()
-        ids.append(first)
-        r.close()
-    assert len(set(ids)) == 4  # no two such boards share an id
 
 
 def test_bad_input_gets_errors_and_the_loop_keeps_serving():
@@ -577,79 +541,6 @@ def test_logs_are_paged_as_hex_records():
         since = page["next"]
     assert seen == list(range(1, r.a.log.seq + 1)) and len(seen) >= 8
     r.close()
-
-
-# -- restart ----------------------------------------------------------------------------------------
-def _power_cut(r):
-    """A new app on the same files and board after a cut (the motor's emitted pulses stay the truth)."""
-    r.a.log.close()
-    r.b.motor.stop()
-    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
-    r2 = Rig(r.b, d=r.dir)
-    r2.ctr = r.ctr
-    r2.a.boot()
-    return r2
-
-
-def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus():
-    r = programmed(RX_PB)
-    r.run_ms(120000)
-    r.ok("patient_bolus", role="patient")
-    r.run_ms(20000)  # the bolus is mid-way
-    truth = r.b.motor.emitted * 20
-    before = r.read("status")
-    r2 = _power_cut(r)
-    st = r2.read("status")
-    assert st["delivered_nl"] >= truth and st["delivered_total_nl"] >= before["delivered_total_nl"]
-    assert st["reservoir_nl"] <= 20000000 - truth
-    assert st["therapy"]["bolus"] is None and st["running"]  # basal resumes, the bolus does not
-    assert eventlog.BOLUS_ABANDONED in r2.codes()
-    m = r2.change("patient_bolus", role="patient")  # the lockout survived the reset
-    assert m["error"]["code"] == "LOCKOUT"
-    r2.run_ms(60000)
-    assert r2.read("status")["delivered_nl"] > st["delivered_nl"] - 1
-    r2.close()
-
-
-def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():
-    r = programmed()  # 40000 nL/h: 2 min = 1334 nL (rounded up)
-    saves = []
-    real = r.a.doc.store.save_mark
-    r.a.doc.store.save_mark = lambda d, m: (saves.append(m), real(d, m))[1]
-    r.run_ms(15 * 60000)  # past the 10-minute full checkpoint
-    assert 8 <= len(saves) <= 11, saves  # the mark moves about every 90 s
-    truth = r.b.motor.emitted * 20
-    r2 = _power_cut(r)
-    st = r2.read("status")
-    booked = st["unconfirmed_nl"]["boot"]
-    assert st["delivered_nl"] >= truth  # never under-counted
-    assert 0 < booked <= 1334 + 20 + 1, booked  # 2 min of basal + a step in flight
-    assert st["delivered_nl"] - truth <= booked
-    assert st["unconfirmed_nl"]["total"] == booked
-    recs = [f for c, f in r2.events() if c == eventlog.RESERVE_BOOKED]
-    assert [eventlog.fields(eventlog.RESERVE_BOOKED, f) for f in recs] == [{"volume_nl": booked, "total_nl": booked}]
-    r2.run_ms(5 * 60000)
-    truth = r2.b.motor.emitted * 20
-    r3 = _power_cut(r2)
-    st3 = r3.read("status")
-    assert st3["delivered_nl"] >= truth and 0 < st3["unconfirmed_nl"]["boot"] <= 1334 + 21
-    assert st3["unconfirmed_nl"]["total"] == booked + st3["unconfirmed_nl"]["boot"]  # kept across boots
-    r3.close()
-
-
-def test_a_damaged_mark_books_the_most_it_could_have_reached():
-    r = programmed()
-    r.run_ms(3 * 60000)
-    truth = r.b.motor.emitted * 20
-    with open(r.dir + "/data/state/mark", "r+b") as f:
-        f.seek(12)
-        f.write(b"\xff")
-    r2 = _power_cut(r)
-    st = r2.read("status")
-    # 12 min of basal past the state's mark: the farthest the lost mark could have moved
-    assert st["delivered_nl"] >= truth and st["delivered_nl"] >= 12 * 40000 // 60 + 1334
-    assert eventlog.STORE_PROBLEM in r2.codes()
-    r2.close()
 
 
 def test_a_board_without_a_motor_runs_the_link_only():

@@ -1,14 +1,15 @@
-# The state document (statedoc.py) keeps its shape: the keys a board already has on flash, and such a
-# document restored on a board upgraded in place (CPython and micropython).
+# The state document (statedoc.py): the keys a board already has on flash, such a document restored on a
+# board upgraded in place, and what a restart after a power cut books (never under-counted, the reserve
+# mark, an interrupted bolus abandoned) (CPython and micropython).
 import json
 import os
 
 import pytest
 import scratch
-from test_app import Rig, programmed
+from test_app import RX_PB, Rig, programmed
 
 from fakes import FakePumpBoard
-from itpump import statedoc, store
+from itpump import eventlog, statedoc, store
 
 pytestmark = pytest.mark.micropython
 
@@ -46,3 +47,76 @@ def test_a_document_written_before_is_restored():
     st = r.read("status")
     assert st["boot_count"] == 13 and st["unconfirmed_nl"] == {"boot": 0, "total": 2084}
     r.close()
+
+
+# -- restart ----------------------------------------------------------------------------------------
+def _power_cut(r):
+    """A new app on the same files and board after a cut (the motor's emitted pulses stay the truth)."""
+    r.a.log.close()
+    r.b.motor.stop()
+    r.b.motor.take_confirmed()  # confirmed by the driver, never seen by the app: lost with the power
+    r2 = Rig(r.b, d=r.dir)
+    r2.ctr = r.ctr
+    r2.a.boot()
+    return r2
+
+
+def test_a_restart_keeps_the_totals_never_under_counted_and_abandons_the_bolus():
+    r = programmed(RX_PB)
+    r.run_ms(120000)
+    r.ok("patient_bolus", role="patient")
+    r.run_ms(20000)  # the bolus is mid-way
+    truth = r.b.motor.emitted * 20
+    before = r.read("status")
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    assert st["delivered_nl"] >= truth and st["delivered_total_nl"] >= before["delivered_total_nl"]
+    assert st["reservoir_nl"] <= 20000000 - truth
+    assert st["therapy"]["bolus"] is None and st["running"]  # basal resumes, the bolus does not
+    assert eventlog.BOLUS_ABANDONED in r2.codes()
+    m = r2.change("patient_bolus", role="patient")  # the lockout survived the reset
+    assert m["error"]["code"] == "LOCKOUT"
+    r2.run_ms(60000)
+    assert r2.read("status")["delivered_nl"] > st["delivered_nl"] - 1
+    r2.close()
+
+
+def test_a_reset_books_at_most_two_minutes_of_basal_and_says_so():
+    r = programmed()  # 40000 nL/h: 2 min = 1334 nL (rounded up)
+    saves = []
+    real = r.a.doc.store.save_mark
+    r.a.doc.store.save_mark = lambda d, m: (saves.append(m), real(d, m))[1]
+    r.run_ms(15 * 60000)  # past the 10-minute full checkpoint
+    assert 8 <= len(saves) <= 11, saves  # the mark moves about every 90 s
+    truth = r.b.motor.emitted * 20
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    booked = st["unconfirmed_nl"]["boot"]
+    assert st["delivered_nl"] >= truth  # never under-counted
+    assert 0 < booked <= 1334 + 20 + 1, booked  # 2 min of basal + a step in flight
+    assert st["delivered_nl"] - truth <= booked
+    assert st["unconfirmed_nl"]["total"] == booked
+    recs = [f for c, f in r2.events() if c == eventlog.RESERVE_BOOKED]
+    assert [eventlog.fields(eventlog.RESERVE_BOOKED, f) for f in recs] == [{"volume_nl": booked, "total_nl": booked}]
+    r2.run_ms(5 * 60000)
+    truth = r2.b.motor.emitted * 20
+    r3 = _power_cut(r2)
+    st3 = r3.read("status")
+    assert st3["delivered_nl"] >= truth and 0 < st3["unconfirmed_nl"]["boot"] <= 1334 + 21
+    assert st3["unconfirmed_nl"]["total"] == booked + st3["unconfirmed_nl"]["boot"]  # kept across boots
+    r3.close()
+
+
+def test_a_damaged_mark_books_the_most_it_could_have_reached():
+    r = programmed()
+    r.run_ms(3 * 60000)
+    truth = r.b.motor.emitted * 20
+    with open(r.dir + "/data/state/mark", "r+b") as f:
+        f.seek(12)
+        f.write(b"\xff")
+    r2 = _power_cut(r)
+    st = r2.read("status")
+    # 12 min of basal past the state's mark: the farthest the lost mark could have moved
+    assert st["delivered_nl"] >= truth and st["delivered_nl"] >= 12 * 40000 // 60 + 1334
+    assert eventlog.STORE_PROBLEM in r2.codes()
+    r2.close()

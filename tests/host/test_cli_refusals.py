@@ -3,6 +3,7 @@ argparse abbreviations: `bolus --dose 5` is not `--dose-ug 5`), every argument c
 is opened, and each refusal one line with the README's exit code."""
 
 import argparse
+import json
 
 import pytest
 
@@ -91,3 +92,114 @@ def test_fwbuild_takes_no_abbreviation_either(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         fwbuild.main(["--stoc"])
     assert e.value.code == 2 and "--stoc" in capsys.readouterr().err
+
+
+@pytest.fixture
+def nothing_started(monkeypatch):
+    """Fails a test that starts a virtual board or an emulated Pico."""
+    from pumpctl import epico, vboard
+
+    for mod in (vboard, epico):
+        monkeypatch.setattr(mod, "start", lambda *a, **kw: pytest.fail("a board was started"))
+
+
+@pytest.mark.parametrize("argv,code,says", [
+    # report read the board's whole event log, then refused the file name
+    (["report", "--out", "r.txt"], 1, "report --out r.txt: unknown report type '.txt': choose .html, .pdf or .png"),
+    (["report", "--out", "report"], 1, "unknown report type '(none)'"),
+    (["report", "--out", "{tmp}"], 1, "is a folder, give a file name"),
+    (["logs", "--out", "{tmp}"], 1, "is a folder, give a file name"),
+    # logs checked these after opening the link (exit 1), or never (--interval 0 polled without pause)
+    (["logs", "--since", "-3"], 2, "argument --since: -3 is out of range: at least 0"),
+    (["logs", "--page", "0"], 2, "argument --page: 0 is out of range: 1..200"),
+    (["logs", "--page", "201"], 2, "1..200"),
+    (["logs", "--follow", "--interval", "0"], 2, "argument --interval: 0 must be a positive number of seconds"),
+    (["logs", "--follow", "--interval", "nan"], 2, "--interval"),
+    # ack sent any code, signed, for the board to refuse (exit 4)
+    (["ack", "OCLUSION"], 2, "ack: unknown alarm 'OCLUSION' (did you mean OCCLUSION?); the codes: OCCLUSION, LEAK"),
+    (["ack", ""], 2, "unknown alarm ''"),
+    # web: a traceback (OverflowError from bind)
+    (["web", "--http-port", "70000"], 2, "argument --http-port: 70000 is out of range: 1..65535"),
+    (["web", "--http-port", "0"], 2, "1..65535"),
+    # usage (README: a missing or malformed argument is exit 2), said before anything is sent
+    (["bolus", "--dose-ug", "5"], 2, "bolus: --minutes N is required"),
+    (["bolus", "--minutes", "5"], 2, "bolus: give --dose-ug X (clinician), --prime, or --patient"),
+    (["bolus", "--dose-ug", "abc", "--minutes", "5"], 2, "--dose-ug 'abc' is not a number"),
+    (["bolus", "--patient", "--minutes", "5"], 2, "takes no dose or duration"),
+    (["calibrate", "--steps", "10"], 2, "calibrate: give --mass-mg X (the weighed water) or --measured-ul V"),
+    (["program", "examples/morphine_continuous.toml", "--json"], 2, "program --json asks no question: add --yes"),
+    # a bad value is an error (exit 1), still before the link
+    (["bolus", "--dose-ug", "0.0001", "--minutes", "5"], 1, "finer than the pump's step"),
+])
+def test_bad_input_is_refused_before_the_link_is_opened(argv, code, says, no_link, capsys, tmp_path, monkeypatch):
+    from test_cli_therapy import ROOT
+
+    monkeypatch.chdir(ROOT)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "--json" not in argv:
+        rc, out, err = _run([*argv, "-p", "fake"], capsys)
+        assert rc == code and says in err and err.count("\n") == 1, (argv, rc, out, err)
+    rc, out, err = _run([*argv, "-p", "fake", "--json"], capsys)  # the same refusal in the JSON envelope
+    env = json.loads(out)
+    assert rc == code and env["ok"] is False and env["error"]["exit_code"] == code and says in env["error"]["message"]
+    assert err == "" and no_link == []
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["vboard", "start", "--speed", "nan"], "argument --speed: nan must be a number > 0"),
+    (["vboard", "start", "--speed", "0"], "must be a number > 0"),
+    (["vboard", "start", "--speed", "inf"], "must be a number > 0"),
+    (["vboard", "start", "--heap", "lots"], "argument --heap: 'lots' is not a heap size"),
+    (["epico", "start", "--speed", "-1"], "must be a number > 0"),
+])
+def test_a_board_is_not_started_with_bad_options(argv, says, nothing_started, capsys):
+    """--speed nan started a virtual board whose clock never moved (nan <= 0 is False)."""
+    rc, out, err = _run(argv, capsys)
+    assert rc == EXIT_USAGE and says in err and err.count("\n") == 1, (argv, err)
+
+
+def test_a_path_that_is_no_serial_port_says_so(capsys, tmp_path):
+    """-p /tmp said "no such port: /tmp" (its errno 21 matched "Errno 2"); a plain file said "Could not
+    configure port: (25, 'Inappropriate ioctl for device')"."""
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    for port, says in ((str(tmp_path), f"not a serial port: {tmp_path} is a folder"),
+                       (str(f), f"not a serial port: {f}"),
+                       (str(tmp_path / "nope"), f"no such port: {tmp_path / 'nope'}")):
+        rc, out, err = _run(["status", "-p", port], capsys)
+        assert rc == 3 and err == f"pumpctl: error: {says}\n", (port, err)
+
+
+def test_a_board_at_the_repl_is_told_how_to_run_itpump_again():
+    """Seen on the virtual board after `mpremote ... ls :`: the board waits at ">>> " and every command
+    said "firmware missing? run: pumpctl flash", sending people to re-flash a board that only needed
+    `pumpctl restart`."""
+    from test_client_recovery import Link
+
+    from pumpctl.client import Client, NoReplyError
+
+    class AtRepl(Link):
+        def pending_text(self):
+            return b"MicroPython v1.28.0 on 2026-01-01; linux [GCC 12.2.0] version\r\n>>> "
+
+    lk = AtRepl(lambda req: [])
+    with pytest.raises(NoReplyError) as e:
+        Client(lk, timeout_s=1.0, clock=lk.clock).request("status")
+    assert str(e.value) == ("board on fake is at the MicroPython REPL, itpump is not running: pumpctl restart "
+                            "--port fake runs it (pumpctl flash if its firmware is missing)")
+    assert e.value.exit_code == 5
+
+
+def test_a_privileged_http_port_is_not_called_in_use(monkeypatch):
+    """As a user, --http-port 80 said "127.0.0.1:80 is in use (another pumpctl web?)"."""
+    import socket
+
+    from pumpctl import PumpctlError, web
+
+    def bind(self, addr):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    with pytest.raises(PumpctlError, match=r"127.0.0.1:80: not allowed to serve on it \(ports below 1024 need "
+                                           r"root\): choose another with --http-port N"):
+        web.serve("/dev/no-such-port", http_port=80)

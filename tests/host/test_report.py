@@ -103,7 +103,7 @@ def test_follow_prints_new_events_until_ctrl_c(board, capsys, monkeypatch):  # n
         return real(timeout_s)
 
     monkeypatch.setattr(board, "readline", readline)
-    rc, out2, err = pc(capsys, "logs", "--format", "csv", "--follow", "--interval", "0")
+    rc, out2, err = pc(capsys, "logs", "--format", "csv", "--follow", "--interval", "0.001")
     assert rc == 0 and "stopped following" in err
     assert out2.startswith(out)  # the log so far, then what happened while following
     new = out2[len(out):].splitlines()

@@ -243,19 +243,32 @@ def target_actions(name: str) -> dict:
 
 def _vboard_start_args(sp: argparse.ArgumentParser) -> None:
     from .. import vboard
+    from ..cli import positive_number
 
-    sp.add_argument("--speed", type=float, default=1.0, help="virtual clock speed factor (e.g. 3600)")
-    sp.add_argument("--heap", default=vboard.DEFAULT_HEAP,
+    sp.add_argument("--speed", type=positive_number, default=1.0, help="virtual clock speed factor (e.g. 3600)")
+    sp.add_argument("--heap", type=_heap_size, default=vboard.DEFAULT_HEAP,
                     help=f"MicroPython heap size (default {vboard.DEFAULT_HEAP}: a Pico's, in 64-bit objects)")
 
 
+def _heap_size(text: str) -> str:
+    """--heap as micropython's -X heapsize takes it: a number of bytes, K or M (384K)."""
+    import re
+
+    if not re.fullmatch(r"[1-9][0-9]*[KkMm]?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a heap size (bytes, or with K or M: 384K)")
+    return text
+
+
 def _epico_start_args(sp: argparse.ArgumentParser) -> None:
+    from ..cli import positive_number
+
     sp.add_argument("--firmware", help="MicroPython image (.uf2 or .bin) to write first, as a BOOTSEL drop does "
                                        "(the filesystem stays); needed on first start")
     sp.add_argument("--bootrom", help="RP2040 bootrom (default $ITPUMP_BOOTROM, else "
                                       "shared/rp2/bootrom-rp2040-b1.bin beside the repository)")
     sp.add_argument("--erase", action="store_true", help="start from blank flash")
-    sp.add_argument("--speed", type=float, default=1.0, help="chip time per wall time, at most (default 1: real time)")
+    sp.add_argument("--speed", type=positive_number, default=1.0,
+                    help="chip time per wall time, at most (default 1: real time)")
 
 
 def _target(s) -> tuple[Target, Any]:

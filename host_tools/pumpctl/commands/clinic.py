@@ -63,7 +63,10 @@ def show_history(rows: list[dict], s) -> None:
 
 
 def web_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--http-port", type=int, default=8765, help="the page's port on 127.0.0.1 (default 8765)")
+    from ..cli import whole_number
+
+    sp.add_argument("--http-port", type=whole_number(1, 65535), default=8765, metavar="N",
+                    help="the page's port on 127.0.0.1 (default 8765)")
 
 
 def web(s):
@@ -92,6 +95,7 @@ def report(s) -> dict:
     from .logs import check_out_path
 
     check_out_path(s.args.out, "--out")
+    rpt.out_format(s.args.out)  # a suffix it cannot write: refused before the whole log is read
     with s.session() as ses:
         st = ses.status()
         th = ses.read("therapy")

@@ -13,26 +13,33 @@ from . import DONE
 
 
 def logs_args(sp: argparse.ArgumentParser) -> None:
+    from ..cli import positive_seconds, whole_number
     from ..session import MAX_LOG_RECORDS
 
-    sp.add_argument("--since", type=int, default=0, help="only records after this sequence number")
+    sp.add_argument("--since", type=whole_number(0), default=0, metavar="N",
+                    help="only records after this sequence number")
     sp.add_argument("--format", choices=["table", "csv", "json"], default="table",
                     help="how the records are written (default table)")
     sp.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     sp.add_argument("--plot", metavar="PNG", help="also plot delivery (programmed vs delivered), rate and reservoir "
                                                   "over dates, with alarms, boluses, refills and drug changes marked")
     sp.add_argument("--follow", action="store_true", help="then print events as they happen until Ctrl-C")
-    sp.add_argument("--interval", type=float, default=1.0, help="--follow: seconds between log checks (default 1)")
-    sp.add_argument("--page", type=int, default=MAX_LOG_RECORDS, help=f"records per request (1..{MAX_LOG_RECORDS})")
+    sp.add_argument("--interval", type=positive_seconds, default=1.0,
+                    help="--follow: seconds between log checks (default 1)")
+    sp.add_argument("--page", type=whole_number(1, MAX_LOG_RECORDS), default=MAX_LOG_RECORDS, metavar="N",
+                    help=f"records per request (1..{MAX_LOG_RECORDS})")
 
 
 def check_out_path(path: str | None, option: str) -> None:
-    """An output file's folder must exist: said before the board is asked, not as a traceback after."""
+    """An output file's folder must exist and the file must not be a folder: said before the board is
+    asked, not after the whole log was read."""
     if path is None:
         return
-    parent = Path(path).expanduser().parent
-    if not parent.is_dir():
-        raise PumpctlError(f"{option} {path}: folder {parent} does not exist")
+    p = Path(path).expanduser()
+    if not p.parent.is_dir():
+        raise PumpctlError(f"{option} {path}: folder {p.parent} does not exist")
+    if p.is_dir():
+        raise PumpctlError(f"{option} {path}: is a folder, give a file name")
 
 
 def logs(s):

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import PumpctlError
+from .. import PumpctlError, UsageError
 from . import DONE
 
 
@@ -80,7 +80,7 @@ def program(s) -> dict:
 
     a = s.args
     if a.json and not a.yes:
-        raise PumpctlError("program --json asks no question: add --yes")
+        raise UsageError("program --json asks no question: add --yes")
     rx = prescription.load(a.file)  # validated offline first: a bad file never reaches the board
     with s.session() as ses:
         cur = ses.read("therapy")
@@ -138,7 +138,7 @@ def bolus(s) -> dict:
     a = s.args
     if a.patient:
         if a.dose_ug is not None or a.prime or a.volume_ul is not None or a.minutes is not None:
-            raise PumpctlError("bolus --patient takes no dose or duration: the prescription sets them")
+            raise UsageError("bolus --patient takes no dose or duration: the prescription sets them")
         op, args = "patient_bolus", None
     else:
         op, args = "bolus", request(a.dose_ug, a.minutes, a.prime, a.volume_ul)
@@ -252,8 +252,11 @@ def ack_args(sp: argparse.ArgumentParser) -> None:
 
 
 def ack(s) -> dict:
+    from ..session import alarm_code
+
+    code = alarm_code(s.args.code)  # a code the firmware does not know: refused here, nothing signed
     with s.session() as ses:
-        return ses.change("ack", {"code": s.args.code})
+        return ses.change("ack", {"code": code})
 
 
 def show_ack(r: dict, _s) -> None:

@@ -1,9 +1,5 @@
-"""`pumpctl web`: the local clinician programmer (pages in app.py, the link owner in service.py).
-
-Served on 127.0.0.1 only. While it runs it holds the board's serial port (opened exclusively, like every
-pumpctl command) and leaves a note naming itself (owner_note), so another pumpctl asked for the same port
-says that the web programmer has it instead of a bare "port busy".
-"""
+"""`pumpctl web`: the local clinician programmer (pages in app.py, the link owner in service.py), on
+127.0.0.1, holding the board's port while it runs. docs/web.md, docs/pumpctl.md (web/)."""
 
 from __future__ import annotations
 
@@ -81,6 +77,9 @@ def serve(port: str, http_port: int = 8765, keys_root=None, poll_s: float = 1.0,
     with socket.socket() as s:  # the HTTP port first: a clear message before the link is taken
         try:
             s.bind((HOST, http_port))
+        except PermissionError:
+            raise PumpctlError(f"{HOST}:{http_port}: not allowed to serve on it (ports below 1024 need root): "
+                               "choose another with --http-port N") from None
         except OSError:
             raise PumpctlError(f"{HOST}:{http_port} is in use (another pumpctl web?): choose another with "
                                "--http-port N") from None

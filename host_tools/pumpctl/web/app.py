@@ -1,13 +1,6 @@
-"""The web programmer's pages (Starlette, Jinja2 templates, server-rendered SVG, one small script).
-
-Access: `pumpctl web` prints two one-time links, the clinician's and the patient's. Opening one trades its
-token for a session cookie (HttpOnly, SameSite=Strict) with that role; a request with neither is refused
-(403). The patient's session sees the patient view only. Every change is a POST carrying the session's
-CSRF token, from an Origin (or Referer) of this server, to a Host of this server (no DNS rebinding), and
-is signed on the link with the keystore's key of the role (clinician, or patient for the patient bolus).
-A prescription goes in two steps: check (the firmware's own validation, a side-by-side diff against the
-pump) and confirm (the reviewed text, its hash and the prescription it replaces must still match).
-"""
+"""The web programmer's pages (Starlette, Jinja2 templates, server-rendered SVG, one small script):
+one-time links, a session per role, CSRF and Origin checks, prescriptions checked then confirmed.
+The access rules: docs/pumpctl.md (web/); the pages: docs/web.md."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""The pump behind the web programmer: one thread owns the serial link while `pumpctl web` runs.
-
-It polls status (every poll_s), reads new event-log records when the board's log_seq moves, listens for
-the board's unsolicited alarm events between requests (link read slices of LISTEN_S) and runs the page's
-requests (reads and signed changes) one at a time. Everything it learns is published to subscribers
-(the server-sent event streams) as it arrives: an alarm event goes out the moment its line is read,
-stamped with the host time it was read (the browser test measures the rest of the way).
-"""
+"""The pump behind the web programmer: one thread owns the serial link while `pumpctl web` runs and
+publishes what it learns (status, log records, alarm events) to the pages' event streams.
+docs/pumpctl.md (web/)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def dashboard(st: dict, therapy: dict, now: datetime.datetime | None = None) -> 
         d["rate_next"] = "no change scheduled"
     d["delivered_today"] = units.fmt_volume_floor(st.get("delivered_today_nl", 0))
     if th is not None and th.get("day_dose_ng") and th.get("day_volume_nl"):
-        ng = st.get("delivered_today_nl", 0) * th["conc_ug_per_ml"] // 1000
+        ng = -(-st.get("delivered_today_nl", 0) * th["conc_ug_per_ml"] // 1000)  # up: drug given never under-stated
         d["delivered_today"] += f" ({units.fmt_mass(ng)})"
     d["delivered_refill"] = units.fmt_volume_floor(st.get("delivered_nl", 0))
     d["delivered_total"] = units.fmt_volume_floor(st.get("delivered_total_nl", 0))
