@@ -8,8 +8,9 @@ for p in (ROOT / "boards" / "sim" / "rom", ROOT / "tests" / "faults"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from flashdev import BLOCK_SIZE, FlashDev  # noqa: E402
 from ramflash import RamFlash, blank  # noqa: E402
+
+from flashdev import BLOCK_SIZE, FlashDev  # noqa: E402
 
 
 def _erase_and_write(dev):
