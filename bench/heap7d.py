@@ -1,5 +1,5 @@
 """Figure: a 7-day scenario runs on real MicroPython with -X heapsize=96K; the steady-state tick
-allocates nothing (DESIGN.md, "Figures to reach").
+allocates nothing (docs/figures.md).
 
 The virtual board's ROM (plant floats, littlefs block device, USB-CDC bridge, virtual clock) lives on
 the same heap as the firmware, and would not on a Pico, so two runs:

@@ -1,4 +1,4 @@
-"""Figure: 30 simulated days in <= 30 s of wall time (DESIGN.md, "Figures to reach").
+"""Figure: 30 simulated days in <= 30 s of wall time (docs/figures.md).
 
 A throwaway virtual board is flashed, given keys, refilled and programmed with a continuous
 prescription at 0.5 mL/day, then fast-forwarded (sim.advance) N days. Prints wall seconds, the

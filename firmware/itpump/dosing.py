@@ -16,7 +16,7 @@ CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RAT
 # capped by the guard, not a bolus nobody programmed. A longer gap (no watchdog, delivery suspended)
 # is not caught up: hours of basal at once would be one. The time dropped is counted in skipped_ms.
 MAX_TICK_MS = const(8000)
-PL_PER_STEP_MIN = const(1000)  # 1 nL per microstep; the plant range is 20-100 nL (DESIGN.md)
+PL_PER_STEP_MIN = const(1000)  # 1 nL per microstep; the mock heads step 15-50 nL (docs/hardware.md)
 PL_PER_STEP_MAX = const(1000000)  # 1 uL
 CAL_MIN_NL = const(100000)  # 0.1 mL: on a 1 mg balance that is +-1 %
 _CAL_MIN_STEPS = const(1000)

@@ -172,7 +172,14 @@ ACTION_DEST = {"vboard": "vcmd", "time": "tcmd", "epico": "ecmd"}  # where argpa
 
 def resolve_port(port: str | None, device: str | None = None) -> str:
     """--port, else $ITPUMP_PORT, else the running default virtual board, else one attached Pico
-    (USB 2E8A:0005, MicroPython); with --device, the board (virtual or attached) whose id it is."""
+    (USB 2E8A:0005, MicroPython); with --device, the board (virtual or attached) whose id it is, and with
+    both, the port only if its board is that device (a change never goes to another pump)."""
+    if port and device:
+        found = probe(port).get("device_id")
+        if found != device:
+            raise NoBoardError(f"the board on {port} is " + (f"device {found}" if found else "not an itpump that "
+                               "answers") + f", not {device}: nothing sent (check --port and --device)")
+        return port
     if port:
         return port
     if device:
@@ -254,6 +261,8 @@ class _Parser(argparse.ArgumentParser):
         unknown = [x for x in getattr(self, "argv", ()) if x.startswith("--") and x.split("=", 1)[0] not in mine]
         if unknown and "required" in message:  # `refill --dru x`: say --dru, the cause, not "--drug required"
             message = unknown_arguments_text(self, unknown)
+        elif message == "the following arguments are required: ACTION":
+            message = "an ACTION is required: " + ", ".join(self._subparsers._group_actions[0].choices)  # type: ignore[union-attr]  # noqa: SLF001
         message = _suggest_choice(message)
         if self.json_argv is None:
             self.exit(EXIT_USAGE, f"{self.prog}: error: {message} ({self.prog} -h for help)\n")
@@ -380,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         return _run(Command("version", board.version, board.show_version), args)
     if not getattr(args, "command", None):
-        parser.error("a COMMAND is required (pumpctl -h lists them)")
+        parser.error("a COMMAND is required")
     return _run(args.command, args)
 
 

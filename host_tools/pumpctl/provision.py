@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import PumpctlError, keys
+from . import PumpctlError, RefusedError, keys
 from .client import Client
 
 
@@ -26,7 +26,7 @@ def provision(port: str, force: bool = False, keys_root: Path | str | None = Non
     if not isinstance(dev, str):
         raise PumpctlError("the board reports no device id: flash current firmware first (pumpctl flash)")
     if st.get("running"):
-        raise PumpctlError("therapy is running on the board: keys are changed only at rest "
+        raise RefusedError("therapy is running on the board: keys are changed only at rest "
                            "(pumpctl suspend first, or pumpctl service)")
     current = keys.path(dev, keys_root)
     if current.exists() and not force:

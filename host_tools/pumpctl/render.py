@@ -32,8 +32,9 @@ def rotor_text(rot: dict) -> str:
 
 
 def therapy_rows(st: dict) -> list[tuple[str, str]]:
-    """The therapy lines of `pumpctl status` from a status reply. Measured volumes are floored
-    (units.fmt_volume_floor): what is left is never shown as more than it is."""
+    """The therapy lines of `pumpctl status` from a status reply. Measured volumes by
+    units.fmt_volume_floor (toward zero, never zero when not); the programmed daily volume exactly, as
+    `pumpctl therapy` shows it (500 ug at 2.083 uL/h is 49.992 uL/day, not "49.9")."""
     vol = units.fmt_volume_floor
     rows: list[tuple[str, str]] = []
     th = st.get("therapy")
@@ -44,7 +45,8 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
             rows.append(("drug", f"{th.get('drug')} {_conc(th.get('conc_ug_per_ml'))}"))
             state = "suspended" if th.get("suspended") else ("running" if st.get("running") else "stopped")
             rows.append(("mode", f"{th.get('mode')} ({state}), prescription #{th.get('rx_id')}"))
-            rows.append(("daily dose", f"{_mass(th.get('day_dose_ng'))} = {vol(th.get('day_volume_nl'))}/day"))
+            day = units.fmt_volume_per_day(th.get("day_volume_nl"))
+            rows.append(("daily dose", f"{_mass(th.get('day_dose_ng'))} = {day}"))
             if th.get("bolus"):
                 rows.append(("bolus", f"{th['bolus']} running, {vol(th.get('bolus_left_nl'))} left"))
             if th.get("bridge_left_nl"):
@@ -80,6 +82,8 @@ def therapy_rows(st: dict) -> list[tuple[str, str]]:
     b = st.get("battery", st.get("battery_mv"))
     if isinstance(b, dict) and b.get("fault"):  # an implausible reading: no voltage to show
         rows.append(("battery", f"{b.get('state', '?')}: sensor fault (reads {b.get('reading_mv', '?')} mV)"))
+    elif isinstance(b, dict) and b.get("state") == "UNKNOWN":  # after boot, before a plausible reading
+        rows.append(("battery", "UNKNOWN: no reading yet"))
     elif isinstance(b, dict):  # power.py's monitor: state, average
         mv = b.get("avg_mv", b.get("mv"))
         rows.append(("battery", f"{b.get('state', '?')}" + (f", {mv} mV" if mv is not None else "")))

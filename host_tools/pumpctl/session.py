@@ -21,7 +21,13 @@ from .units import TIME_MIN, clinical_text, fmt_conc, mass_to_nl, parse_amount
 
 MAX_LOG_RECORDS = 200  # firmware ops.MAX_LOG_RECORDS: records per `logs` reply
 MIN_PAGE = 10  # smallest page read_logs falls back to when the board runs short of heap
-ROLE_FOR = {"patient_bolus": "patient", "service": "service"}  # every other change: clinician
+
+
+def role_for(op: str) -> str:
+    """The role whose key signs op: the firmware's own permission table (auth.PERMISSIONS), not a copy."""
+    from itpump import auth  # the firmware's module, on the path through logs (one table, one definition)
+
+    return next((r for r in auth.ROLES if op in auth.PERMISSIONS[r]), auth.CLINICIAN)
 
 
 def local_tz_min(now: datetime.datetime | None = None) -> int:
@@ -65,7 +71,7 @@ class Session:
         the board refuses (LIMIT) is told in clinical units, and by the option typed when options maps
         its field (OPTIONS)."""
         try:
-            return self.client.change(op, args, self.keystore(), role or ROLE_FOR.get(op, "clinician"), label=label)
+            return self.client.change(op, args, self.keystore(), role or role_for(op), label=label)
         except DeviceError as e:
             if e.code != "LIMIT":
                 raise
@@ -123,6 +129,10 @@ def refill_args(drug: str, conc_ug_per_ml: str, added_ml: str, removed_ml: str, 
          "removed_nl": parse_amount(removed_ml, 1_000_000, "--removed-ml", minimum=0)}
     check_library_conc(a["drug"], a["conc_ug_per_ml"])
     if rx is not None:
+        if (rx.get("drug"), rx.get("conc_ug_per_ml")) != (a["drug"], a["conc_ug_per_ml"]):  # the pump's MISMATCH
+            raise PumpctlError(f"refill: --rx is for {rx.get('drug')} {fmt_conc(rx.get('conc_ug_per_ml', 0))}, the "
+                               f"refill is {a['drug']} {fmt_conc(a['conc_ug_per_ml'])}: give the prescription for "
+                               "what goes in the reservoir")
         a["rx"] = rx
     return a
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import pytest
+from test_cli_therapy import board  # noqa: F401  (fixture)
 
 from pumpctl import EXIT_USAGE, cli
 from pumpctl import link as linkmod
@@ -128,6 +129,15 @@ def nothing_started(monkeypatch):
     (["bolus", "--patient", "--minutes", "5"], 2, "takes no dose or duration"),
     (["calibrate", "--steps", "10"], 2, "calibrate: give --mass-mg X (the weighed water) or --measured-ul V"),
     (["program", "examples/morphine_continuous.toml", "--json"], 2, "program --json asks no question: add --yes"),
+    # calibrate sent --steps 10**12, signed, for the board to refuse (ARGS, exit 4)
+    (["calibrate", "--measured-ul", "100", "--steps", "1000000000000"], 2, "argument --steps: 1000000000000 is out "
+                                                                           "of range: 1..1073741823"),
+    # refill sent a prescription for another drug, signed, for the pump to refuse (MISMATCH, exit 4)
+    (["refill", "--drug", "morphine", "--conc-ug-per-ml", "10000", "--added-ml", "1", "--removed-ml", "0", "--rx",
+      "examples/baclofen_flex.toml"], 1, "refill: --rx is for baclofen 2 mg/mL, the refill is morphine 10 mg/mL: "
+                                         "give the prescription for what goes in the reservoir"),
+    (["refill", "--drug", "morphine", "--conc-ug-per-ml", "20000", "--added-ml", "1", "--removed-ml", "0", "--rx",
+      "examples/morphine_continuous.toml"], 1, "--rx is for morphine 10 mg/mL, the refill is morphine 20 mg/mL"),
     # a bad value is an error (exit 1), still before the link
     (["bolus", "--dose-ug", "0.0001", "--minutes", "5"], 1, "finer than the pump's step"),
 ])
@@ -203,3 +213,41 @@ def test_a_privileged_http_port_is_not_called_in_use(monkeypatch):
     with pytest.raises(PumpctlError, match=r"127.0.0.1:80: not allowed to serve on it \(ports below 1024 need "
                                            r"root\): choose another with --http-port N"):
         web.serve("/dev/no-such-port", http_port=80)
+
+
+def test_a_missing_command_or_action_names_the_choices(capsys):
+    rc, out, err = _run([], capsys)
+    assert rc == EXIT_USAGE and err == "pumpctl: error: a COMMAND is required (pumpctl -h for help)\n"
+    rc, out, err = _run(["vboard"], capsys)
+    assert rc == EXIT_USAGE and err == ("pumpctl vboard: error: an ACTION is required: start, stop, status "
+                                        "(pumpctl vboard -h for help)\n")
+    rc, out, err = _run(["time"], capsys)
+    assert rc == EXIT_USAGE and "an ACTION is required: sync" in err
+
+
+def test_flash_refuses_an_unknown_board_before_looking_for_one(comports, no_vboard, capsys):
+    """With no board attached, `flash --board esp32` said "no port given and no board found" (exit 3):
+    the typo is the first thing to fix, and it is known without a board."""
+    comports()
+    rc, out, err = _run(["flash", "--board", "esp32"], capsys)
+    assert rc == 1 and err.startswith("pumpctl: error: unknown board 'esp32'") and err.count("\n") == 1, err
+
+
+def test_port_and_device_together_must_name_the_same_board(board, capsys, monkeypatch):  # noqa: F811
+    """`-p PORT --device ID` used PORT and ignored ID: a bolus meant for one pump went to whichever pump
+    was on that port (signed with that pump's own keys, so it was accepted)."""
+    from test_cli_therapy import programmed, sent
+
+    programmed(board, capsys)
+    n = len(sent(board))
+    rc, out, err = _run(["bolus", "--dose-ug", "5", "--minutes", "10", "-p", "fake", "--device", "pico-other"], capsys)
+    assert rc == 3 and err == ("pumpctl: error: the board on fake is device fake-0001, not pico-other: nothing sent "
+                               "(check --port and --device)\n"), err
+    assert len(sent(board)) == n
+    rc, out, err = _run(["status", "-p", "fake", "--device", "fake-0001", "--json"], capsys)
+    assert rc == 0 and json.loads(out)["result"]["device_id"] == "fake-0001"
+    from pumpctl import web  # web took --port and never looked at --device
+
+    monkeypatch.setattr(web, "serve", lambda *a, **kw: pytest.fail("served"))
+    rc, out, err = _run(["web", "-p", "fake", "--device", "pico-other"], capsys)
+    assert rc == 3 and "not pico-other" in err

@@ -7,8 +7,8 @@ import pytest
 import scratch
 
 from fakes import FakePumpBoard
-from itpump import app
-from pumpctl import PumpctlError, keys
+from itpump import app, auth, protocol
+from pumpctl import PumpctlError, keys, session
 from pumpctl.client import Client, DeviceError
 from pumpctl.session import Session
 
@@ -110,6 +110,18 @@ def test_session_picks_the_role_per_op(link, ks, tmp_path):
     assert link.app.pump.therapy.suspended
 
 
+def test_session_signs_each_change_with_the_role_the_firmware_permits(link, ks, tmp_path):
+    # the role comes from the firmware's auth.PERMISSIONS: the keys op is the service's, not the default
+    # clinician's (a host-side copy of the table named only patient_bolus and service)
+    for role, ops in auth.PERMISSIONS.items():
+        for op in ops:
+            assert session.role_for(op) == role, op
+    s = Session(Client(link), keys_root=tmp_path)
+    same = {r: ks.keys[r].hex() for r in auth.ROLES}  # the keys it has: the keystore stays valid
+    assert s.change("keys", {"keys": same})["roles"] == sorted(auth.ROLES)
+    assert json.loads(link.changes()[-1].split(b"\t")[0])["role"] == "service"
+
+
 def test_board_without_keys_says_run_provision(ks):
     lk = AppLink(None)
     try:
@@ -160,3 +172,13 @@ def test_no_keystore_for_the_device_is_a_clear_error(link, tmp_path):
     with pytest.raises(PumpctlError, match="provision it first"):
         s.change("refill", FILL)
     assert link.changes() == []
+
+
+def test_the_client_s_copies_of_firmware_names_match_the_firmware():
+    # AUTH_HINTS is keyed by the board's error codes and MAX_ID bounds request ids: both restate
+    # firmware/itpump/protocol.py, so a renamed code or a new bound would go unnoticed without this
+    from pumpctl import client
+
+    codes = {getattr(protocol, n) for n in dir(protocol) if n.startswith("E_")}
+    assert set(client.AUTH_HINTS) <= codes, set(client.AUTH_HINTS) - codes
+    assert client.MAX_ID == protocol.MAX_ID

@@ -77,3 +77,13 @@ def test_report_and_web_say_a_small_delivery_is_not_none():
                                      "day_volume_nl": 96_000, "rx_id": 1, "mode": "continuous"},
                          "delivered_today_nl": 30, "running": True}, {}, now)
     assert d["delivered_today"] == "<0.1 uL (1 ng)"  # 0.75 ng given: never "0 ng"
+
+
+def test_status_shows_the_programmed_daily_volume_exactly_and_no_battery_reading_as_none():
+    """On the virtual board, 500 ug/day of morphine read "500 ug = 49.9 uL/day" in status and "49.992
+    uL/day" in `therapy`; right after boot the battery read "UNKNOWN, 0 mV", as if it were flat."""
+    rows = dict(render.therapy_rows({"therapy": {"drug": "morphine", "conc_ug_per_ml": 10_000, "mode": "continuous",
+                                                 "rx_id": 2, "day_dose_ng": 500_000, "day_volume_nl": 49_992},
+                                     "battery": {"avg_mv": 0, "fault": False, "reading_mv": 0, "state": "UNKNOWN"}}))
+    assert rows["daily dose"] == "500 ug = 49.992 uL/day"
+    assert rows["battery"] == "UNKNOWN: no reading yet"

@@ -2,6 +2,7 @@
 header of 1-5 lines (the reasoning is in docs/), and no class creates an attribute its __init__ did not."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,13 @@ def test_the_check_finds_a_private_name_taken_from_another_module():
 @pytest.mark.parametrize("path", _modules("firmware", "boards"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_takes_another_s_private_names(path):
     assert foreign_private_names(path.read_text()) == [], path.relative_to(ROOT)
+
+
+def test_the_documents_name_only_documents_the_tree_has():
+    # a newcomer has the tree alone: a document named by README.md or docs/ must be in it
+    missing = []
+    for doc in [ROOT / "README.md", ROOT / "boards" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for name in sorted(set(re.findall(r"[\w./-]+\.md\b", doc.read_text()))):
+            if not any((base / name).is_file() for base in (ROOT, ROOT / "docs", doc.parent)):
+                missing.append(f"{doc.relative_to(ROOT)}: {name}")
+    assert missing == []

@@ -69,10 +69,11 @@ def flash(s) -> dict:
     from ..client import Client
     from ..link import Link
 
-    a, port = s.args, s.port
+    a = s.args
     board = a.board
     if board is not None:
-        fl.board_chip(board)  # an unknown board folder: refused before the port is opened
+        fl.board_chip(board)  # an unknown board folder: refused before a port is looked for or opened
+    port = s.port
     # Check first, then act: a refused flash leaves a running firmware running.
     pr = fl.probe(port, timeout_s=min(a.timeout, 2.0))
     if pr.status is not None:

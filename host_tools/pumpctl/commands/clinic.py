@@ -71,12 +71,11 @@ def web_args(sp: argparse.ArgumentParser) -> None:
 
 def web(s):
     from .. import web as webapp
-    from ..cli import resolve_port
 
     if s.args.json:
         raise UsageError("web serves pages until Ctrl-C: it has no --json report")
     try:
-        webapp.serve(resolve_port(s.args.port), http_port=s.args.http_port, timeout_s=s.args.timeout,
+        webapp.serve(s.port, http_port=s.args.http_port, timeout_s=s.args.timeout,
                      say=lambda t: print(t, flush=True))
     except KeyboardInterrupt:
         pass

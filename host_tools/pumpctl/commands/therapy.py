@@ -110,8 +110,10 @@ def show_program(r: dict, _s) -> None:
 
 
 def _confirm(question: str) -> bool:
-    try:
-        ans = _console(stderr=True).input(f"{question} [y/N] ")
+    from rich.markup import escape
+
+    try:  # escaped: rich read "[y/N]" as markup and the prompt lost its default
+        ans = _console(stderr=True).input(escape(f"{question} [y/N] "))
     except EOFError:
         print(file=sys.stderr)
         return False
@@ -186,7 +188,11 @@ def calibrate_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--mass-mg", help="mass of water delivered, as the balance reads it (mg)")
     sp.add_argument("--water-temp-c", help="water temperature for its density, 15-30 C (default 20)")
     sp.add_argument("--measured-ul", help="or: the volume delivered, already in uL")
-    sp.add_argument("--steps", type=int, required=True, help="confirmed microsteps that delivered it")
+    from ..cli import whole_number
+    from ..units import MAX_OP_INT
+
+    sp.add_argument("--steps", type=whole_number(1, MAX_OP_INT), required=True, metavar="N",
+                    help="confirmed microsteps that delivered it")
 
 
 def calibrate(s) -> dict:

@@ -1,4 +1,5 @@
-"""The test modules marked `pytest.mark.micropython` again, under the real micropython binary."""
+"""The test modules marked `pytest.mark.micropython`, in whichever tests/<subject>/ folder, again under
+the real micropython binary (tests/mpy_runner.py): the marker, not a folder, says a test runs there too."""
 
 import importlib.util
 import re
@@ -10,7 +11,7 @@ import pytest
 
 from pumpctl.vboard import micropython_exe
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RUNNER = str(ROOT / "tests" / "mpy_runner.py")
 MODULES = subprocess.run([micropython_exe(), RUNNER, "--list"], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
@@ -60,7 +61,7 @@ def test_the_runner_works_from_any_folder(cwd, runner):
 
 
 def test_a_run_of_one_folder_checks_a_module_of_another():
-    node = "tests/firmware/test_under_micropython.py::test_module_passes_under_micropython[test_simhw]"
+    node = "tests/test_under_micropython.py::test_module_passes_under_micropython[test_simhw]"
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
