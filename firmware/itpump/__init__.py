@@ -20,12 +20,13 @@ class LimitError(ValueError):
         self.limit = limit
 
 
-def check_int(name, v, lo, hi, what=""):
-    """v if it is an int (not a bool) in lo..hi, else LimitError naming it (what: whose bound, " for x")."""
+def check_int(name, v, lo, hi, *what):
+    """v if it is an int (not a bool) in lo..hi, else LimitError naming it; what[0], if given, says whose
+    bound (" for morphine"). A vararg, not a default: a default is a tuple on the heap from boot."""
     if type(v) is not int:
         raise LimitError(name, v, "an integer", "must be")
     if v < lo:
-        raise LimitError(name, v, lo, "below the minimum" + what)
+        raise LimitError(name, v, lo, "below the minimum" + (what[0] if what else ""))
     if v > hi:
-        raise LimitError(name, v, hi, "above the maximum" + what)
+        raise LimitError(name, v, hi, "above the maximum" + (what[0] if what else ""))
     return v

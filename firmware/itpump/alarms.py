@@ -272,59 +272,8 @@ class AlarmManager:
         """Escalate and annunciate. Returns the tone now in Hz (0 = silent); led_on is updated too.
         Drives the buzzer and LED given to the constructor when their output changes."""
         dt = self._sync(now_ms)
-        aud = 0
-        vis = 0
-        for code in range(N_CODES):
-            f = self._flags[code]
-            if not (f & _ACTIVE):
-                continue
-            p = _PRIO[code]
-            if p > vis:
-                vis = p
-            if f & _ACKED:
-                continue
-            if not (f & _ESCALATED):
-                age = self._age_ms[code] + dt
-                if age > _AGE_CAP_MS:
-                    age = _AGE_CAP_MS
-                self._age_ms[code] = age
-                esc = ESCALATE_MS[p]
-                if esc and age >= esc:
-                    f |= _ESCALATED
-                    self._flags[code] = f
-                    self._emit(3, code)
-            if f & _ESCALATED and p < HIGH:
-                p += 1
-            if p > aud:
-                aud = p
-        # audible pattern: restart the burst when the priority sounding changes
-        if aud != self._aud_prio:
-            self._aud_prio = aud
-            self._aud_phase = 0
-        elif aud:
-            self._aud_phase = (self._aud_phase + dt) % _PERIODS[aud]
-        tone = 0
-        if aud:
-            pat = _PATTERNS[aud]
-            t = self._aud_phase
-            for i in range(len(pat)):
-                t -= pat[i]
-                if t < 0:
-                    if not (i & 1):
-                        tone = TONE_HZ[aud]
-                    break
-        # visual: the most urgent active alarm, acknowledged or not
-        if vis != self._vis_prio:
-            self._vis_prio = vis
-            self._vis_phase = 0
-        elif vis and _LED_PERIOD_MS[vis]:
-            self._vis_phase = (self._vis_phase + dt) % _LED_PERIOD_MS[vis]
-        if not vis:
-            led = 0
-        elif not _LED_PERIOD_MS[vis]:
-            led = 1
-        else:
-            led = 1 if self._vis_phase < _LED_ON_MS[vis] else 0
+        tone = self._tone(self._escalate(dt), dt)
+        led = self._light(self.highest(), dt)  # the most urgent active alarm, acknowledged or not
         if tone != self.tone_hz:
             self.tone_hz = tone
             if self._buzzer is not None:
@@ -337,3 +286,63 @@ class AlarmManager:
             if self._led is not None:
                 self._led.value(led)
         return tone
+
+    def _escalate(self, dt):
+        """Ages the unacknowledged alarms by dt ms, escalating those due. Returns the priority to sound."""
+        aud = 0
+        for code in range(N_CODES):
+            f = self._flags[code]
+            if not (f & _ACTIVE) or f & _ACKED:
+                continue
+            if not (f & _ESCALATED):
+                f = self._age(code, dt)
+            p = _PRIO[code]
+            if f & _ESCALATED and p < HIGH:
+                p += 1
+            if p > aud:
+                aud = p
+        return aud
+
+    def _age(self, code, dt):
+        """An unacknowledged alarm dt ms older, escalated when due. Returns its flags."""
+        f = self._flags[code]
+        age = self._age_ms[code] + dt
+        if age > _AGE_CAP_MS:
+            age = _AGE_CAP_MS
+        self._age_ms[code] = age
+        esc = ESCALATE_MS[_PRIO[code]]
+        if esc and age >= esc:
+            f |= _ESCALATED
+            self._flags[code] = f
+            self._emit(3, code)
+        return f
+
+    def _tone(self, aud, dt):
+        """The audible pattern of priority aud, dt ms on: the tone now (Hz, 0 = silent)."""
+        # restart the burst when the priority sounding changes
+        if aud != self._aud_prio:
+            self._aud_prio = aud
+            self._aud_phase = 0
+        elif aud:
+            self._aud_phase = (self._aud_phase + dt) % _PERIODS[aud]
+        if aud:
+            pat = _PATTERNS[aud]
+            t = self._aud_phase
+            for i in range(len(pat)):
+                t -= pat[i]
+                if t < 0:
+                    return 0 if i & 1 else TONE_HZ[aud]
+        return 0
+
+    def _light(self, vis, dt):
+        """The visual pattern of priority vis, dt ms on: the LED now (1 on, 0 off)."""
+        if vis != self._vis_prio:
+            self._vis_prio = vis
+            self._vis_phase = 0
+        elif vis and _LED_PERIOD_MS[vis]:
+            self._vis_phase = (self._vis_phase + dt) % _LED_PERIOD_MS[vis]
+        if not vis:
+            return 0
+        if not _LED_PERIOD_MS[vis]:
+            return 1
+        return 1 if self._vis_phase < _LED_ON_MS[vis] else 0

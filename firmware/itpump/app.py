@@ -93,68 +93,88 @@ class App:
 
     def poll_link(self):
         """At most _MAX_LINES_PER_POLL requests: a flood must not keep the tick and the watchdog waiting."""
-        clock = self.board.clock
-        serial = self.board.serial
-        now = clock.ticks_ms()
+        now = self.board.clock.ticks_ms()
         self.sup.check_in(_T_LINK, now)
         lines = 0
         while lines < _MAX_LINES_PER_POLL:
-            c = serial.readchar()
+            c = self.board.serial.readchar()
             if c < 0:
                 return
-            rd = self.reader
-            rd.arrived(clock, now)  # a partial line left by a killed tool is dropped
-            # Ctrl-C/Ctrl-A while therapy runs: say (once a second) why the REPL does not come
-            if (c == 3 or c == 1) and self.pump.repl_locked and (
-                    self.repl_told is None or not 0 <= clock.ticks_diff(now, self.repl_told) < 1000):
-                self.repl_told = now
-                serial.write(REPL_LOCKED_LINE)
-            st = rd.feed(c)
-            if st == protocol.FEED_LINE:
-                line = rd.take()
-                if line.strip():  # blank lines (a terminal's Enter) are not requests
-                    lines += 1
-                    # a read's reply goes piecewise to the raw link, if the board has one
-                    r = protocol.dispatch(line, self.ops, self.auth, getattr(serial, "stream", None))
-                    if r is not None:
-                        serial.write(r)
-                    self.pump.sync_repl_lock()  # a program locks at once, not at the next tick
-            elif st == protocol.FEED_OVERFLOW:
-                serial.write(protocol.error_line(
-                    None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
+            lines += self._take_char(c, now)
+
+    def _take_char(self, c, now):
+        """One received byte (link traffic, not the steady tick); returns 1 when it ended a request."""
+        clock = self.board.clock
+        serial = self.board.serial
+        rd = self.reader
+        rd.arrived(clock, now)  # a partial line left by a killed tool is dropped
+        # Ctrl-C/Ctrl-A while therapy runs: say (once a second) why the REPL does not come
+        if (c == 3 or c == 1) and self.pump.repl_locked and (
+                self.repl_told is None or not 0 <= clock.ticks_diff(now, self.repl_told) < 1000):
+            self.repl_told = now
+            serial.write(REPL_LOCKED_LINE)
+        st = rd.feed(c)
+        if st == protocol.FEED_LINE:
+            line = rd.take()
+            if line.strip():  # blank lines (a terminal's Enter) are not requests
+                # a read's reply goes piecewise to the raw link, if the board has one
+                r = protocol.dispatch(line, self.ops, self.auth, getattr(serial, "stream", None))
+                if r is not None:
+                    serial.write(r)
+                self.pump.sync_repl_lock()  # a program locks at once, not at the next tick
+                return 1
+        elif st == protocol.FEED_OVERFLOW:
+            serial.write(protocol.error_line(
+                None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
+        return 0
 
     def tick(self):
         self.time.update()
         self.ticks += 1
         now = self.board.clock.ticks_ms()
-        sup = self.sup
-        try:
+        with self:  # an exception: fail_safe() (__exit__), and the loop goes on
             self.pump.tick(now)
-            sup.check_in(_T_TICK, now)  # a tick that raised does not count as alive
-        except Exception as e:
-            self.fail_safe(e)
+            self.sup.check_in(_T_TICK, now)  # a tick that raised does not count as alive
         self.alarms.tick(now)
+        self._button()
+        if self.housekeeping_due(now):
+            self._house_t = now
+            with self:
+                self.housekeeping()
+                self.sup.check_in(_T_HOUSE, now)
+        if not self.sup.service(now) and not self._late_seen:
+            self._watchdog_late()
+
+    def _button(self):
+        """A press of the board's button asks for a patient bolus."""
         b = self.button
         if b is not None and b.poll():
             try:
                 ops_bolus.patient_bolus((self.pump, self.doc, self.journal, self.time), "button")
             except protocol.ProtocolError:
                 pass  # refused and logged; the patient sees no bolus start (a tone could say why)
-        if self.housekeeping_due(now):
-            self._house_t = now
-            try:
-                self.housekeeping()
-                sup.check_in(_T_HOUSE, now)
-            except Exception as e:
-                self.fail_safe(e)
-        if not sup.service(now) and not self._late_seen and sup.late_id >= 0:
-            # the watchdog is no longer fed and will reset the board: stop the motor and log first
+
+    def _watchdog_late(self):
+        """The watchdog is no longer fed and will reset the board: stop the motor and log first."""
+        if self.sup.late_id >= 0:
             self._late_seen = True
-            halts.late(self.pump, self.board, sup.late_id)
+            halts.late(self.pump, self.board, self.sup.late_id)
 
     def housekeeping_due(self, now):
         p = self.pump
         return self.board.clock.ticks_diff(now, self._house_t) >= _HOUSEKEEP_MS or p.need_save or p.need_mark
+
+    # `with self:` around a part of the loop: an exception in it is fail_safe()'s and the loop goes on.
+    # A context manager, as `try: ... except Exception as e:` needs a frame of 14 words, which the chip
+    # takes from the heap at every call (docs/epico.md).
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not isinstance(exc, Exception):  # None (no exception), or Ctrl-C / SystemExit: not ours
+            return False
+        self.fail_safe(exc)
+        return True
 
     def fail_safe(self, e):
         """Any exception in the loop: motor stopped, INTERNAL alarm, told on the link; raises nothing."""

@@ -105,97 +105,128 @@ class Dosing(Pulsation):
 
     def tick(self, therapy, elapsed_ms, tod_ms):
         """Integrate the therapy over the elapsed_ms ending at tod_ms (ms of day); return the whole
-        microsteps now due (counted in flight)."""
+        microsteps now due (counted in flight). In steps with few locals each: a frame over 11 words
+        comes from the heap on the chip (docs/epico.md)."""
         if elapsed_ms > MAX_TICK_MS:
             self.skipped_ms += elapsed_ms - MAX_TICK_MS
             elapsed_ms = MAX_TICK_MS
         if elapsed_ms < 0:
             elapsed_ms = 0
-        # basal, piecewise over the schedule segments the interval spans
-        t = tod_ms - elapsed_ms
+        nl = self._programme(therapy, elapsed_ms, tod_ms)
+        self.programmed_nl += nl
+        return self._steps(self._due_pl + nl * 1000 + self._settle(nl))
+
+    def _programme(self, therapy, ms, tod_ms):
+        """Whole nL of basal and bolus over the ms ending at tod_ms, told to the therapy."""
+        nl = self._basal(therapy, ms, tod_ms)
+        bolus_nl = self._bolus(therapy, ms)
+        therapy.programmed(nl, bolus_nl)
+        therapy.update(tod_ms)
+        return nl + bolus_nl
+
+    def _basal(self, therapy, left, t):
+        """Whole nL of basal over the `left` ms ending at t (ms of day), piecewise over the schedule
+        segments the interval spans; the fraction of a nL stays in _basal_pl."""
+        t -= left
         if t < 0:
             t += DAY_MS
-        left = elapsed_ms
-        pl = self._basal_pl
         while left > 0:
-            rate = therapy.basal_nl_per_h(t)
-            piece = therapy.seg_end_ms - t
-            if piece > left:
-                piece = left
-            pl += self._integrate(rate, piece, self._basal_rem)
-            self._basal_rem = self._r
+            piece = self._basal_piece(therapy, t, left)
             t += piece
             if t >= DAY_MS:
                 t -= DAY_MS
             left -= piece
-        basal_nl = pl // 1000
-        self._basal_pl = pl - basal_nl * 1000
-        # bolus, ending exactly at its volume (the fraction of a nL beyond it is dropped)
-        bolus_nl = 0
+        nl = self._basal_pl // 1000
+        self._basal_pl -= nl * 1000
+        return nl
+
+    def _basal_piece(self, therapy, t, left):
+        """The basal from t (ms of day) to its segment's end, at most `left` ms, into _basal_pl;
+        returns the ms integrated."""
+        rate = therapy.basal_nl_per_h(t)
+        piece = therapy.seg_end_ms - t
+        if piece > left:
+            piece = left
+        rate = self._integrate(rate, piece, self._basal_rem)
+        self._basal_rem = self._r
+        self._basal_pl += rate
+        return piece
+
+    def _bolus(self, therapy, ms):
+        """Whole nL of bolus over ms, ending exactly at its volume (the fraction of a nL beyond it is
+        dropped)."""
         rate = therapy.bolus_nl_per_h()
-        if rate:
-            pl = self._bolus_pl + self._integrate(rate, elapsed_ms, self._bolus_rem)
-            self._bolus_rem = self._r
-            bolus_nl = pl // 1000
-            self._bolus_pl = pl - bolus_nl * 1000
-            if bolus_nl >= therapy.bolus_left_nl:
-                bolus_nl = therapy.bolus_left_nl
-                self._bolus_pl = self._bolus_rem = 0
-        else:
+        if not rate:
             self._bolus_pl = self._bolus_rem = 0
-        therapy.programmed(basal_nl, bolus_nl)
-        therapy.update(tod_ms)
-        nl = basal_nl + bolus_nl
-        self.programmed_nl += nl
-        due = self._due_pl + nl * 1000
+            return 0
+        rate = self._bolus_pl + self._integrate(rate, ms, self._bolus_rem)  # pL
+        self._bolus_rem = self._r
+        nl = rate // 1000
+        self._bolus_pl = rate - nl * 1000
+        if nl >= therapy.bolus_left_nl:
+            nl = therapy.bolus_left_nl
+            self._bolus_pl = self._bolus_rem = 0
+        return nl
+
+    def _settle(self, nl):
+        """The pL of the first edge's re-pricing settled on this tick's nl programmed: at most
+        1/SETTLE_DIV of it."""
         o = self.owed_pl
-        if o:  # the first edge's re-pricing, settled on the programme at most 1/SETTLE_DIV at a time
+        if o:
             cap = (nl * 1000 + SETTLE_DIV - 1) // SETTLE_DIV
             if o > cap:
                 o = cap
             elif o < -cap:
                 o = -cap
-            due += o
             self.owed_pl -= o
+        return o
+
+    def _steps(self, due):
+        """The whole steps the due pL cover, counted in flight; the rest stays due."""
         if not self.phase_known:
             steps = due // self.pl_per_step if due > 0 else 0
             self._due_pl = due - steps * self.pl_per_step
-            self.in_flight += steps
-            return steps
-        # paced: each next step only when the due volume covers it at its phase (bin by bin)
-        q = self.phase_steps + self.in_flight + self.lead_steps  # phase of the next step
-        vol = self._vol
-        bound = self._bound
-        steps = 0
-        if q < 0:  # before the pass start (this magnet sits ahead of the mean): the pass end's volume
-            v = vol[PROFILE_BINS - 1]
-            n = due // v if due > 0 else 0  # due is negative after in-flight steps were re-priced up
-            if n > -q:
-                n = -q
-            due -= n * v
-            q += n
-            steps = n
-            if q < 0:
-                self._due_pl = due
-                self.in_flight += steps
-                return steps
+        else:
+            # paced: each next step only when the due volume covers it at its phase (bin by bin)
+            self._due_pl = due
+            q = self.phase_steps + self.in_flight + self.lead_steps  # phase of the next step
+            steps = q
+            if steps < 0:
+                steps = self._before_pass(steps)
+            if steps >= 0:
+                steps = self._in_pass(steps)
+            steps -= q
+        self.in_flight += steps
+        return steps
+
+    def _before_pass(self, q):
+        """Steps from phase q < 0 (this magnet sits ahead of the mean) at the pass end's volume, as far
+        as _due_pl covers them, up to the pass start; returns the phase after them."""
+        due = self._due_pl
+        v = self._vol[PROFILE_BINS - 1]
+        n = due // v if due > 0 else 0  # due is negative after in-flight steps were re-priced up
+        if n > -q:
+            n = -q
+        self._due_pl = due - n * v
+        return q + n
+
+    def _in_pass(self, q):
+        """Steps from phase q >= 0 at their bins' volumes as far as _due_pl covers them; returns the
+        phase after them."""
+        due = self._due_pl
         b = self._bin(q)
         while True:
-            v = vol[b]
+            v = self._vol[b]
             if due < v:
                 break
             n = due // v
-            if b < PROFILE_BINS - 1:
-                room = bound[b] - q
-                if n >= room:
-                    n = room
-                    b += 1
+            if b < PROFILE_BINS - 1 and n >= self._bound[b] - q:
+                n = self._bound[b] - q
+                b += 1
             due -= n * v
             q += n
-            steps += n
         self._due_pl = due
-        self.in_flight += steps
-        return steps
+        return q
 
     def _flight_pl(self):
         return self._sum_pl(self.phase_steps, self.in_flight)

@@ -54,10 +54,10 @@ class Line:
         if pressure is not None:
             self.occ = self._detector(pl_per_step)
 
-    def sense(self, now, el, det, motor):
-        """Pressure + step counts -> the detector det (self.occ); acts on what it finds (allocates only
-        on a finding)."""
-        pr = self.pressure
+    def sense(self, now, el):
+        """Pressure + step counts -> the detector (self.occ); acts on what it finds (allocates only on
+        a finding). In steps with few locals each: a frame over 11 words comes from the heap on the
+        chip (docs/epico.md)."""
         th = self.pump.therapy
         if th is not None:
             if th.bolus_kind == "priming":
@@ -65,30 +65,48 @@ class Line:
             elif self._priming:  # the line is full now: learn its baseline afresh
                 self._priming = False
                 self.reset()
-        try:
-            pa = pr.read_pa()
-        except Exception:  # ValueError: outside the sensor's band; anything else: the driver failed
-            pa = None
-        held = 0
-        if self.move_n:
-            if motor.busy():
-                if self.pump.clock.ticks_diff(now, self.move_t) < _MOVE_LATE_MS:
-                    held = self.move_n  # still running: not due for confirmation yet
-            else:
-                self.move_n = 0
-        cmd = self.asked - held
-        conf = self.confirmed
-        self.asked = held
-        self.confirmed = 0
-        if _GAP_MIN_MS <= el <= _GAP_MAX_MS:
-            st = det.update(pa, cmd, conf, False)
-        else:
-            self.gap_ticks += 1
-            st = det.update_gap(pa, cmd, conf, False, el)
+        pa = self._read()
+        st = self._feed(now, el, pa)
         if pa is None:
             self.sensor_misses += 1
         else:
             self.pressure_pa = pa
+        self._act(st)
+
+    def _read(self):
+        try:
+            return self.pressure.read_pa()
+        except Exception:  # ValueError: outside the sensor's band; anything else: the driver failed
+            return None
+
+    def _feed(self, now, el, pa):
+        """The reading and the steps asked (less a move still running) and confirmed since the last
+        one into the detector; returns its state. Ticks outside the expected gap skip its statistics."""
+        held = 0
+        if self.move_n:
+            if self.pump.motor.busy():
+                if self.pump.clock.ticks_diff(now, self.move_t) < _MOVE_LATE_MS:
+                    held = self.move_n  # still running: not due for confirmation yet
+            else:
+                self.move_n = 0
+        self.asked -= held
+        assert self.occ is not None  # sense() runs only with a detector (Pump.tick)
+        if _GAP_MIN_MS <= el <= _GAP_MAX_MS:
+            st = self.occ.update(pa, self.asked, self.confirmed)
+        else:
+            self.gap_ticks += 1
+            st = self._feed_gap(el, pa)
+        self.asked = held
+        self.confirmed = 0
+        return st
+
+    def _feed_gap(self, el, pa):
+        assert self.occ is not None
+        return self.occ.update_gap(pa, self.asked, self.confirmed, False, el)
+
+    def _act(self, st):
+        """The detector's state st: the sensor fault after _SENSOR_TICKS missing readings, and what a
+        change of state means for the pump."""
         prev = self.state
         self.state = st
         if st == occlusion.SENSOR:
@@ -100,21 +118,26 @@ class Line:
         if self._sensor_n:
             self._sensor_n = 0
             self.pump.condition_gone(alarms.SENSOR_FAULT)
-        if st == prev:
-            return
+        if st != prev:
+            self._changed(st, prev)
+
+    def _changed(self, st, prev):
+        det = self.occ
+        assert det is not None
+        p = self.pump
         if st == occlusion.OCCLUSION:
-            if self.pump.relearn and self.pump.halt:
+            if p.relearn and p.halt:
                 return  # halted on a STALL / LEAK / SENSOR: the model is void, relearnt on resuming
-            self.pump.safety_stop(alarms.OCCLUSION, _S_OCCLUSION, det.missed_nl())
+            p.safety_stop(alarms.OCCLUSION, _S_OCCLUSION, det.missed_nl())
         elif st == occlusion.LEAK:
-            self.pump.safety_stop(alarms.LEAK, _S_LEAK, 0)
+            p.safety_stop(alarms.LEAK, _S_LEAK, 0)
         elif st == occlusion.STALL:
-            self.pump.safety_stop(alarms.STALL, S_STALL, det.pending * self.pump.dosing.pl_per_step // 1000)
+            p.safety_stop(alarms.STALL, S_STALL, det.pending * p.dosing.pl_per_step // 1000)
         elif st == occlusion.CLEARED:
-            self.pump.log_safety(_S_CLEARED, self.pressure_pa, det.released_nl)
-            self.pump.condition_gone(alarms.OCCLUSION)
+            p.log_safety(_S_CLEARED, self.pressure_pa, det.released_nl)
+            p.condition_gone(alarms.OCCLUSION)
         elif prev == occlusion.LEAK:
-            self.pump.condition_gone(alarms.LEAK)
+            p.condition_gone(alarms.LEAK)
 
     def motor_stopped(self):
         """The motor was stopped, or its stall acknowledged: what was asked and never emitted is dropped,

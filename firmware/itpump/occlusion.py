@@ -58,7 +58,7 @@ _S_CLIP = const(1024)  # |mu| held within 64 sigma, |r| within 8: _SW * _S_CLIP*
 _SR_CLIP = const(128)
 _SN_MAX = const(64)
 # one flat list holds the test (an attribute more on the instance slows every lookup of the tick under
-# micropython: 10 more cost the whole update 45 % on the unix port): per candidate _CF ints, then 3
+# micropython: 10 more cost the whole update 45 % on the unix port): per candidate _CF ints, then 6
 _CF = const(6)
 _F_N = const(0)  # steps since the candidate onset
 _F_X = const(1)  # the model's x just before its step (sigma / 16)
@@ -69,6 +69,9 @@ _F_A = const(5)  # ticks followed (a candidate lives _SW)
 _C_NEXT = const(24)  # _SK * _CF: the next slot; the live candidates are the _C_LIVE slots before it
 _C_LIVE = const(25)
 _C_DP = const(26)  # one step's full pressure v/C (Pa x 256): what a blocked line keeps
+_C_RS = const(27)  # this tick's residual, model x and stair height, in sigma / 16 (_stairs_scale)
+_C_XS = const(28)
+_C_DS = const(29)
 
 
 class Detector:
@@ -107,7 +110,7 @@ class Detector:
         self.stall_margin = stall_margin_steps
         self.leak_zero_q8 = leak_near_zero_pa << 8
         self.stuck_ticks = stuck_ticks
-        self._c = [0] * (_C_DP + 1)  # the stair test (made once: the tick only rewrites its ints)
+        self._c = [0] * (_C_DS + 1)  # the stair test (made once: the tick only rewrites its ints)
         self._c[_C_DP] = dp_q8
         self.reset()
 
@@ -161,11 +164,17 @@ class Detector:
         """pressure_pa: this tick's reading (None when the read failed); steps_cmd: steps issued since
         the last call; steps_confirmed: steps the driver confirmed since the last call; diag: driver
         DIAG / stall flag."""
-        res = self._motor_and_sensor(pressure_pa, steps_cmd, steps_confirmed, diag)
-        if res != _GO:
-            return res
-        p_q8 = pressure_pa << 8
-        x = (self.x_q8 * self._a_q16 >> 16) + steps_confirmed * self._dp_q8
+        # Named steps, each with few locals: a frame over 11 words comes from the heap on the chip
+        # (docs/epico.md). Each test uses the noise estimate from before this tick's reading.
+        if self._stalled(steps_cmd, steps_confirmed, diag):
+            return STALL
+        if self._sensor_fault(pressure_pa):
+            return SENSOR
+        return self._detect(pressure_pa << 8, steps_confirmed)
+
+    def _detect(self, p_q8, steps):
+        """update() once the motor and the sensor are fine."""
+        x = (self.x_q8 * self._a_q16 >> 16) + steps * self._dp_q8
         self.x_q8 = x
         self.xavg_q8 += (x - self.xavg_q8 + _B_HALF) >> _B_SHIFT_MAX
         res = self._follow(p_q8, x)
@@ -176,29 +185,43 @@ class Detector:
             # repeats on a few % of ticks). It feeds no statistic, so a freeze can neither raise an
             # occlusion or leak before SENSOR nor leave a CUSUM half way to one when the sensor returns.
             # Its steps still count.
-            self._wsteps += steps_confirmed
+            self._wsteps += steps
             if self.sf > 0:
-                self._f_steps += steps_confirmed
-            self._stairs(0, steps_confirmed, False)
+                self._f_steps += steps
+            self._stairs(0, steps, False)
             return OK
+        sig = self.sig_q8
+        self._noise()
+        self._baseline(p_q8 - x, sig)
+        if self._bshift < _ARM_SHIFT:
+            return OK
+        res = self._fast(steps, sig)
+        if res == OK:
+            res = self._stairs(self._r, steps, True)
+        if res == OK:
+            res = self._slow(p_q8, steps, sig)
+        return res
+
+    def _noise(self):
+        """The noise estimate (open line only), from successive residuals."""
         r = self._r
-        # -- noise estimates (open line only)
         d = r - self._r_prev
         self._r_prev = r
         if d < 0:
             d = -d
-        sig = self.sig_q8
-        if d < sig << 3:
+        if d < self.sig_q8 << 3:
             self._sabs += (d - self._sabs + _SIG_HALF) >> _SIG_SHIFT
             s = self._sabs * 227 >> 8  # mean |difference of two| * sqrt(pi)/2 = sigma
             lo = self.noise_pa << 7
-            hi = self.noise_pa << 10
-            self.sig_q8 = lo if s < lo else (hi if s > hi else s)
-        # -- baseline learning, frozen while a CUSUM is half way to its alarm
-        bs = self._bshift
+            self.sig_q8 = lo if s < lo else (lo << 3 if s > lo << 3 else s)
+
+    def _baseline(self, p0_q8, sig):
+        """Baseline learning from p0_q8 (the reading less the model), frozen while a CUSUM is half way
+        to its alarm."""
         if (self.sf << 4) < sig * _HF_X8 and (self.ss << 4) < self.sigw_q8 * _HS_X8 and \
                 (self.sl << 4) < self.sigw_q8 * _HS_X8:
-            self.b_q8 += (p_q8 - x - self.b_q8 + (1 << bs >> 1)) >> bs
+            bs = self._bshift
+            self.b_q8 += (p0_q8 - self.b_q8 + (1 << bs >> 1)) >> bs
             if bs < _B_SHIFT_MAX:
                 self._bn += 1
                 if self._bn >= (1 << bs):
@@ -206,30 +229,29 @@ class Detector:
                     self._bn = 0
                     if bs + 1 == _ARM_SHIFT:
                         self.bref_q8 = self.b_q8
-        if self._bshift < _ARM_SHIFT:
-            return OK
-        m = self.xavg_q8 * _MODEL_X8 >> 3
-        # -- onset tracker: a CUSUM with half the noise as allowance leaves zero near the start of a
-        # ramp (the alarm CUSUM, with its larger allowance, only once the ramp is steep); the steps since
-        # it left zero are the volume pumped into the blocked line when the fast CUSUM alarms
-        so = self._so + r - (sig * _KO_X8 >> 3)
+
+    def _fast(self, steps, sig):
+        """The onset tracker and the fast CUSUM, every tick: OK or OCCLUSION."""
+        # onset tracker: a CUSUM with half the noise as allowance leaves zero near the start of a ramp
+        # (the alarm CUSUM, with its larger allowance, only once the ramp is steep); the steps since it
+        # left zero are the volume pumped into the blocked line when the fast CUSUM alarms
+        so = self._so + self._r - (sig * _KO_X8 >> 3)
         if so <= 0:
             so = 0
             self._o_steps = 0
         else:
-            self._o_steps += steps_confirmed
+            self._o_steps += steps
             if so > sig << 5:  # bounded: a long excursion of a slow rate must not grow it without end
                 so = sig << 5
         self._so = so
-        # -- fast CUSUM, every tick
-        sf = self.sf + r - (sig * _KF_X8 >> 3)
+        sf = self.sf + self._r - (sig * _KF_X8 >> 3)
         if sf <= 0:
             sf = 0
             self._f_steps = 0
         else:
             # steps since it left zero: they need not each meet a rising residual (at fast rates most
             # of a ramp's steps land on noise-low ticks); a frozen reading feeds no CUSUM (above)
-            self._f_steps += steps_confirmed
+            self._f_steps += steps
             hf = sig * _HF_X8 >> 3
             if sf > hf:
                 sf = hf
@@ -244,12 +266,12 @@ class Detector:
                     self.sf = sf
                     return self._alarm(n)
         self.sf = sf
-        res = self._stairs(r, steps_confirmed, True)
-        if res != OK:
-            return res
-        # -- slow CUSUMs on 16-tick means
-        self._wsteps += steps_confirmed
-        self._wsum += r
+        return OK
+
+    def _slow(self, p_q8, steps, sig):
+        """The slow CUSUMs, on 16-tick means: OK until a window is full, then OK, OCCLUSION or LEAK."""
+        self._wsteps += steps
+        self._wsum += self._r
         self._psum += p_q8 >> _W_SHIFT
         self._wn += 1
         if self._wn < _W:
@@ -259,20 +281,30 @@ class Detector:
         self._wsum = 0
         self._psum = 0
         self._wn = 0
+        sw = self.sigw_q8  # this window's tests use the estimate from before it
+        self._window_noise(rw, sig)
+        res = self._rise(rw, sw)
+        if res == OK:
+            res = self._fall(rw, sw)
+        return res
+
+    def _window_noise(self, rw, sig):
+        """The noise estimate of a 16-tick mean, from successive windows."""
         dw = rw - self._rw_prev
         self._rw_prev = rw
         if dw < 0:
             dw = -dw
-        sw = self.sigw_q8
-        if dw < sw << 3:
+        if dw < self.sigw_q8 << 3:
             self._swabs += (dw - self._swabs + _SIGW_HALF) >> (_SIG_SHIFT - _W_SHIFT)
             s = self._swabs * 227 >> 8
             lo = self.sig_q8 >> 2
             self.sigw_q8 = lo if s < lo else (sig if s > sig else s)
-        kw = (sw * _KS_X8 >> 3) + m
-        hw = sw * _HS_X8 >> 3
-        # steps count towards an alarm only from windows that moved its CUSUM, so a pressure jump with
-        # the motor at rest (posture, a stuck sensor) is never called an occlusion or a leak
+
+    def _rise(self, rw, sw):
+        """The slow CUSUM of a rising mean: OCCLUSION or OK. Also counts the window's steps towards
+        the leak CUSUM's: steps count towards an alarm only from windows that moved its CUSUM, so a
+        pressure jump with the motor at rest (posture, a stuck sensor) is never called either."""
+        kw = (sw * _KS_X8 >> 3) + (self.xavg_q8 * _MODEL_X8 >> 3)  # noise and model (see _MODEL_X8)
         n = self._wsteps
         self._wsteps = 0
         if rw > kw:
@@ -286,18 +318,22 @@ class Detector:
             self._s_all = 0
         else:
             self._s_all += n  # every step since it left zero: the volume pumped into the rise
-            if ss > hw:
-                ss = hw
+            if ss > sw * _HS_X8 >> 3:
+                ss = sw * _HS_X8 >> 3
                 if self._s_steps >= _MIN_STEPS:
                     self.ss = ss
                     return self._alarm(self._s_all)
         self.ss = ss
-        sl = self.sl - rw - kw
+        return OK
+
+    def _fall(self, rw, sw):
+        """The slow CUSUM of a falling mean: LEAK, or a lower tip pressure learnt, or OK."""
+        sl = self.sl - rw - (sw * _KS_X8 >> 3) - (self.xavg_q8 * _MODEL_X8 >> 3)  # as in _rise
         if sl <= 0:
             sl = 0
             self._l_steps = 0
-        elif sl > hw:
-            sl = hw
+        elif sl > sw * _HS_X8 >> 3:
+            sl = sw * _HS_X8 >> 3
             pw = self.pw_q8
             if self._l_steps >= _MIN_STEPS and (pw < self.leak_zero_q8 or pw < self.bref_q8 >> 1):
                 self.state = LEAK
@@ -321,60 +357,69 @@ class Detector:
         """The stair test (see _SK): a new candidate on a tick with steps, every live one followed
         (they were made on different ticks and live equally long, so the oldest is the one to expire).
         feed False (a repeated reading): steps are counted, the sums are not fed."""
+        if steps > 0:
+            self._stairs_add(steps)
+        if not self._c[_C_LIVE]:
+            return OK
+        if feed:  # this tick's residual, model and stair height in the test's units, clipped
+            c = self._c
+            sig = self.sig_q8
+            v = (r << 4) // sig
+            c[_C_RS] = _SR_CLIP if v > _SR_CLIP else (-_SR_CLIP if v < -_SR_CLIP else v)
+            c[_C_XS] = (self.x_q8 << 4) // sig
+            v = (c[_C_DP] << 4) // sig
+            c[_C_DS] = _S_CLIP if v > _S_CLIP else v
+        return self._stairs_follow(steps, feed)
+
+    def _stairs_add(self, steps):
+        """A candidate onset just before this tick's steps, in the oldest slot."""
+        c = self._c
+        j = c[_C_NEXT]
+        c[_C_NEXT] = j + _CF if j + _CF < _C_NEXT else 0
+        c[j + _F_N] = 0
+        # what a line blocked just before this tick's steps holds: x before them
+        v = ((self.x_q8 - steps * self._dp_q8) << 4) // self.sig_q8
+        c[j + _F_X] = _S_CLIP if v > _S_CLIP else (-_S_CLIP if v < -_S_CLIP else v)
+        c[j + _F_S] = 0
+        c[j + _F_Q] = 0
+        c[j + _F_A] = 0
+        if c[_C_LIVE] < _SK:
+            c[_C_LIVE] += 1
+
+    def _stairs_follow(self, steps, feed):
+        """Every live candidate one tick on, newest first: OCCLUSION when one calls the line blocked."""
         c = self._c
         live = c[_C_LIVE]
-        sig = self.sig_q8
-        x = self.x_q8
-        if steps > 0:
-            j = c[_C_NEXT]
-            c[_C_NEXT] = j + _CF if j + _CF < _C_NEXT else 0
-            c[j + _F_N] = 0
-            # what a line blocked just before this tick's steps holds: x before them
-            v = ((x - steps * self._dp_q8) << 4) // sig
-            c[j + _F_X] = _S_CLIP if v > _S_CLIP else (-_S_CLIP if v < -_S_CLIP else v)
-            c[j + _F_S] = 0
-            c[j + _F_Q] = 0
-            c[j + _F_A] = 0
-            if live < _SK:
-                live += 1
-        if not live:
-            return OK
-        rs = xs = ds = 0
-        if feed:
-            rs = (r << 4) // sig
-            rs = _SR_CLIP if rs > _SR_CLIP else (-_SR_CLIP if rs < -_SR_CLIP else rs)
-            xs = (x << 4) // sig
-            ds = (c[_C_DP] << 4) // sig
-            if ds > _S_CLIP:
-                ds = _S_CLIP
-        a = 0
         j = c[_C_NEXT]
-        for _ in range(live):  # newest first
+        while live:
             j = (j if j else _C_NEXT) - _CF
-            a = c[j + _F_A] + 1
-            c[j + _F_A] = a
+            c[j + _F_A] += 1
             n = c[j + _F_N] + steps
             if n > _SN_MAX:
                 n = _SN_MAX
             c[j + _F_N] = n
-            if not feed:
-                continue
-            mu = ds * n + c[j + _F_X] - xs
-            mu = _S_CLIP if mu > _S_CLIP else (-_S_CLIP if mu < -_S_CLIP else mu)
-            sm = c[j + _F_S] + mu * rs
-            q = c[j + _F_Q] + mu * mu
-            c[j + _F_S] = sm
-            c[j + _F_Q] = q
-            llr = sm - (q >> 1)
-            # as for the CUSUMs, steps must go into the rise: a back-pressure bump after the pump went
-            # idle fits an onset some steps back, and is not an occlusion until pumping continues into it
-            m = 0 if (llr <= 0 or a == 1) else c[j + _F_M] + steps
-            c[j + _F_M] = m
-            if llr > _SH_X256 and m > 0 and n >= _MIN_STEPS:
-                c[_C_LIVE] = live
+            if feed and self._stairs_blocked(j, steps):
                 return self._alarm(n)
-        c[_C_LIVE] = live - 1 if a >= _SW else live
+            live -= 1
+        if c[j + _F_A] >= _SW:  # the oldest has lived its span
+            c[_C_LIVE] -= 1
         return OK
+
+    def _stairs_blocked(self, j, steps):
+        """Feeds candidate j's likelihood ratio: True when it calls the line blocked since its onset."""
+        c = self._c
+        mu = c[_C_DS] * c[j + _F_N] + c[j + _F_X] - c[_C_XS]
+        mu = _S_CLIP if mu > _S_CLIP else (-_S_CLIP if mu < -_S_CLIP else mu)
+        c[j + _F_S] += c[_C_RS] * mu
+        c[j + _F_Q] += mu * mu
+        llr = c[j + _F_S] - (c[j + _F_Q] >> 1)
+        # as for the CUSUMs, steps must go into the rise: a back-pressure bump after the pump went
+        # idle fits an onset some steps back, and is not an occlusion until pumping continues into it
+        if llr <= 0 or c[j + _F_A] == 1:
+            c[j + _F_M] = 0
+            return False
+        c[j + _F_M] += steps
+        return llr > _SH_X256 and c[j + _F_M] > 0 and c[j + _F_N] >= _MIN_STEPS
 
     def _alarm(self, steps):
         self.state = OCCLUSION
@@ -404,24 +449,25 @@ class Detector:
             self._clear_n = 0
         return OCCLUSION
 
-    def _motor_and_sensor(self, pressure_pa, steps_cmd, steps_confirmed, diag):
-        """Shared by update() and update_gap(): STALL, SENSOR, or _GO when both are fine."""
-        # -- motor: a stall is certain, no statistics needed
+    def _stalled(self, steps_cmd, steps_confirmed, diag):
+        """Shared by update() and update_gap(): a stall is certain, no statistics needed."""
         self.pending += steps_cmd - steps_confirmed
         if diag or self.pending - steps_cmd > self.stall_margin:
             self.state = STALL
-            return STALL
-        # -- sensor: missing or frozen reading (a live, dithered reading never repeats for long)
+            return True
+        return False
+
+    def _sensor_fault(self, pressure_pa):
+        """Shared by update() and update_gap(): a missing or frozen reading (a live, dithered reading
+        never repeats for long)."""
         if pressure_pa is None:
-            return SENSOR
+            return True
         if pressure_pa == self._last_p:
             self._same_n += 1
-            if self._same_n >= self.stuck_ticks:
-                return SENSOR
-        else:
-            self._last_p = pressure_pa
-            self._same_n = 0
-        return _GO
+            return self._same_n >= self.stuck_ticks
+        self._last_p = pressure_pa
+        self._same_n = 0
+        return False
 
     def _follow(self, p_q8, x):
         """Shared by update() and update_gap(): the first reading starts the baseline; the residual
@@ -481,9 +527,10 @@ class Detector:
         at its start), an occlusion or leak already called (it clears on levels, not statistics), and a
         gross limit: pressure more than gross_pa over the baseline with steps pumped into it is an
         occlusion whatever the tick. Returns like update()."""
-        res = self._motor_and_sensor(pressure_pa, steps_cmd, steps_confirmed, diag)
-        if res != _GO:
-            return res
+        if self._stalled(steps_cmd, steps_confirmed, diag):
+            return STALL
+        if self._sensor_fault(pressure_pa):
+            return SENSOR
         self._stairs_clear()  # its shapes assume the fixed tick
         x = self.x_q8 + steps_confirmed * self._dp_q8
         n = elapsed_ms // self.tick_ms

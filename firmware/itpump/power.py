@@ -56,18 +56,7 @@ class BatteryMonitor:
             self.fault = True
             return self.state
         self.fault = False
-        if not self._primed:  # first sample fills the window: no false EOS from an empty average
-            for j in range(self._n):
-                self._buf[j] = mv
-            self._sum = mv * self._n
-            self._primed = True
-        else:
-            i = self._i
-            self._sum += mv - self._buf[i]
-            self._buf[i] = mv
-            i += 1
-            self._i = 0 if i == self._n else i
-        avg = self._sum // self._n
+        avg = self._average(mv)
         self.avg_mv = avg
         if avg < self.eos_mv:
             worse = EOS
@@ -87,6 +76,21 @@ class BatteryMonitor:
             st = OK
         self.state = st
         return st
+
+    def _average(self, mv):
+        """A plausible sample into the moving window; returns the window's mean."""
+        if not self._primed:  # first sample fills the window: no false EOS from an empty average
+            for j in range(self._n):
+                self._buf[j] = mv
+            self._sum = mv * self._n
+            self._primed = True
+        else:
+            i = self._i
+            self._sum += mv - self._buf[i]
+            self._buf[i] = mv
+            i += 1
+            self._i = 0 if i == self._n else i
+        return self._sum // self._n
 
     def alarm(self):
         """Alarm code for the current state, or -1 when OK."""
@@ -150,13 +154,10 @@ class Watch:
         if uptime_s == self._s:
             return
         self._s = uptime_s
-        try:
-            mv = self.battery.read_mv()
-        except Exception:
-            mv = 0  # unreadable: the monitor's fault path
         batt = self.batt
         p = self.pump
         was = batt.state
+        mv = self._read_mv()
         st = batt.update(mv)
         if batt.fault:
             if not p.other_sensor_fault:
@@ -169,16 +170,30 @@ class Watch:
                 if not p.line.sensor_fault():
                     p.condition_gone(alarms.SENSOR_FAULT)
         if st != was:
-            for s in (LOW, ERI, EOS):
-                if s != st:
-                    code = ALARM_FOR[s]
-                    if self.alarms.is_present(code):
-                        self.alarms.clear_condition(code)
-            if st != OK:
-                self.alarms.raise_alarm(ALARM_FOR[st])
-            p.release_inactive()
+            self._changed(st)
         if st == EOS and not p.halt & pump.H_BATTERY:
-            # end of service: stop while the motor and flash still have margin, and save the state now
-            p.log_safety(pump.S_BATTERY_EOS, 0, batt.avg_mv)
-            p.stop(pump.H_BATTERY, alarms.BATTERY_EOS)
-            p.need_save = True
+            self._end_of_service()
+
+    def _read_mv(self):
+        try:
+            return self.battery.read_mv()
+        except Exception:
+            return 0  # unreadable: the monitor's fault path
+
+    def _changed(self, st):
+        """The state moved to st: its alarm raised, the others' conditions gone."""
+        for s in (LOW, ERI, EOS):
+            if s != st:
+                code = ALARM_FOR[s]
+                if self.alarms.is_present(code):
+                    self.alarms.clear_condition(code)
+        if st != OK:
+            self.alarms.raise_alarm(ALARM_FOR[st])
+        self.pump.release_inactive()
+
+    def _end_of_service(self):
+        """Stop while the motor and flash still have margin, and save the state now."""
+        p = self.pump
+        p.log_safety(pump.S_BATTERY_EOS, 0, self.batt.avg_mv)
+        p.stop(pump.H_BATTERY, alarms.BATTERY_EOS)
+        p.need_save = True

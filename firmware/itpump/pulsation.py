@@ -113,25 +113,27 @@ class Pulsation:
             return 0
         if not self.phase_known:
             return n * self.pl_per_step
-        vol = self._vol
-        bound = self._bound
         phase += self.lead_steps
         pl = 0
-        if phase < 0:  # see tick(): before the pass start
+        if phase < 0:  # before the pass start: see Dosing._before_pass
             k = n if n < -phase else -phase
-            pl = k * vol[PROFILE_BINS - 1]
+            pl = k * self._vol[PROFILE_BINS - 1]
             phase += k
             n -= k
             if n <= 0:
                 return pl
+        return pl + self._sum_bins(phase, n)
+
+    def _sum_bins(self, phase, n):
+        """Volume of n > 0 steps from phase >= 0 on, bin by bin (a frame within 11 words: on the chip a
+        larger one comes from the heap, docs/epico.md)."""
+        pl = 0
         b = self._bin(phase)
         while n > 0:
             k = n
-            if b < PROFILE_BINS - 1:
-                room = bound[b] - phase
-                if k > room:
-                    k = room
-            pl += k * vol[b]
+            if b < PROFILE_BINS - 1 and k > self._bound[b] - phase:
+                k = self._bound[b] - phase
+            pl += k * self._vol[b]
             phase += k
             n -= k
             b += 1

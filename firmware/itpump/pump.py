@@ -152,26 +152,12 @@ class Pump:
         if motor is None:
             return
         self._deliver(now, el, tod, motor)
-        line = self.line
-        det = line.occ
-        if det is not None:
-            line.sense(now, el, det, motor)
+        if self.line.occ is not None:
+            self.line.sense(now, el)
 
     def _deliver(self, now, el, tod, motor):
-        c = motor.take_confirmed()
-        if c:
-            self._confirmed(c, now)
-        idx = self.idx
-        if idx is not None:
-            r = idx.read()
-            if r == R_EDGE:
-                self.reservoir.draw_pl(self.dosing.index_edge(idx.edge_batch, idx.lead))
-                idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
-            elif r == R_STALL:
-                nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
-                self.safety_stop(alarms.STALL, S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
-        run = self.running()
-        if not run:
+        self._count(now, motor)
+        if not self.running():
             if self.enabled:
                 self.halt_motor()
             return
@@ -190,33 +176,58 @@ class Pump:
         if motor.fault():
             self.stop(H_STALL, alarms.STALL)
             return
-        d = self.dosing
-        steps = d.tick(self.therapy, el, tod)
+        self._dose(now, el, tod)
+        if self.backlog and not motor.busy():
+            self._move(now, motor)
+
+    def _count(self, now, motor):
+        """The steps the motor confirmed, and the rotor index's edge or silent stall."""
+        c = motor.take_confirmed()
+        if c:
+            self._confirmed(c, now)
+        if self.idx is not None:
+            self._index(self.idx)
+
+    def _index(self, idx):
+        r = idx.read()
+        if r == R_EDGE:
+            self.reservoir.draw_pl(self.dosing.index_edge(idx.edge_batch, idx.lead))
+            idx.steps = self.dosing.phase_steps  # the batch's steps after the edge
+        elif r == R_STALL:
+            nl = (idx.steps - self.dosing.spp_milli // 1000) * self.dosing.pl_per_step // 1000
+            self.safety_stop(alarms.STALL, S_STALL, nl if nl < 0xFFFFFFFF else 0xFFFFFFFF)
+
+    def _dose(self, now, el, tod):
+        """This tick's steps from dosing, as many as the guard allows, onto the backlog."""
+        steps = self.dosing.tick(self.therapy, el, tod)
         if steps:
-            n = self.guard.allowance(now, d.in_flight - steps)
+            n = self.guard.allowance(now, self.dosing.in_flight - steps)
             if n < steps:
-                d.withhold(steps - n)
+                self.dosing.withhold(steps - n)
             else:
                 n = steps
             self.backlog += n
+
+    def _move(self, now, motor):
+        """The backlog to the idle motor in one move, unless it would deliver past the reserve mark."""
+        if self._est_nl() > self.reserved_nl:
+            self.need_mark = True  # never deliver past the persisted mark: wait for it to move
+            self.reserve_waits += 1
+            return
         n = self.backlog
-        if n and not motor.busy():
-            if self._est_nl() > self.reserved_nl:
-                self.need_mark = True  # never deliver past the persisted mark: wait for it to move
-                self.reserve_waits += 1
-                return
-            if n > MAX_MOVE_STEPS:
-                n = MAX_MOVE_STEPS
-            p = _SPREAD_US // n
-            if p < PERIOD_MIN_US:
-                p = PERIOD_MIN_US
-            elif p > PERIOD_MAX_US:
-                p = PERIOD_MAX_US
-            motor.move(n, p & ~1)
-            self.backlog -= n
-            self.line.asked += n  # the detector's count, and the move it waits for
-            self.line.move_n = n
-            self.line.move_t = now
+        if n > MAX_MOVE_STEPS:
+            n = MAX_MOVE_STEPS
+        p = _SPREAD_US // n
+        if p < PERIOD_MIN_US:
+            p = PERIOD_MIN_US
+        elif p > PERIOD_MAX_US:
+            p = PERIOD_MAX_US
+        motor.move(n, p & ~1)
+        self.backlog -= n
+        line = self.line
+        line.asked += n  # the detector's count, and the move it waits for
+        line.move_n = n
+        line.move_t = now
 
     def _est_nl(self):
         """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""

@@ -69,24 +69,27 @@ class Index:
         self.edges += 1
         self.edge_batch = b
         self.lead = 0
-        k = self.n
-        if k > 1:
-            i = self.slot + 1
-            if i >= k:
-                i = 0
-            self.slot = i
-            if 1 <= b <= _PIN_BATCH:  # the edge is at one of the few steps this read confirmed
-                after = (b - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
-                if self._gap_steps > 0:
-                    g = self._gap_steps * 1000 + self._gap_after - after
-                    i = self._learn(i, g - self.spp_milli)
-                    self.slot = i
-                self._gap_steps = 0
-                self._gap_after = after
-            else:
-                self._gap_steps = -1
-            self.lead = self.lead_for(i)
+        if self.n > 1:
+            self._place(b)
         return EDGE
+
+    def _place(self, b):
+        """The edge just read (b: the batch's steps up to it) is the next magnet's: its slot and lead,
+        and the gap it closes learnt when both ends were pinned to a step."""
+        i = self.slot + 1
+        if i >= self.n:
+            i = 0
+        self.slot = i
+        if 1 <= b <= _PIN_BATCH:  # the edge is at one of the few steps this read confirmed
+            after = (b - 1) * 500  # milli-steps after the edge: its middle, +-1/2 step
+            if self._gap_steps > 0:
+                i = self._learn(i, self._gap_steps * 1000 + self._gap_after - after - self.spp_milli)
+                self.slot = i
+            self._gap_steps = 0
+            self._gap_after = after
+        else:
+            self._gap_steps = -1
+        self.lead = self.lead_for(i)
 
     def _learn(self, i, g):
         """A measured gap (milli-steps beyond a pass) ending at the magnet of slot i; returns the slot.
@@ -96,11 +99,7 @@ class Index:
         kept = self.saved
         if kept is not None:
             self.saved = None
-            j = -1
-            for s in range(self.n):
-                d = kept[s] - g
-                if -_MATCH_MILLI <= d <= _MATCH_MILLI:
-                    j = s if j == -1 else -2
+            j = self._match(kept, g)
             if j >= 0:
                 for s in range(self.n):
                     self.gap_milli[s] = kept[s]
@@ -109,6 +108,15 @@ class Index:
         self.gap_milli[i] = g
         self.gap_known[i] = True
         return i
+
+    def _match(self, kept, g):
+        """The one slot whose kept gap is g within _MATCH_MILLI; -1 if none, -2 if several."""
+        j = -1
+        for s in range(self.n):
+            d = kept[s] - g
+            if -_MATCH_MILLI <= d <= _MATCH_MILLI:
+                j = s if j == -1 else -2
+        return j
 
     def gaps(self):
         """The learnt gaps for the store (None until every magnet's is known): the magnets' placement
@@ -135,14 +143,13 @@ class Index:
         k = self.n
         d = 0
         for j in range(k - 1):
-            s = i - j
-            if s < 0:
-                s += k
-            if not self.gap_known[s]:
+            if i < 0:
+                i += k  # slot i walks back from the magnet's: i - j
+            if not self.gap_known[i]:
                 return 0
-            d += (k - 1 - j) * self.gap_milli[s]
-        d //= k
-        return (d + 500) // 1000
+            d += (k - 1 - j) * self.gap_milli[i]
+            i -= 1
+        return (d // k + 500) // 1000
 
     def clear(self):
         """After a stall halt: count afresh, phase and which magnet comes next unknown (the magnets

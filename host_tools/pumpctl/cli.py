@@ -16,10 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import EXIT_USAGE, NoBoardError, PumpctlError, UsageError
+from . import EXIT_ERROR, EXIT_USAGE, NoBoardError, PumpctlError, UsageError
 from .commands import DONE, board, clinic, logs, therapy
 
 JSON_SCHEMA = 1
+
+
+class Interrupted(PumpctlError):
+    exit_code = 130  # as a shell reports SIGINT
 DEFAULT_TIMEOUT_S = 3.0
 
 
@@ -383,6 +387,19 @@ def print_envelope(command: str, result: Any = None, error: PumpctlError | None 
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except BrokenPipeError:  # `| head` closed the pipe: quietly, exit 1, as rich's own output does
+        try:  # and no second BrokenPipeError when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_ERROR
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(json_argv=argv if "--json" in argv else None)
     args = parser.parse_args(argv)
@@ -408,8 +425,12 @@ def _run(c: Command, args) -> int:
             print(f"pumpctl: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("pumpctl: interrupted", file=sys.stderr)
-        return 130
+        stop = Interrupted("interrupted (Ctrl-C): a request already sent may have been done; check with pumpctl status")
+        if getattr(args, "json", False):  # a script reading --json still reads one envelope
+            print_envelope(command_name(args), error=stop)
+        else:
+            print(f"pumpctl: {stop}", file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -251,3 +251,20 @@ def test_port_and_device_together_must_name_the_same_board(board, capsys, monkey
     monkeypatch.setattr(web, "serve", lambda *a, **kw: pytest.fail("served"))
     rc, out, err = _run(["web", "-p", "fake", "--device", "pico-other"], capsys)
     assert rc == 3 and "not pico-other" in err
+
+
+def test_ctrl_c_is_one_line_or_one_envelope(monkeypatch, capsys):
+    """With --json, Ctrl-C printed nothing on stdout: a script reading the envelope read nothing."""
+    from pumpctl.commands import board as board_cmds
+
+    def interrupted(_s):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "status", cli.Command("show the board's status", interrupted,
+                                                            board_cmds.show_status))
+    rc, out, err = _run(["status", "-p", "fake"], capsys)
+    assert rc == 130 and out == "" and err == ("pumpctl: interrupted (Ctrl-C): a request already sent may have "
+                                               "been done; check with pumpctl status\n")
+    rc, out, err = _run(["status", "-p", "fake", "--json"], capsys)
+    env = json.loads(out)
+    assert rc == 130 and env["ok"] is False and env["error"]["exit_code"] == 130 and err == ""

@@ -51,3 +51,17 @@ def test_the_confirmation_shows_its_default_and_takes_the_answer():
     assert "program morphine_continuous.toml into the pump? [y/N] y" in screen and rc == 0, screen
     rc, screen = in_terminal(CONFIRM, b"")
     assert "into the pump? [y/N] " in screen and rc == 3, screen
+
+
+def test_output_cut_short_by_the_reader_is_no_traceback():
+    """`pumpctl suspend --json | head -8` ended in a BrokenPipeError traceback (twice over: the error
+    envelope hit the closed pipe too). The reader went away: quietly, exit 1, as rich's tables do."""
+    for args in (["drugs"], ["drugs", "--json"], ["--print-completion", "bash"]):  # rich, JSON, a long text
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before anything is written
+        try:
+            p = subprocess.run([sys.executable, "-m", "pumpctl.cli", *args], stdout=w, stderr=subprocess.PIPE,
+                               timeout=60)
+        finally:
+            os.close(w)
+        assert p.returncode == 1 and p.stderr == b"", (args, p.returncode, p.stderr.decode())
