@@ -156,10 +156,9 @@ class App:
 
     def _watchdog_late(self):
         """The watchdog is no longer fed and will reset the board: stop the motor and log first."""
-        late = self.sup.late_task()
-        if late is not None:
+        if self.sup.late_id >= 0:
             self._late_seen = True
-            halts.late(self.pump, self.board, ("tick", "link", "housekeeping").index(late))
+            halts.late(self.pump, self.board, self.sup.late_id)
 
     def housekeeping_due(self, now):
         p = self.pump

@@ -42,7 +42,7 @@ class Supervisor:
         self._names = []
         self._deadline = []
         self._last = []
-        self._late = -1  # first task that missed its deadline (latched)
+        self.late_id = -1  # the id (add_task) of the first task that missed its deadline (latched)
         self._started = False
         self._prev = 0  # clock at the previous service()
         self._up_ms = 0  # healthy run time towards STABLE_MS
@@ -82,12 +82,12 @@ class Supervisor:
 
     def service(self, now_ms):
         """Once per control tick: feed the watchdog only if every task is on time. Returns True if fed."""
-        if not self._started or self._late >= 0:
+        if not self._started or self.late_id >= 0:
             return False
         clock = self._clock
         for i in range(len(self._last)):
             if clock.ticks_diff(now_ms, self._last[i]) > self._deadline[i]:
-                self._late = i
+                self.late_id = i
                 return False
         self._wdt.feed()
         self.feeds += 1
@@ -108,7 +108,7 @@ class Supervisor:
 
     def late_task(self):
         """Name of the task that missed its deadline (the watchdog will reset us), or None."""
-        return None if self._late < 0 else self._names[self._late]
+        return None if self.late_id < 0 else self._names[self.late_id]
 
     def status(self, now_ms):
         tasks = {}

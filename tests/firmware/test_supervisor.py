@@ -91,6 +91,7 @@ def test_fed_only_when_every_task_checked_in_on_time():
             fed += 1
     assert 5 <= fed <= 10
     assert s.late_task() == "link" and w.fired()
+    assert s.late_id == link  # the id add_task gave it: what the app logs (one table of tasks, the app's)
 
 
 def test_a_missed_deadline_latches():
@@ -98,7 +99,7 @@ def test_a_missed_deadline_latches():
     s.start(c.now)
     c.advance(600)
     s.check_in(link, c.now)
-    assert s.service(c.now) is False and s.late_task() == "control"
+    assert s.service(c.now) is False and s.late_task() == "control" and s.late_id == tick
     s.check_in(tick, c.now)
     assert s.service(c.now) is False  # the reset is coming; no recovery by feeding again
     st = s.status(c.now)

@@ -113,19 +113,13 @@ def test_the_check_finds_an_attribute_made_on_demand():
     assert undeclared("class C(m.A):\n def f(self):\n  self.a = 1\n", _classes(src)) == []
 
 
-# Known and left to the sim's owner (a fix is on its way): FlashDev._blank makes its 0xFF buffer on
-# first use. Remove the entry once it is gone.
-KNOWN = {"boards/sim/rom/flashdev.py": ["FlashDev: getattr(self, '_ff')"]}
-
-
 FIRMWARE_CLASSES = {n: c for p in _modules("firmware", "boards") for n, c in _classes(p.read_text()).items()}
 
 
 @pytest.mark.parametrize("path", _modules("firmware", "boards"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_attribute_is_declared_by_init(path):
     rel = str(path.relative_to(ROOT))
-    found = undeclared(path.read_text(), FIRMWARE_CLASSES)
-    assert [f for f in found if f not in KNOWN.get(rel, [])] == [], rel  # a known one may go (its fix)
+    assert undeclared(path.read_text(), FIRMWARE_CLASSES) == [], rel
 
 
 def test_the_rule_table_names_every_module_and_only_modules_that_exist():

@@ -360,6 +360,15 @@ def test_world_snapshot_restore_round_trips():
     assert b.true_pressure_pa() == pytest.approx(a.true_pressure_pa(), rel=1e-12)
 
 
+def test_faults_set_at_once_take_effect_and_replace_the_others():
+    p = plantmod.Plant(seed=3)
+    p.inject("leak", r_kpa_s_per_ul=0.3)
+    p.set_faults({"occlusion": {"k": float("inf")}, "backpressure": {"pa": 9000.0}})
+    assert p.gc == 0.0 and p.gl == 0.0 and p.outlet == 9000.0 and sorted(p.faults) == ["backpressure", "occlusion"]
+    p.set_faults({})
+    assert p.gc == p.g0 and p.outlet == p.outlet0
+
+
 def test_world_ignores_a_torn_snapshot():
     f = io.StringIO('{"p": 5000.0, "reservoir": 1')
     w = simhw.World(_Clock(0), f, 17)

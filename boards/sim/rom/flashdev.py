@@ -13,6 +13,7 @@ _IOCTL_SYNC = const(3)
 _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
 _IOCTL_ERASE = const(6)
+_FF = b"\xff" * _ERASE_CHUNK  # an erase's bytes, made once with the ROM: no 4 KiB of garbage per erase
 
 
 class FlashDev:
@@ -29,7 +30,6 @@ class FlashDev:
                 self._f.write(blank)
             self._f.flush()
             self.fresh = True
-        self._blank()  # allocated with the ROM, not in the middle of the firmware's run
         self.writes = 0  # program + erase operations since power-on
         self.cut_after = -1  # >= 0: power fails on that write (see on_cut)
         self.on_cut = None
@@ -38,12 +38,6 @@ class FlashDev:
         self.writes += 1
         if self.cut_after >= 0 and self.writes > self.cut_after and self.on_cut:
             self.on_cut()
-
-    def _blank(self):
-        b = getattr(self, "_ff", None)
-        if b is None:
-            b = self._ff = b"\xff" * _ERASE_CHUNK  # made once: no 4 KiB garbage per erase, little held
-        return b
 
     def readblocks(self, block, buf, off=0):
         self._f.seek(block * self.block_size + off)
@@ -61,9 +55,8 @@ class FlashDev:
     def _erase(self, block):
         self._count()
         self._f.seek(block * self.block_size)
-        b = self._blank()
         for _ in range(self.block_size // _ERASE_CHUNK):
-            self._f.write(b)
+            self._f.write(_FF)
 
     def ioctl(self, op, arg):
         if op == _IOCTL_BLOCK_COUNT:

@@ -344,6 +344,11 @@ class Plant:
                 self.extra_ma = 0.0
         self._apply()
 
+    def set_faults(self, faults):
+        """The faults of a snapshot (simhw.py) in force at once, replacing any others."""
+        self.faults = faults
+        self._apply()
+
     def _apply(self):
         f = self.faults
         g = self.g0

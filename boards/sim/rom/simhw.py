@@ -102,11 +102,11 @@ class World:
         for k in _PERSIST:
             if k in d:
                 setattr(p, k, d[k])
-        p.faults = d.get("faults", {})
-        for f in p.faults:
-            if p.faults[f].get("k") is None and f == "occlusion":
-                p.faults[f]["k"] = float("inf")  # json has no infinity
-        p._apply()
+        faults = d.get("faults", {})
+        for f in faults:
+            if faults[f].get("k") is None and f == "occlusion":
+                faults[f]["k"] = float("inf")  # json has no infinity
+        p.set_faults(faults)
 
     def state(self):
         self.sync()
