@@ -48,14 +48,15 @@ def ack(p, sup, code):
             sup.clear_safe_mode()
             p.release(pump.H_SAFE)
             p.log_safety(pump.S_RESUME, 0, 0)
-        if code in _EVENT_ALARMS:
-            al.clear_condition(code)
+        if code in _EVENT_ALARMS and not (code == alarms.INTERNAL and p.cal_refused):
+            al.clear_condition(code)  # a refused calibration stays INTERNAL's condition: acknowledged, held
     p.release_inactive()
     return acked
 
 
 def hold_internal(p):
-    """No delivery until a clinician acknowledges INTERNAL (a bad calibration or state at boot)."""
+    """No delivery until a clinician acknowledges INTERNAL (a bad state at boot); after a refused
+    calibration, not even then (Pump.release): until a good calibration and a restart."""
     p.halt |= pump.H_INTERNAL
     p.alarms.raise_alarm(alarms.INTERNAL)
 

@@ -89,7 +89,8 @@ def hard_limits(pl_per_step, pass_excess_pl=0):
 
 class Pump:
     def __init__(self, board, alarms, pl_per_step, log=None, cal=None, detector=True):
-        """detector False: the line is not watched (the app's fallback after a bad calibration)."""
+        """detector False: the app's fallback after a bad calibration: the line is not watched, so the
+        motor stays halted (H_INTERNAL) whatever is acknowledged, until a good calibration and a restart."""
         self.motor = getattr(board, "motor", None)  # boards without a motor run the link only
         self.clock = board.clock
         self.alarms = alarms
@@ -128,6 +129,7 @@ class Pump:
         self.reserve_waits = 0  # ticks that held steps back for the checkpoint
         self.relearn = False  # the line relearns its baseline when delivery resumes (_RELEARN_AFTER)
         self.other_sensor_fault = False  # another sensor (battery) holds SENSOR_FAULT: not cleared here
+        self.cal_refused = not detector  # H_INTERNAL is never released (release())
         # line safety: the occlusion detector over the pressure sensor (none without a sensor or a motor);
         # ValueError names a bad calibration value
         self.line = Line(self, getattr(board, "pressure", None) if detector and self.motor is not None else None,
@@ -331,6 +333,8 @@ class Pump:
 
     def release(self, bit):
         """The cause of a halt was dealt with (refill, acknowledged alarm): delivery may resume."""
+        if self.cal_refused:
+            bit &= ~H_INTERNAL
         self.halt &= ~bit
 
     # -- outside the tick ----------------------------------------------------------------------

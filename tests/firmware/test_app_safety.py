@@ -316,6 +316,13 @@ def test_a_bad_calibration_leaves_a_pump_without_a_detector_and_halted():
     st = r.read("status")
     assert st["occlusion"] is None and "internal" in st["halt"] and not b.motor.enabled
     assert "noise_pa" in st["cal_problem"]
+    # an unwatched line never delivers: the acknowledgement silences INTERNAL, the halt and the alarm hold
+    assert "INTERNAL" in r.ok("ack", {"code": "all"})["acked"]
+    emitted = b.motor.emitted
+    r.run_ms(5000)
+    st = r.read("status")
+    assert "internal" in st["halt"] and not b.motor.enabled and b.motor.emitted == emitted
+    assert a.alarms.is_active(alarms.INTERNAL)
     r.close()
 
 

@@ -234,5 +234,5 @@ def test_app_over_the_rp2_board_passes_the_rotor_calibration(hw, tmp_path, cal, 
         assert a.cal_problem is None and a.pump.halt == 0
         assert a.pump.rotor is getattr(b, "rotor", None)
         assert a.pump.dosing.spp_milli == (cal.get("steps_per_pass_milli") or 0)
-    else:  # a bad pass length: no rotor, and no delivery until a clinician sees the calibration problem
+    else:  # a bad pass length: no rotor, and no delivery while the calibration is bad (Pump.release)
         assert problem in a.cal_problem and a.pump.halt & pump.H_INTERNAL and a.pump.rotor is None
