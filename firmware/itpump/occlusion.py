@@ -18,8 +18,8 @@ _ARM_SHIFT = const(8)  # CUSUMs armed once the baseline has 2**8 ticks behind it
 _B_SHIFT_MAX = const(11)  # baseline EWMA: 2**11 ticks (205 s at 100 ms): follows sensor thermal drift
 _SIG_SHIFT = const(10)  # noise estimate EWMA over 2**10 samples
 _RS_SHIFT = const(3)  # smoothed residual (stored volume, clearing) over 8 ticks
-# EWMAs round to nearest: a plain >> floors, and that bias (half an LSB every tick, times 2**shift) once
-# made the baseline sit 4 Pa low and the noise estimate 8 % low, enough for false alarms.
+# EWMAs round to nearest: a plain >> floors, a bias of half an LSB every tick, times 2**shift, that puts
+# the baseline 4 Pa low and the noise estimate 8 % low, enough for false alarms.
 _B_HALF = const(1 << (_B_SHIFT_MAX - 1))
 _SIG_HALF = const(1 << (_SIG_SHIFT - 1))
 _SIGW_HALF = const(1 << (_SIG_SHIFT - _W_SHIFT - 1))
