@@ -181,20 +181,22 @@ def fmt_volume_floor(nl: int | None) -> str:
     "0.0 uL"). Integer arithmetic: no float rounds a digit up."""
     if nl is None:
         return "-"
-    sign, n = ("-" if nl < 0 else ""), abs(nl)
-    if n >= 1_000_000:
-        return f"{sign}{n // 1_000_000}.{n // 1000 % 1000:03d} mL"
-    if n < 100:
-        return f"{sign}<0.1 uL" if n else "0.0 uL"
-    return f"{sign}{n // 1000}.{n // 100 % 10} uL"
+    if abs(nl) >= 1_000_000:
+        return f"{'-' if nl < 0 else ''}{abs(nl) // 1_000_000}.{abs(nl) // 1000 % 1000:03d} mL"
+    return _tenths_toward_zero(nl, "uL")
 
 
 def fmt_nl_floor(pl: int) -> str:
-    """A small volume in nL to 0.1 from pL, by the same rule: toward zero, never "0.0" for non-zero."""
-    sign, n = ("-" if pl < 0 else "+"), abs(pl)
+    """A small volume in nL to 0.1 from pL, signed, by the same rule."""
+    return _tenths_toward_zero(pl, "nL", plus="+")
+
+
+def _tenths_toward_zero(v: int, unit: str, plus: str = "") -> str:
+    """v / 1000 in unit to 0.1, rounded toward zero; not zero but under 0.1 reads "<0.1"."""
+    sign, n = ("-" if v < 0 else plus), abs(v)
     if n < 100:
-        return f"{sign}<0.1 nL" if n else "0.0 nL"
-    return f"{sign}{n // 1000}.{n // 100 % 10} nL"
+        return f"{sign}<0.1 {unit}" if n else f"0.0 {unit}"
+    return f"{sign}{n // 1000}.{n // 100 % 10} {unit}"
 
 
 def fmt_volume_per_day(nl: int | None) -> str:
