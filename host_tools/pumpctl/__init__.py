@@ -14,6 +14,7 @@ EXIT_NO_BOARD = 3  # no port given and none found, or the port does not exist
 EXIT_REFUSED = 4  # the board (or pumpctl for it) refused: therapy running, auth, bad arguments
 EXIT_TIMEOUT = 5  # the board did not answer in time
 EXIT_LINK = 6  # the serial link failed: busy, permission, read/write error
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class PumpctlError(Exception):
@@ -38,3 +39,7 @@ class RefusedError(PumpctlError):
 
 class LinkError(PumpctlError):
     exit_code = EXIT_LINK
+
+
+class Interrupted(PumpctlError):
+    exit_code = EXIT_INTERRUPTED

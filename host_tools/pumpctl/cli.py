@@ -16,14 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import EXIT_ERROR, EXIT_USAGE, NoBoardError, PumpctlError, UsageError
+from . import EXIT_ERROR, EXIT_USAGE, Interrupted, NoBoardError, PumpctlError, UsageError
 from .commands import DONE, board, clinic, logs, therapy
 
 JSON_SCHEMA = 1
-
-
-class Interrupted(PumpctlError):
-    exit_code = 130  # as a shell reports SIGINT
 DEFAULT_TIMEOUT_S = 3.0
 
 
