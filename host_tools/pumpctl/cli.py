@@ -81,23 +81,20 @@ class State:
 
 
 def positive_seconds(text: str) -> float:
+    return positive_number(text, "seconds")
+
+
+def positive_number(text: str, unit: str = "") -> float:
+    """A finite number > 0 (nan, inf, 0 and negatives refused): a factor such as --speed, or a quantity
+    of unit (--timeout, --interval)."""
+    what = f"a number of {unit}" if unit else "a number"
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
-    return v
-
-
-def positive_number(text: str) -> float:
-    """A factor such as --speed: a finite number > 0 (nan, inf, 0 and negatives refused)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
     if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of {unit}" if unit
+                                         else f"{text} must be a number > 0")
     return v
 
 
