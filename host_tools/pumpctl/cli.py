@@ -27,7 +27,8 @@ DEFAULT_TIMEOUT_S = 3.0
 class Command:
     """One command: run(state) does the work and returns the result (printed by --json); show(result,
     state) writes what a person reads; args(parser) adds the command's own arguments; board: it talks
-    to a board (takes --port, --device, --timeout); actions: sub-commands (vboard start ...)."""
+    to a board (takes --port, --device, --timeout); actions: sub-commands (vboard start ...);
+    then(result, state): what runs after the report (logs --follow: a stream)."""
 
     help: str
     run: Callable[[State], Any] | None = None
@@ -35,6 +36,7 @@ class Command:
     args: Callable[[argparse.ArgumentParser], None] | None = None
     board: bool = True
     actions: dict[str, Command] = field(default_factory=dict)
+    then: Callable[[Any, State], None] | None = None
 
 
 class State:
@@ -148,7 +150,8 @@ COMMANDS: dict[str, Command] = {
                         therapy.show_time_sync)}),
     "service": Command("service access: suspend delivery, open the REPL (service key)", therapy.service,
                        therapy.show_service),
-    "logs": Command("read the event log over the link", logs.logs, None, logs.logs_args),
+    "logs": Command("read the event log over the link", logs.logs, logs.show_logs, logs.logs_args,
+                    then=logs.follow_logs),
     "report": Command("a one-page therapy report (HTML, PDF or PNG by --out's suffix)", clinic.report,
                       clinic.show_report, clinic.report_args),
     "web": Command("the local web programmer on 127.0.0.1 (prints one-time links; owns the link while it runs)",
@@ -410,6 +413,8 @@ def _run(c: Command, args) -> int:
         result = c.run(state)
         if result is not DONE:
             state.emit(result)
+        if c.then is not None:
+            c.then(result, state)
         return state.exit_code
     except PumpctlError as e:
         if getattr(args, "json", False):

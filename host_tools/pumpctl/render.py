@@ -219,6 +219,12 @@ def refill_warning(r: dict) -> str:
             f"tolerance {v['tolerance_nl']}): check for a pocket fill or a leak")
 
 
+def log_read_text(r: dict, seconds: float, out: str | None, plot: str | None) -> str:
+    """`logs`: what was read, and the files written (a plot only when there were records)."""
+    return (f"read {len(r['records'])} records ({r['bytes']:,} bytes) in {seconds:.2f} s, {r['pages']} pages"
+            + (f"; wrote {out}" if out else "") + (f"; plot {plot}" if plot and r["records"] else ""))
+
+
 def weighing_text(mass_mg: str, temp_c, nl: int, dens: int, steps: int) -> str:
     return (f"{mass_mg} mg of water at {temp_c} C, density {dens // 10**6}.{dens % 10**6:06d} mg/uL: "
             f"{nl // 1000}.{nl % 1000:03d} uL ({nl} nL, rounded up) over {steps} steps")

@@ -1,6 +1,7 @@
 """pumpctl therapy commands against the real firmware app on a fake board (no serial port): arguments
 become the right signed requests, bad input sends nothing, errors are one line, logs page and export."""
 
+import argparse
 import csv
 import io
 import json
@@ -403,6 +404,28 @@ def test_log_problems_go_to_stderr_exit_1_and_the_rest_is_kept(board, capsys, tm
     assert rc == 1 and env["ok"] is False and env["error"]["message"].startswith("1 log problem(s)")
     assert len(env["result"]["records"]) == board.app.log.seq and "corrupt data" in env["result"]["problems"][0]
     assert "pumpctl: error" not in err
+
+
+def test_logs_renders_its_result_with_no_board(capsys):
+    # the render step alone: the result `logs` returns (the --json result) becomes the text and the lines
+    from pumpctl import logs as logsmod
+    from pumpctl.commands import logs
+
+    raw = [eventlog.encode(i, 10 * i, 0, eventlog.BOOT, eventlog.pack_data(eventlog.BOOT, (0, i))) for i in (1, 2)]
+    r = {"records": logsmod.decode(b"".join(raw)).records, "pages": 1, "bytes": 1234, "problems": ["damaged #3"]}
+    s = cli.State(argparse.Namespace(out=None, plot="a.png", format="csv"), cli.COMMANDS["logs"])
+    s.notes["seconds"] = 0.25
+    s.fail(PumpctlError("1 log problem(s): what could be read was kept"))
+    logs.show_logs(r, s)
+    out, err = capsys.readouterr()
+    assert out == logsmod.export(r["records"], "csv") and out.startswith("seq,time,ticks_ms,event,details\n1,")
+    assert err == ("read 2 records (1,234 bytes) in 0.25 s, 1 pages; plot a.png\n"
+                   "pumpctl: log problem: damaged #3\n"
+                   "pumpctl: error: 1 log problem(s): what could be read was kept\n")
+    s = cli.State(argparse.Namespace(out="log.csv", plot=None, format="table"), cli.COMMANDS["logs"])
+    s.notes["seconds"] = 1.5
+    logs.show_logs({"records": [], "pages": 1, "bytes": 0, "problems": []}, s)
+    assert capsys.readouterr() == ("", "read 0 records (0 bytes) in 1.50 s, 1 pages; wrote log.csv\n")
 
 
 def test_read_logs_reports_records_that_do_not_decode():

@@ -1,5 +1,5 @@
 """`pumpctl logs`: the event log over the link (session.read_logs), exported as a table, CSV or JSON
-(logs.py), plotted, then followed as it grows. Its records are a stream: written as they come."""
+(logs.py) by show_logs, plotted, then followed as it grows (follow_logs, after the report)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from .. import PumpctlError, UsageError
-from . import DONE
 
 
 def logs_args(sp: argparse.ArgumentParser) -> None:
@@ -42,11 +41,11 @@ def check_out_path(path: str | None, option: str) -> None:
         raise PumpctlError(f"{option} {path}: is a folder, give a file name")
 
 
-def logs(s):
+def logs(s) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .. import history
+    from .. import history, render
     from .. import logs as logsmod
     from ..session import read_logs
 
@@ -65,31 +64,42 @@ def logs(s):
         got = read_logs(ses.client, since=a.since, page=a.page,
                         progress=lambda done, total: prog.update(task, completed=done, total=total))
         device_id = ses.status().get("device_id") if a.plot else None
-    text = "" if a.json and not a.out else logsmod.export(got.records, a.format)
     if a.out:
         try:
-            Path(a.out).write_text(text)
+            Path(a.out).write_text(logsmod.export(got.records, a.format))
         except OSError as e:
             raise PumpctlError(f"cannot write {a.out}: {e.strerror}") from None
-    elif not a.json:
-        sys.stdout.write(text)
     if a.plot and got.records:
         logsmod.plot(got.records, a.plot, drugs_by_rx=history.drugs_by_rx(device_id), tz=_local_tz())
-    print(f"read {len(got.records)} records ({got.bytes:,} bytes) in {got.seconds:.2f} s, {got.pages} pages"
-          + (f"; wrote {a.out}" if a.out else "") + (f"; plot {a.plot}" if a.plot and got.records else ""),
-          file=sys.stderr)
     if got.problems:
         s.fail(PumpctlError(f"{len(got.problems)} log problem(s): what could be read was kept"))
-    if a.json:  # the problems and the error are in the envelope
-        s.emit({"records": got.records, "pages": got.pages, "bytes": got.bytes, "problems": got.problems})
-        return DONE
-    for p in got.problems:
+    r = {"records": got.records, "pages": got.pages, "bytes": got.bytes, "problems": got.problems}
+    s.notes["seconds"] = got.seconds
+    if a.json:  # the envelope holds the problems and the error; the read line is progress, on stderr
+        print(render.log_read_text(r, got.seconds, a.out, a.plot), file=sys.stderr)
+    return r
+
+
+def show_logs(r: dict, s) -> None:
+    """The records (unless --out took them) on stdout; what was read, the problems and the error on
+    stderr."""
+    from .. import logs as logsmod
+    from .. import render
+
+    a = s.args
+    if not a.out:
+        sys.stdout.write(logsmod.export(r["records"], a.format))
+    print(render.log_read_text(r, s.notes["seconds"], a.out, a.plot), file=sys.stderr)
+    for p in r["problems"]:
         print(f"pumpctl: log problem: {p}", file=sys.stderr)
     if s.failure is not None:
         print(f"pumpctl: error: {s.failure}", file=sys.stderr)
-    elif a.follow:
-        _follow(s, got.records[-1]["seq"] if got.records else a.since)
-    return DONE
+
+
+def follow_logs(r: dict, s) -> None:
+    """--follow, after the report: the stream of new records (none after a failed read)."""
+    if s.args.follow and s.failure is None:
+        _follow(s, r["records"][-1]["seq"] if r["records"] else s.args.since)
 
 
 def _local_tz():
