@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from .. import PumpctlError, UsageError
-from . import DONE
 
 
 def _console(stderr: bool = False):
@@ -44,7 +43,7 @@ def therapy_args(sp: argparse.ArgumentParser) -> None:
                                                         "pumpctl program loads back to the same prescription")
 
 
-def therapy(s):
+def therapy(s) -> dict:
     import datetime
 
     from .. import prescription
@@ -58,16 +57,16 @@ def therapy(s):
         raise PumpctlError("therapy --toml: the pump has no prescription to write")
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     text = prescription.to_toml(rep["rx"], f"prescription #{rep.get('rx_id')} running on {dev}, read {now}")
-    if s.args.json:
-        return {"rx_id": rep.get("rx_id"), "toml": text}
-    print(text, end="")
-    return DONE
+    return {"rx_id": rep.get("rx_id"), "toml": text}
 
 
-def show_therapy(rep: dict, _s) -> None:
+def show_therapy(rep: dict, s) -> None:
     from .. import render
 
-    _console().print(render.kv_table("current therapy", render.therapy_summary_rows(rep)))
+    if s.args.toml:
+        print(rep["toml"], end="")
+    else:
+        _console().print(render.kv_table("current therapy", render.therapy_summary_rows(rep)))
 
 
 def program_args(sp: argparse.ArgumentParser) -> None:
