@@ -428,6 +428,17 @@ def test_logs_renders_its_result_with_no_board(capsys):
     assert capsys.readouterr() == ("", "read 0 records (0 bytes) in 1.50 s, 1 pages; wrote log.csv\n")
 
 
+def test_a_refill_mismatch_warns_a_person_and_is_in_the_json_result(board, capsys):
+    programmed(board, capsys)  # 20 mL in: a refill that removes nothing is off by 20 mL, each time
+    args = ("refill", "--drug", "hydromorphone", "--conc-ug-per-ml", "5000", "--added-ml", "20", "--removed-ml", "0")
+    rc, out, err = pc(capsys, *args)
+    assert rc == 0 and err == ("warning: removed 0.0 uL but the pump expected 20.000 mL (off by 20.000 mL, "
+                               "tolerance 1.000 mL): check for a pocket fill or a leak\n")
+    assert out.startswith("refilled with hydromorphone")
+    rc, out, err = pc(capsys, *args, "--json")  # README: with --json nothing but progress on stderr
+    assert rc == 0 and err == "" and json.loads(out)["result"]["warning"] is True
+
+
 def test_read_logs_reports_records_that_do_not_decode():
     class Pages:
         def request(self, op, args=None, timeout_s=None):

@@ -162,7 +162,7 @@ def refill_args(sp: argparse.ArgumentParser) -> None:
 
 
 def refill(s) -> dict:
-    from .. import prescription, render
+    from .. import prescription
     from ..session import OPTIONS
     from ..session import refill_args as request
 
@@ -172,14 +172,14 @@ def refill(s) -> dict:
     with s.session() as ses:
         r = ses.change("refill", args, options=OPTIONS)
     s.notes["refill"] = args
-    if r.get("warning"):  # a pocket fill or a leak? the pump raised its refill-mismatch alarm too
-        print(render.refill_warning(r), file=sys.stderr)
     return r
 
 
 def show_refill(r: dict, s) -> None:
     from .. import render
 
+    if r.get("warning"):  # a pocket fill or a leak? the pump raised its refill-mismatch alarm too
+        print(render.refill_warning(r), file=sys.stderr)
     print(render.refill_text(s.notes["refill"], r))
 
 
