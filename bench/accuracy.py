@@ -1,35 +1,6 @@
-"""Delivery accuracy of the firmware's real pipeline on the virtual plant, IEC 60601-2-24 style.
-
-    .venv/bin/python bench/accuracy.py [--quick | --full] [--jobs 2] [--units N] [--hours 24]
-
-What runs: firmware/itpump/pump.py (Pump: therapy -> guard -> dosing -> motor, confirmed-step accounting,
-reserve mark, rotor index: pulsation compensation and the silent-stall check) unchanged, ticked every
-100 ms with jitter, driving the sim board's own devices (boards/sim/rom/simhw.py: SimMotor, SimRotor)
-over the plant (boards/sim/rom/plant.py: per-unit bias, per-step scatter, rotor-angle pulsation with a
-per-unit amplitude and phase, index magnets misplaced per magnet, back-slip). The Pump gets the board's
-rotor and calibration as the sim board gives them (boards/sim/board.py: steps_per_pass_milli and the
-unit's measured flow profile, plant.profile_ppm). The reference is the prescription itself
-(dose / concentration, exact rational), never the firmware's own counters.
-
-Per unit (plant seed): first the user's gravimetric calibration as docs/hardware.md describes it
-(3 x move(64000, 20000): 60 roller passes at 20 ms/step, so back-pressure slip is negligible and the
-pulsation averages out exactly; into a beaker on a 1 mg balance; the summed mass converted at the water
-density of 20 C by `pumpctl calibrate --mass-mg` (pumpctl.units.mass_to_nl), dosing.calibrate on
-the sum as the firmware does), then 24 h of therapy. Figures: 24 h delivered-volume error (goal
-|e| <= 0.5 %), the trumpet curve (IEC: delivered volume sampled every 0.5 min, max / min % error over
-every observation window of 2, 5, 11, 19, 31 min) over the steady period (hour 1 to the end), the
-worst 31-min window of each IEC analysis period, the 2nd hour and the 24th hour alone (goal <= 2 %; the
-24th is the run's last hour, so with --hours N the Nth), and the worst 31-min window once the
-firmware knows the rotor phase (its first index edge: up to a pass after the start, 3.8 h at
-0.1 mL/day; before it every step counts as the mean, as without a sensor).
-Rows: cal (the unit as shipped: calibrated, index + profile, therapy started cold), primed (the same,
-set up as after an implant: the catheter primed first, 200 uL in 20 min, during which the index edges
-give the rotor phase and the magnets' placement; the 24 h are measured from the end of the prime),
-noindex (calibrated, a board without the
-index sensor: what the compensation buys), nominal (index + profile, no gravimetric calibration: what
-calibration buys) and ideal (diagnostic, not a figure: calibrated, a head without pulsation, no profile;
-separates the firmware's step quantisation and timing from the pump head).
-"""
+"""Delivery accuracy of the firmware's real pipeline on the virtual plant, IEC 60601-2-24 style: per
+plant unit a gravimetric calibration, then 24 h of therapy; the 24 h error and the trumpet curve for
+each row (cal, primed, noindex, nominal, ideal). What runs and each figure: docs/figures.md."""
 
 from __future__ import annotations
 
@@ -303,9 +274,9 @@ def main() -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="1 unit per schedule, 6 h (smoke test)")
     g.add_argument("--full", action="store_true", help="3 units per schedule")
-    ap.add_argument("--units", type=int, default=None, help="plant units (seeds) per schedule")
-    ap.add_argument("--hours", type=int, default=None)
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--units", type=int, default=None, help="plant units (seeds) per schedule (default 1, --full 3)")
+    ap.add_argument("--hours", type=int, default=None, help="hours of therapy per unit (default 24, --quick 6)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     a = ap.parse_args()
     units = a.units or (3 if a.full else 1)
     hours = a.hours or (6 if a.quick else 24)

@@ -1,18 +1,6 @@
-"""Cost of the app's control tick with every safety part wired (occlusion detector in the pump tick,
-supervisor check-ins and watchdog service, alarms, battery monitor in housekeeping), under the real
-micropython binary (unix port), on the fake pump board of tests/firmware (RC line pressure, motor, battery).
-
-    .venv/bin/python bench/app_tick.py [--n 5000]
-
-Prints, for a prescription running at steady state (detector armed, watchdog started):
-  control tick   App.poll_link + App.tick on ticks without housekeeping: us/tick, bytes allocated/tick
-  housekeeping   the same on ticks that run it (once a second: accounting, battery, checkpoint policy)
-  all ticks      everything, as the loop runs it
-  pump.tick      the delivery pipeline + detector alone
-Allocation is measured with the collector disabled (gc.mem_alloc before/after), so it is exact. Times
-include the fakes' own work (the fake line's pressure model, the fake motor); the unix port runs on the
-host CPU, a Pico (RP2040 at 125 MHz) is tens of times slower: measure there before trusting a budget.
-"""
+"""Cost of the app's control tick with every safety part wired, under the real micropython binary (unix
+port) on the fake pump board of tests/firmware: us and bytes allocated per tick for the control tick,
+housekeeping, all ticks and pump.tick alone (docs/figures.md)."""
 
 import argparse
 import subprocess
@@ -76,7 +64,7 @@ r.close()
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=5000, help="ticks per measurement")
     a = ap.parse_args()
     mpy = Path(sys.executable).parent / "micropython"

@@ -1,12 +1,5 @@
-"""Time to verify one signed frame under the real micropython binary (unix port).
-
-    .venv/bin/python bench/auth_speed.py [--n 2000]
-
-Prints microseconds per MAC verify (HMAC-SHA256 + constant-time compare) for a typical change frame and a
-maximum-size one, and per full dispatch of a signed change (parse + auth + counter save to RAM + reply).
-The unix port runs on the host CPU: a Pico (RP2040 at 125 MHz) is tens of times slower, so measure there
-too before trusting a latency budget (run the same snippet with mpremote).
-"""
+"""Time to verify one signed frame under the real micropython binary (unix port): a MAC verify of a
+typical and of a maximum-size change frame, and a full dispatch of a signed change (docs/figures.md)."""
 
 import argparse
 import subprocess
@@ -69,8 +62,8 @@ print("dispatch_change %.1f" % dispatch_us())
 def main():
     from pumpctl.vboard import micropython_exe
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=2000)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=2000, help="frames per measurement")
     a = ap.parse_args()
     exe = micropython_exe()
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:

@@ -1,19 +1,7 @@
-"""Figures of the firmware on the emulated Pico (official rp2 MicroPython v1.28 on rp2040js: EMULATED
-cycles and heap, docs/epico.md), for the three ways to put it on a board: .py files, .mpy files, and
-our frozen image (make firmware: itpump, the board file and main.py frozen; nothing on the filesystem).
-
-Per variant: flash time (pumpctl flash, wall), boot to the first link reply after a power cycle (chip
-time and wall), heap at boot, with therapy just started, after the therapy span and after a full log
-read (status: gc.collect() first; the 40 KiB goal is for the frozen image's used heap after an hour of
-therapy and a log read); the control tick in RP2040 cycles at 125 MHz (the largest busy burst of the
-core per 100 ms window of therapy with no link traffic: the tick plus its USB and timer interrupts);
-the emulator's speed against wall time (paced to real time; and how far an idle chip can run ahead).
-Also the pressure the firmware reports against the plant's line pressure at rest.
-
-Run: .venv/bin/python bench/chip_figures.py [--therapy-min 10] [--frozen-therapy-min 60]
-     [--variants py,mpy,frozen]
-(needs node, the bootrom and the images: pumpctl.fwbuild, or --stock/--frozen FILE)
-"""
+"""Figures of the firmware on the emulated Pico (rp2 MicroPython v1.28 on rp2040js, docs/epico.md) as .py
+files, .mpy files and our frozen image: flash and boot time, heap at boot, in therapy and after a log
+read, the control tick in RP2040 cycles (docs/figures.md). Needs node, the bootrom and the images
+(pumpctl.fwbuild, or --stock/--frozen FILE)."""
 
 from __future__ import annotations
 
@@ -171,11 +159,11 @@ def show(r: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--therapy-min", type=float, default=10.0, help="therapy span in chip minutes (default 10)")
     ap.add_argument("--frozen-therapy-min", type=float, default=60.0,
                     help="the frozen image's span (default 60: the heap goal is for an hour)")
-    ap.add_argument("--variants", default="py,mpy,frozen")
+    ap.add_argument("--variants", default="py,mpy,frozen", help="which of py, mpy, frozen (default all three)")
     ap.add_argument("--stock", help="stock RPI_PICO image (default: pumpctl.fwbuild)")
     ap.add_argument("--frozen", help="frozen image (default: pumpctl.fwbuild)")
     a = ap.parse_args(argv)

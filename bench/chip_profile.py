@@ -1,14 +1,6 @@
-"""Where the control tick's cycles go on the emulated Pico (EMULATED rp2040js cycles, docs/epico.md).
-
-Runs the frozen image's therapy (as bench/chip_figures.py: provision, refill, program, no link traffic)
-and, per segment of chip time, prints the tick figure (median of the largest busy burst per 100 ms
-window) and the cycles of those bursts by C function of the firmware image (PC sampled every 64
-instructions, named from the .elf), first segment against last. --allocs counts the calls of gc_alloc
-by size and C callers (a return-address scan of the stack), for the last segment.
-
-Run: .venv/bin/python bench/chip_profile.py [--minutes 10] [--segment 1] [--top 25] [--allocs]
-     [--frozen build/rpi_pico/firmware.uf2]
-"""
+"""Where the control tick's cycles go on the emulated Pico (EMULATED rp2040js cycles, docs/epico.md): per
+segment of therapy, the tick's busy bursts by C function of the frozen image, first segment against
+last; --allocs: gc_alloc calls by size and C caller (docs/figures.md)."""
 
 from __future__ import annotations
 
@@ -58,10 +50,10 @@ def by_function(pairs, name) -> collections.Counter:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--minutes", type=float, default=10.0, help="chip minutes of therapy (default 10)")
     ap.add_argument("--segment", type=float, default=1.0, help="chip minutes per segment")
-    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--top", type=int, default=25, help="C functions listed per segment (default 25)")
     ap.add_argument("--allocs", action="store_true", help="count gc_alloc calls (slower emulation)")
     ap.add_argument("--frozen", help="frozen image (default: pumpctl.fwbuild)")
     a = ap.parse_args(argv)

@@ -1,15 +1,5 @@
-"""`make demo`: a virtual board from blank to running therapy, driven by the pumpctl commands a user types.
-
-Start the virtual board, flash it through mpremote, provision keys, refill, program
-examples/morphine_continuous.toml, run one virtual hour, show the status, add a patient bolus to the
-prescription (the diff is shown before it is sent), press it, show the log's tail. Then an occlusion:
-block the simulated catheter (sim.fault), run virtual time until the OCCLUSION alarm event, show the
-alarms table, clear the blockage, acknowledge, and show delivery resumed and the bolus the line released
-(from the event log). Then a day schedule: change the drug at a refill to examples/baclofen_flex.toml
-(the morphine left in the pump tube and catheter goes first, as a bridge bolus), fast-forward a whole
-simulated day, and print what was delivered against what the schedule asks; stop.
-Each step's command and its output are shown as they are.
-"""
+"""`make demo`: a virtual board from blank to running therapy, driven by the pumpctl commands a user types,
+each step's command and its output shown as they are (README.md: What the demo shows)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""`pumpctl flash` against a raw `mpremote cp` of the same files plus a restart, on the virtual board.
-
-Four cases: the board at the REPL (mpremote left it there) or running the firmware, flashing .py or
---mpy. Before each timed run the board holds the other flavour, so both tools copy every file
-(pumpctl also removes the other flavour's copies). Both times end when the restarted firmware
-answers a status request; the .mpy files mpremote copies are compiled beforehand (pumpctl compiles
-with its cache, warm here). Goal: every ratio at most 1.2.
-"""
+"""`pumpctl flash` against a raw `mpremote cp` of the same files plus a restart, on the virtual board: .py
+and --mpy, onto the REPL and onto running firmware (docs/figures.md). Goal: every ratio at most 1.2."""
 
 from __future__ import annotations
 

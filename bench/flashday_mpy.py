@@ -1,8 +1,6 @@
-# Flash traffic of the checkpoint policy and the event log over simulated days, on real littlefs.
-# Run by bench/logfigures.py under the micropython binary:
+# Flash traffic of the checkpoint policy and the event log over simulated days, on real littlefs;
+# prints one "RESULT {json}" line. Run by bench/logfigures.py under micropython (docs/figures.md):
 #   micropython bench/flashday_mpy.py DAYS EVENTS_PER_DAY_SPEC(json)
-# RAM flash the size of the Pico's filesystem (352 x 4 KiB), VfsLfs2 as on the rp2 port. Prints
-# one "RESULT {json}" line: saves, appends, block programs, erases and bytes programmed.
 # ruff: noqa: UP031
 import json
 import os

@@ -1,15 +1,8 @@
 """Flash-wear budget of the reserve mark and the checkpoints: erases per day per block, years to the
-rated cycles, the hottest block included; and what a reset books at the default rate.
+rated cycles, the hottest block included; and what a reset books at the default rate. Measured by
+bench/flashwear_mpy.py on real littlefs (docs/figures.md). Goal: 10 years for the hottest block."""
 
-    .venv/bin/python bench/flashwear.py [DAYS]
-
-Measured, not estimated: bench/flashwear_mpy.py runs DAYS simulated days (default 90) under the
-micropython binary on a RAM flash formatted like the rp2 port's (352 x 4 KiB, littlefs2, progsize 256,
-block_cycles 100), writing through the firmware's own Store (state saves and the mark file), EventLog
-and auth counter file, and counts the erases of every block. The hottest block over a finite run is an
-upper bound on its long-run rate (littlefs moves a metadata pair after 100 erases): a longer run reads
-lower. Goal: at least 10 years to the rated cycles for the hottest block."""
-
+import argparse
 import json
 import re
 import subprocess
@@ -43,7 +36,9 @@ def years(per_day: float) -> float:
 
 
 def main() -> int:
-    days = int(sys.argv[1]) if len(sys.argv) > 1 else 90
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("days", nargs="?", type=int, default=90, metavar="DAYS", help="simulated days (default 90)")
+    days = ap.parse_args().days
     print(f"flash wear on the Pico's littlefs2 (352 x 4 KiB blocks, progsize 256, block_cycles 100), {days} "
           "simulated days")
     print(f"  basal {RATE_NL_PER_H} nL/h (0.5 mL/day); events/day {EVENTS}; full state save every "

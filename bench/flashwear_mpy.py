@@ -1,12 +1,7 @@
-# Flash wear of the firmware's writes over simulated days, per erase block, on real littlefs.
-# Run by bench/flashwear.py under the micropython binary:
+# Flash wear of the firmware's writes over simulated days, per erase block, on real littlefs; prints
+# one "RESULT {json}" line. Run by bench/flashwear.py under micropython (docs/figures.md):
 #   micropython bench/flashwear_mpy.py DAYS RATE_NL_PER_H EVENTS_PER_DAY(json) MARK(1|0)
-# A RAM flash the size of the Pico's filesystem (352 x 4 KiB) formatted as the rp2 port does
-# (VfsLfs2, progsize=256; MicroPython sets block_cycles=100), the firmware's own Store, EventLog and
-# auth counter file at the firmware's paths, housekeeping once a second as app.py does it: the reserve
-# mark moves (store.save_mark) when less than RESERVE_HEADROOM_MS of basal is left, a full state save
-# every CHECKPOINT_MS and at once on each change. MARK 0: the mark moves only with full saves (the
-# old 20-minute horizon), for comparison. Prints one "RESULT {json}" line.
+# MARK 0: the mark moves only with full saves (the old 20-minute horizon), for comparison.
 # ruff: noqa: UP031
 import json
 import sys

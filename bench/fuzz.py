@@ -1,12 +1,6 @@
-"""Long fuzz run of the link (CPython): protocol.dispatch + auth against random and mutated frames.
-
-    .venv/bin/python bench/fuzz.py [--frames 100000] [--seed 1]
-
-Prints frames fuzzed, crashes (an exception out of dispatch, a reply that is not one well-formed JSON
-line, an INTERNAL error), state changes on rejects, and forgeries accepted (a tampered, unsigned frame that
-changed state). Exit status 1 if any of those is non-zero. The quick version runs in make test
-(tests/faults/test_protocol_fuzz.py).
-"""
+"""Long fuzz run of the link (CPython): protocol.dispatch + auth against random and mutated frames; prints
+crashes, state changes on rejects and forgeries accepted, exit 1 if any (docs/figures.md). The quick
+version runs in the suite: tests/faults/test_protocol_fuzz.py."""
 
 import argparse
 import json
@@ -190,9 +184,9 @@ def run(n, seed):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=100_000)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=100_000, help="frames to fuzz (default 100000)")
+    ap.add_argument("--seed", type=int, default=1, help="random seed")
     a = ap.parse_args()
     stats, codes, kinds, first, dt = run(a.frames, a.seed)
     print(f"frames fuzzed:            {a.frames:,} (seed {a.seed}, {dt:.1f} s, "

@@ -1,18 +1,6 @@
-"""Fuzz the link of a running pump on the virtual board (real MicroPython, real pty, real keys).
-
-    .venv/bin/python bench/fuzz_vboard.py [--frames 5000] [--seed 1]
-
-A virtual board is flashed, provisioned with fresh keys, filled and programmed, so therapy runs and the
-REPL is locked (Ctrl-C in a frame is data, as on a Pico in use). Then every frame of bench/fuzz.py's
-generator (random bytes, bit flips, truncations, splices, replays, deep nesting, huge numbers, unicode,
-duplicate keys, reads, and valid signed frames) goes to the board, followed by a signed-free `ping`
-sentinel, and the replies are checked:
-  - crash: a reply that is not one JSON object per line, an INTERNAL error, no answer to the sentinel,
-    the REPL showing up, or the board restarting (boot event, boot_count or reset cause changing);
-  - state change on a reject: after a frame that was not accepted, the therapy, its id, the reservoir's
-    drug, the calibration, the halt reasons, the alarms or the keys state differ from before.
-Valid frames never use the `service` op: it opens the REPL on purpose. Exit 1 on any crash or change.
-"""
+"""Fuzz the link of a running pump on the virtual board (real MicroPython, real pty, real keys) with
+bench/fuzz.py's frames, each followed by a `ping` sentinel; exit 1 on any crash or any state change on
+a reject (docs/figures.md: what counts as either)."""
 
 import argparse
 import json
@@ -180,9 +168,9 @@ def run(port: str, ks: keys.Keystore, n: int, seed: int):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=5000)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=5000, help="frames to send (default 5000)")
+    ap.add_argument("--seed", type=int, default=1, help="random seed")
     a = ap.parse_args()
     with virtual_board() as (_d, port), tempfile.TemporaryDirectory(prefix="itpump-keys-") as kd:
         ks = setup(port, Path(kd))

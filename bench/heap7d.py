@@ -1,23 +1,6 @@
 """Figure: a 7-day scenario runs on real MicroPython with -X heapsize=96K; the steady-state tick
-allocates nothing (docs/figures.md).
-
-The virtual board's ROM (plant floats, littlefs block device, USB-CDC bridge, virtual clock) lives on
-the same heap as the firmware, and would not on a Pico, so two runs:
-
-1. lean: the firmware, compiled to .mpy as a Pico runs it, in a plain `micropython -X heapsize=96K`
-   process on a lean board (tests/firmware/fakes.py FakePumpBoard: int-only devices, no plant) over a real
-   littlefs2 filesystem (its buffers are on the heap on a Pico too); 7 days of 0.5 mL/day at the
-   fast-forward's 4.9 s ticks (if 96K does not boot: the smallest heap in 16K steps that does, and why),
-   then 3000 control ticks at 100 ms under micropython.heap_lock(), and the
-   bytes the whole loop allocates per tick (collector disabled, mem_alloc before/after).
-2. vboard (--vboard): the real virtual board with --heap = the lean run's heap + the ROM's footprint, firmware
-   flashed with `pumpctl flash --mpy`, 7 days by sim.advance; status (gc.collect, mem_free) polled.
-
-Also: the ROM's own footprint (gc.mem_alloc after power-on, before any firmware import) and the
-firmware's RAM footprint imported as source vs as .mpy.
-
-    .venv/bin/python bench/heap7d.py [--vboard] [--days 7]
-"""
+allocates nothing. A lean run (the firmware as .mpy on a lean board) and, with --vboard, the virtual
+board (docs/figures.md: why two runs, and what each prints)."""
 
 from __future__ import annotations
 
@@ -249,8 +232,8 @@ def vboard_run(days: float, heap: str) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=float, default=7)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--days", type=float, default=7, help="simulated days (default 7)")
     ap.add_argument("--vboard", action="store_true", help="also run the virtual board at 96K + the ROM")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="itpump-heap7d-") as t:

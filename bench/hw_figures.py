@@ -1,13 +1,5 @@
-"""Hardware figures measured off-target.
-
-1. The stepper's PIO program (firmware/itpump/hal/steppio.py) assembled by the rp2 mock and run in the
-   rp2040-pio-emulator at 1 SM cycle = 1 us: STEP pulses counted, period and high time measured, and
-   the count the SM pushes back decoded, for a few rates and step counts.
-2. .mpy sizes of the firmware and each board file, compiled with mpy-cross for the Pico (RP2040,
-   -march=armv6m) and the Pico 2 (RP2350, -march=armv7emsp), total per target.
-
-Run: .venv/bin/python bench/hw_figures.py
-"""
+"""Hardware figures measured off-target: the stepper's PIO program run in the rp2040-pio-emulator, and the
+.mpy sizes of the firmware and each board file for the Pico and the Pico 2 (docs/figures.md)."""
 
 import subprocess
 import sys

@@ -1,12 +1,5 @@
-"""Figure: event log records read over the link per second (target: 10,000 in <= 3 s).
-
-On a virtual board: leave the app for the REPL (mpremote, at rest), fill the device's own event log
-(/data/log, the firmware's eventlog.EventLog with its default ring budget) with DELIVERY records the
-way the app writes them, restart the firmware, then read everything back with `pumpctl logs` (op
-`logs`, paged) and time it. The ring (eventlog.MAX_SEGS segments of 16 KiB, 27 B per DELIVERY record)
-holds over 10,000 records; with a smaller ring the script reports what it holds and the time 10,000
-would take at the measured rate. Run: .venv/bin/python bench/link_logs.py [--fill N]
-"""
+"""Figure: event log records read over the link per second (target: 10,000 in <= 3 s): a virtual board's
+own log filled with DELIVERY records, read back with `pumpctl logs` and timed (docs/figures.md)."""
 
 from __future__ import annotations
 
@@ -35,7 +28,7 @@ print(lg.seq, lg.first_seq(), len(lg._segs))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--fill", type=int, default=TARGET_RECORDS, help="records to append (default 10000)")
     ap.add_argument("--page", type=int, default=MAX_LOG_RECORDS, help="records per logs request")
     a = ap.parse_args()

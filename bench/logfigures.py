@@ -1,11 +1,5 @@
-"""Flash writes a day under the checkpoint policy, and event-log capacity in days.
-
-    .venv/bin/python bench/logfigures.py
-
-The flash figures are measured: bench/flashday_mpy.py runs simulated days under the micropython
-binary on a RAM flash the size of the Pico's filesystem with real littlefs2 (VfsLfs2), counting
-block programs and erases. The capacity figures follow from the record format in
-firmware/itpump/eventlog.py and the assumed event rates printed with them."""
+"""Flash writes a day under the checkpoint policy (measured by bench/flashday_mpy.py on real littlefs) and
+event-log capacity in days (from the record format and the event rates printed; docs/figures.md)."""
 
 import json
 import re

@@ -1,29 +1,6 @@
-"""Occlusion / leak / stall detection figures: firmware detector (firmware/itpump/occlusion.py) driven by
-the sim plant (boards/sim/rom/plant.py) at the 100 ms control tick, no app needed.
-
-    .venv/bin/python bench/occlusion.py [--quick | --full] [--days D] [--trials N] [--jobs 2]
-
-Default: 12 occlusion onsets per rate and 2 simulated no-fault days per rate (about 2 min on 2 cores);
---quick: 4 onsets, 0.25 day; --full: 24 onsets, 30 days (the false-alarm figure, about 15 min).
-
-For each rate (0.1, 0.5, 5 mL/day): occlusion time-to-alarm beside the physical limit (time for the
-pressure to rise 3 sigma of one reading's noise at that flow and the plant's compliance), their ratio
-(goal <= 1.5), the drug volume missed before the alarm (plant truth, and the detector's own estimate),
-the bolus released when the occlusion clears (plant truth and the detector's estimate), leak
-(disconnection at the pump, partial leak), partial occlusion (catheter resistance x 20, x 100) and stall
-time-to-alarm, and false alarms in a no-fault run of --days days (goal 0). Beside the detector, an oracle
-bound: the same onsets seen by a detector that knows the onset and the true line (oracle_trial), the
-best any detector can do with one reading per tick. The detector gets a deliberately imperfect
-calibration (C 25 % low, R 30 % high, volume/step nominal while the unit is biased), as a real one
-would be.
-
-The detector is given only what the firmware can know: steps commanded, steps the driver CONFIRMED (the
-PIO counts the pulses it emitted, not rotor motion: there is no encoder, and the sim driver does the
-same), the driver's DIAG pin and the pressure reading. A stall with DIAG silent shows in the pressure only
-here: on a board with the rotor index (the sim's, rp2 with the sensor fitted) the pump's own check stops it
-after 5/4 of a roller pass without an edge (itpump/rotor.py; tests/firmware/test_rotor.py, tests/e2e/test_faults.py),
-which this bench, driving occlusion.Detector alone, does not run.
-"""
+"""Occlusion / leak / stall detection figures: the firmware's detector (firmware/itpump/occlusion.py)
+driven by the sim plant at the 100 ms control tick, no app needed; per rate, time-to-alarm against the
+physical limit, volumes missed and released, false alarms (docs/figures.md: each figure, the oracle)."""
 
 from __future__ import annotations
 
@@ -248,13 +225,15 @@ def fmt(x, unit="", nd=1):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__)
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="4 onsets per rate, 0.25 day no-fault runs")
-    g.add_argument("--full", action="store_true", help="24 onsets per rate, 30 day no-fault runs")
+    g.add_argument("--quick", action="store_true",
+                   help="4 onsets per rate, 0.25 day no-fault runs (the default, 12 and 2 days: about 2 min)")
+    g.add_argument("--full", action="store_true",
+                   help="24 onsets per rate, 30 day no-fault runs: the false-alarm figure, about 15 min")
     ap.add_argument("--days", type=float, default=None, help="no-fault run length per rate (default 2)")
     ap.add_argument("--trials", type=int, default=None, help="occlusion onsets per rate (default 12)")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=INT",
                     help="try a detector tuning: override a module constant of itpump/occlusion.py in this run "
                          "(e.g. _KF_X8=8); the firmware file is not changed")

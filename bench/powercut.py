@@ -1,9 +1,6 @@
-"""Full power-cut sweep on real littlefs: a cut after every single program/erase of the scenario.
-
-    .venv/bin/python bench/powercut.py
-
-Runs tests/faults/powercut.py under the micropython binary (RAM flash, 4 KiB blocks, VfsLfs2) and
-prints cut points tried, failures (must be 0) and committed records lost (must be 0)."""
+"""Full power-cut sweep on real littlefs: tests/faults/powercut.py under the micropython binary, a cut
+after every single program/erase; prints cut points tried, failures and committed records lost (both
+must be 0; docs/figures.md)."""
 
 import json
 import re

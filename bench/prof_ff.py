@@ -1,14 +1,6 @@
 """Where a fast-forward's time goes: the sim ROM (virtual clock, USB-CDC, watchdog, plant) and the
-firmware (App loop) in one micropython process, without the host bridge, timed part by part.
-
-The same parts as the virtual board (boards/sim/rom + boards/sim/board.py, firmware/itpump, a littlefs
-flash image) with stdin an idle pipe; a 0.5 mL/day continuous prescription fast-forwarded --days at
-the ROM's default quantum (or --quantum). First a plain run (total us per tick, the figure to compare
-with bench/speed30d.py's), then a run with every part wrapped in a timer (the wrappers cost a little
-themselves: read the shares, not the sum).
-
-    .venv/bin/python bench/prof_ff.py [--days 1] [--quantum MS] [--no-parts]
-"""
+firmware (App loop) in one micropython process, without the host bridge, timed part by part
+(docs/figures.md)."""
 
 import argparse
 import subprocess
@@ -170,11 +162,12 @@ for label in sorted(B):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=float, default=1)
-    ap.add_argument("--quantum", type=int, default=0)
-    ap.add_argument("--no-parts", action="store_true")
-    ap.add_argument("--heap", default="384K")  # the wrappers and timers need room beside the firmware
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--days", type=float, default=1, help="simulated days (default 1)")
+    ap.add_argument("--quantum", type=int, default=0, metavar="MS", help="fast-forward quantum (default: the ROM's)")
+    ap.add_argument("--no-parts", action="store_true", help="the plain run only, no timed parts")
+    ap.add_argument("--heap", default="384K",  # the wrappers and timers need room beside the firmware
+                    help="micropython heap (default 384K)")
     a = ap.parse_args()
     mpy = Path(sys.executable).parent / "micropython"
     with tempfile.TemporaryDirectory(prefix="itpump-prof-") as d:

@@ -1,13 +1,6 @@
-"""Cost of the safety layer's per-tick calls under the real micropython binary (unix port).
-
-    .venv/bin/python bench/safety_tick.py [--n 20000]
-
-Prints microseconds per control tick for: the dose guard (allowance + record), the alarm manager
-(tick with three active alarms), the supervisor (4 check-ins + service) and the battery monitor
-(update), and the heap allocated over all those ticks (expected 0). The unix port runs on the host
-CPU: a Pico (RP2040 at 125 MHz) is tens of times slower, so measure there too before trusting a
-latency budget.
-"""
+"""Cost of the safety layer's per-tick calls under the real micropython binary (unix port): the dose
+guard, the alarm manager, the supervisor and the battery monitor in us per tick, and the heap they
+allocate (expected 0; docs/figures.md)."""
 
 import argparse
 import subprocess
@@ -86,7 +79,7 @@ LABELS = {"guard": "guard allowance + record", "alarms": "alarms tick (3 active)
 def main():
     from pumpctl.vboard import micropython_exe
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=20000, help="ticks per measurement")
     a = ap.parse_args()
     exe = micropython_exe()

@@ -1,13 +1,5 @@
-"""Figure: 30 simulated days in <= 30 s of wall time (docs/figures.md).
-
-A throwaway virtual board is flashed, given keys, refilled and programmed with a continuous
-prescription at 0.5 mL/day, then fast-forwarded (sim.advance) N days. Prints wall seconds, the
-virtual/wall ratio, control ticks executed, and delivered volume (firmware count from confirmed steps,
-and the plant's own pumped volume) against the prescription.
-
-    .venv/bin/python bench/speed30d.py                 # 30 days, coarse fast-forward (default quantum)
-    .venv/bin/python bench/speed30d.py --days 1 --quantum 100   # the fine 100 ms tick, for comparison
-"""
+"""Figure: 30 simulated days in <= 30 s of wall time: a throwaway virtual board programmed at 0.5 mL/day,
+then fast-forwarded; wall time, virtual/wall ratio, ticks and delivered volume (docs/figures.md)."""
 
 from __future__ import annotations
 
@@ -146,12 +138,13 @@ def report(r: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=float, default=30)
-    ap.add_argument("--quantum", type=int, default=None, help="sim.advance quantum_ms (default: the ROM's)")
-    ap.add_argument("--heap", default=vboard.DEFAULT_HEAP)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--days", type=float, default=30, help="simulated days (default 30)")
+    ap.add_argument("--quantum", type=int, default=None,
+                    help="sim.advance quantum_ms (default: the ROM's; 100: the fine tick, for comparison)")
+    ap.add_argument("--heap", default=vboard.DEFAULT_HEAP, help="the virtual board's heap")
     ap.add_argument("--mpy", action="store_true", help="flash the firmware as .mpy")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="the plant's seed")
     a = ap.parse_args()
     report(run(a.days, a.quantum, a.heap, a.mpy, a.seed))
     return 0

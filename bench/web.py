@@ -1,10 +1,6 @@
-"""The web programmer's figures: page load time and bytes downloaded per page (headless Chromium, Debian's
-package, through Playwright), and alarm-to-browser latency (host read of the board's event line -> the open
-dashboard's script): one real occlusion on the virtual board, then synthetic events through the same
-server-sent event path for a median.
-
-usage: .venv/bin/python bench/web.py [--loads N] [--events N]
-"""
+"""The web programmer's figures: page load time and bytes per page (headless Chromium through
+Playwright), and alarm-to-browser latency over server-sent events, on the virtual board
+(docs/figures.md; docs/web.md has the figures)."""
 
 from __future__ import annotations
 
@@ -29,7 +25,7 @@ PAGES = ("/", "/program", "/bolus", "/log", "/charts")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--loads", type=int, default=10, help="loads of each page")
     ap.add_argument("--events", type=int, default=50, help="synthetic events for the latency median")
     a = ap.parse_args()
