@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz  # noqa: E402
 
 from common import ROOT, print_table, tool, virtual_board, wait_status  # noqa: E402
+from itpump import auth, protocol  # noqa: E402
 from pumpctl import (
     keys,  # noqa: E402
     prescription,  # noqa: E402
@@ -23,7 +24,6 @@ from pumpctl import (
 from pumpctl.link import Link  # noqa: E402
 from pumpctl.mpr import Device  # noqa: E402
 
-A = fuzz.A
 STATE_KEYS = ("therapy", "reservoir_drug", "reservoir_conc_ug_per_ml", "pl_per_step", "halt", "alarms",
               "keys", "boot_count", "reset_cause", "device_id")
 SENTINEL_TIMEOUT_S = 5.0
@@ -82,7 +82,7 @@ def setup(port: str, keys_root: Path) -> keys.Keystore:
         link.discard_input()
         fill = {"drug": rx["drug"], "conc_ug_per_ml": rx["conc_ug_per_ml"], "added_nl": 20000000, "removed_nl": 0}
         for op, args in (("refill", fill), ("program", {"rx": rx})):
-            r = b.request(ks.signed_line(1, op, args, A.CLINICIAN))
+            r = b.request(ks.signed_line(1, op, args, auth.CLINICIAN))
             if not r.get("ok"):
                 raise SystemExit(f"{op} refused: {r}")
     return ks
@@ -94,13 +94,13 @@ def run(port: str, ks: keys.Keystore, n: int, seed: int):
     fuzz.KEYS.update(ks.keys)
 
     class Rig:  # counters as the board knows them: the keystore's, continued by the generator
-        ctr = {r: ks.counters().get(r, 0) for r in A.ROLES}
+        ctr = {r: ks.counters().get(r, 0) for r in auth.ROLES}
 
     def valid_obj(rig, rnd):
-        role = rnd.choice(A.ROLES)
+        role = rnd.choice(auth.ROLES)
         rig.ctr[role] += rnd.randrange(1, 4)
-        ops = [op for op in A.PERMISSIONS[role] if op != "service"] or ["ping"]
-        obj = {"id": rnd.randrange(fuzz.P.MAX_ID + 1), "op": rnd.choice(ops)}
+        ops = [op for op in auth.PERMISSIONS[role] if op != "service"] or ["ping"]
+        obj = {"id": rnd.randrange(protocol.MAX_ID + 1), "op": rnd.choice(ops)}
         if rnd.random() < 0.5:
             obj["args"] = {"volume_ul": rnd.randrange(1, 1001)}
         obj["role"] = role
@@ -138,7 +138,7 @@ def run(port: str, ks: keys.Keystore, n: int, seed: int):
                     elif m.get("ok") is False:
                         code = m["error"]["code"]
                         codes[code] += 1
-                        if code == fuzz.P.E_INTERNAL or not m["error"].get("message"):
+                        if code == protocol.E_INTERNAL or not m["error"].get("message"):
                             raise RuntimeError(f"bad error reply {m!r}")
                     else:
                         raise RuntimeError(f"malformed reply {m!r}")
