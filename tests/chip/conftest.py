@@ -1,11 +1,6 @@
-"""The chip stage: the firmware on the official rp2 MicroPython on an emulated Pico (pumpctl.epico).
-
-Needs node, the RP2040 bootrom and the firmware images (pumpctl.fwbuild: arm toolchain + MicroPython
-sources; or prebuilt ones named by $ITPUMP_CHIP_STOCK and $ITPUMP_CHIP_FROZEN); without any of them the
-stage is skipped with one line naming what is missing. The images are built once per session (fwbuild
-keeps its build trees under build/: an unchanged rebuild takes seconds). The stage's wall time is
-printed.
-"""
+"""The chip stage: the firmware on the official rp2 MicroPython on an emulated Pico (pumpctl.epico);
+without node, the bootrom or the images it is skipped with one line naming what is missing
+(docs/epico.md: the chip tests)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,8 @@
-"""The fault matrix of issue 4 on the virtual board: each fault is injected into the simulated world
-(sim.fault, boards/sim/rom/plant.py) or the loop (sim.hang), and each must give the right alarm (the
-unsolicited event line and status), the motor stopped (the firmware's halt and the sim's own motor
-driver), and the event log entry (ALARM_RAISED, SAFETY / BOOT records, decoded by pumpctl.logs).
-
-One board serves the whole module, in order: every fault test starts from a running, relearnt pump
-(ensure_running) and leaves the board clear; the watchdog tests come last (they end in safe mode).
-
-Not here: the dose guard's DOSE_GUARD stop. No sim fault makes the driver emit more pulses than asked
-(plant.FAULTS: stall and slip move less, never more), and the guard caps what the scheduler asks
-before the motor (Guard.allowance), so on the virtual board the violation cannot arise; it is covered
-by tests/firmware (guard, app safety) and the hypothesis test. test_no_sim_fault_can_run_the_driver_away
-pins that premise.
-"""
+"""The fault matrix of issue 4 on the virtual board: each fault injected into the world (sim.fault,
+boards/sim/rom/plant.py) or the loop (sim.hang) must give the right alarm (event line and status), the
+motor stopped (the firmware's halt and the sim's driver) and the log entry (ALARM_RAISED, SAFETY, BOOT).
+One board serves the module in order: each test starts from ensure_running and leaves the board clear;
+the watchdog tests come last (safe mode). No DOSE_GUARD: test_no_sim_fault_can_run_the_driver_away."""
 
 import pytest
 
@@ -245,8 +236,12 @@ def test_reservoir_empty_stops_with_an_alarm(pump):
 
 
 def test_no_sim_fault_can_run_the_driver_away(pump):
-    """The premise for leaving DOSE_GUARD out: every plant fault leaves steps_moved <= steps_in, and the
-    sim's driver emits no more pulses than the firmware asked (no STEP_MISMATCH, guard never violated)."""
+    """The premise for leaving the DOSE_GUARD stop out of this module: no sim fault makes the driver emit
+    more pulses than asked (plant.FAULTS: stall and slip move less, never more) and the guard caps what
+    the scheduler asks before the motor (Guard.allowance), so on the virtual board the violation cannot
+    arise; tests/firmware covers it (guard, app safety, the hypothesis test). Checked here: every plant
+    fault leaves steps_moved <= steps_in, and the sim's driver emits no more pulses than the firmware
+    asked (no STEP_MISMATCH, guard never violated)."""
     with Link(pump.port) as link:
         c = Client(link)
         c.wait_ready(10)

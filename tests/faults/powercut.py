@@ -1,15 +1,6 @@
-# Power-cut sweep on real littlefs (run with the micropython binary):
+# Power-cut sweep on real littlefs (run with the micropython binary): the pump scenario, power cut at
+# the Nth program/erase, then what a fresh mount must find (docs/persistence.md: the power-cut sweep).
 #   micropython tests/faults/powercut.py [--step K] [--first N] [--last N] [--quiet]
-# Each run formats a RAM flash, runs the pump scenario (program, basal with checkpoints, boluses,
-# refill, alarms, enough events to rotate the log) and cuts power at the Nth program/erase: that
-# write and every later one never happen. A fresh VfsLfs2 then mounts the frozen image and checks:
-#   - the filesystem mounts;
-#   - the store loads the last committed generation or the one being written, byte-exact;
-#   - every committed log record is there unaltered (except those in segments rotation dropped),
-#     no record appears that was never written, the log reopens and appends;
-#   - delivered volume recovered (reserve rule: the state's mark, or the mark file written against
-#     the same generation, moved in place between saves) >= volume the motor actually delivered, and
-#     the mark file is never found damaged.
 # Prints one "RESULT {json}" line: cut points tried, failures, committed records lost.
 # ruff: noqa: UP031  (MicroPython code: %-formatting)
 import json

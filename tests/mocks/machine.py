@@ -1,12 +1,9 @@
-"""A recording stand-in for MicroPython's `machine` on rp2, for CPython unit tests of hal/ drivers.
+"""A recording stand-in for MicroPython's `machine` on rp2, for CPython unit tests of hal/ drivers: outputs
+are recorded in `timeline`, inputs come from dicts the test fills. Loaded fresh per test by
+tests/hal/hal_mocks.py; never installed globally."""
 
-Every output (pin write, PWM setting, watchdog start/feed, mem32 write, reset) is appended to
-`timeline` as a tuple, in call order; tests assert on sequences. Inputs come from dicts the test fills:
-`inputs[pin] = level`, `adc_codes[channel] = iterable or callable of 12-bit codes`; `drive(pin, level)`
-sets an input and, on an edge the pin's irq() asked for, calls its handler as the port's IRQ would.
-Loaded fresh per test by tests/hal/hal_mocks.py; never installed globally.
-"""
-
+# every output (pin write, PWM setting, watchdog start/feed, mem32 write, reset) as a tuple, in call
+# order: tests assert on sequences
 timeline = []
 inputs = {}  # GPIO number -> level read by an input Pin
 adc_codes = {}  # ADC channel -> iterator of 12-bit codes, or a callable returning one

@@ -1,15 +1,5 @@
-"""A stand-in for MicroPython's `rp2` for CPython unit tests: a PIO assembler and a recording StateMachine.
-
-`asm_pio` assembles the program the way the board does, independently written from the RP2040
-datasheet's instruction encoding (section 3.4): it runs the decorated function twice (labels, then
-code) with the PIO DSL names as its globals and returns the same list shape MicroPython returns:
-[opcodes, -1, -1, execctrl, shiftctrl, out_init, set_init, sideset_init]. The opcodes can then be run
-in the rp2040-pio-emulator (tests/hal/hal_mocks.py), so the PIO program exists only in the driver.
-
-StateMachine records init/put/exec/active/restart in machine.timeline (the machine mock installed
-next to this one) and serves get() from `rx`, a list the test fills (`pushes`: words that arrive in rx
-only when an exec'd push instruction runs).
-"""
+"""A stand-in for MicroPython's `rp2` for CPython unit tests: a PIO assembler (asm_pio) written from the
+RP2040 datasheet, and a StateMachine that records what the driver does with it."""
 
 import types
 from array import array
@@ -181,6 +171,12 @@ def _sideset_pins(sideset_init):
 def asm_pio(*, out_init=None, set_init=None, sideset_init=None, side_pindir=False,
             in_shiftdir=PIO.SHIFT_LEFT, out_shiftdir=PIO.SHIFT_LEFT, autopush=False, autopull=False,
             push_thresh=32, pull_thresh=32, fifo_join=PIO.JOIN_NONE):
+    """Assembles the program the way the board does, independently written from the RP2040 datasheet's
+    instruction encoding (section 3.4): runs the decorated function twice (labels, then code) with the
+    PIO DSL names as its globals and returns the same list shape MicroPython returns: [opcodes, -1, -1,
+    execctrl, shiftctrl, out_init, set_init, sideset_init]. The opcodes can then be run in the
+    rp2040-pio-emulator (tests/hal/hal_mocks.py), so the PIO program exists only in the driver."""
+
     def dec(f):
         count = _sideset_pins(sideset_init)
         # pass 1: labels, and whether every instruction has a side-set (else it is optional)
@@ -223,6 +219,10 @@ def program_info(prog):
 
 
 class StateMachine:
+    """Records init/put/exec/active/restart in machine.timeline (the machine mock installed next to this
+    one) and serves get() from `rx`, a list the test fills (`pushes`: words that arrive in rx only when
+    an exec'd push instruction runs)."""
+
     def __init__(self, id, program=None, freq=-1, **kw):
         self.id = id
         self.rx = []  # words get() returns, filled by the test
