@@ -1,5 +1,6 @@
-"""The source tree as a newcomer reads it: every module of firmware/, boards/ and host_tools/ opens with a
-header of 1-5 lines (the reasoning is in docs/), and no class creates an attribute its __init__ did not."""
+"""The source tree as a newcomer reads it: every module of firmware/, boards/, pumpctl, tests/ and bench/
+opens with a header of 1-5 lines (the reasoning is in docs/), and no class creates an attribute its
+__init__ did not."""
 
 import ast
 import re
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("firmware", "boards", "host_tools/pumpctl")
+FOLDERS = ("firmware", "boards", "host_tools/pumpctl", "tests", "bench")
 MAX_HEADER_LINES = 5
 
 
@@ -39,13 +40,27 @@ def test_the_header_count_reads_comments_and_docstrings():
     assert header_lines("import os\n") == 0
 
 
+def header_fault(src: str, name: str) -> str | None:
+    """What is wrong with a module's header, or None (an empty package marker needs none)."""
+    if not src.strip() or name == "__init__.py" and header_lines(src) == 0 and len(src.split("\n")) < 3:
+        return None
+    n = header_lines(src)
+    return None if 1 <= n <= MAX_HEADER_LINES else f"a header of {n} lines (1-{MAX_HEADER_LINES})"
+
+
+def test_the_header_check_fails_a_long_or_missing_header_in_every_folder():
+    assert header_fault('"""One line."""\nimport os\n', "a.py") is None
+    assert header_fault("# a\n# b\n# c\n" + '"""d\n\ne\n"""\n', "a.py") == "a header of 7 lines (1-5)"
+    assert header_fault("import os\n", "a.py") == "a header of 0 lines (1-5)"
+    assert header_fault("", "__init__.py") is None
+    checked = {p.relative_to(ROOT).parts[0] for p in _modules(*FOLDERS)}
+    assert checked == {"firmware", "boards", "host_tools", "tests", "bench"}
+
+
 @pytest.mark.parametrize("path", _modules(*FOLDERS), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_module_has_a_short_header(path):
-    src = path.read_text()
-    if not src.strip() or path.name == "__init__.py" and header_lines(src) == 0 and len(src.split("\n")) < 3:
-        return  # an empty package marker
-    n = header_lines(src)
-    assert 1 <= n <= MAX_HEADER_LINES, f"{path.relative_to(ROOT)}: a header of {n} lines (1-{MAX_HEADER_LINES})"
+    fault = header_fault(path.read_text(), path.name)
+    assert fault is None, f"{path.relative_to(ROOT)}: {fault}"
 
 
 def _self_stores(fn) -> set[str]:
