@@ -3,9 +3,9 @@ VERSION = "0.1.0"
 # The package's modules (hal/ and app aside) in load order, dependencies first: app.py imports them in
 # this order, bench/heap7d.py measures them, tests/firmware/test_modules.py checks the list against the
 # folder that pumpctl flash and the frozen manifest ship.
-MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "drugs", "prescription", "therapy", "pulsation",
-           "dosing", "guard", "reservoir", "occlusion", "rotor", "line", "pump", "power", "supervisor", "journal",
-           "identity", "halts", "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
+MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "supervisor", "halts", "drugs", "prescription",
+           "therapy", "pulsation", "dosing", "guard", "reservoir", "occlusion", "rotor", "line", "pump", "power",
+           "journal", "identity", "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
 
 
 # How a module refuses a value outside its limit: LimitError, and check_int, the one checked integer.

@@ -29,22 +29,25 @@ MEDIUM = const(2)
 HIGH = const(3)
 PRIORITY_NAMES = ("none", "low", "medium", "high")
 
-# name, priority, latching. Delivery-stopping faults are high and latch; states that persist on their
+# name, priority, latching, event. Delivery-stopping faults are high and latch; states that persist on their
 # own (battery low, reservoir low) need no latch; a watchdog reset is an event, so it latches until seen.
+# An event alarm is raised by an event, not by a condition the firmware keeps measuring (a stall or a
+# runaway is seen again by the next tick if it persists): no sensor says when it is over, so its
+# acknowledgement is the clinician's word that the cause is dealt with, and ends it (halts.ack).
 TABLE = (
-    ("OCCLUSION", HIGH, True),
-    ("LEAK", HIGH, True),
-    ("STALL", HIGH, True),
-    ("DOSE_GUARD", HIGH, True),
-    ("RESERVOIR_LOW", LOW, False),
-    ("RESERVOIR_EMPTY", HIGH, True),
-    ("BATTERY_LOW", LOW, False),
-    ("BATTERY_ERI", MEDIUM, False),
-    ("BATTERY_EOS", HIGH, True),
-    ("WATCHDOG_RESET", MEDIUM, True),
-    ("SENSOR_FAULT", HIGH, True),
-    ("STEP_MISMATCH", HIGH, True),
-    ("INTERNAL", HIGH, True),
+    ("OCCLUSION", HIGH, True, False),
+    ("LEAK", HIGH, True, False),
+    ("STALL", HIGH, True, True),
+    ("DOSE_GUARD", HIGH, True, True),
+    ("RESERVOIR_LOW", LOW, False, False),
+    ("RESERVOIR_EMPTY", HIGH, True, False),
+    ("BATTERY_LOW", LOW, False, False),
+    ("BATTERY_ERI", MEDIUM, False, False),
+    ("BATTERY_EOS", HIGH, True, False),
+    ("WATCHDOG_RESET", MEDIUM, True, True),
+    ("SENSOR_FAULT", HIGH, True, False),
+    ("STEP_MISMATCH", HIGH, True, True),
+    ("INTERNAL", HIGH, True, True),
 )
 NAMES = tuple(t[0] for t in TABLE)
 _PRIO = bytes(t[1] for t in TABLE)
@@ -102,6 +105,11 @@ def priority(code):
 
 def latching(code):
     return bool(_LATCH[code])
+
+
+def event(code):
+    """True for an alarm raised by an event, False for one raised by a condition (TABLE)."""
+    return TABLE[code][3]
 
 
 class AlarmManager:

@@ -1,9 +1,9 @@
 # Line safety: each tick after delivery, the pressure and the steps asked and confirmed feed the occlusion
-# detector (occlusion.py); an occlusion, a leak, a stall or a missing sensor stops the pump (its halt
-# table, pump.py) and is logged. The checks and their reasoning: docs/occlusion.md.
+# detector (occlusion.py); an occlusion, a leak, a stall or a missing sensor stops the pump (the halt
+# table, halts.py) and is logged. The checks and their reasoning: docs/occlusion.md.
 from micropython import const
 
-from itpump import alarms, occlusion
+from itpump import alarms, halts, occlusion
 
 # Line model calibration when the board's dict lacks it (keys compliance_nl_per_kpa,
 # resistance_pa_s_per_ul, noise_pa): the bench line of boards/sim/rom/plant.py (same tubing and catheter
@@ -18,7 +18,7 @@ _SENSOR_TICKS = const(3)  # missing readings in a row before the sensor fault st
 _MOVE_LATE_MS = const(1000)  # a move (<= 90 ms) still running after this: its steps count as unconfirmed
 _GAP_MIN_MS = const(50)  # ticks outside _GAP_MIN_MS.._GAP_MAX_MS do not feed the detector's statistics
 _GAP_MAX_MS = const(200)
-# The line's SAFETY record kinds (positions in eventlog.SAFETY_KINDS; the pump's own are pump.S_*)
+# The line's SAFETY record kinds (positions in eventlog.SAFETY_KINDS; the others: halts.S_*)
 _S_OCCLUSION = const(0)
 _S_LEAK = const(1)
 S_STALL = const(2)  # also the rotor index's silent stall (pump.py)
@@ -164,14 +164,14 @@ class Line:
         for code in (alarms.OCCLUSION, alarms.LEAK):
             if p.alarms.is_present(code):
                 p.alarms.clear_condition(code)
-        p.release_inactive()
+        halts.release_inactive(p)
 
     def set_pl_per_step(self, pl):
         """A step's pressure changed: a new model, learnt afresh."""
         if self.occ is not None:
             self.occ = self._detector(pl)
             self.state = occlusion.OK
-            self.pump.release_inactive()
+            halts.release_inactive(self.pump)
 
     def _detector(self, pl_per_step):
         c, r, noise, tick_ms = self._cal

@@ -1,7 +1,7 @@
 # Changes beside therapy: calibration, time, alarm acknowledgement, keys, service access.
 from micropython import const
 
-from itpump import alarms, eventlog, halts, protocol, pump, supervisor
+from itpump import alarms, eventlog, halts, protocol, supervisor
 from itpump.dosing import calibrate as dosing_calibrate
 from itpump.ops import save_or_undo
 
@@ -79,7 +79,7 @@ def op_service(parts, args):
     supervisor.safe_state(board)  # motor stopped now, not at the next tick
     p.halt_motor()
     sup.note_intentional_reset()
-    p.log_safety(pump.S_SERVICE, p.line.pressure_pa, left)
+    p.log_safety(halts.S_SERVICE, p.line.pressure_pa, left)
     p.sync_repl_lock()  # suspended: open for mpremote
     return {"suspended": th is not None and th.suspended, "resume_on_restart": svc, "bolus_abandoned_nl": left,
             "repl": "open"}

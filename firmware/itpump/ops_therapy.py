@@ -1,7 +1,7 @@
 # Therapy changes: program, refill (with the bridge to a new fluid), suspend, cancel a bolus.
 from micropython import const
 
-from itpump import alarms, eventlog, protocol, pump
+from itpump import alarms, eventlog, halts, protocol
 from itpump.ops import save_or_undo, therapy_of
 from itpump.reservoir import Reservoir
 from itpump.therapy import Therapy
@@ -87,7 +87,7 @@ def op_refill(parts, args):
     else:
         save_or_undo(doc, undo_refill)
     if not r.is_empty():
-        p.release(pump.H_EMPTY)
+        p.release(halts.H_EMPTY)
         p.alarms.clear_condition(alarms.RESERVOIR_EMPTY)
     if not r.is_low():
         p.alarms.clear_condition(alarms.RESERVOIR_LOW)
@@ -116,7 +116,7 @@ def op_suspend(parts, args):
     if not args["on"]:
         sup.clear_intentional_reset()  # no reset is coming: a later watchdog reset is a crash
         if svc:
-            p.log_safety(pump.S_RESUME, 0, 0)
+            p.log_safety(halts.S_RESUME, 0, 0)
     if kind is not None:
         journal.event(eventlog.BOLUS_ABANDONED, left)
     journal.event(eventlog.THERAPY, 0 if args["on"] else p.rate_now(), doc.rx_id)

@@ -5,7 +5,7 @@ from array import array
 
 from micropython import const
 
-from itpump import alarms, check_int, pump
+from itpump import alarms, check_int, halts
 
 OK = const(0)
 LOW = const(1)
@@ -171,7 +171,7 @@ class Watch:
                     p.condition_gone(alarms.SENSOR_FAULT)
         if st != was:
             self._changed(st)
-        if st == EOS and not p.halt & pump.H_BATTERY:
+        if st == EOS and not p.halt & halts.H_BATTERY:
             self._end_of_service()
 
     def _read_mv(self):
@@ -189,11 +189,11 @@ class Watch:
                     self.alarms.clear_condition(code)
         if st != OK:
             self.alarms.raise_alarm(ALARM_FOR[st])
-        self.pump.release_inactive()
+        halts.release_inactive(self.pump)
 
     def _end_of_service(self):
         """Stop while the motor and flash still have margin, and save the state now."""
         p = self.pump
-        p.log_safety(pump.S_BATTERY_EOS, 0, self.batt.avg_mv)
-        p.stop(pump.H_BATTERY, alarms.BATTERY_EOS)
+        p.log_safety(halts.S_BATTERY_EOS, 0, self.batt.avg_mv)
+        p.stop(halts.H_BATTERY, alarms.BATTERY_EOS)
         p.need_save = True

@@ -1,11 +1,11 @@
 # Delivery: one control tick moves drug from the therapy to the motor, accounts for it from confirmed
-# steps only, never passes the reserve mark, and stops on any doubt: the halt table (H_*, HALTS) says why,
-# and halts latch until released (halts.py). The pipeline: docs/dosing.md; line safety: line.py.
+# steps only, never passes the reserve mark, and stops on any doubt: the halt table says why, and halts
+# latch until released (halts.py). The pipeline: docs/dosing.md; line safety: line.py.
 import struct
 
 from micropython import const
 
-from itpump import alarms, eventlog, store
+from itpump import alarms, eventlog, halts, store
 from itpump.dosing import Dosing
 from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
 from itpump.guard import Guard, Limits
@@ -19,56 +19,13 @@ from itpump.rotor import magnets as rotor_magnets
 
 TICK_MS = const(100)  # the app's control tick
 _SPREAD_US = const(90000)  # a tick's steps are spread over 90 % of the tick: the move ends before the next
-PERIOD_MIN_US = const(10)  # board contract: min 10 us, rounded down to even
-PERIOD_MAX_US = const(1000000)
-MAX_MOVE_STEPS = const(1 << 20)
+_PERIOD_MIN_US = const(10)  # board contract: min 10 us, rounded down to even
+_PERIOD_MAX_US = const(1000000)
+_MAX_MOVE_STEPS = const(1 << 20)
 # Confirmed beyond what was asked, by more than this: the driver runs on its own (STEP_MISMATCH).
 _MISMATCH_STEPS = const(2)
-
-# Why delivery is halted (bits; 0 = may deliver). Each clears by its own action (see App).
-H_EMPTY = const(1)  # reservoir empty: refill
-H_GUARD = const(2)  # dose guard violation: acknowledge DOSE_GUARD
-H_MISMATCH = const(4)  # acknowledge STEP_MISMATCH
-H_STALL = const(8)  # driver fault: acknowledge STALL
-H_INTERNAL = const(16)  # exception in the tick, store failure: acknowledge INTERNAL
-# These latch on a condition: released when the alarm is inactive (acknowledged and the condition gone)
-H_OCCLUSION = const(32)
-H_LEAK = const(64)
-H_SENSOR = const(128)  # pressure sensor missing / frozen
-H_BATTERY = const(256)  # battery at end of service
-H_SAFE = const(512)  # boot loop (supervisor): until a clinician acknowledges INTERNAL; never persisted
-# After these halts the line's pressure history says nothing about the running line (pressure near zero,
-# or confirmed steps that moved nothing, or no readings): the detector relearns the baseline when delivery
-# resumes, else the return to the true tip pressure reads as a rise the model cannot explain (a false
-# OCCLUSION, seen in the e2e fault matrix after a disconnection and after a silent stall).
-_RELEARN_AFTER = const(H_STALL | H_LEAK | H_SENSOR)
-H_CONDITION = const(H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY)
-# The halt table, a row of two per bit (row i is bit 1 << i): the name on the link, and the alarm that
-# halts and whose acknowledgement releases it (-1: none). Flat, not a tuple per row: 10 fewer objects.
-HALTS = (
-    "reservoir_empty", alarms.RESERVOIR_EMPTY,  # H_EMPTY (released by a refill, not the acknowledgement)
-    "dose_guard", alarms.DOSE_GUARD,  # H_GUARD
-    "step_mismatch", alarms.STEP_MISMATCH,  # H_MISMATCH
-    "stall", alarms.STALL,  # H_STALL
-    "internal", alarms.INTERNAL,  # H_INTERNAL
-    "occlusion", alarms.OCCLUSION,  # H_OCCLUSION
-    "leak", alarms.LEAK,  # H_LEAK
-    "pressure_sensor", alarms.SENSOR_FAULT,  # H_SENSOR
-    "battery_eos", alarms.BATTERY_EOS,  # H_BATTERY
-    "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: halts.ack)
-)
-H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] != -1}
-
-# SAFETY event record: "<BiI" kind, pressure_pa, volume_nl (eventlog.CODES); the kinds are positions in
-# SAFETY_KINDS, the line's in line.py
-SAFETY = eventlog.SAFETY
-SAFETY_FMT = "<BiI"
-SAFETY_KINDS = eventlog.SAFETY_KINDS
-S_BATTERY_EOS = const(5)
-S_BOOT_LOOP = const(6)
-S_SERVICE = const(7)
-S_RESUME = const(8)
-S_LATE_TASK = const(9)
+# A SAFETY record (eventlog.CODES): kind (halts.S_*, line.py), pressure_pa, volume_nl
+_SAFETY_FMT = const("<BiI")
 
 
 def hard_limits(pl_per_step, pass_excess_pl=0):
@@ -171,12 +128,12 @@ class Pump:
             motor.enable(True)
         r = self.reservoir
         if r.is_empty():
-            self.stop(H_EMPTY, alarms.RESERVOIR_EMPTY)
+            self.stop(halts.H_EMPTY, alarms.RESERVOIR_EMPTY)
             return
         if r.is_low():
             self.alarms.raise_alarm(alarms.RESERVOIR_LOW, now)
         if motor.fault():
-            self.stop(H_STALL, alarms.STALL)
+            self.stop(halts.H_STALL, alarms.STALL)
             return
         self._dose(now, el, tod)
         if self.backlog and not motor.busy():
@@ -217,13 +174,13 @@ class Pump:
             self.reserve_waits += 1
             return
         n = self.backlog
-        if n > MAX_MOVE_STEPS:
-            n = MAX_MOVE_STEPS
+        if n > _MAX_MOVE_STEPS:
+            n = _MAX_MOVE_STEPS
         p = _SPREAD_US // n
-        if p < PERIOD_MIN_US:
-            p = PERIOD_MIN_US
-        elif p > PERIOD_MAX_US:
-            p = PERIOD_MAX_US
+        if p < _PERIOD_MIN_US:
+            p = _PERIOD_MIN_US
+        elif p > _PERIOD_MAX_US:
+            p = _PERIOD_MAX_US
         motor.move(n, p & ~1)
         self.backlog -= n
         line = self.line
@@ -239,12 +196,12 @@ class Pump:
     def safety_stop(self, alarm, kind, nl):
         """Stop for a safety finding: the halt of `alarm` (the halt table), a SAFETY record of kind."""
         self.log_safety(kind, self.line.pressure_pa, nl)
-        self.stop(H_BY_ALARM[alarm], alarm)
+        self.stop(halts.H_BY_ALARM[alarm], alarm)
 
     def log_safety(self, kind, pressure_pa, nl):
         if self.log is not None:
             try:
-                self.log.append_raw(SAFETY, struct.pack(SAFETY_FMT, kind, pressure_pa, nl if nl > 0 else 0))
+                self.log.append_raw(eventlog.SAFETY, struct.pack(_SAFETY_FMT, kind, pressure_pa, nl if nl > 0 else 0))
             except Exception:  # a failing log must not keep the motor running
                 pass
 
@@ -254,14 +211,7 @@ class Pump:
             return
         if self.alarms.is_present(code):
             self.alarms.clear_condition(code)
-        self.release_inactive()
-
-    def release_inactive(self):
-        """Release condition halts whose alarm is no longer active (acknowledged and the condition gone)."""
-        for i in range(0, len(HALTS), 2):
-            bit = 1 << (i >> 1)
-            if bit & H_CONDITION and self.halt & bit and not self.alarms.is_active(HALTS[i + 1]):
-                self.halt &= ~bit
+        halts.release_inactive(self)
 
     def _book(self, c, now):
         """c confirmed steps into every count that follows them (detector, rotor index, dosing,
@@ -274,9 +224,9 @@ class Pump:
 
     def _confirmed(self, c, now):
         if self._book(c, now):
-            self.stop(H_GUARD, alarms.DOSE_GUARD)
+            self.stop(halts.H_GUARD, alarms.DOSE_GUARD)
         elif self.dosing.over_confirmed > _MISMATCH_STEPS:
-            self.stop(H_MISMATCH, alarms.STEP_MISMATCH)
+            self.stop(halts.H_MISMATCH, alarms.STEP_MISMATCH)
 
     def sync_repl_lock(self):
         """Lock the REPL (Ctrl-C on the link is data) whenever a therapy is programmed and not suspended,
@@ -321,12 +271,12 @@ class Pump:
         across a reset)."""
         self.halt |= bit
         self.need_save = True
-        if bit & _RELEARN_AFTER:
+        if bit & halts.RELEARN_AFTER:
             self.relearn = True
         try:
             self.halt_motor()
         finally:
-            if bit == H_STALL and self.idx is not None:  # where the rotor stands is unknown now
+            if bit == halts.H_STALL and self.idx is not None:  # where the rotor stands is unknown now
                 self.idx.clear()
                 self.dosing.forget_phase()
             self.alarms.raise_alarm(alarm)
@@ -334,7 +284,7 @@ class Pump:
     def release(self, bit):
         """The cause of a halt was dealt with (refill, acknowledged alarm): delivery may resume."""
         if self.cal_refused:
-            bit &= ~H_INTERNAL
+            bit &= ~halts.H_INTERNAL
         self.halt &= ~bit
 
     # -- outside the tick ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 # abandoned, a bad document stops delivery. Files and reasons: docs/persistence.md.
 import gc
 
-from itpump import alarms, eventlog, halts, pump, store
+from itpump import alarms, eventlog, halts, store
 from itpump.journal import err_text
 from itpump.reservoir import Reservoir
 from itpump.therapy import Therapy
@@ -72,7 +72,7 @@ class StateDoc:
             th = Therapy.from_dict(rx, st.get("therapy") or {}, self.time.s)
             if st.get("svc"):  # suspended by the service op: a restart (after flashing) resumes it
                 th.suspend(False)
-                p.log_safety(pump.S_RESUME, 0, 0)
+                p.log_safety(halts.S_RESUME, 0, 0)
             p.therapy = th
             self.rx_id = st.get("rx_id", 0)
         delivered = st.get("delivered_nl", 0)

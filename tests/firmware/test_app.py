@@ -6,7 +6,7 @@ import pytest
 import scratch
 
 from fakes import TICKS_PERIOD, FakeBoard, FakePumpBoard, pump_ticks_locked
-from itpump import VERSION, alarms, app, auth, eventlog, pump
+from itpump import VERSION, alarms, app, auth, eventlog, halts
 
 pytestmark = pytest.mark.micropython
 
@@ -400,7 +400,7 @@ def test_an_exception_in_the_tick_stops_the_motor_raises_internal_and_says_so():
 
     r.a.pump.dosing.tick = broken
     r.run_ms(300)
-    assert not r.b.motor.enabled and r.a.pump.halt & pump.H_INTERNAL
+    assert not r.b.motor.enabled and r.a.pump.halt & halts.H_INTERNAL
     assert r.a.alarms.is_active(alarms.INTERNAL)
     lines = [json.loads(x) for x in r.b.serial.lines()]
     assert {"event": "internal", "error": "RuntimeError: boom"} in lines

@@ -8,7 +8,7 @@ import pytest
 from test_app import FILL, RX, RX_PB, Rig, programmed
 
 from fakes import FakePumpBoard, heap_lock_pair
-from itpump import alarms, app, eventlog, pump
+from itpump import alarms, app, eventlog, halts
 
 pytestmark = pytest.mark.micropython
 
@@ -19,9 +19,9 @@ def safety(r):
     """SAFETY records as (kind name, pressure_pa, volume_nl)."""
     out = []
     for c, d in r.events():
-        if c == pump.SAFETY:
-            k, pa, nl = struct.unpack(pump.SAFETY_FMT, d)
-            out.append((pump.SAFETY_KINDS[k], pa, nl))
+        if c == eventlog.SAFETY:
+            k, pa, nl = struct.unpack(eventlog.CODES[c][1], d)
+            out.append((eventlog.SAFETY_KINDS[k], pa, nl))
     return out
 
 
@@ -45,7 +45,7 @@ def occluded(r):
     assert r.a.pump.line.occ.armed() and r.a.pump.running()
     r.b.serial.lines()
     r.b.pressure.occluded = True
-    t = run_until(r, lambda: r.a.pump.halt & pump.H_OCCLUSION, 120000)
+    t = run_until(r, lambda: r.a.pump.halt & halts.H_OCCLUSION, 120000)
     return t
 
 
@@ -65,7 +65,7 @@ def test_occlusion_stops_the_motor_raises_the_alarm_and_logs():
     assert len(rec) == 1 and rec[0][1] > 2000 and rec[0][2] >= 40  # >= 2 steps missed
     emitted = r.b.motor.emitted
     r.run_ms(10000)
-    assert r.b.motor.emitted == emitted and a.pump.halt & pump.H_OCCLUSION  # stays stopped
+    assert r.b.motor.emitted == emitted and a.pump.halt & halts.H_OCCLUSION  # stays stopped
     r.close()
 
 
@@ -74,10 +74,10 @@ def test_acknowledged_occlusion_resumes_when_it_clears_and_logs_the_released_bol
     occluded(r)
     r.ok("ack", {"code": "OCCLUSION"})  # silenced, but the line is still blocked: no delivery
     r.run_ms(5000)
-    assert r.a.pump.halt & pump.H_OCCLUSION and not r.b.motor.enabled
+    assert r.a.pump.halt & halts.H_OCCLUSION and not r.b.motor.enabled
     assert r.a.alarms.is_active(alarms.OCCLUSION)
     r.b.pressure.occluded = False  # the blockage goes: the stored volume drains into the patient
-    run_until(r, lambda: not r.a.pump.halt & pump.H_OCCLUSION, 30000)
+    run_until(r, lambda: not r.a.pump.halt & halts.H_OCCLUSION, 30000)
     rec = [x for x in safety(r) if x[0] == "cleared"]
     assert len(rec) == 1 and rec[0][2] > 0, rec  # the released bolus, nL
     assert not r.a.alarms.is_active(alarms.OCCLUSION)
@@ -92,7 +92,7 @@ def test_a_cleared_occlusion_waits_for_the_clinician():
     r.b.pressure.occluded = False
     run_until(r, lambda: any(x[0] == "cleared" for x in safety(r)), 30000)
     r.run_ms(5000)
-    assert r.a.pump.halt & pump.H_OCCLUSION and not r.b.motor.enabled  # latched
+    assert r.a.pump.halt & halts.H_OCCLUSION and not r.b.motor.enabled  # latched
     st = r.read("status")
     assert st["line"]["occlusion"]["released_nl"] > 0 and "OCCLUSION" in st["alarms"]
     r.ok("ack", {"code": "OCCLUSION"})
@@ -126,7 +126,7 @@ def test_an_occlusion_halt_survives_a_restart_until_acknowledged():
     r.b.pressure.occluded = False
     r = reboot(r, "PWRON")
     r.run_ms(3000)
-    assert r.a.pump.halt & pump.H_OCCLUSION and not r.b.motor.enabled
+    assert r.a.pump.halt & halts.H_OCCLUSION and not r.b.motor.enabled
     assert r.a.alarms.is_active(alarms.OCCLUSION)
     r.ok("ack", {"code": "OCCLUSION"})
     r.run_ms(3000)
@@ -162,7 +162,7 @@ def test_a_frozen_pressure_reading_is_a_sensor_fault():
     r.run_ms(5000)
     r.b.pressure.frozen = True
     r.run_ms(12000)  # 100 identical readings
-    assert r.a.pump.halt & pump.H_SENSOR and r.a.alarms.is_active(alarms.SENSOR_FAULT)
+    assert r.a.pump.halt & halts.H_SENSOR and r.a.alarms.is_active(alarms.SENSOR_FAULT)
     r.close()
 
 
@@ -193,7 +193,7 @@ def test_a_gross_occlusion_is_still_caught_between_fast_ticks():
     r.run_ms(ARMED_MS)
     r.b.pressure.occluded = True
     n = 0
-    while not r.a.pump.halt & pump.H_OCCLUSION:
+    while not r.a.pump.halt & halts.H_OCCLUSION:
         fast_ticks(r, 10)
         n += 10
         assert n < 400, "no alarm after %d fast ticks" % n
@@ -309,7 +309,7 @@ def test_a_bad_calibration_leaves_a_pump_without_a_detector_and_halted():
     r = Rig(b)
     a = r.a
     assert "noise_pa" in a.cal_problem
-    assert a.pump.line.occ is None and a.pump.halt & pump.H_INTERNAL and a.alarms.is_active(alarms.INTERNAL)
+    assert a.pump.line.occ is None and a.pump.halt & halts.H_INTERNAL and a.alarms.is_active(alarms.INTERNAL)
     r.ok("refill", FILL)
     r.ok("program", {"rx": RX})
     r.run_ms(2000)
@@ -350,7 +350,7 @@ def test_a_boot_loop_keeps_the_motor_off_until_a_clinician_acknowledges():
     assert any(x[0] == "boot_loop" and x[2] == 3 for x in safety(r))
     r = reboot(r, "PWRON")  # still in safe mode after a power cycle
     r.run_ms(1000)
-    assert not r.b.motor.enabled and r.a.pump.halt & pump.H_SAFE
+    assert not r.b.motor.enabled and r.a.pump.halt & halts.H_SAFE
     r.ok("ack", {"code": "all"})
     r.run_ms(2000)
     assert r.b.motor.enabled and not r.a.pump.halt
@@ -512,7 +512,7 @@ def test_fail_safe_cannot_raise_out_of_the_loop_when_memory_runs_out():
     a.alarms.raise_alarm = flaky
     a.pump.tick = boom
     a.tick()  # must not raise: the loop goes on, the motor is stopped, the alarm raised on the retry
-    assert a.pump.halt & pump.H_INTERNAL and not r.b.motor.enabled
+    assert a.pump.halt & halts.H_INTERNAL and not r.b.motor.enabled
     assert calls == [alarms.INTERNAL, alarms.INTERNAL] and a.alarms.is_active(alarms.INTERNAL)
     assert a.last_error == "_Unprintable"
     r.close()

@@ -6,7 +6,7 @@ import pytest
 from test_rotor import ROTOR_SPP_MILLI, rotor_rig
 
 from fakes import FakePumpBoard, raises
-from itpump import alarms, line, pump
+from itpump import alarms, halts, line, pump
 
 pytestmark = pytest.mark.micropython
 
@@ -60,7 +60,7 @@ def test_a_finding_stops_with_the_halt_its_alarm_names():
     r.run_ms(60000)
     assert p.running()
     p.safety_stop(alarms.LEAK, 1, 0)
-    assert p.halt == pump.H_LEAK and r.a.alarms.is_active(alarms.LEAK) and not r.b.motor.enabled
+    assert p.halt == halts.H_LEAK and r.a.alarms.is_active(alarms.LEAK) and not r.b.motor.enabled
     r.close()
 
 
@@ -73,7 +73,7 @@ def test_every_attribute_is_declared_in_init():
     assert p.idx.edges >= 2 and p.dosing.phase_known
     r.b.rotor.stick(True)  # a silent stall, then its acknowledgement
     r.run_ms(600000)
-    assert p.halt & pump.H_STALL
+    assert p.halt & halts.H_STALL
     r.b.rotor.stick(False)
     r.ok("ack", {"code": "STALL"})
     r.run_ms(60000)

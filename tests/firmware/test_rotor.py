@@ -9,7 +9,7 @@ from test_app import Rig
 from test_pulsation import HILO, PL, SPP_MILLI, Rate, balance, delivered_pl
 
 from fakes import FakePumpBoard, FakeRotor, pump_ticks_locked, raises
-from itpump import alarms, dosing, eventlog, occlusion, pump
+from itpump import alarms, dosing, eventlog, halts, occlusion, pump
 
 pytestmark = pytest.mark.micropython
 
@@ -37,8 +37,8 @@ def rotor_rig(board=None):
 def safety_kinds(r):
     out = []
     for c, d in r.events():
-        if c == pump.SAFETY:
-            out.append(pump.SAFETY_KINDS[struct.unpack(pump.SAFETY_FMT, d)[0]])
+        if c == eventlog.SAFETY:
+            out.append(eventlog.SAFETY_KINDS[struct.unpack(eventlog.CODES[c][1], d)[0]])
     return out
 
 
@@ -107,7 +107,7 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     rot.stick(True)  # the driver still confirms every pulse: no DIAG
     e0 = m.emitted
     t = 0
-    while not p.halt & pump.H_STALL:
+    while not p.halt & halts.H_STALL:
         r.run_ms(1000)
         t += 1000
         assert t < 1200000, "no stall alarm"
@@ -124,7 +124,7 @@ def test_silent_stall_stops_after_five_quarters_of_a_pass_without_an_edge():
     det.update = lambda *a: occlusion.OCCLUSION
     det.update_gap = lambda *a: occlusion.OCCLUSION
     r.run_ms(2000)
-    assert not r.a.alarms.is_active(alarms.OCCLUSION) and not p.halt & pump.H_OCCLUSION
+    assert not r.a.alarms.is_active(alarms.OCCLUSION) and not p.halt & halts.H_OCCLUSION
     del det.update, det.update_gap
     rot.stick(False)
     r.ok("ack", {"code": "STALL"})
@@ -183,7 +183,7 @@ def test_the_pump_learns_each_magnets_offset_from_the_gaps_and_leads_the_phase_b
     assert st["gaps_known"] == 3 and abs(st["lead_steps"]) <= 9
     # a stall forgets them: the next magnet is unknown
     rot.stick(True)
-    while not p.halt & pump.H_STALL:
+    while not p.halt & halts.H_STALL:
         r.run_ms(1000)
     assert not any(p.idx.gap_known) and p.dosing.lead_steps == 0
     r.close()
@@ -276,7 +276,7 @@ def test_learnt_magnets_survive_a_restart_and_a_stall_and_are_matched_at_the_fir
     assert all(p2.idx.gap_known) and all(abs(lead - WANT[m]) <= 1 for m, lead in seen[1:]), seen
     # a stall forgets which magnet is next, not where the magnets are
     b2.rotor.stick(True)
-    while not p2.halt & pump.H_STALL:
+    while not p2.halt & halts.H_STALL:
         r2.run_ms(1000)
     assert not any(p2.idx.gap_known) and p2.idx.saved is not None
     b2.rotor.stick(False)

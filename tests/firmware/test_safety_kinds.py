@@ -1,10 +1,10 @@
-# SAFETY record kinds: each pump.S_* and line.S_* constant is the position of its name in
+# SAFETY record kinds: each halts.S_* and line.S_* constant is the position of its name in
 # eventlog.SAFETY_KINDS (the names pumpctl logs and stored logs read), and a safety stop logs the kind it
 # is given (CPython and micropython). The line's other kinds (_S_OCCLUSION ..) are private to line.py;
 # test_app_safety and test_rotor read them back from the log.
 import pytest
 
-from itpump import alarms, eventlog, line, pump
+from itpump import alarms, eventlog, halts, line, pump
 
 pytestmark = pytest.mark.micropython
 
@@ -14,18 +14,17 @@ WANT = (
     (line.S_STALL, "stall"),
     (3, "sensor"),
     (4, "cleared"),
-    (pump.S_BATTERY_EOS, "battery_eos"),
-    (pump.S_BOOT_LOOP, "boot_loop"),
-    (pump.S_SERVICE, "service"),
-    (pump.S_RESUME, "resume"),
-    (pump.S_LATE_TASK, "late_task"),
+    (halts.S_BATTERY_EOS, "battery_eos"),
+    (halts.S_BOOT_LOOP, "boot_loop"),
+    (halts.S_SERVICE, "service"),
+    (halts.S_RESUME, "resume"),
+    (halts.S_LATE_TASK, "late_task"),
     (line.S_RESET, "occlusion_reset"),
 )
 
 
 def test_each_kind_constant_names_its_entry():
     assert len(eventlog.SAFETY_KINDS) == len(WANT)
-    assert pump.SAFETY_KINDS is eventlog.SAFETY_KINDS
     for kind, name in WANT:
         assert eventlog.SAFETY_KINDS[kind] == name, (kind, name)
 
@@ -35,7 +34,7 @@ class _Log:
         self.kinds = []
 
     def append_raw(self, code, data):
-        assert code == pump.SAFETY
+        assert code == eventlog.SAFETY
         self.kinds.append(eventlog.SAFETY_KINDS[data[0]])
 
 
@@ -63,4 +62,4 @@ def test_a_safety_stop_logs_the_kind_it_is_given():
     pump.Pump.safety_stop(p, alarms.LEAK, leak, 0)
     pump.Pump.safety_stop(p, alarms.SENSOR_FAULT, sensor, 0)
     assert p.log.kinds == ["leak", "sensor"]
-    assert p.stops == [(pump.H_LEAK, alarms.LEAK), (pump.H_SENSOR, alarms.SENSOR_FAULT)]
+    assert p.stops == [(halts.H_LEAK, alarms.LEAK), (halts.H_SENSOR, alarms.SENSOR_FAULT)]

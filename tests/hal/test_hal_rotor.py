@@ -201,28 +201,28 @@ def test_pump_reads_the_rp2_rotor_and_paces_by_the_profile(hw):
 
 
 def test_pump_over_the_rp2_board_stops_a_silent_stall(hw):
-    from itpump import alarms, pump
+    from itpump import alarms, halts
 
     b, p, al = _pump(hw, {"steps_per_pass_milli": SPP_MILLI})  # no profile: flat, the stall check still runs
     assert p.dosing.profile_ppm is None
     steps = _run(hw, b, p, 600)  # the driver confirms every step, the rotor never turns
-    assert p.halt & pump.H_STALL and al.is_active(alarms.STALL)
+    assert p.halt & halts.H_STALL and al.is_active(alarms.STALL)
     assert SPP_MILLI * 5 // 4000 < steps <= SPP_MILLI * 5 // 4000 + 2  # within a tick (1-2 steps) of 5/4 pass
 
 
 def test_pump_over_the_rp2_board_without_the_sensor_ignores_the_none_keys(hw):
-    from itpump import pump
+    from itpump import halts
 
     b, p, al = _pump(hw, {})
     assert p.rotor is None and p.dosing.spp_milli == 0
     steps = _run(hw, b, p, 600)  # no edges, and no stall: without a sensor there is no such check
-    assert steps > 2 * 50 and p.halt == 0 and pump.H_STALL & p.halt == 0
+    assert steps > 2 * 50 and p.halt == 0 and halts.H_STALL & p.halt == 0
 
 
 @pytest.mark.parametrize("cal,problem", [({}, None), ({"steps_per_pass_milli": 1_066_667}, None),
                                          ({"steps_per_pass_milli": 5}, "steps_per_pass_milli = 5")])
 def test_app_over_the_rp2_board_passes_the_rotor_calibration(hw, tmp_path, cal, problem):
-    from itpump import app, pump
+    from itpump import app, halts
     from itpump.hal import carrier, rp2board
 
     hw.machine.inputs[DIAG] = 0
@@ -235,4 +235,4 @@ def test_app_over_the_rp2_board_passes_the_rotor_calibration(hw, tmp_path, cal, 
         assert a.pump.rotor is getattr(b, "rotor", None)
         assert a.pump.dosing.spp_milli == (cal.get("steps_per_pass_milli") or 0)
     else:  # a bad pass length: no rotor, and no delivery while the calibration is bad (Pump.release)
-        assert problem in a.cal_problem and a.pump.halt & pump.H_INTERNAL and a.pump.rotor is None
+        assert problem in a.cal_problem and a.pump.halt & halts.H_INTERNAL and a.pump.rotor is None
