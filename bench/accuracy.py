@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 
 import plant as plantmod  # noqa: E402
 import simhw  # noqa: E402
-from itpump import dosing  # noqa: E402
+from itpump import dosing, store  # noqa: E402
 from itpump.pump import TICK_MS, Pump  # noqa: E402
 from itpump.therapy import DAY_MS, Therapy  # noqa: E402
 from pumpctl.units import mass_to_nl  # noqa: E402
@@ -182,10 +182,10 @@ def run(args: tuple) -> dict:
         pump.tick(board.clock.ticks_ms())
         if k % 10 == 0 or pump.need_save or pump.need_mark:  # the app's housekeeping: accounting, reserve
             pump.account()
-            if pump.reserve_low():
+            if store.mark_low(pump):
                 pump.need_mark = True
             if pump.need_save or pump.need_mark:
-                pump.reserved_nl = pump.new_mark()
+                pump.reserved_nl = store.mark_ahead(pump, pump.delivered_nl, store.RESERVE_MS)
                 pump.need_save = pump.need_mark = False
 
     if variant == "primed":  # the set-up after implant: the catheter primed (200 uL in 20 min) first

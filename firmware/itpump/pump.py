@@ -169,7 +169,7 @@ class Pump:
 
     def _move(self, now, motor):
         """The backlog to the idle motor in one move, unless it would deliver past the reserve mark."""
-        if self._est_nl() > self.reserved_nl:
+        if store.estimate_nl(self) > self.reserved_nl:
             self.need_mark = True  # never deliver past the persisted mark: wait for it to move
             self.reserve_waits += 1
             return
@@ -187,11 +187,6 @@ class Pump:
         line.asked += n  # the detector's count, and the move it waits for
         line.move_n = n
         line.move_t = now
-
-    def _est_nl(self):
-        """Delivered since refill if every step asked so far is given (rounded up): the reserve check."""
-        d = self.dosing
-        return self.delivered_nl + d.delivered_nl + (d.in_flight * d.max_step_pl + 999) // 1000 + 1
 
     def safety_stop(self, alarm, kind, nl):
         """Stop for a safety finding: the halt of `alarm` (the halt table), a SAFETY record of kind."""
@@ -300,36 +295,6 @@ class Pump:
         self.total_nl += deliv
         self.day_nl += deliv
         return deliv
-
-    def reserve_rate(self):
-        """nL/h the reserve horizon must cover: the highest basal (bridge included) of the schedule."""
-        th = self.therapy
-        if th is None:
-            return 0
-        return th.peak_basal_nl_per_h()
-
-    def reserve_extra_nl(self):
-        """Volume beyond the basal that the mark must cover: the running bolus and what is in flight.
-        A periodic bolus is not booked ahead: when it starts, the tick waits (reserve_waits) until
-        housekeeping, run at once on need_mark, has moved the mark over it."""
-        th = self.therapy
-        d = self.dosing
-        extra = (d.in_flight * d.max_step_pl + 999) // 1000 + 1
-        if th is not None:
-            extra += th.bolus_left_nl
-        return extra
-
-    def new_mark(self):
-        """The reserve mark to persist (mark file or checkpoint): RESERVE_MS of basal ahead."""
-        return store.reserve_mark(self.delivered_nl, self.reserve_rate(), store.RESERVE_MS, self.reserve_extra_nl())
-
-    def reserve_low(self):
-        """True when the mark is close: less than RESERVE_HEADROOM_MS of basal plus the extras left."""
-        if self.therapy is None:
-            return False
-        need = store.reserve_mark(self._est_nl(), self.reserve_rate(), store.RESERVE_HEADROOM_MS,
-                                  self.reserve_extra_nl())
-        return need > self.reserved_nl
 
     def rate_now(self):
         th = self.therapy

@@ -79,7 +79,7 @@ class StateDoc:
         mark = self.store.mark
         recovered = store.recovered_delivered_nl(st, mark)
         if self.store.mark_bad and p.therapy is not None:  # the mark's value is lost: book what it could reach
-            recovered = store.reserve_mark(recovered, p.reserve_rate(), store.RESERVE_BOUND_MS)
+            recovered = store.reserve_mark(recovered, p.therapy.peak_basal_nl_per_h(), store.RESERVE_BOUND_MS)
         unrecorded_nl = recovered - delivered  # maybe given after the checkpoint: counted as given
         known = mark[0] if mark is not None and mark[0] > delivered else delivered  # confirmed, last known
         self.booked_total_nl = st.get("booked_nl", 0)
@@ -136,7 +136,7 @@ class StateDoc:
         p = self.pump
         p.account()
         old = p.reserved_nl
-        p.reserved_nl = p.new_mark()
+        p.reserved_nl = store.mark_ahead(p, p.delivered_nl, store.RESERVE_MS)
         try:
             if mark_only:
                 self.store.save_mark(p.delivered_nl, p.reserved_nl)
@@ -168,7 +168,7 @@ class StateDoc:
         p = self.pump
         if p.running():
             self.policy.progress()
-            if p.reserve_low():
+            if store.mark_low(p):
                 p.need_mark = True
         if p.need_save or self.policy.due():
             self.try_save()

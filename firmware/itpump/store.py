@@ -1,6 +1,6 @@
 # Power-safe persistent state: a JSON document in two slots (generation + CRC32, temp file + rename),
-# and the reserve mark that keeps delivered drug from being under-counted after a power cut.
-# Write path, slot layout, the document's fields and the reserve rule: docs/persistence.md.
+# and the reserve mark that keeps delivered drug from being under-counted after a power cut: its file,
+# where the next mark goes and when it moves, the tick's check. docs/persistence.md.
 import binascii
 import json
 import os
@@ -9,9 +9,9 @@ import sys
 
 from micropython import const
 
-MAGIC = b"ITPS"
-VERSION = const(1)
-_HDR = "<4sBIII"  # magic, version, generation, length, crc32
+_MAGIC = const(b"ITPS")
+_VERSION = const(1)
+_HDR = const("<4sBIII")  # magic, version, generation, length, crc32
 HDR_LEN = const(17)
 _CRC_SPAN = const(13)  # header bytes the CRC covers (everything before the crc field)
 MAX_DOC_BYTES = const(4096)  # bounds the RAM a load needs
@@ -59,7 +59,7 @@ def encode(state, generation):
     body = json.dumps(state).encode()
     if len(body) > MAX_DOC_BYTES:
         raise ValueError("state document is %d bytes, over the %d-byte limit" % (len(body), MAX_DOC_BYTES))
-    hdr = bytearray(struct.pack(_HDR, MAGIC, VERSION, generation, len(body), 0))
+    hdr = bytearray(struct.pack(_HDR, _MAGIC, _VERSION, generation, len(body), 0))
     crc = binascii.crc32(body, binascii.crc32(hdr[:_CRC_SPAN])) & 0xFFFFFFFF
     struct.pack_into("<I", hdr, _CRC_SPAN, crc)
     return bytes(hdr) + body
@@ -71,9 +71,9 @@ def _header(hdr, size):
     if len(hdr) < HDR_LEN:
         raise ValueError("truncated header (%d bytes)" % len(hdr))
     magic, ver, gen, n, crc = struct.unpack_from(_HDR, hdr, 0)
-    if magic != MAGIC:
+    if magic != _MAGIC:
         raise ValueError("bad magic")
-    if ver != VERSION:
+    if ver != _VERSION:
         raise ValueError("unknown version %d" % ver)
     if n > MAX_DOC_BYTES:
         raise ValueError("length %d over the limit" % n)
@@ -235,7 +235,7 @@ class Store:
         n = f.tell() - HDR_LEN
         if n > MAX_DOC_BYTES:
             raise ValueError("state document is %d bytes, over the %d-byte limit" % (n, MAX_DOC_BYTES))
-        struct.pack_into(_HDR, hdr, 0, MAGIC, VERSION, gen, n, 0)
+        struct.pack_into(_HDR, hdr, 0, _MAGIC, _VERSION, gen, n, 0)
         struct.pack_into("<I", hdr, _CRC_SPAN, self._crc(f, hdr))
         f.seek(0)
         f.write(hdr)
@@ -259,6 +259,31 @@ def reserve_mark(delivered_nl, rate_nl_per_h, horizon_ms=RESERVE_MS, extra_nl=0)
     """High-water mark to persist before delivering the next horizon_ms of basal (+ a bolus)."""
     # rate * seconds stays below 2**30 up to 1.49 mL/h over 20 min (integers, rounded up)
     return delivered_nl + (rate_nl_per_h * (horizon_ms // 1000) + 3599) // 3600 + extra_nl
+
+
+def estimate_nl(p):
+    """Delivered since refill by pump p if every step asked so far is given (rounded up): the tick moves
+    the motor only while this stays within the persisted mark (p.reserved_nl)."""
+    d = p.dosing
+    return p.delivered_nl + d.delivered_nl + (d.in_flight * d.max_step_pl + 999) // 1000 + 1
+
+
+def mark_ahead(p, from_nl, horizon_ms):
+    """The mark covering horizon_ms of pump p's highest basal (bridge included) beyond from_nl, and the
+    running bolus and the steps in flight; the mark persisted (mark file or checkpoint) is RESERVE_MS
+    ahead of p.delivered_nl. A periodic bolus is not booked ahead: when it starts, the tick waits
+    (reserve_waits) until housekeeping, run at once on need_mark, has moved the mark over it."""
+    extra = (p.dosing.in_flight * p.dosing.max_step_pl + 999) // 1000 + 1
+    th = p.therapy
+    if th is None:
+        return reserve_mark(from_nl, 0, horizon_ms, extra)
+    extra += th.bolus_left_nl
+    return reserve_mark(from_nl, th.peak_basal_nl_per_h(), horizon_ms, extra)
+
+
+def mark_low(p):
+    """True when pump p's mark is close: less than RESERVE_HEADROOM_MS of basal plus the extras left."""
+    return p.therapy is not None and mark_ahead(p, estimate_nl(p), RESERVE_HEADROOM_MS) > p.reserved_nl
 
 
 def may_deliver(delivered_nl, chunk_nl, reserved_nl):

@@ -8,7 +8,7 @@ import pytest
 from test_app import FILL, RX, RX_PB, Rig, programmed
 
 from fakes import FakePumpBoard, heap_lock_pair
-from itpump import alarms, app, eventlog, halts
+from itpump import alarms, app, eventlog, halts, store
 
 pytestmark = pytest.mark.micropython
 
@@ -444,7 +444,7 @@ def test_housekeeping_leaves_no_garbage_when_it_writes_nothing():
         c.advance(100)
         a.poll_link()
         now = c.ticks_ms()
-        writes = p.need_save or p.need_mark or a.doc.policy.due() or p.reserve_low()
+        writes = p.need_save or p.need_mark or a.doc.policy.due() or store.mark_low(p)
         if a.housekeeping_due(now) and not writes and a.time.s + 1 < a._next_gc_s:
             m0 = _mem_current()
             a.tick()

@@ -154,7 +154,7 @@ class InstantSM:
 
 
 def _pump(hw, cal):
-    from itpump import alarms, pump
+    from itpump import alarms, pump, store
     from itpump.hal import carrier, rp2board
     from itpump.therapy import Therapy
 
@@ -165,13 +165,15 @@ def _pump(hw, cal):
     al = alarms.AlarmManager(b.clock)
     p = pump.Pump(b, al, b.calibration["pl_per_step"], None, b.calibration)  # as app.App passes them
     p.reservoir.refill("morphine", 10000, 20_000_000, 0)
-    p.reserved_nl = p.new_mark()
+    p.reserved_nl = store.mark_ahead(p, p.delivered_nl, store.RESERVE_MS)
     p.therapy = Therapy(RX)
     return b, p, al
 
 
 def _run(hw, b, p, ticks, edge_every_steps=0):
     """Ticks of 100 ms; the rotor gives an edge every edge_every_steps confirmed steps (0: none)."""
+    from itpump import store
+
     sm = InstantSM(b.motor._sm)
     steps = 0
     for _ in range(ticks):
@@ -183,7 +185,7 @@ def _run(hw, b, p, ticks, edge_every_steps=0):
                 if edge_every_steps and steps % edge_every_steps == 0:
                     _pass(hw)
         if p.need_save or p.need_mark:
-            p.reserved_nl = p.new_mark()
+            p.reserved_nl = store.mark_ahead(p, p.delivered_nl, store.RESERVE_MS)
             p.need_save = p.need_mark = False
     return steps
 
