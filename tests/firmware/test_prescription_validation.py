@@ -203,6 +203,23 @@ def test_patient_bolus_limits():
     refused(rx_cont(patient_bolus=p), "patient_bolus.lockout_min")
 
 
+# -- precedence: the first check to fail names the field -----------------------------------------
+def test_every_flex_step_is_read_before_any_is_checked_against_the_basal_range():
+    bad = [{"start_min": 0, "dose_ng_per_day": 300000}, {"start_min": 60, "dose_ng_per_day": 1},
+           {"start_min": 30, "dose_ng_per_day": 300000}]
+    refused(rx_flex(flex=bad), "flex[2].start_min")
+    bad[2]["start_min"] = 120
+    refused(rx_flex(flex=bad), "flex[1].dose_ng_per_day")
+
+
+def test_the_daily_dose_floor_comes_before_the_patient_bolus_and_the_maximum_after_it():
+    p = {"dose_ng": 1000, "every_h": 24, "start_min": 0, "duration_min": 10}
+    refused(rx_periodic(periodic=p, patient_bolus=patient(lockout_min=1441)), "total_ng_per_day")
+    rx = rx_cont(conc_ug_per_ml=20000, dose_ng_per_day=12000000,
+                 patient_bolus=patient(dose_ng=1000000, max_per_day=4, lockout_min=1441))
+    refused(rx, "patient_bolus.lockout_min")
+
+
 # -- daily totals ----------------------------------------------------------------------------------
 def test_total_daily_volume_limit_is_exact():
     # 12 x 1 mL periodic boluses of dilute baclofen (50 ug/mL) is exactly the 12 mL day
