@@ -5,7 +5,7 @@ VERSION = "0.1.0"
 # folder that pumpctl flash and the frozen manifest ship.
 MODULES = ("protocol", "alarms", "store", "auth", "eventlog", "supervisor", "halts", "drugs", "prescription",
            "therapy", "pulsation", "dosing", "guard", "reservoir", "occlusion", "rotor", "line", "pump", "power",
-           "journal", "identity", "timekeeping", "statedoc", "ops", "ops_therapy", "ops_bolus", "ops_admin")
+           "journal", "identity", "timekeeping", "statedoc", "link", "ops", "ops_therapy", "ops_bolus", "ops_admin")
 
 
 # How a module refuses a value outside its limit: LimitError, and check_int, the one checked integer.

@@ -15,7 +15,7 @@ for _m in itpump.MODULES:
     __import__("itpump." + _m)
     gc.collect()
 
-from itpump import VERSION, alarms, eventlog, halts, ops, ops_bolus, power, protocol, pump, supervisor  # noqa: E402
+from itpump import VERSION, alarms, eventlog, halts, link, ops, ops_bolus, power, protocol, pump, supervisor  # noqa: E402
 from itpump.identity import Identity  # noqa: E402
 from itpump.journal import Journal, err_text  # noqa: E402
 from itpump.statedoc import StateDoc  # noqa: E402
@@ -38,8 +38,6 @@ _DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
 # collections makes each search further (the rp2 tick grew 2.7 -> 6.5 % in an hour; docs/epico.md).
 _GC_S = const(60)
 _MAX_LINES_PER_POLL = const(4)  # requests handled per pass of the loop before the tick's turn
-REPL_LOCKED_LINE = (b'{"event": "repl_locked", "message": "itpump: therapy is running, the REPL is locked '
-                    b'(Ctrl-C/Ctrl-A ignored): pumpctl service (service key) suspends it and opens the REPL"}\r\n')
 DEFAULT_PL_PER_STEP = 20000
 
 
@@ -47,8 +45,6 @@ class App:
     def __init__(self, board, root="/"):
         self.board = board
         clock = board.clock
-        self.reader = protocol.LineReader()
-        self.repl_told = None  # tick the REPL lock was last explained
         self.ticks = 0
         self.button = getattr(board, "button", None)
         self.time = Time(clock)
@@ -89,7 +85,9 @@ class App:
         self.doc.restore()
         # the reset cause against the supervisor's own marker, the boot-loop guard (a persisted count)
         self.boot_info = halts.after_reset(p, sup.boot(board.reset_cause()))
-        self.ops = ops.Table(p, self.doc, journal, self.time, sup, self.identity, board, self.status)
+        self.link = link.Link(board, p, self.auth)  # the ops' service op opens the REPL through it
+        self.ops = self.link.ops = ops.Table(p, self.doc, journal, self.time, sup, self.identity, board,
+                                             self.status, self.link)
 
     def poll_link(self):
         """At most _MAX_LINES_PER_POLL requests: a flood must not keep the tick and the watchdog waiting."""
@@ -100,39 +98,14 @@ class App:
             c = self.board.serial.readchar()
             if c < 0:
                 return
-            lines += self._take_char(c, now)
-
-    def _take_char(self, c, now):
-        """One received byte (link traffic, not the steady tick); returns 1 when it ended a request."""
-        clock = self.board.clock
-        serial = self.board.serial
-        rd = self.reader
-        rd.arrived(clock, now)  # a partial line left by a killed tool is dropped
-        # Ctrl-C/Ctrl-A while therapy runs: say (once a second) why the REPL does not come
-        if (c == 3 or c == 1) and self.pump.repl_locked and (
-                self.repl_told is None or not 0 <= clock.ticks_diff(now, self.repl_told) < 1000):
-            self.repl_told = now
-            serial.write(REPL_LOCKED_LINE)
-        st = rd.feed(c)
-        if st == protocol.FEED_LINE:
-            line = rd.take()
-            if line.strip():  # blank lines (a terminal's Enter) are not requests
-                # a read's reply goes piecewise to the raw link, if the board has one
-                r = protocol.dispatch(line, self.ops, self.auth, getattr(serial, "stream", None))
-                if r is not None:
-                    serial.write(r)
-                self.pump.sync_repl_lock()  # a program locks at once, not at the next tick
-                return 1
-        elif st == protocol.FEED_OVERFLOW:
-            serial.write(protocol.error_line(
-                None, protocol.E_FRAME, "line longer than %d bytes discarded" % protocol.MAX_LINE))
-        return 0
+            lines += self.link.take(c, now)
 
     def tick(self):
         self.time.update()
         self.ticks += 1
         now = self.board.clock.ticks_ms()
         with self:  # an exception: fail_safe() (__exit__), and the loop goes on
+            self.link.sync_lock()  # after a restore, an alarm halt or a suspend
             self.pump.tick(now)
             self.sup.check_in(_T_TICK, now)  # a tick that raised does not count as alive
         self.alarms.tick(now)

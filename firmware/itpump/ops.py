@@ -31,7 +31,7 @@ _OPS = const((
     ("bolus", 2, _RX), ("patient_bolus", 2, ("pump", "doc", "journal", "time")),
     ("calibrate", 3, ("pump", "doc", "journal", "cal")), ("time_set", 3, ("pump", "doc", "journal", "time")),
     ("ack", 3, ("pump", "doc", "sup")), ("keys", 3, "identity"),
-    ("service", 3, ("pump", "doc", "journal", "sup", "board"))))
+    ("service", 3, ("pump", "doc", "journal", "sup", "board", "link"))))
 # a real board refuses the virtual board's fault injection by name, not as an unknown op
 _SIM_OPS = const(("sim.clock", "sim.advance", "sim.hang", "sim.reset", "sim.fault"))
 
@@ -43,11 +43,11 @@ class Refused(protocol.ProtocolError):
 class Table:
     """The ops by name for protocol.dispatch (get, as a dict's), built once at boot: pump, doc the state
     document (statedoc), journal, time (timekeeping), sup the supervisor, identity, board, status() the
-    device's part of the status op, cal the board's calibration. An op's handler and its parts are made
-    when it is asked for, so the table keeps no object per op (docs/firmware.md). A board's own ops
-    (the sim's fault injection: board.sim_ops()) are added."""
+    device's part of the status op, link (its REPL lock), cal the board's calibration. An op's handler
+    and its parts are made when it is asked for, so the table keeps no object per op (docs/firmware.md).
+    A board's own ops (the sim's fault injection: board.sim_ops()) are added."""
 
-    def __init__(self, pump, doc, journal, time, sup, identity, board, status):
+    def __init__(self, pump, doc, journal, time, sup, identity, board, status, link):
         self.pump = pump
         self.doc = doc
         self.journal = journal
@@ -56,6 +56,7 @@ class Table:
         self.identity = identity
         self.board = board
         self.status = status
+        self.link = link
         self.cal = getattr(board, "calibration", None) or {}
 
     def get(self, name, default=None):

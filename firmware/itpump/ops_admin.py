@@ -63,7 +63,7 @@ def op_service(parts, args):
     logged), then the REPL opens (flashing, diagnosis). The next reset is announced to the supervisor
     as intentional. Resume: suspend {"on": false}, or a restart (after flashing)."""
     protocol.check_args(args, {})
-    p, doc, journal, sup, board = parts
+    p, doc, journal, sup, board, link = parts
     th = p.therapy
     left = th.bolus_left_nl if th is not None and th.bolus_kind is not None else 0
     svc = False
@@ -80,6 +80,6 @@ def op_service(parts, args):
     p.halt_motor()
     sup.note_intentional_reset()
     p.log_safety(halts.S_SERVICE, p.line.pressure_pa, left)
-    p.sync_repl_lock()  # suspended: open for mpremote
+    link.sync_lock()  # suspended: open for mpremote
     return {"suspended": th is not None and th.suspended, "resume_on_restart": svc, "bolus_abandoned_nl": left,
             "repl": "open"}

@@ -5,9 +5,8 @@ import struct
 
 from micropython import const
 
-from itpump import alarms, eventlog, halts, store
+from itpump import alarms, drugs, eventlog, halts, store
 from itpump.dosing import Dosing
-from itpump.drugs import MAX_BOLUS_NL, MAX_DAILY_NL, MAX_RATE_NL_PER_H
 from itpump.guard import Guard, Limits
 from itpump.line import S_STALL, Line
 from itpump.prescription import DAY_MS
@@ -37,10 +36,12 @@ def hard_limits(pl_per_step, pass_excess_pl=0):
     volume, not only in mean steps. The rate stays in mean steps: counted at the largest step it would
     throttle a prescription at the device's maximum rate by the profile's depth (a 1 mL/h prime would
     lose a sixth at +-20 %); within a pass the volume rate may exceed it by pass_excess_pl."""
-    lim = Limits.from_nl(pl_per_step, MAX_RATE_NL_PER_H, MAX_RATE_NL_PER_H, MAX_DAILY_NL + MAX_BOLUS_NL)
+    rate = drugs.MAX_RATE_NL_PER_H
+    day = drugs.MAX_DAILY_NL + drugs.MAX_BOLUS_NL
+    lim = Limits.from_nl(pl_per_step, rate, rate, day)
     if pass_excess_pl > 0:
-        lim = Limits(lim.max_rate_steps_per_h, (MAX_RATE_NL_PER_H * 1000 - pass_excess_pl) // pl_per_step,
-                     ((MAX_DAILY_NL + MAX_BOLUS_NL) * 1000 - pass_excess_pl) // pl_per_step)
+        lim = Limits(lim.max_rate_steps_per_h, (rate * 1000 - pass_excess_pl) // pl_per_step,
+                     (day * 1000 - pass_excess_pl) // pl_per_step)
     return lim
 
 
@@ -73,8 +74,6 @@ class Pump:
         self._last = self.clock.ticks_ms()
         self.backlog = 0  # steps granted by the guard, not yet handed to the motor
         self.enabled = False  # motor enabled (a prescription runs and nothing halts it)
-        self._set_repl_lock = getattr(board, "set_repl_lock", None)
-        self.repl_locked = False
         # volumes (nL): since the last refill (< 2**30, persisted with the reserve mark), lifetime, today
         self.delivered_nl = 0
         self.reserved_nl = 0
@@ -106,7 +105,6 @@ class Pump:
         if tod >= DAY_MS:
             tod %= DAY_MS
         self.tod_ms = tod
-        self.sync_repl_lock()  # after a restore, an alarm halt or a suspend
         motor = self.motor
         if motor is None:
             return
@@ -222,16 +220,6 @@ class Pump:
             self.stop(halts.H_GUARD, alarms.DOSE_GUARD)
         elif self.dosing.over_confirmed > _MISMATCH_STEPS:
             self.stop(halts.H_MISMATCH, alarms.STEP_MISMATCH)
-
-    def sync_repl_lock(self):
-        """Lock the REPL (Ctrl-C on the link is data) whenever a therapy is programmed and not suspended,
-        halted by an alarm or not: leaving for the REPL would silence the alarm and stop the pump unseen.
-        Suspend or the service op open it. Called after every request and every tick."""
-        th = self.therapy
-        want = th is not None and not th.suspended
-        if want != self.repl_locked and self._set_repl_lock is not None:
-            self._set_repl_lock(want)
-            self.repl_locked = want
 
     # -- stopping (may allocate: not the steady state) --------------------------------------------
     def halt_motor(self):

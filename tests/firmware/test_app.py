@@ -168,7 +168,7 @@ def test_ctrl_c_while_therapy_runs_is_told_why_the_repl_stays_locked():
     b.serial.feed(b"\x01")
     a.poll_link()
     assert replies(b) == []  # at rest the REPL is not locked: nothing to say (Ctrl-C interrupts)
-    a.pump.repl_locked = True
+    a.link.locked = True
     b.set_repl_lock(True)
     b.serial.feed(b"\r\x03\x03\x01")
     a.poll_link()
