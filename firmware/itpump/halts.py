@@ -28,20 +28,21 @@ H_CONDITION = const(H_OCCLUSION | H_LEAK | H_SENSOR | H_BATTERY)
 RELEARN_AFTER = const(H_STALL | H_LEAK | H_SENSOR)
 # Saved with the state: every halt but safe mode (the supervisor keeps its own record).
 SAVED = const(~H_SAFE)
-# The halt table, a row of two per bit (row i is bit 1 << i): the name on the link, and the alarm that
-# halts and whose acknowledgement releases it (-1: none). Flat, not a tuple per row: 10 fewer objects.
-HALTS = (
-    "reservoir_empty", alarms.RESERVOIR_EMPTY,  # H_EMPTY (released by a refill, not the acknowledgement)
-    "dose_guard", alarms.DOSE_GUARD,  # H_GUARD
-    "step_mismatch", alarms.STEP_MISMATCH,  # H_MISMATCH
-    "stall", alarms.STALL,  # H_STALL
-    "internal", alarms.INTERNAL,  # H_INTERNAL
-    "occlusion", alarms.OCCLUSION,  # H_OCCLUSION
-    "leak", alarms.LEAK,  # H_LEAK
-    "pressure_sensor", alarms.SENSOR_FAULT,  # H_SENSOR
-    "battery_eos", alarms.BATTERY_EOS,  # H_BATTERY
+# The halt table, a row of two per bit (row i is bit 1 << i): the name on the link, and the alarm code that
+# halts and whose acknowledgement releases it (-1: none). Flat, not a tuple per row: 10 fewer objects; a
+# const in flash, so the codes are alarms' numbers (tests/firmware/test_halts.py checks them).
+HALTS = const((
+    "reservoir_empty", 5,  # H_EMPTY: RESERVOIR_EMPTY (released by a refill, not the acknowledgement)
+    "dose_guard", 3,  # H_GUARD: DOSE_GUARD
+    "step_mismatch", 11,  # H_MISMATCH: STEP_MISMATCH
+    "stall", 2,  # H_STALL: STALL
+    "internal", 12,  # H_INTERNAL: INTERNAL
+    "occlusion", 0,  # H_OCCLUSION: OCCLUSION
+    "leak", 1,  # H_LEAK: LEAK
+    "pressure_sensor", 10,  # H_SENSOR: SENSOR_FAULT
+    "battery_eos", 8,  # H_BATTERY: BATTERY_EOS
     "safe_mode", -1,  # H_SAFE (acknowledging INTERNAL releases it: ack)
-)
+))
 H_BY_ALARM = {HALTS[i + 1]: 1 << (i >> 1) for i in range(0, len(HALTS), 2) if HALTS[i + 1] != -1}
 # The SAFETY record kinds of stops and resumes (positions in eventlog.SAFETY_KINDS; the line's: line.py)
 S_BATTERY_EOS = const(5)
