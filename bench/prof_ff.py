@@ -40,7 +40,8 @@ vfs.mount(vfs.VfsLfs2(fl), "/fl")
 simrom.world = simhw.World(clk, open(TMP + "/plant.json", "w+"), 1)
 import board
 b = board.build()
-""" + MP_KEYED_APP + r"""nt = clk.ticks_add(clk.ticks_ms(), app.TICK_MS)
+""" + MP_KEYED_APP + r"""from itpump import pump
+nt = clk.ticks_add(clk.ticks_ms(), pump.TICK_MS)
 for _ in range(50):  # the program's first ticks at the real rate
     nt = a.step(nt)
 

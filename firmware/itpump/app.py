@@ -14,17 +14,16 @@ import itpump
 for _m in itpump.MODULES:
     __import__("itpump." + _m)
     gc.collect()
+del _m  # not a global of the app's: a module dict slot
 
-from itpump import VERSION, alarms, eventlog, halts, link, ops, ops_bolus, power, protocol, pump, supervisor  # noqa: E402
+from itpump import alarms, eventlog, halts, journal, link, ops, ops_bolus, power, protocol, pump, supervisor  # noqa: E402
 from itpump.identity import Identity  # noqa: E402
-from itpump.journal import Journal, err_text  # noqa: E402
 from itpump.statedoc import StateDoc  # noqa: E402
 from itpump.timekeeping import Time  # noqa: E402
 
-TICK_MS = pump.TICK_MS  # control tick period
 # Watchdog: inside rp2's 8388 ms maximum; long enough for the virtual board's fast clock (ticks up to 5 s
 # apart). A hung loop issues no new moves (a move lasts <= 90 ms): no motor while the watchdog waits.
-WDT_TIMEOUT_MS = const(8000)
+_WDT_TIMEOUT_MS = const(8000)
 # Supervised tasks and their check-in deadlines (ms): missing one stops the feed (the board resets). Their
 # ids are their places here (Supervisor.add_task numbers them in order).
 _TASKS = const((("tick", 6000), ("link", 6000), ("housekeeping", 7000)))
@@ -38,7 +37,7 @@ _DELIVERY_LOG_S = const(3600)  # a DELIVERY record every hour
 # collections makes each search further (the rp2 tick grew 2.7 -> 6.5 % in an hour; docs/epico.md).
 _GC_S = const(60)
 _MAX_LINES_PER_POLL = const(4)  # requests handled per pass of the loop before the tick's turn
-DEFAULT_PL_PER_STEP = 20000
+_DEFAULT_PL_PER_STEP = const(20000)
 
 
 class App:
@@ -50,7 +49,7 @@ class App:
         self.time = Time(clock)
         self.alarms = alarms.AlarmManager(clock, getattr(board, "buzzer", None), getattr(board, "led", None))
         self.sup = sup = supervisor.Supervisor(getattr(board, "wdt", None) or supervisor.NoWdt(), clock,
-                                               supervisor.JsonRecord(root + "data/sup.json"), WDT_TIMEOUT_MS)
+                                               supervisor.JsonRecord(root + "data/sup.json"), _WDT_TIMEOUT_MS)
         for name, deadline_ms in _TASKS:
             sup.add_task(name, deadline_ms)
         self._late_seen = False
@@ -61,11 +60,11 @@ class App:
         self.cal_problem = None  # why the board's calibration could not be used
         if "data" not in os.listdir(root):  # storage first: everything after may log
             os.mkdir(root + "data")
-        self.journal = journal = Journal(root + "data/log", clock, self.time.wall, board.serial.write)
-        self.log = journal.log
-        self.alarms.add_listener(journal.on_alarm)
+        self.journal = jl = journal.Journal(root + "data/log", clock, self.time.wall, board.serial.write)
+        self.log = jl.log
+        self.alarms.add_listener(jl.on_alarm)
         cal = getattr(board, "calibration", None) or {}
-        pl = cal.get("pl_per_step", DEFAULT_PL_PER_STEP)
+        pl = cal.get("pl_per_step", _DEFAULT_PL_PER_STEP)
         try:
             self.pump = p = pump.Pump(board, self.alarms, pl, self.log, cal)
         except ValueError as e:  # a bad line calibration: no detector, so no delivery until a clinician acks
@@ -79,14 +78,14 @@ class App:
             except ValueError as e:
                 self.cal_problem = str(e)
                 self.alarms.raise_alarm(alarms.INTERNAL)
-        self.identity = Identity(board, root, journal)
+        self.identity = Identity(board, root, jl)
         self.auth = self.identity.auth
-        self.doc = StateDoc(root + "data/state", p, self.time, journal)
+        self.doc = StateDoc(root + "data/state", p, self.time, jl)
         self.doc.restore()
         # the reset cause against the supervisor's own marker, the boot-loop guard (a persisted count)
         self.boot_info = halts.after_reset(p, sup.boot(board.reset_cause()))
         self.link = link.Link(board, p, self.auth)  # the ops' service op opens the REPL through it
-        self.ops = self.link.ops = ops.Table(p, self.doc, journal, self.time, sup, self.identity, board,
+        self.ops = self.link.ops = ops.Table(p, self.doc, jl, self.time, sup, self.identity, board,
                                              self.status, self.link)
 
     def poll_link(self):
@@ -152,7 +151,7 @@ class App:
     def fail_safe(self, e):
         """Any exception in the loop: motor stopped, INTERNAL alarm, told on the link; raises nothing."""
         halts.fault(self.pump, self.board)
-        self.last_error = err_text(e)
+        self.last_error = journal.err_text(e)
         try:
             self.board.serial.write(protocol.event_line("internal", {"error": self.last_error}))
         except Exception:
@@ -181,7 +180,7 @@ class App:
         self.journal.event(eventlog.BOOT, eventlog.reset_cause_index(cause), self.doc.boot_count)
         self.doc.try_save()  # boot_count and the recovered totals are on flash before delivery
         self.board.serial.write(protocol.event_line("boot", {
-            "fw": VERSION, "board": self.board.name, "reset_cause": cause, "device_id": self.identity.device_id,
+            "fw": itpump.VERSION, "board": self.board.name, "reset_cause": cause, "device_id": self.identity.device_id,
             "keys": self.identity.keys_state}))
 
     def step(self, next_tick):
@@ -194,16 +193,16 @@ class App:
             self.board.serial.wait(wait_ms)
             return next_tick
         self.tick()
-        next_tick = clock.ticks_add(next_tick, TICK_MS)
+        next_tick = clock.ticks_add(next_tick, pump.TICK_MS)
         if clock.ticks_diff(next_tick, now) <= 0:  # fell behind (slow host, fast clock): no burst
-            next_tick = clock.ticks_add(now, TICK_MS)
+            next_tick = clock.ticks_add(now, pump.TICK_MS)
         return next_tick
 
     def run(self):
         self.sup.start()  # the hardware watchdog, fed by sup.service() while every task checks in
         self.boot()
         clock = self.board.clock
-        next_tick = clock.ticks_add(clock.ticks_ms(), TICK_MS)
+        next_tick = clock.ticks_add(clock.ticks_ms(), pump.TICK_MS)
         while True:
             next_tick = self.step(next_tick)
 
@@ -211,7 +210,7 @@ class App:
         """The device's part of the status op (ops.op_status adds delivery's)."""
         self.time.update()
         gc.collect()
-        st = {"fw": VERSION, "board": self.board.name, "device_id": self.identity.device_id,
+        st = {"fw": itpump.VERSION, "board": self.board.name, "device_id": self.identity.device_id,
               "uptime_ms": self.time.ms(), "reset_cause": self.board.reset_cause(), "mem_free": gc.mem_free(),
               "mem_alloc": gc.mem_alloc(), "ticks": self.ticks, "platform": sys.platform}
         b = self.battery

@@ -9,7 +9,7 @@ from itpump.prescription import DAY_MS
 from itpump.pulsation import BLIND_MAX, PHASE_MAX, PROFILE_BINS, Pulsation
 
 CHUNK_MS = const(1000)  # rate * CHUNK_MS + 3600 < 2**30 for any rate <= MAX_RATE_NL_PER_H
-# A gap up to the app's watchdog timeout (app.WDT_TIMEOUT_MS) is delivered: a loop stalled longer is
+# A gap up to the app's watchdog timeout (8 s, app.py) is delivered: a loop stalled longer is
 # reset by the watchdog, so such a gap is the loop's own (a slow flash write, the virtual board's
 # fast-forward ticks, up to 7.7 s apart); its volume is the programmed rate integrated over the gap
 # (at most 8 s of basal, ~1 uL at the 500 uL/h maximum; a bolus stays capped at its volume), still

@@ -21,7 +21,7 @@ V_RATE = const(1)
 V_1H = const(2)
 V_24H = const(4)
 
-_STATE_VERSION = 1
+_STATE_VERSION = const(1)
 
 
 class Limits:

@@ -40,10 +40,8 @@ class BatteryMonitor:
         self.hyst_mv = hyst_mv_per_cell * cells
         self.replaced_mv = replaced_mv_per_cell * cells
         self._buf = array("i", [0] * n_avg)
-        self._n = n_avg
-        self._i = 0
+        self._i = -1  # the window's next slot; -1 before the first sample
         self._sum = 0
-        self._primed = False
         self.state = OK
         self.avg_mv = 0
         self.fault = False  # last sample implausible (not averaged): SENSOR_FAULT for the app
@@ -79,18 +77,19 @@ class BatteryMonitor:
 
     def _average(self, mv):
         """A plausible sample into the moving window; returns the window's mean."""
-        if not self._primed:  # first sample fills the window: no false EOS from an empty average
-            for j in range(self._n):
+        n = len(self._buf)
+        i = self._i
+        if i < 0:  # first sample fills the window: no false EOS from an empty average
+            for j in range(n):
                 self._buf[j] = mv
-            self._sum = mv * self._n
-            self._primed = True
+            self._sum = mv * n
+            self._i = 0
         else:
-            i = self._i
             self._sum += mv - self._buf[i]
             self._buf[i] = mv
             i += 1
-            self._i = 0 if i == self._n else i
-        return self._sum // self._n
+            self._i = 0 if i == n else i
+        return self._sum // n
 
     def alarm(self):
         """Alarm code for the current state, or -1 when OK."""
@@ -99,7 +98,7 @@ class BatteryMonitor:
     def shown_state(self):
         """The state as the reading supports it: UNKNOWN while the last one was implausible or before
         the first plausible one (alarms follow `state`, which an implausible reading leaves alone)."""
-        return UNKNOWN if self.fault or not self._primed else self.state
+        return UNKNOWN if self.fault or self._i < 0 else self.state
 
     def status(self):
         return {"state": STATE_NAMES[self.shown_state()], "avg_mv": self.avg_mv, "fault": self.fault,

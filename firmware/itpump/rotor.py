@@ -10,7 +10,7 @@ ROTOR_MASK = const(0x3FFFFFFF)  # board.rotor.edges() wraps at 2**30
 # device's maximum rate included (18.5 steps/s of 15 nL).
 _PIN_BATCH = const(3)
 _MATCH_MILLI = const(2500)  # a measured gap names a kept magnet within 2.5 steps (pinning: +-2)
-NONE = const(0)
+_NONE = const(0)
 EDGE = const(1)  # an accepted pass start: batch and lead say where (Pump calls dosing.index_edge)
 STALL = const(2)  # too many confirmed steps without an edge
 
@@ -52,18 +52,18 @@ class Index:
             self._gap_steps += c
 
     def read(self):
-        """NONE, EDGE (edge_batch and lead are this edge's; the caller sets steps to the batch's steps
+        """_NONE, EDGE (edge_batch and lead are this edge's; the caller sets steps to the batch's steps
         after the edge) or STALL."""
         e = self.sensor.edges()
         n = (e - self.last) & ROTOR_MASK
         b = self.batch
         self.batch = 0
         if not n:
-            return STALL if self.steps > self.stall_steps else NONE
+            return STALL if self.steps > self.stall_steps else _NONE
         self.last = e
         if self.seen and self.steps < self.bounce_steps:
             self.early += n
-            return NONE
+            return _NONE
         self.early += n - 1  # two pass starts in one read: one is bounce
         self.seen = True
         self.edges += 1

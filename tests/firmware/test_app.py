@@ -6,7 +6,7 @@ import pytest
 import scratch
 
 from fakes import TICKS_PERIOD, FakeBoard, FakePumpBoard, pump_ticks_locked
-from itpump import VERSION, alarms, app, auth, eventlog, halts
+from itpump import VERSION, alarms, app, auth, eventlog, halts, pump
 
 pytestmark = pytest.mark.micropython
 
@@ -66,7 +66,7 @@ class Rig:
         """Run the loop (link + ticks) for ms of fake time."""
         c = self.b.clock
         if self.nt is None:
-            self.nt = c.ticks_add(c.ticks_ms(), app.TICK_MS)
+            self.nt = c.ticks_add(c.ticks_ms(), pump.TICK_MS)
         end = c.ticks_add(c.ticks_ms(), ms)
         while c.ticks_diff(end, c.ticks_ms()) > 0:
             self.nt = self.a.step(self.nt)
@@ -207,11 +207,11 @@ def test_uptime_counts_across_the_tick_wrap():
 
 def test_ticks_do_not_burst_after_a_stall():
     b, a, r = make()
-    nt = b.clock.ticks_add(b.clock.ticks_ms(), app.TICK_MS)
+    nt = b.clock.ticks_add(b.clock.ticks_ms(), pump.TICK_MS)
     b.clock.advance(10000)  # the loop was stalled 10 s
     nt = a.step(nt)
     assert a.ticks == 1
-    assert 0 < b.clock.ticks_diff(nt, b.clock.ticks_ms()) <= app.TICK_MS
+    assert 0 < b.clock.ticks_diff(nt, b.clock.ticks_ms()) <= pump.TICK_MS
     r.close()
 
 

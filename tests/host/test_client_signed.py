@@ -7,7 +7,7 @@ import pytest
 import scratch
 
 from fakes import FakePumpBoard
-from itpump import app, auth, protocol
+from itpump import app, auth, protocol, pump
 from pumpctl import PumpctlError, keys, session
 from pumpctl.client import Client, DeviceError
 from pumpctl.session import Session
@@ -61,7 +61,7 @@ class AppLink:
     def run_ms(self, ms):
         c = self.board.clock
         if self.nt is None:
-            self.nt = c.ticks_add(c.ticks_ms(), app.TICK_MS)
+            self.nt = c.ticks_add(c.ticks_ms(), pump.TICK_MS)
         end = c.ticks_add(c.ticks_ms(), ms)
         while c.ticks_diff(end, c.ticks_ms()) > 0:
             self.nt = self.app.step(self.nt)
