@@ -3,6 +3,8 @@
 # The line model, the CUSUMs and the stair test: docs/occlusion.md.
 from micropython import const
 
+from itpump import check_int
+
 OK = const(0)
 OCCLUSION = const(1)
 LEAK = const(2)
@@ -11,6 +13,7 @@ SENSOR = const(4)
 CLEARED = const(5)  # once, on the tick an occlusion clears; released_nl says how much went in at once
 NAMES = ("ok", "occlusion", "leak", "stall", "sensor", "cleared")
 _GO = const(-1)  # internal: not decided yet
+_INT_MAX = const(0x3FFFFFFF)  # the largest small int on the chip
 
 _W_SHIFT = const(4)  # slow CUSUM on means of 16 ticks
 _W = const(16)
@@ -85,20 +88,15 @@ class Detector:
         for name, v in (("pl_per_step", pl_per_step), ("compliance_nl_per_kpa", compliance_nl_per_kpa),
                         ("resistance_pa_s_per_ul", resistance_pa_s_per_ul), ("noise_pa", noise_pa),
                         ("tick_ms", tick_ms), ("stuck_ticks", stuck_ticks)):
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError("%s must be a positive int, got %r" % (name, v))
-        if not isinstance(stall_margin_steps, int) or stall_margin_steps < 0:
-            raise ValueError("stall_margin_steps must be an int >= 0")
-        if not isinstance(leak_near_zero_pa, int) or leak_near_zero_pa < 0:
-            raise ValueError("leak_near_zero_pa must be an int >= 0")
-        if not isinstance(gross_pa, int) or gross_pa <= 0:
-            raise ValueError("gross_pa must be a positive int")
+            check_int(name, v, 1, _INT_MAX)
+        check_int("stall_margin_steps", stall_margin_steps, 0, _INT_MAX)
+        check_int("leak_near_zero_pa", leak_near_zero_pa, 0, _INT_MAX)
+        check_int("gross_pa", gross_pa, 1, _INT_MAX)
         self.tick_ms = tick_ms
         self.gross_q8 = gross_pa << 8
         self.c_nl_per_kpa = compliance_nl_per_kpa
         self.pl_per_step = pl_per_step
         tau_ms = resistance_pa_s_per_ul * compliance_nl_per_kpa // 1000  # (Pa s/uL)(nL/kPa) = 1e-6 s
-        self.tau_ms = tau_ms
         # decay per tick, bilinear (Tustin) stand-in for exp(-dt/tau): no float math, error < 1 %
         a = (2 * tau_ms - tick_ms) * 65536 // (2 * tau_ms + tick_ms)
         self._a_q16 = a if a > 0 else 0
@@ -112,50 +110,47 @@ class Detector:
         self.stuck_ticks = stuck_ticks
         self._c = [0] * (_C_DS + 1)  # the stair test (made once: the tick only rewrites its ints)
         self._c[_C_DP] = dp_q8
+        # What the detector learns and holds, set by reset() (Pa x 256 unless named otherwise).
+        # Noise: sigma of one reading and of a 16-tick mean, and the EWMAs of |successive difference|
+        # they come from (of readings, of window means).
+        self.sig_q8 = self.sigw_q8 = self._sabs = self._swabs = 0
+        # Baseline pressure (learned tip pressure + offset), the baseline when it armed (after priming:
+        # what a leak is judged against), its EWMA shift (armed at _ARM_SHIFT) and ticks at that shift.
+        self.b_q8 = self.bref_q8 = self._bshift = self._bn = 0
+        # The line model: pressure above the baseline expected from recent steps, and its long-run mean
+        # (the flow pressure Q*R).
+        self.x_q8 = self.xavg_q8 = 0
+        # Residuals: this tick's and the last, smoothed (and its peak in an occlusion), the last window's
+        # mean.
+        self._r = self._r_prev = self.rs_q8 = self._peak_rs = self._rw_prev = 0
+        # The CUSUMs (fast, slow rise, slow fall, onset tracker), the steps each counts towards its alarm
+        # (the slow rise's also every step since it left zero), the open window's sums (residual, steps,
+        # mean pressure) and ticks.
+        self.sf = self.ss = self.sl = self._so = 0
+        self._f_steps = self._s_steps = self._s_all = self._l_steps = self._o_steps = 0
+        self._wsum = self._wsteps = self._psum = self._wn = 0
+        # The motor: commanded steps not confirmed. The sensor: the last reading, ticks it repeated.
+        self.pending = self._last_p = self._same_n = 0
+        # The verdict, ticks towards clearing it, steps delivered into the rise before the alarm, volume
+        # held in the line's compliance now, and released when the last occlusion cleared.
+        self.state = OK
+        self._clear_n = self.onset_steps = self.stored_nl = self.released_nl = 0
         self.reset()
 
     def reset(self):
         """Forget the baseline and every fault (after priming, a refill, a clinician restart)."""
         n = self.noise_pa << 8
-        self.sig_q8 = n  # sigma of one reading, Pa x 256
-        self.sigw_q8 = n >> 2  # sigma of a 16-tick mean (white noise: sigma / 4)
-        self._sabs = n * 289 >> 8  # EWMA of |successive difference| = 1.128 sigma
+        self.sig_q8 = n
+        self.sigw_q8 = n >> 2  # white noise: a 16-tick mean has sigma / 4
+        self._sabs = n * 289 >> 8  # mean |successive difference| = 1.128 sigma
         self._swabs = self._sabs >> 2
-        self.b_q8 = 0  # baseline pressure (learned tip pressure + offset)
-        self.bref_q8 = 0  # the baseline when it armed (after priming): what a leak is judged against
-        self._bshift = 0
-        self._bn = 0
-        self.x_q8 = 0  # expected pressure above baseline from recent steps
-        self.xavg_q8 = 0  # its long-run mean: the flow pressure Q*R the model predicts
-        self._peak_rs = 0
-        self._r_prev = 0
-        self._r = 0
-        self.rs_q8 = 0  # smoothed residual
-        self.sf = 0
-        self.ss = 0
-        self.sl = 0
-        self._f_steps = 0
-        self._so = 0
-        self._o_steps = 0
-        self._s_steps = 0
-        self._s_all = 0
-        self._l_steps = 0
-        self._wsum = 0
-        self._wsteps = 0
-        self._psum = 0
-        self._wn = 0
-        self._rw_prev = 0
-        self.pw_q8 = 0  # last 16-tick mean pressure
-        self.pending = 0  # commanded steps not confirmed
-        self.state = OK
-        self.stored_nl = 0  # volume held in the line's compliance now (occlusion)
-        self.peak_nl = 0
-        self.released_nl = 0  # bolus released when the last occlusion cleared
-        self.onset_steps = 0  # steps delivered into the rising pressure before the alarm
-        self._clear_n = 0
+        self.b_q8 = self.bref_q8 = self._bshift = self._bn = 0
+        self.x_q8 = self.xavg_q8 = 0
+        self._r = self._r_prev = self.rs_q8 = self._peak_rs = self._rw_prev = 0
+        self.pending = self._same_n = 0
         self._last_p = -1
-        self._same_n = 0
-        self._stairs_clear()
+        self.onset_steps = self.released_nl = 0
+        self._rearm()
 
     def armed(self):
         return self._bshift >= _ARM_SHIFT
@@ -276,16 +271,21 @@ class Detector:
         self._wn += 1
         if self._wn < _W:
             return OK
+        return self._window(sig)
+
+    def _window(self, sig):
+        """A full window: its mean residual into the noise estimate and the slow CUSUMs, with the
+        allowance they share: noise and model (see _MODEL_X8)."""
         rw = self._wsum >> _W_SHIFT
-        self.pw_q8 = self._psum
         self._wsum = 0
-        self._psum = 0
         self._wn = 0
         sw = self.sigw_q8  # this window's tests use the estimate from before it
+        kw = (sw * _KS_X8 >> 3) + (self.xavg_q8 * _MODEL_X8 >> 3)
         self._window_noise(rw, sig)
-        res = self._rise(rw, sw)
+        res = self._rise(rw, sw, kw)
         if res == OK:
-            res = self._fall(rw, sw)
+            res = self._fall(rw, sw, kw)
+        self._psum = 0  # after _fall: a leak is judged on the window's mean pressure
         return res
 
     def _window_noise(self, rw, sig):
@@ -300,11 +300,10 @@ class Detector:
             lo = self.sig_q8 >> 2
             self.sigw_q8 = lo if s < lo else (sig if s > sig else s)
 
-    def _rise(self, rw, sw):
+    def _rise(self, rw, sw, kw):
         """The slow CUSUM of a rising mean: OCCLUSION or OK. Also counts the window's steps towards
         the leak CUSUM's: steps count towards an alarm only from windows that moved its CUSUM, so a
         pressure jump with the motor at rest (posture, a stuck sensor) is never called either."""
-        kw = (sw * _KS_X8 >> 3) + (self.xavg_q8 * _MODEL_X8 >> 3)  # noise and model (see _MODEL_X8)
         n = self._wsteps
         self._wsteps = 0
         if rw > kw:
@@ -326,15 +325,15 @@ class Detector:
         self.ss = ss
         return OK
 
-    def _fall(self, rw, sw):
+    def _fall(self, rw, sw, kw):
         """The slow CUSUM of a falling mean: LEAK, or a lower tip pressure learnt, or OK."""
-        sl = self.sl - rw - (sw * _KS_X8 >> 3) - (self.xavg_q8 * _MODEL_X8 >> 3)  # as in _rise
+        sl = self.sl - rw - kw
         if sl <= 0:
             sl = 0
             self._l_steps = 0
         elif sl > sw * _HS_X8 >> 3:
             sl = sw * _HS_X8 >> 3
-            pw = self.pw_q8
+            pw = self._psum  # the window's mean pressure
             if self._l_steps >= _MIN_STEPS and (pw < self.leak_zero_q8 or pw < self.bref_q8 >> 1):
                 self.state = LEAK
                 self._clear_n = 0
@@ -425,7 +424,6 @@ class Detector:
         self.state = OCCLUSION
         self.onset_steps = steps
         self._clear_n = 0
-        self.peak_nl = 0
         self._peak_rs = 0
         self._occluded()
         return OCCLUSION
@@ -434,15 +432,13 @@ class Detector:
         rs = self.rs_q8
         v = (rs if rs > 0 else 0) * self.c_nl_per_kpa // 256000  # Pa x C = nL
         self.stored_nl = v
-        if v > self.peak_nl:
-            self.peak_nl = v
         if rs > self._peak_rs:
             self._peak_rs = rs
         # cleared: the smoothed residual fell under a third of its peak (the stored volume drained)
         if rs < self._peak_rs // 3:
             self._clear_n += 1
             if self._clear_n >= _CLEAR_TICKS:
-                self.released_nl = self.peak_nl - v
+                self.released_nl = self._peak_rs * self.c_nl_per_kpa // 256000 - v  # the peak's volume less now
                 self._rearm()
                 return CLEARED
         else:

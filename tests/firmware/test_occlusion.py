@@ -80,7 +80,8 @@ def test_bad_calibration_is_refused():
 
 def test_model_constants():
     d = make()
-    assert d.tau_ms == 276
+    # tau = R C = 276 ms: the decay per 100 ms tick, bilinear
+    assert d._a_q16 == (2 * 276 - 100) * 65536 // (2 * 276 + 100)
     # one step is v/C = 25 Pa; spread over a 100 ms tick, 85 % of it is left at the sample
     assert 20 * 256 < d._dp_q8 < 25 * 256
 
@@ -343,7 +344,7 @@ def test_disconnection_is_a_leak_despite_a_sensor_offset():
     d, line = learned(73, 5, offset=450)
     line.leak = True
     hit = feed(d, line, 1200, every=5, stop_on=occ.LEAK)
-    assert hit is not None, (d.b_q8 >> 8, d.pw_q8 >> 8)
+    assert hit is not None, (d.b_q8 >> 8, d._psum >> 8)
 
 
 def test_lower_tip_pressure_is_relearned_with_a_sensor_offset_too():

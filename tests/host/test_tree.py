@@ -82,8 +82,9 @@ def _classes(src: str) -> dict[str, ast.ClassDef]:
 
 def undeclared(src: str, others: dict[str, ast.ClassDef] | None = None) -> list[str]:
     """'Class.attr' for each attribute a method sets that neither the class body, __init__ (with the
-    methods it calls on self) nor a base class (of this module, or by name in others) declares; and each
-    getattr / hasattr on self, an attribute created on demand."""
+    private methods it calls on self: a public one, reset() say, changes the state later and declares
+    nothing) nor a base class (of this module, or by name in others) declares; and each getattr /
+    hasattr on self, an attribute created on demand."""
     own = _classes(src)
     classes = {**(others or {}), **own}
 
@@ -99,7 +100,7 @@ def undeclared(src: str, others: dict[str, ast.ClassDef] | None = None) -> list[
             got |= _self_stores(meths[name])
             todo += [n.func.attr for n in ast.walk(meths[name]) if isinstance(n, ast.Call) and
                      isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) and
-                     n.func.value.id == "self"]
+                     n.func.value.id == "self" and n.func.attr.startswith("_")]
         for b in c.bases:
             name = b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else None
             if name in classes:
@@ -126,6 +127,7 @@ def test_the_check_finds_an_attribute_made_on_demand():
            "class B(A):\n def more(self):\n  self.a = 3\n")
     assert undeclared(src) == ["A.c", "A: getattr(self, 'd')"]
     assert undeclared("class C(m.A):\n def f(self):\n  self.a = 1\n", _classes(src)) == []
+    assert undeclared("class D:\n def __init__(self):\n  self.reset()\n def reset(self):\n  self.e = 0\n") == ["D.e"]
 
 
 FIRMWARE_CLASSES = {n: c for p in _modules("firmware", "boards") for n, c in _classes(p.read_text()).items()}
