@@ -415,8 +415,16 @@ function report() {
   if (t >= windowNs) {
     stats.bursts.push(burstMax);
     if (stats.bursts.length > 100000) stats.bursts.shift();
+    if (prof) {
+      profAdd(prof.worst, profBest);
+      if (prof.big && burstMax >= prof.big) { // this window's largest burst by PC, and its chip ms
+        const m = new Map();
+        profAdd(m, profBest);
+        prof.bigWindows.push([(t + chipNsBase) / 1e6, burstMax, [...m]]);
+      }
+      profBest = [];
+    }
     burstMax = 0;
-    if (prof) { profAdd(prof.worst, profBest); profBest = []; }
     windowNs = t + 100e6;
   }
   send({ ev: 'tick', t_ns: t + chipNsBase, steps: edgeAccum.n, edges: edgeAccum.all });
@@ -431,7 +439,7 @@ function statsReply() {
     resets: stats.resets, step_edges: stats.stepEdges, step_edges_enabled: stats.stepEdgesEnabled,
     flash_erased_bytes: stats.flashErasedBytes, flash_programmed_bytes: stats.flashProgrammedBytes,
     bursts: stats.bursts.slice(), pin_levels: chip.gpio.map((p) => (p.inputValue ? 1 : 0)),
-    profile: prof && { worst: [...prof.worst], all: [...prof.all], allocs: [...prof.allocs] },
+    profile: prof && { worst: [...prof.worst], all: [...prof.all], allocs: [...prof.allocs], big: prof.bigWindows },
   };
 }
 
@@ -454,7 +462,8 @@ function command(msg) {
   }
   if (msg.stats) send(statsReply());
   if (msg.profile !== undefined) { // start (or restart) a profile; 0 stops it
-    prof = msg.profile ? { worst: new Map(), all: new Map(), allocs: new Map(), trap: msg.trap || 0 } : null;
+    prof = msg.profile ? { worst: new Map(), all: new Map(), allocs: new Map(), trap: msg.trap || 0,
+      big: msg.big || 0, bigWindows: [] } : null;
     profCur = []; profBest = [];
   }
   if (msg.clear_bursts) stats.bursts = [];

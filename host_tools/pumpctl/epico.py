@@ -144,8 +144,9 @@ def command(directory=None, req: dict | None = None, timeout_s: float = 10.0) ->
     time per wall time: an idle chip may run ahead of the host), {"op": "stats"} (the runner's
     figures; "profile": 1 starts a profile, then each stats reply carries cycles by PC of each 100 ms
     window's largest burst and of all busy time, and "trap": ADDR counts the calls of the function at
-    ADDR, e.g. gc_alloc, by size and return addresses; bench/chip_profile.py). Returns the reply
-    dict; PumpctlError on an error reply."""
+    ADDR, e.g. gc_alloc, by size and return addresses; "big": CYCLES keeps apart each window whose
+    largest burst reaches CYCLES: its chip ms, cycles and cycles by PC; bench/chip_profile.py). Returns
+    the reply dict; PumpctlError on an error reply."""
     st = State(directory)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout_s)
@@ -428,7 +429,8 @@ class Controller(vboard.PtyBridge):
         elif op == "stats":
             self.waiting_stats.append(c)
             self._ctl_send({"stats": 1, **({"clear_bursts": 1} if req.get("clear_bursts") else {}),
-                            **({"profile": req["profile"], "trap": req.get("trap", 0)} if "profile" in req else {})})
+                            **({"profile": req["profile"], "trap": req.get("trap", 0), "big": req.get("big", 0)}
+                               if "profile" in req else {})})
         else:
             self._reply(c, {"error": f"unknown op {op!r} (set, fault, clear, counts, watch, hang, stats)"})
 
