@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import json
 import os
 import statistics
 import subprocess
@@ -49,6 +50,18 @@ def by_function(pairs, name) -> collections.Counter:
     return c
 
 
+CAUSES = ("littlefs (a flash write)", "gc.collect", "bytecode only (the tick, housekeeping)")
+
+
+def cause(fns: collections.Counter) -> str:
+    """What made a window's burst long, from its C functions: a littlefs call, a collection, or neither."""
+    if any(k.startswith("lfs2_") for k in fns):
+        return CAUSES[0]
+    if fns["gc_mark_subtree"] or fns["gc_collect_end"]:
+        return CAUSES[1]
+    return CAUSES[2]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--minutes", type=float, default=10.0, help="chip minutes of therapy (default 10)")
@@ -56,6 +69,10 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=25, help="C functions listed per segment (default 25)")
     ap.add_argument("--allocs", action="store_true", help="count gc_alloc calls (slower emulation)")
     ap.add_argument("--frozen", help="frozen image (default: pumpctl.fwbuild)")
+    ap.add_argument("--over", type=float, default=5.0,
+                    help="list the windows whose largest burst is over this %% of the tick (default 5)")
+    ap.add_argument("--top-windows", type=int, default=10, help="of those, the largest listed (default 10)")
+    ap.add_argument("--dump", help="write the listed windows' cycles by C function to this JSON file")
     a = ap.parse_args(argv)
     missing = epico.missing_prereqs()
     if missing:
@@ -67,7 +84,8 @@ def main(argv=None) -> int:
     os.environ["ITPUMP_KEYS_DIR"] = str(work / "keys")
     os.environ["ITPUMP_DATA_DIR"] = str(work / "data")
     d = work / "frozen"
-    req = {"op": "stats", "clear_bursts": 1, "profile": 1, "trap": addr["gc_alloc"] if a.allocs else 0}
+    req = {"op": "stats", "clear_bursts": 1, "profile": 1, "trap": addr["gc_alloc"] if a.allocs else 0,
+           "big": int(a.over / 100 * cf.CYCLES_PER_TICK)}
     print("EMULATED: frozen image on rp2040js, cycles at 125 MHz; tick = largest busy burst per 100 ms")
     try:
         port = epico.start(d, firmware=img, erase=True)
@@ -108,6 +126,24 @@ def main(argv=None) -> int:
     for k, _ in keys.most_common(a.top):
         print(f"  {k:<36} " + " | ".join(f"{c[k] / n:>9,.0f}" for c, n in cols))
     print(f"  {'(all)':<36} " + " | ".join(f"{sum(c.values()) / n:>9,.0f}" for c, n in cols))
+    big = [(t, c, by_function(pairs, name)) for _, _, p in segs for t, c, pairs in p["big"]]
+    n = sum(len(b) for _, b, _ in segs)
+    print(f"\nwindows over {a.over:g} % of the tick: {len(big)} of {n}, by what their largest burst ran:")
+    by_cause: dict = collections.defaultdict(list)
+    for w in big:
+        by_cause[cause(w[2])].append(w[1])
+    for k in CAUSES:
+        c = sorted(by_cause[k])
+        if c:
+            print(f"  {k:<40} {len(c):>6} windows, median {statistics.median(c) / cf.CYCLES_PER_TICK:6.2%}, "
+                  f"max {c[-1] / cf.CYCLES_PER_TICK:6.2%}")
+    print(f"the {min(a.top_windows, len(big))} largest:")
+    for t, c, fns in sorted(big, key=lambda w: -w[1])[:a.top_windows]:
+        top = ", ".join(f"{k} {v / c:.0%}" for k, v in fns.most_common(4))
+        print(f"  therapy s {(t - t0) / 1000:7.1f}: {c:>10,} cycles ({c / cf.CYCLES_PER_TICK:6.2%})  {top}")
+    if a.dump:
+        Path(a.dump).write_text(json.dumps({"big": [[t - t0, c, fns.most_common()] for t, c, fns in big],
+                                            "bursts": [b for _, b, _ in segs]}))
     if a.allocs:
         calls: collections.Counter = collections.Counter()
         for key, n in last[2]["allocs"]:
